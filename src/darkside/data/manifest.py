@@ -1,0 +1,289 @@
+"""The manifest schema every dataset is converted to, and its validating loader.
+
+A prepared dataset is a folder ``data/prepared/<name>/`` with three files:
+
+``dataset.json``
+    ``{"name", "image_root", "source"}``: ``image_root`` is relative to the folder (or absolute).
+``manifest.csv``
+    One row per image, columns :data:`COLUMNS` (pose columns may be empty).
+``groundtruth.json``
+    Query ground truth and training pairs, see :class:`GroundTruth`. Never a pickle.
+
+Everything downstream of ``prepare_*`` reads only these files.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from darkside.atomic import atomic_path, atomic_write_json
+from darkside.errors import ManifestError
+
+#: Required columns, in file order.
+COLUMNS: tuple[str, ...] = ("path", "image_id", "split", "domain", "cluster", "place", "width", "height")
+#: Optional camera pose, world-to-camera (kapture / visuallocalization.net convention).
+POSE_COLUMNS: tuple[str, ...] = ("qw", "qx", "qy", "qz", "tx", "ty", "tz")
+DOMAINS: frozenset[str] = frozenset({"day", "sunset", "night", "other"})
+PROTOCOLS: frozenset[str] = frozenset({"revisited", "tokyo", "localization", "training"})
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One manifest row."""
+
+    path: str  # relative to the dataset's image root
+    image_id: str
+    split: str  # e.g. train / val / whiten / database / query / test
+    domain: str  # day / sunset / night / other
+    cluster: str  # scene or 3D-model id: positives share it, negatives differ
+    place: str  # place id (Tokyo: several scenes, i.e. directions, per place)
+    width: int
+    height: int
+    pose: tuple[float, ...] | None = None  # (qw, qx, qy, qz, tx, ty, tz), world-to-camera
+
+
+@dataclass
+class Manifest:
+    """A validated manifest: records in file order plus where their images live."""
+
+    name: str
+    root: Path  # the dataset folder
+    image_root: Path
+    records: list[ImageRecord]
+    source: str = ""
+    _index: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._index = {r.image_id: i for i, r in enumerate(self.records)}
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def index(self, image_id: str) -> int:
+        """Row number of ``image_id``."""
+        try:
+            return self._index[image_id]
+        except KeyError:
+            raise ManifestError(f"{self.root / 'manifest.csv'}: unknown image id {image_id!r}") from None
+
+    def image_path(self, record: ImageRecord) -> Path:
+        return self.image_root / record.path
+
+    def select(self, split: str | None = None, domain: str | None = None) -> list[ImageRecord]:
+        """Records of a split and/or domain, in manifest order."""
+        return [
+            r for r in self.records
+            if (split is None or r.split == split) and (domain is None or r.domain == domain)
+        ]
+
+    @property
+    def ids(self) -> list[str]:
+        return [r.image_id for r in self.records]
+
+
+@dataclass
+class Query:
+    """One query of a retrieval or localization protocol (ids refer to manifest rows)."""
+
+    query: str
+    positives: list[str] = field(default_factory=list)  # 'ok' (tokyo) or easy+hard (revisited)
+    junk: list[str] = field(default_factory=list)
+    easy: list[str] = field(default_factory=list)
+    hard: list[str] = field(default_factory=list)
+    bbox: tuple[float, float, float, float] | None = None  # x1, y1, x2, y2 in query pixels
+
+
+@dataclass
+class GroundTruth:
+    """Query ground truth and training pairs of a dataset.
+
+    ``protocol``: ``revisited`` (easy/hard/junk, queries cropped to ``bbox``, database = rows of
+    split ``database``), ``tokyo`` (every image queries all; ``positives``/``junk``),
+    ``localization`` (queries of split ``query`` against split ``database``, scored with poses),
+    ``training`` (no queries; ``pairs`` per split and optional ``day_night_pairs``).
+    """
+
+    protocol: str
+    queries: list[Query] = field(default_factory=list)
+    database_split: str | None = None  # None: every manifest row is in the database
+    pairs: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # split -> (query, positive)
+    day_night_pairs: list[tuple[str, str]] = field(default_factory=list)  # (night, day) positives
+
+    def to_json(self) -> dict[str, Any]:
+        queries = []
+        for q in self.queries:
+            entry: dict[str, Any] = {"query": q.query, "junk": list(q.junk)}
+            if self.protocol == "revisited":
+                entry["easy"], entry["hard"] = list(q.easy), list(q.hard)
+            else:
+                entry["positives"] = list(q.positives)
+            entry["bbox"] = list(q.bbox) if q.bbox is not None else None
+            queries.append(entry)
+        return {
+            "protocol": self.protocol,
+            "database_split": self.database_split,
+            "queries": queries,
+            "pairs": {k: [list(p) for p in v] for k, v in self.pairs.items()},
+            "day_night_pairs": [list(p) for p in self.day_night_pairs],
+        }
+
+
+def _gt_error(path: Path, where: str, msg: str) -> ManifestError:
+    return ManifestError(f"{path}: {where}: {msg}")
+
+
+def parse_groundtruth(obj: Any, path: Path, known_ids: set[str]) -> GroundTruth:
+    """Validate a decoded ``groundtruth.json`` against the manifest's ids."""
+    if not isinstance(obj, dict):
+        raise _gt_error(path, "top level", "expected an object")
+    unknown = set(obj) - {"protocol", "database_split", "queries", "pairs", "day_night_pairs"}
+    if unknown:
+        raise _gt_error(path, sorted(unknown)[0], "unknown key")
+    protocol = obj.get("protocol")
+    if protocol not in PROTOCOLS:
+        raise _gt_error(path, "protocol", f"{protocol!r} is not one of {sorted(PROTOCOLS)}")
+
+    def ids(value: Any, where: str) -> list[str]:
+        if not isinstance(value, list):
+            raise _gt_error(path, where, "expected a list of image ids")
+        for v in value:
+            if v not in known_ids:
+                raise _gt_error(path, where, f"image id {v!r} is not in the manifest")
+        return [str(v) for v in value]
+
+    queries: list[Query] = []
+    for i, q in enumerate(obj.get("queries", [])):
+        where = f"queries[{i}]"
+        if not isinstance(q, dict) or "query" not in q:
+            raise _gt_error(path, where, "expected an object with a 'query' id")
+        qid = ids([q["query"]], f"{where}.query")[0]
+        bbox = q.get("bbox")
+        if bbox is not None:
+            if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
+                raise _gt_error(path, f"{where}.bbox", "expected [x1, y1, x2, y2]")
+            bbox = tuple(float(v) for v in bbox)
+        if protocol == "revisited":
+            for key in ("easy", "hard", "junk"):
+                if key not in q:
+                    raise _gt_error(path, f"{where}.{key}", "missing (revisited protocol needs easy, hard, junk)")
+            queries.append(Query(qid, junk=ids(q["junk"], f"{where}.junk"), easy=ids(q["easy"], f"{where}.easy"),
+                                 hard=ids(q["hard"], f"{where}.hard"), bbox=bbox,
+                                 positives=ids(q["easy"], "") + ids(q["hard"], "")))
+        else:
+            if "positives" not in q:
+                raise _gt_error(path, f"{where}.positives", "missing")
+            queries.append(Query(qid, positives=ids(q["positives"], f"{where}.positives"),
+                                 junk=ids(q.get("junk", []), f"{where}.junk"), bbox=bbox))
+    pairs: dict[str, list[tuple[str, str]]] = {}
+    for split, plist in (obj.get("pairs") or {}).items():
+        checked = []
+        for j, p in enumerate(plist):
+            if not (isinstance(p, list) and len(p) == 2):
+                raise _gt_error(path, f"pairs.{split}[{j}]", "expected [query, positive]")
+            a, b = ids(p, f"pairs.{split}[{j}]")
+            checked.append((a, b))
+        pairs[split] = checked
+    dn = []
+    for j, p in enumerate(obj.get("day_night_pairs") or []):
+        if not (isinstance(p, list) and len(p) == 2):
+            raise _gt_error(path, f"day_night_pairs[{j}]", "expected [night, day]")
+        a, b = ids(p, f"day_night_pairs[{j}]")
+        dn.append((a, b))
+    return GroundTruth(protocol=protocol, queries=queries, database_split=obj.get("database_split"),
+                       pairs=pairs, day_night_pairs=dn)
+
+
+def _parse_row(row: dict[str, str], path: Path, line: int) -> ImageRecord:
+    for col in COLUMNS:
+        if not row.get(col, ""):
+            raise ManifestError(f"{path}:{line}: empty value in column {col!r}")
+    if row["domain"] not in DOMAINS:
+        raise ManifestError(f"{path}:{line}: unknown domain {row['domain']!r} (expected one of {sorted(DOMAINS)})")
+    try:
+        width, height = int(row["width"]), int(row["height"])
+    except ValueError:
+        raise ManifestError(f"{path}:{line}: width/height must be integers") from None
+    pose = None
+    values = [row.get(c, "") for c in POSE_COLUMNS]
+    if any(values):
+        try:
+            pose = tuple(float(v) for v in values)
+        except ValueError:
+            raise ManifestError(f"{path}:{line}: pose columns must all be numbers or all empty") from None
+    return ImageRecord(row["path"], row["image_id"], row["split"], row["domain"], row["cluster"], row["place"],
+                       width, height, pose)
+
+
+def load_manifest(dataset_dir: str | Path, check_files: bool = True) -> Manifest:
+    """Load and validate ``dataset.json`` + ``manifest.csv`` of a prepared dataset.
+
+    Raises :class:`ManifestError` naming the file and line for missing columns, unknown
+    domains, duplicate ids and (with ``check_files``) image paths that do not exist.
+    """
+    root = Path(dataset_dir)
+    meta_path, csv_path = root / "dataset.json", root / "manifest.csv"
+    for p in (meta_path, csv_path):
+        if not p.is_file():
+            raise ManifestError(f"{p}: missing (run the dataset's prepare step)")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{meta_path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    for key in ("name", "image_root"):
+        if key not in meta:
+            raise ManifestError(f"{meta_path}: missing key {key!r}")
+    image_root = Path(meta["image_root"])
+    if not image_root.is_absolute():
+        image_root = root / image_root
+    with csv_path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        header = reader.fieldnames or []
+        missing = [c for c in COLUMNS if c not in header]
+        if missing:
+            raise ManifestError(f"{csv_path}: missing column(s) {', '.join(missing)}")
+        records = [_parse_row(row, csv_path, i + 2) for i, row in enumerate(reader)]
+    seen: set[str] = set()
+    for i, r in enumerate(records):
+        if r.image_id in seen:
+            raise ManifestError(f"{csv_path}:{i + 2}: duplicate image id {r.image_id!r}")
+        seen.add(r.image_id)
+        if check_files and not (image_root / r.path).is_file():
+            raise ManifestError(f"{csv_path}:{i + 2}: image {image_root / r.path} does not exist")
+    return Manifest(name=meta["name"], root=root, image_root=image_root, records=records,
+                    source=meta.get("source", ""))
+
+
+def load_groundtruth(dataset_dir: str | Path, manifest: Manifest | None = None) -> GroundTruth:
+    """Load and validate ``groundtruth.json`` against the dataset's manifest."""
+    root = Path(dataset_dir)
+    manifest = manifest or load_manifest(root, check_files=False)
+    path = root / "groundtruth.json"
+    if not path.is_file():
+        raise ManifestError(f"{path}: missing (run the dataset's prepare step)")
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    return parse_groundtruth(obj, path, set(manifest.ids))
+
+
+def write_dataset(dataset_dir: str | Path, name: str, records: list[ImageRecord], groundtruth: GroundTruth,
+                  image_root: str = "images", source: str = "") -> Path:
+    """Write ``dataset.json``, ``manifest.csv`` and ``groundtruth.json`` atomically; return the folder."""
+    root = Path(dataset_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    parse_groundtruth(groundtruth.to_json(), root / "groundtruth.json", {r.image_id for r in records})
+    with atomic_path(root / "manifest.csv") as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(COLUMNS + POSE_COLUMNS)
+        for r in records:
+            pose = [repr(float(v)) for v in r.pose] if r.pose is not None else [""] * len(POSE_COLUMNS)
+            writer.writerow([r.path, r.image_id, r.split, r.domain, r.cluster, r.place, r.width, r.height, *pose])
+    atomic_write_json(root / "groundtruth.json", groundtruth.to_json())
+    atomic_write_json(root / "dataset.json", {"name": name, "image_root": image_root, "source": source,
+                                              "images": len(records)})
+    return root

@@ -1,0 +1,1 @@
+"""Descriptor extraction to HDF5 (multi-scale GeM, learned whitening) and the HDF5 layout."""
