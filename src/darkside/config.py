@@ -45,7 +45,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
 
 def validate(params: Any, source: str = "params.yaml") -> dict[str, Any]:
     """Validate ``params`` against the schema; raise :class:`ConfigError` naming the key path."""
-    validator = jsonschema.Draft7Validator(schema())
+    validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(params), key=lambda e: (len(list(e.absolute_path)), str(e.message)))
     if errors:
         # the deepest error is the most specific one (oneOf/anyOf wrap their branches' errors)

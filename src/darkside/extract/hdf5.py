@@ -15,6 +15,7 @@ This module imports no network code, so evaluation can read descriptors without 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,10 +81,8 @@ def read_descriptors(path: str | Path) -> DescriptorSet:
             attrs = {}
             for k, v in f.attrs.items():
                 if isinstance(v, str) and v[:1] in "[{":
-                    try:
+                    with contextlib.suppress(json.JSONDecodeError):
                         v = json.loads(v)
-                    except json.JSONDecodeError:
-                        pass
                 attrs[k] = v.item() if isinstance(v, np.generic) else v
     except OSError as exc:
         raise DarksideError(f"{p}: unreadable HDF5 file ({exc})") from None

@@ -1,0 +1,24 @@
+# darkside: the whole suite as one DAG. `snakemake --cores 2` runs the active preset of params.yaml
+# (default: mini, the synthetic benchmark on a CPU); `snakemake --profile slurm` submits to SLURM.
+# Every rule calls the `darkside` CLI, so any job can be run by hand; dvc.yaml mirrors these rules.
+
+from snakemake.utils import min_version
+
+min_version("8.0")
+
+
+configfile: "params.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/synthetic.smk"
+include: "workflow/rules/datasets.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/tables.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        ALL_TARGETS,

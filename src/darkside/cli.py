@@ -1,0 +1,279 @@
+"""The darkside command: every Snakemake rule and DVC stage calls one of its verbs.
+
+Any stage can therefore be run by hand. Heavy modules are imported inside the verbs to keep
+``--help`` instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from darkside.errors import DarksideError
+
+log = logging.getLogger("darkside")
+
+# verb name -> (help, add_arguments, run)
+Verb = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], object]]
+VERBS: dict[str, Verb] = {}
+
+
+def verb(name: str, help: str):
+    def register(fn: Callable[[argparse.Namespace], object]):
+        def wrap(add: Callable[[argparse.ArgumentParser], None]):
+            VERBS[name] = (help, add, fn)
+            return add
+        fn.arguments = wrap  # type: ignore[attr-defined]
+        return fn
+    return register
+
+
+def _preset(args: argparse.Namespace):
+    from darkside.config import load_preset
+    return load_preset(args.params, args.preset)
+
+
+def _device(name: str) -> str:
+    import torch
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DarksideError("device: 'cuda' requested but no CUDA device is available")
+    return name
+
+
+# --- params ------------------------------------------------------------------------------------------
+
+@verb("params", "validate params.yaml against the schema and print the active preset")
+def run_params(args: argparse.Namespace) -> None:
+    preset = _preset(args)
+    print(json.dumps({"preset": preset.name, **preset.raw}, indent=2, sort_keys=True))
+
+
+@run_params.arguments
+def _(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+# --- data --------------------------------------------------------------------------------------------
+
+@verb("synth", "generate the embedded synthetic day/night benchmark (all synth-* datasets)")
+def run_synth(args: argparse.Namespace) -> list[Path]:
+    from darkside.data.synthetic import SyntheticParams, generate
+    preset = _preset(args)
+    written = generate(Path(args.out), SyntheticParams.from_dict(preset.raw["data"]["synthetic"]))
+    if args.calibration:
+        # the calibration report is a metric: keep it with the other metric files, outside data/
+        import os
+        Path(args.calibration).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(Path(args.out) / "synthetic-calibration.json", args.calibration)
+        written.append(Path(args.calibration))
+    return written
+
+
+@run_synth.arguments
+def _(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="data/prepared", help="folder that receives data/prepared/synth-*")
+    p.add_argument("--calibration", default=None, help="where to put the night-model calibration JSON")
+
+
+@verb("contact-sheet", "figure of the same synthetic views at day, sunset and night")
+def run_contact_sheet(args: argparse.Namespace) -> Path:
+    from darkside.data.synthetic import contact_sheet
+    return contact_sheet(Path(args.dataset), Path(args.out), n_views=args.views)
+
+
+@run_contact_sheet.arguments
+def _(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, help="prepared Tokyo-like dataset folder")
+    p.add_argument("--out", required=True)
+    p.add_argument("--views", type=int, default=6)
+
+
+@verb("filter-day-night", "split the generator-training images into day and night lists")
+def run_filter_day_night(args: argparse.Namespace) -> Path:
+    from darkside.data.daynight import DayNightSettings, write_day_night_lists
+    from darkside.data.manifest import load_manifest
+    preset = _preset(args)
+    manifest = load_manifest(args.dataset)
+    return write_day_night_lists(manifest, DayNightSettings.from_dict(preset.raw["day_night"]), args.out,
+                                 args.report, split=args.split)
+
+
+@run_filter_day_night.arguments
+def _(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, help="prepared dataset folder")
+    p.add_argument("--split", default="train")
+    p.add_argument("--out", required=True, help="folder for day.txt and night.txt")
+    p.add_argument("--report", required=True, help="JSON report (counts, classifier accuracy)")
+
+
+# --- models and descriptors --------------------------------------------------------------------------
+
+@verb("init-model", "build a backbone + GeM embedding (ImageNet weights or seeded random init)")
+def run_init_model(args: argparse.Namespace) -> Path:
+    from darkside.extract.global_descriptors import init_model
+    preset = _preset(args)
+    return init_model(preset.backbone(args.backbone), Path(args.out), seed=args.seed)
+
+
+@run_init_model.arguments
+def _(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backbone", required=True, help="a key of the preset's `backbones`")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _clahe(args: argparse.Namespace):
+    from darkside.data.photometric import ClaheSettings
+    return ClaheSettings(enabled=args.clahe)
+
+
+@verb("whiten", "learn the whitening (Lw) of a model on a dataset's whitening pairs")
+def run_whiten(args: argparse.Namespace) -> Path:
+    from darkside.extract.global_descriptors import fit_whitening
+    preset = _preset(args)
+    settings = preset.extract
+    size = preset.raw["whitening"]["image_size"]
+    settings = type(settings)(size, settings.scales, settings.batch_size, settings.on_corrupt)
+    return fit_whitening(Path(args.model), Path(args.dataset), Path(args.out), settings, _clahe(args),
+                         _device(preset.device), split=args.split)
+
+
+@run_whiten.arguments
+def _(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True)
+    p.add_argument("--dataset", required=True, help="prepared dataset folder with whitening pairs")
+    p.add_argument("--split", default="whiten")
+    p.add_argument("--out", required=True)
+    p.add_argument("--clahe", action="store_true", help="CLAHE on the L channel before the network")
+
+
+@verb("extract", "multi-scale global descriptors of a dataset to HDF5")
+def run_extract(args: argparse.Namespace) -> Path:
+    from darkside.extract.global_descriptors import extract_dataset
+    preset = _preset(args)
+    settings = preset.extract
+    if args.on_corrupt:
+        settings = type(settings)(settings.image_size, settings.scales, settings.batch_size, args.on_corrupt)
+    return extract_dataset(Path(args.model), Path(args.dataset), Path(args.out), settings, _clahe(args),
+                           Path(args.whitening) if args.whitening else None, _device(preset.device),
+                           preset.name, settings.on_corrupt)
+
+
+@run_extract.arguments
+def _(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--whitening", default=None)
+    p.add_argument("--clahe", action="store_true")
+    p.add_argument("--on-corrupt", choices=["error", "skip"], default=None,
+                   help="override the preset: stop on a corrupt image, or skip it and count it")
+
+
+# --- evaluation and tables ---------------------------------------------------------------------------
+
+@verb("score", "retrieval / localization metrics of a descriptor file to JSON")
+def run_score(args: argparse.Namespace) -> Path:
+    from darkside.evaluate.score import score_dataset
+    preset = _preset(args)
+    return score_dataset(Path(args.descriptors), Path(args.dataset), preset.evaluate, Path(args.out),
+                         Path(args.pairs_dir) if args.pairs_dir else None)
+
+
+@run_score.arguments
+def _(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--descriptors", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--pairs-dir", default=None, help="where to export retrieval pairs / poses files")
+
+
+@verb("tables", "regenerate the paper's tables from the metric files")
+def run_tables(args: argparse.Namespace) -> list[Path]:
+    from darkside.tables.build import build_tables
+    preset = _preset(args)
+    return build_tables(preset, Path(args.metrics), Path(args.out), tables=args.table)
+
+
+@run_tables.arguments
+def _(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--metrics", default="results/metrics")
+    p.add_argument("--out", default="results/tables")
+    p.add_argument("--table", action="append", default=None, help="only this table (e.g. table1); repeatable")
+
+
+@verb("dvc-yaml", "write dvc.yaml from the Snakemake DAG of the current params (keeps the two in sync)")
+def run_dvc_yaml(args: argparse.Namespace) -> Path:
+    from darkside.orchestration import write_dvc_yaml
+    return write_dvc_yaml(Path(args.out), params=Path(args.params))
+
+
+@run_dvc_yaml.arguments
+def _(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="dvc.yaml")
+
+
+# --- entry point -------------------------------------------------------------------------------------
+
+def _common_options(p: argparse.ArgumentParser, defaults: bool) -> None:
+    # accepted before and after the verb; the sub-parser must not overwrite what the main one parsed
+    d = (lambda v: v) if defaults else (lambda v: argparse.SUPPRESS)
+    p.add_argument("--params", default=d("params.yaml"), help="parameter file (default: params.yaml)")
+    p.add_argument("--preset", default=d(None), help="preset name (default: the file's `preset` key)")
+    p.add_argument("--log", default=d(None), help="also write the log to this file")
+    p.add_argument("-v", "--verbose", action="store_true", default=d(False))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="darkside",
+        description="darkside: the Dark Side Augmentation experiment suite, one verb per pipeline stage.")
+    _common_options(parser, defaults=True)
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for name, (help_text, add, _run) in VERBS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        _common_options(p, defaults=False)
+        add(p)
+    return parser
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if args.log:
+        Path(args.log).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(args.log, mode="w", encoding="utf-8"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=handlers,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args)
+    _help, _add, run = VERBS[args.verb]
+    try:
+        result = run(args)
+    except DarksideError as exc:
+        log.debug("error", exc_info=True)
+        if args.log:
+            logging.getLogger("darkside").error("%s", exc)
+        print(f"darkside: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("darkside: interrupted", file=sys.stderr)
+        return 130
+    if isinstance(result, (str, Path)):
+        print(result)
+    elif isinstance(result, list):
+        for item in result:
+            print(item)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+# Shared definitions: validated config, the active preset, and the lists the rules expand over.
+
+from snakemake.utils import validate
+
+validate(config, schema="../schemas/params.schema.yaml")
+
+PRESET = config["preset"]
+P = config["presets"][PRESET]
+ROLES = P["data"]["roles"]
+# every CLI call names the preset explicitly, so `--config preset=paper` reaches the jobs too
+DS = f"darkside --preset {PRESET}"
+
+BACKBONES = list(P["backbones"])
+# recipes whose models this preset evaluates; `offtheshelf` = backbone + GeM without fine-tuning
+RECIPES = ["offtheshelf"]
+MODELS = [f"{b}-{r}" for b in BACKBONES for r in RECIPES]
+RETRIEVAL_DATASETS = [ROLES["tokyo"], ROLES["roxford"], ROLES["rparis"]]
+TEST_DATASETS = RETRIEVAL_DATASETS + list(ROLES["localization"])
+
+
+def prepared(dataset):
+    """The files that make a prepared dataset (its images are side products of the same job)."""
+    return [f"data/prepared/{dataset}/{name}" for name in ("manifest.csv", "dataset.json", "groundtruth.json")]
+
+
+def backbone_of(model):
+    # backbone names have no dash (schema), recipe names may have several
+    return model.split("-", 1)[0]
+
+
+def recipe_of(model):
+    return model.split("-", 1)[1]
+
+
+wildcard_constraints:
+    model="[a-z0-9]+-[a-z0-9-]+",
+    backbone="[a-z0-9]+",
+    dataset="[a-z0-9][a-z0-9-]*",
+
+
+TABLE_NAMES = ["table1", "table3", "table4", "table5", "table6", "table7", "table8"]
+TABLES = expand("results/tables/{table}.{ext}", table=TABLE_NAMES, ext=["csv", "md", "tex"])
+METRICS = expand("results/metrics/{model}/{dataset}.json", model=MODELS, dataset=TEST_DATASETS)
+FIGURES = ["results/figures/synthetic-contact-sheet.png"] if ROLES["tokyo"].startswith("synth-") else []
+DAY_NIGHT = [f"results/metrics/day_night/{ROLES['train']}.json"]
+ALL_TARGETS = TABLES + FIGURES + DAY_NIGHT

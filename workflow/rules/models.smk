@@ -1,0 +1,64 @@
+# Models: off-the-shelf initialisation (and, from the metric-learning issue on, fine-tuning) and the
+# learned whitening of each model.
+
+
+def init_weights(wildcards):
+    weights = P["backbones"][wildcards.backbone]["weights"]
+    return [weights] if weights else []
+
+
+rule filter_day_night:
+    input:
+        prepared("{dataset}"),
+    output:
+        day="data/filtered/{dataset}/day.txt",
+        night="data/filtered/{dataset}/night.txt",
+        report="results/metrics/day_night/{dataset}.json",
+    params:
+        day_night=P["day_night"],
+    log:
+        "logs/filter_day_night/{dataset}.log",
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    shell:
+        "{DS} filter-day-night --dataset data/prepared/{wildcards.dataset} --out data/filtered/{wildcards.dataset}"
+        " --report {output.report} --log {log}"
+
+
+rule init_model:
+    input:
+        init_weights,
+    output:
+        "results/models/{backbone}-offtheshelf/model.pt",
+    params:
+        backbone=lambda wc: P["backbones"][wc.backbone],
+    log:
+        "logs/init_model/{backbone}.log",
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    shell:
+        "{DS} init-model --backbone {wildcards.backbone} --out {output} --log {log}"
+
+
+rule whiten:
+    input:
+        prepared(ROLES["whiten"]),
+        model="results/models/{model}/model.pt",
+    output:
+        "results/models/{model}/whitening.npz",
+    params:
+        extract=P["extract"],
+        whitening=P["whitening"],
+        clahe=lambda wc: clahe_flag(wc.model),
+    log:
+        "logs/whiten/{model}.log",
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=240,
+    shell:
+        "{DS} whiten --model {input.model} --dataset data/prepared/{ROLES[whiten]} --out {output}"
+        " {params.clahe} --log {log}"

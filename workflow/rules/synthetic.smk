@@ -1,0 +1,33 @@
+# The embedded synthetic day/night benchmark (mini preset): one job writes every synth-* dataset.
+
+SYNTH_DATASETS = ["synth-sfm", "synth-whiten", "synth-tokyo", "synth-roxford", "synth-rparis", "synth-aachen"]
+
+
+rule prepare_synthetic:
+    output:
+        [f for d in SYNTH_DATASETS for f in prepared(d)],
+        calibration="results/metrics/synthetic-calibration.json",
+    params:
+        synthetic=P["data"].get("synthetic"),
+    log:
+        "logs/prepare_synthetic.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "{DS} synth --out data/prepared --calibration {output.calibration} --log {log}"
+
+
+rule contact_sheet:
+    input:
+        prepared(ROLES["tokyo"]),
+    output:
+        "results/figures/synthetic-contact-sheet.png",
+    log:
+        "logs/contact_sheet.log",
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    shell:
+        "{DS} contact-sheet --dataset data/prepared/{ROLES[tokyo]} --out {output} --log {log}"
