@@ -81,6 +81,48 @@ def _(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibration", default=None, help="where to put the night-model calibration JSON")
 
 
+@verb("download", "fetch, verify (SHA-256) and safely extract a real dataset into data/raw/<dataset>")
+def run_download(args: argparse.Namespace) -> Path:
+    from darkside.data.download import DownloadSettings
+    from darkside.data.registry import download_dataset
+    preset = _preset(args)
+    settings = DownloadSettings.from_dict(preset.raw["data"]["download"])
+    return download_dataset(args.dataset, Path(args.raw_root), settings)
+
+
+@run_download.arguments
+def _(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, help="a dataset of the registry (README, section Data)")
+    p.add_argument("--raw-root", default="data/raw")
+
+
+@verb("prepare", "import a downloaded dataset into the manifest schema (data/prepared/<dataset>)")
+def run_prepare(args: argparse.Namespace) -> Path:
+    from darkside.data.registry import prepare_dataset
+    return prepare_dataset(args.dataset, Path(args.raw_root), Path(args.prepared_root))
+
+
+@run_prepare.arguments
+def _(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--raw-root", default="data/raw")
+    p.add_argument("--prepared-root", default="data/prepared")
+
+
+@verb("download-weights", "fetch a pretrained weight file (cirtorch's Caffe-converted ImageNet backbones)")
+def run_download_weights(args: argparse.Namespace) -> Path:
+    from darkside.data.download import DownloadSettings
+    from darkside.data.weights import download_weights
+    preset = _preset(args)
+    return download_weights(Path(args.out).name, Path(args.out).parent,
+                            DownloadSettings.from_dict(preset.raw["data"]["download"]))
+
+
+@run_download_weights.arguments
+def _(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="data/weights/<file name>")
+
+
 @verb("contact-sheet", "figure of the same synthetic views at day, sunset and night")
 def run_contact_sheet(args: argparse.Namespace) -> Path:
     from darkside.data.synthetic import contact_sheet

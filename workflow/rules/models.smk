@@ -26,6 +26,22 @@ rule filter_day_night:
         " --report {output.report} --log {log}"
 
 
+rule download_weights:
+    output:
+        "data/weights/{weights}",
+    wildcard_constraints:
+        weights=r"[A-Za-z0-9_.-]+\.pth",
+    localrule: True
+    log:
+        "logs/download_weights/{weights}.log",
+    retries: 1
+    resources:
+        mem_mb=1000,
+        runtime=120,
+    shell:
+        "{DS} download-weights --out {output} --log {log}"
+
+
 rule init_model:
     input:
         init_weights,

@@ -1,0 +1,208 @@
+"""Resumable, checksummed HTTP(S) downloads (stdlib ``urllib`` only).
+
+- A transfer goes to ``<dest>.part``; only a complete, verified file is renamed to ``dest``, so a
+  killed job never leaves something that looks finished.
+- A retry resumes with a ``Range`` request. A server that ignores the range answers 200 with the
+  whole body: we then restart the ``.part`` from zero rather than append a second copy (a 206
+  whose ``Content-Range`` does not start where we asked is treated the same way).
+- Transient failures (connection errors, timeouts, 5xx, 408, 429, short bodies) are retried with
+  exponential backoff; other 4xx fail at once (retrying a 404 only wastes a cluster slot).
+- SHA-256: the expected digest comes from the caller (the registry) or, where the publisher
+  gives none, from a digests file (``data/raw/DIGESTS.json``) in which the first download records
+  it; later downloads of the same URL must match it. On a mismatch the bad file is removed and
+  ONE line names the URL, the expected and the actual digest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import json
+import re
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from darkside.atomic import atomic_write_json
+from darkside.errors import DarksideError
+
+_CHUNK = 1 << 20
+_RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+
+
+class DownloadError(DarksideError):
+    """A download failed for good (after retries) or its digest did not match."""
+
+
+class _Retry(Exception):
+    """A transient failure: try again (keeping the ``.part`` for a resume)."""
+
+
+@dataclass(frozen=True)
+class DownloadSettings:
+    """How hard to try. ``backoff_s`` doubles after each failed attempt."""
+
+    retries: int = 5
+    backoff_s: float = 2.0
+    timeout_s: float = 60.0
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DownloadSettings:
+        unknown = set(d) - {"retries", "backoff_s", "timeout_s"}
+        if unknown:
+            raise DarksideError(f"download settings: unknown key {sorted(unknown)[0]!r}")
+        return cls(
+            retries=int(d.get("retries", cls.retries)),
+            backoff_s=float(d.get("backoff_s", cls.backoff_s)),
+            timeout_s=float(d.get("timeout_s", cls.timeout_s)),
+        )
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks (archives are tens of GB)."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(_CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_digests(path: str | Path) -> dict[str, str]:
+    """The recorded ``{url: sha256}`` map; empty when the file does not exist yet."""
+    p = Path(path)
+    if not p.is_file():
+        return {}
+    try:
+        obj = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DarksideError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in obj.items()):
+        raise DarksideError(f"{p}: expected an object mapping URL -> sha256 hex digest")
+    return obj
+
+
+def record_digest(path: str | Path, url: str, digest: str) -> Path:
+    """Add ``url -> digest`` to the digests file (atomically) and return its path."""
+    digests = read_digests(path)
+    digests[url] = digest
+    return atomic_write_json(path, digests)
+
+
+def _part_path(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".part")
+
+
+def _transfer(url: str, part: Path, timeout: float, progress: bool) -> None:
+    """One attempt: fetch (the rest of) ``url`` into ``part``; raise :class:`_Retry` if transient."""
+    offset = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": "darkside-downloader"})
+    if offset:
+        request.add_header("Range", f"bytes={offset}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and offset:
+            # The .part already holds the whole body (we died before renaming it): verify it.
+            return
+        if exc.code in _RETRYABLE_STATUS:
+            raise _Retry(f"HTTP {exc.code}") from None
+        raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as exc:
+        raise _Retry(str(getattr(exc, "reason", exc))) from None
+    with response:
+        status = response.status
+        mode = "ab"
+        if offset and status == 206:
+            match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+            if match is None or int(match.group(1)) != offset:
+                part.unlink(missing_ok=True)  # a range we did not ask for: start over cleanly
+                raise _Retry("server answered a different byte range")
+        else:
+            mode, offset = "wb", 0  # 200: the server ignored the range and sends everything
+        length = response.headers.get("Content-Length")
+        expected_total = offset + int(length) if length is not None else None
+        written = offset
+        with (
+            part.open(mode) as fh,
+            tqdm(
+                total=expected_total,
+                initial=offset,
+                unit="B",
+                unit_scale=True,
+                desc=part.name[:-5],
+                disable=not progress,
+                leave=False,
+            ) as bar,
+        ):
+            try:
+                for block in iter(lambda: response.read(_CHUNK), b""):
+                    fh.write(block)
+                    written += len(block)
+                    bar.update(len(block))
+            except (TimeoutError, ConnectionError, http.client.HTTPException, OSError) as exc:
+                raise _Retry(f"connection lost after {written} bytes ({exc})") from None
+        if expected_total is not None and written < expected_total:
+            raise _Retry(f"short body: {written} of {expected_total} bytes")
+
+
+def download(
+    url: str,
+    dest: str | Path,
+    sha256: str | None = None,
+    *,
+    digests_file: str | Path | None = None,
+    settings: DownloadSettings | None = None,
+    progress: bool = True,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Path:
+    """Download ``url`` to ``dest`` with resume, retries and SHA-256 verification; return ``dest``.
+
+    ``sha256`` is the expected digest (hex); with ``None`` the digest recorded for ``url`` in
+    ``digests_file`` is enforced, or, on the first download, recorded there. An existing ``dest``
+    that verifies is not downloaded again; one that does not is removed and fetched anew.
+    """
+    settings = settings or DownloadSettings()
+    final = Path(dest)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    expected = sha256.lower() if sha256 else None
+    if expected is None and digests_file is not None:
+        expected = read_digests(digests_file).get(url)
+    if final.exists():
+        if expected is None or sha256_file(final) == expected:
+            if expected is None and digests_file is not None:
+                record_digest(digests_file, url, sha256_file(final))
+            return final
+        final.unlink()  # stale or corrupt copy under the final name: fetch again
+
+    part = _part_path(final)
+    last_reason = ""
+    for attempt in range(settings.retries + 1):
+        try:
+            _transfer(url, part, settings.timeout_s, progress)
+            break
+        except _Retry as exc:
+            last_reason = str(exc)
+            if attempt == settings.retries:
+                raise DownloadError(
+                    f"{url}: giving up after {settings.retries + 1} attempts ({last_reason}); "
+                    f"partial data kept in {part} for a later resume"
+                ) from None
+            sleep(settings.backoff_s * 2**attempt)
+
+    got = sha256_file(part)
+    if expected is not None and got != expected:
+        with contextlib.suppress(FileNotFoundError):
+            part.unlink()
+        raise DownloadError(f"{url}: SHA-256 mismatch: expected {expected}, got {got} (file removed)")
+    part.replace(final)
+    if expected is None and digests_file is not None:
+        record_digest(digests_file, url, got)
+    return final

@@ -1,0 +1,207 @@
+"""Kapture datasets (Aachen Day-Night v1.1, RobotCar Seasons) for localization.
+
+A kapture folder holds ``sensors/sensors.txt`` (``id, name, type, params...``: for a camera the
+params start with the model, width, height), ``sensors/records_camera.txt`` (``timestamp,
+device_id, image_path``), ``sensors/trajectories.txt`` (``timestamp, device_id, qw, qx, qy, qz,
+tx, ty, tz``, world-to-device) and optionally ``sensors/rigs.txt`` (``rig_id, sensor_id, qw, qx,
+qy, qz, tx, ty, tz``, rig-to-sensor); images live in ``sensors/records_data/``.
+
+Each kapture folder found below the raw dataset folder becomes one part: folders whose path
+says ``mapping`` give split ``database`` (with poses), ``query`` folders give split ``query``
+(poses only where the files have them). The query ground truth of Aachen v1.1 and RobotCar
+Seasons is NOT public: ``dataset.json`` says so, queries carry no positives, and results are
+scored by uploading the exported poses to visuallocalization.net.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from darkside.data.importers._common import probe_image, write_prepared
+from darkside.data.manifest import GroundTruth, ImageRecord, Query
+from darkside.errors import DarksideError
+
+Pose = tuple[float, float, float, float, float, float, float]
+
+GT_NOTE = (
+    "query ground-truth poses are not public: export the estimated poses in the LTVL2020 format "
+    "(name qw qx qy qz tx ty tz, world-to-camera) and submit them to visuallocalization.net"
+)
+
+
+@dataclass(frozen=True)
+class KapturePart:
+    """One kapture folder and the split/domain its images get."""
+
+    root: Path
+    split: str  # database / query
+    domain: str  # default domain (refined from the image path, see :func:`domain_of`)
+
+
+def read_kapture_table(path: Path, min_fields: int) -> list[list[str]]:
+    """Rows of a kapture text file: comma-separated, '#' comments, fields stripped."""
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) < min_fields:
+            raise DarksideError(f"{path}:{n}: expected at least {min_fields} comma-separated fields")
+        rows.append(fields)
+    return rows
+
+
+def _pose(fields: list[str], path: Path) -> Pose:
+    try:
+        values = tuple(float(v) for v in fields[:7])
+    except ValueError:
+        raise DarksideError(f"{path}: pose fields must be numbers ({', '.join(fields[:7])})") from None
+    return values  # type: ignore[return-value]
+
+
+def quat_mul(a: tuple[float, ...], b: tuple[float, ...]) -> tuple[float, float, float, float]:
+    """Hamilton product a*b of (w, x, y, z) quaternions."""
+    aw, ax, ay, az = a
+    bw, bx, by, bz = b
+    return (
+        aw * bw - ax * bx - ay * by - az * bz,
+        aw * bx + ax * bw + ay * bz - az * by,
+        aw * by - ax * bz + ay * bw + az * bx,
+        aw * bz + ax * by - ay * bx + az * bw,
+    )
+
+
+def quat_rotate(q: tuple[float, ...], v: tuple[float, float, float]) -> tuple[float, float, float]:
+    """Rotate vector ``v`` by unit quaternion ``q``."""
+    _, x, y, z = quat_mul(quat_mul(q, (0.0, *v)), (q[0], -q[1], -q[2], -q[3]))
+    return x, y, z
+
+
+def compose(first: Pose, then: Pose) -> Pose:
+    """Pose of ``then`` after ``first``: world->rig followed by rig->camera gives world->camera."""
+    q = quat_mul(then[:4], first[:4])
+    r = quat_rotate(then[:4], first[4:])
+    return (*q, r[0] + then[4], r[1] + then[5], r[2] + then[6])  # type: ignore[return-value]
+
+
+def read_poses(root: Path) -> dict[tuple[str, str], Pose]:
+    """(timestamp, camera id) -> world-to-camera pose, through rigs where the trajectory is per rig."""
+    sensors = root / "sensors"
+    traj_path = sensors / "trajectories.txt"
+    if not traj_path.is_file():
+        return {}
+    traj = {(r[0], r[1]): _pose(r[2:9], traj_path) for r in read_kapture_table(traj_path, 9)}
+    rigs_path = sensors / "rigs.txt"
+    if rigs_path.is_file():
+        for rig, cam, *rest in read_kapture_table(rigs_path, 9):
+            rig_to_cam = _pose(rest, rigs_path)
+            for (ts, dev), world_to_rig in list(traj.items()):
+                if dev == rig and (ts, cam) not in traj:
+                    traj[(ts, cam)] = compose(world_to_rig, rig_to_cam)
+    return traj
+
+
+def camera_sizes(root: Path) -> dict[str, tuple[int, int]]:
+    """camera id -> (width, height) from ``sensors.txt`` (params: model, width, height, ...)."""
+    path = root / "sensors" / "sensors.txt"
+    sizes: dict[str, tuple[int, int]] = {}
+    if not path.is_file():
+        return sizes
+    for row in read_kapture_table(path, 3):
+        if row[2] == "camera" and len(row) >= 6:
+            try:
+                sizes[row[0]] = (int(float(row[4])), int(float(row[5])))
+            except ValueError:
+                continue
+    return sizes
+
+
+def domain_of(image_path: str, default: str) -> str:
+    """Lighting from the kapture image path (RobotCar conditions, Aachen ``query/night``), else default."""
+    low = image_path.lower()
+    if "night" in low:
+        return "night"
+    if any(k in low for k in ("dusk", "dawn", "sunset")):
+        return "sunset"
+    if "day" in low:
+        return "day"
+    return default
+
+
+def find_parts(raw_dir: Path) -> list[KapturePart]:
+    """Every kapture folder below ``raw_dir`` (one holding ``sensors/records_camera.txt``)."""
+    parts = []
+    for rec in sorted(raw_dir.rglob("sensors/records_camera.txt")):
+        root = rec.parent.parent
+        rel = root.relative_to(raw_dir).as_posix().lower()
+        split = "query" if "query" in rel else "database"
+        parts.append(KapturePart(root, split, "night" if "night" in rel else "day"))
+    if not parts:
+        raise DarksideError(f"{raw_dir}: no kapture folder (sensors/records_camera.txt) found")
+    return parts
+
+
+def import_kapture(
+    parts: list[KapturePart], base_dir: str | Path, out_dir: str | Path, name: str, source: str = ""
+) -> Path:
+    """Prepared localization dataset: ``database`` rows with poses, ``query`` rows, protocol ``localization``.
+
+    Image paths are relative to ``base_dir`` (the common parent of the parts); image ids are
+    the kapture image names (what the LTVL export needs). Sizes come from ``sensors.txt``; the
+    image header is read only where the camera has no size (or the images are present anyway
+    and the camera is unknown).
+    """
+    base = Path(base_dir)
+    records: list[ImageRecord] = []
+    seen: set[str] = set()
+    counts: dict[str, int] = {}
+    for part in parts:
+        rec_path = part.root / "sensors" / "records_camera.txt"
+        sizes, poses = camera_sizes(part.root), read_poses(part.root)
+        for ts, cam, image_path, *_ in read_kapture_table(rec_path, 3):
+            if image_path in seen:
+                raise DarksideError(f"{rec_path}: image {image_path!r} appears twice in the dataset")
+            seen.add(image_path)
+            file = part.root / "sensors" / "records_data" / image_path
+            if cam in sizes:
+                w, h = sizes[cam]
+            elif file.is_file():
+                w, h = probe_image(file)
+            else:
+                raise DarksideError(f"{rec_path}: camera {cam!r} has no size in sensors.txt and {file} is missing")
+            records.append(
+                ImageRecord(
+                    file.relative_to(base).as_posix(),
+                    image_path,
+                    part.split,
+                    domain_of(image_path, part.domain),
+                    cam,
+                    cam,
+                    w,
+                    h,
+                    poses.get((ts, cam)),
+                )
+            )
+            key = f"{part.split}_{records[-1].domain}"
+            counts[key] = counts.get(key, 0) + 1
+    if not any(r.split == "database" for r in records):
+        raise DarksideError(f"{base}: no mapping (database) images found")
+    queries = [Query(r.image_id) for r in records if r.split == "query"]
+    counts["query_with_pose"] = sum(r.split == "query" and r.pose is not None for r in records)
+    counts["database_with_pose"] = sum(r.split == "database" and r.pose is not None for r in records)
+    gt = GroundTruth(protocol="localization", queries=queries, database_split="database")
+    meta = {"counts": counts, "query_ground_truth": "not public", "note": GT_NOTE}
+    return write_prepared(out_dir, name, records, gt, base, source=source or "kapture", metadata=meta)
+
+
+def prepare_aachen(raw_root: Path, out_dir: Path) -> Path:
+    """Registry entry point for ``aachen-v11``."""
+    raw = Path(raw_root) / "aachen-v11"
+    return import_kapture(find_parts(raw), raw, out_dir, "aachen-v11", source="Aachen Day-Night v1.1 (kapture)")
+
+
+def prepare_robotcar(raw_root: Path, out_dir: Path) -> Path:
+    """Registry entry point for ``robotcar-seasons``."""
+    raw = Path(raw_root) / "robotcar-seasons"
+    return import_kapture(find_parts(raw), raw, out_dir, "robotcar-seasons", source="RobotCar Seasons v1 (kapture)")

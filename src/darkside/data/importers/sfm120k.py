@@ -1,0 +1,176 @@
+"""Retrieval-SfM-120k (cirtorch): ``retrieval-SfM-120k.pkl`` and the whitening pickle.
+
+Native layout (``data/raw/sfm120k/``)::
+
+    ims/<cid[-2:]>/<cid[-4:-2]>/<cid[-6:-4]>/<cid>     images, no extension (ims.tar.gz)
+    retrieval-SfM-120k.pkl          {'train': {cids, cluster, qidxs, pidxs}, 'val': {...}}
+    retrieval-SfM-120k-whiten.pkl   {cids, qidxs, pidxs}  (cluster where present)
+    train_day.txt, train_night.txt  gandtr's day/night lists (optional: domain labels)
+
+The pickles index images by position, so pairs are translated to image ids (the cid) here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from darkside.data.importers._common import (
+    as_int_list,
+    as_str_list,
+    cid_to_path,
+    first_existing,
+    probe_image,
+    write_prepared,
+)
+from darkside.data.importers.gandtr_lists import read_cid_list
+from darkside.data.manifest import GroundTruth, ImageRecord
+from darkside.data.safe_pickle import load_pickle
+from darkside.errors import DarksideError
+
+
+def _split_records(
+    db: dict[str, Any], split: str, where: str, image_dir: Path, domains: dict[str, str], taken: set[str]
+) -> tuple[list[ImageRecord], list[str]]:
+    """Records of one split and the image id of each pickle position (pairs refer to positions).
+
+    A cid repeated inside a split is the same image (one row); a cid already used by another
+    split gets the id ``<split>:<cid>`` so that ids stay unique without dropping rows.
+    """
+    for key in ("cids", "qidxs", "pidxs"):
+        if key not in db:
+            raise DarksideError(f"{where}: missing key {key!r}")
+    cids = as_str_list(db["cids"], f"{where}.cids")
+    clusters = as_int_list(db["cluster"], f"{where}.cluster") if "cluster" in db else [-1] * len(cids)
+    if len(clusters) != len(cids):
+        raise DarksideError(f"{where}.cluster: {len(clusters)} entries for {len(cids)} cids")
+    records: list[ImageRecord] = []
+    ids: list[str] = []
+    local: dict[str, str] = {}
+    for cid, cluster in zip(cids, clusters, strict=True):
+        if cid in local:
+            ids.append(local[cid])
+            continue
+        image_id = cid if cid not in taken else f"{split}:{cid}"
+        rel = cid_to_path(cid)
+        w, h = probe_image(image_dir / rel)
+        records.append(ImageRecord(rel, image_id, split, domains.get(cid, "other"), str(cluster), str(cluster), w, h))
+        local[cid] = image_id
+        taken.add(image_id)
+        ids.append(image_id)
+    return records, ids
+
+
+def _pairs(db: dict[str, Any], ids: list[str], where: str) -> list[tuple[str, str]]:
+    q = as_int_list(db["qidxs"], f"{where}.qidxs")
+    p = as_int_list(db["pidxs"], f"{where}.pidxs")
+    if len(q) != len(p):
+        raise DarksideError(f"{where}: {len(q)} qidxs but {len(p)} pidxs")
+    for k, i in enumerate(q + p):
+        if not 0 <= i < len(ids):
+            raise DarksideError(f"{where}: pair index {i} (entry {k % len(q)}) is outside the {len(ids)} cids")
+    return [(ids[a], ids[b]) for a, b in zip(q, p, strict=True)]
+
+
+def daynight_domains(day_list: Path | None, night_list: Path | None) -> dict[str, str]:
+    """cid -> 'day'/'night' from gandtr's lists (absent lists: no labels)."""
+    domains: dict[str, str] = {}
+    if day_list is not None:
+        domains.update(dict.fromkeys(read_cid_list(day_list), "day"))
+    if night_list is not None:
+        domains.update(dict.fromkeys(read_cid_list(night_list), "night"))
+    return domains
+
+
+def import_sfm120k(
+    db_pkl: str | Path,
+    image_dir: str | Path,
+    out_dir: str | Path,
+    day_list: str | Path | None = None,
+    night_list: str | Path | None = None,
+    name: str = "sfm120k",
+) -> Path:
+    """Splits ``train``/``val`` with their query-positive pairs; domain from the gandtr lists."""
+    db_path, images = Path(db_pkl), Path(image_dir)
+    db = load_pickle(db_path)
+    if not isinstance(db, dict):
+        raise DarksideError(f"{db_path}: expected a dict of splits")
+    splits = [s for s in ("train", "val") if s in db]
+    if not splits:
+        raise DarksideError(f"{db_path}: no 'train' or 'val' split")
+    domains = daynight_domains(Path(day_list) if day_list else None, Path(night_list) if night_list else None)
+    records: list[ImageRecord] = []
+    pairs: dict[str, list[tuple[str, str]]] = {}
+    taken: set[str] = set()
+    counts: dict[str, Any] = {}
+    for split in splits:
+        where = f"{db_path}: {split}"
+        if not isinstance(db[split], dict):
+            raise DarksideError(f"{where}: expected a dict with cids, cluster, qidxs, pidxs")
+        recs, ids = _split_records(db[split], split, where, images, domains, taken)
+        records += recs
+        pairs[split] = _pairs(db[split], ids, where)
+        counts[split] = {
+            "images": len(recs),
+            "pairs": len(pairs[split]),
+            "day": sum(r.domain == "day" for r in recs),
+            "night": sum(r.domain == "night" for r in recs),
+        }
+    return write_prepared(
+        out_dir,
+        name,
+        records,
+        GroundTruth(protocol="training", pairs=pairs),
+        images,
+        source=f"cirtorch {db_path.name}",
+        metadata={"counts": counts, "daynight_lists": bool(domains)},
+    )
+
+
+def import_sfm120k_whiten(
+    whiten_pkl: str | Path, image_dir: str | Path, out_dir: str | Path, name: str = "sfm120k-whiten"
+) -> Path:
+    """The whitening set: split ``whiten``, pairs ``pairs['whiten']``."""
+    path = Path(whiten_pkl)
+    db = load_pickle(path)
+    if isinstance(db, dict) and "cids" not in db and isinstance(db.get("whiten"), dict):
+        db = db["whiten"]
+    if not isinstance(db, dict):
+        raise DarksideError(f"{path}: expected a dict with cids, qidxs, pidxs")
+    recs, ids = _split_records(db, "whiten", str(path), Path(image_dir), {}, set())
+    gt = GroundTruth(protocol="training", pairs={"whiten": _pairs(db, ids, str(path))})
+    return write_prepared(
+        out_dir,
+        name,
+        recs,
+        gt,
+        image_dir,
+        source=f"cirtorch {path.name}",
+        metadata={"counts": {"images": len(recs), "pairs": len(gt.pairs["whiten"])}},
+    )
+
+
+def _image_dir(raw: Path) -> Path:
+    return first_existing([raw / "ims" / "ims", raw / "ims"], "SfM-120k images (ims.tar.gz)")
+
+
+def prepare(raw_root: Path, out_dir: Path) -> Path:
+    """Registry entry point for ``sfm120k``."""
+    raw = Path(raw_root) / "sfm120k"
+    day, night = raw / "train_day.txt", raw / "train_night.txt"
+    return import_sfm120k(
+        raw / "retrieval-SfM-120k.pkl",
+        _image_dir(raw),
+        out_dir,
+        day if day.is_file() else None,
+        night if night.is_file() else None,
+    )
+
+
+def prepare_whiten(raw_root: Path, out_dir: Path) -> Path:
+    """Registry entry point for ``sfm120k-whiten`` (images shared with ``sfm120k``)."""
+    return import_sfm120k_whiten(
+        Path(raw_root) / "sfm120k-whiten" / "retrieval-SfM-120k-whiten.pkl",
+        _image_dir(Path(raw_root) / "sfm120k"),
+        out_dir,
+    )

@@ -1,0 +1,114 @@
+"""Retrieval-SfM N/D: day-night positive pairs of SfM-120k images, imported from a user file.
+
+The pairs of Jenicek & Chum (ICCV 2019) are not published as a file. Place a pair list at
+``data/raw/sfm120k-nd/pairs.csv`` (or ``pairs.txt``): one pair per line, ``night_cid,day_cid``
+(comma, tab or spaces), ``#`` comments and an optional header line ``night,day``. Both cids must
+be SfM-120k images (``data/raw/sfm120k/ims``); their cluster comes from
+``retrieval-SfM-120k.pkl`` when present (so hard-negative mining can skip the 3D model).
+The result is split ``train``, domain night/day, ``GroundTruth.day_night_pairs`` = (night, day).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from darkside.data.importers._common import (
+    as_int_list,
+    as_str_list,
+    cid_to_path,
+    first_existing,
+    probe_image,
+    require,
+    write_prepared,
+)
+from darkside.data.manifest import GroundTruth, ImageRecord
+from darkside.data.safe_pickle import load_pickle
+from darkside.errors import DarksideError
+
+_SPLIT = re.compile(r"[,\t ]+")
+
+
+def read_pairs(path: str | Path) -> list[tuple[str, str]]:
+    """(night cid, day cid) pairs of a user pair list; a malformed line is a one-line error."""
+    p = require(Path(path), "night/day pair list (night_cid,day_cid per line)")
+    pairs = []
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = [f for f in _SPLIT.split(line) if f]
+        if len(fields) != 2:
+            raise DarksideError(f"{p}:{n}: expected 'night_cid,day_cid'")
+        if [f.lower() for f in fields] == ["night", "day"]:
+            continue
+        night, day = (f.replace("\\", "/").rsplit("/", 1)[-1] for f in fields)
+        if night == day:
+            raise DarksideError(f"{p}:{n}: night and day image are the same ({night})")
+        pairs.append((night, day))
+    if not pairs:
+        raise DarksideError(f"{p}: no pairs")
+    return pairs
+
+
+def clusters_from_db(db_pkl: Path | None) -> dict[str, str]:
+    """cid -> cluster over the train and val splits of ``retrieval-SfM-120k.pkl`` (empty without it)."""
+    if db_pkl is None or not db_pkl.is_file():
+        return {}
+    db = load_pickle(db_pkl)
+    out: dict[str, str] = {}
+    for split in ("train", "val"):
+        if isinstance(db, dict) and isinstance(db.get(split), dict) and "cluster" in db[split]:
+            cids = as_str_list(db[split]["cids"], f"{db_pkl}: {split}.cids")
+            for cid, c in zip(cids, as_int_list(db[split]["cluster"], f"{db_pkl}: {split}.cluster"), strict=False):
+                out.setdefault(cid, str(c))
+    return out
+
+
+def import_sfm_nd(
+    pairs_file: str | Path,
+    image_dir: str | Path,
+    out_dir: str | Path,
+    db_pkl: str | Path | None = None,
+    name: str = "sfm120k-nd",
+) -> Path:
+    """Prepared N/D pair set (see the module docstring)."""
+    images = Path(image_dir)
+    pairs = read_pairs(pairs_file)
+    clusters = clusters_from_db(Path(db_pkl) if db_pkl else None)
+    roles: dict[str, str] = {}
+    for night, day in pairs:
+        for cid, role in ((night, "night"), (day, "day")):
+            if roles.setdefault(cid, role) != role:
+                raise DarksideError(f"{pairs_file}: image {cid} is listed both as night and as day")
+    records = []
+    for cid, role in roles.items():
+        rel = cid_to_path(cid)
+        w, h = probe_image(images / rel)
+        cluster = clusters.get(cid, "-1")
+        records.append(ImageRecord(rel, cid, "train", role, cluster, cluster, w, h))
+    gt = GroundTruth(protocol="training", day_night_pairs=pairs)
+    return write_prepared(
+        out_dir,
+        name,
+        records,
+        gt,
+        images,
+        source=f"user pair list {Path(pairs_file).name}",
+        metadata={
+            "counts": {
+                "pairs": len(pairs),
+                "night": sum(r == "night" for r in roles.values()),
+                "day": sum(r == "day" for r in roles.values()),
+            },
+            "clusters_from_db": bool(clusters),
+        },
+    )
+
+
+def prepare(raw_root: Path, out_dir: Path) -> Path:
+    """Registry entry point for ``sfm120k-nd``."""
+    raw, sfm = Path(raw_root) / "sfm120k-nd", Path(raw_root) / "sfm120k"
+    pairs = first_existing([raw / "pairs.csv", raw / "pairs.txt"], "night/day pair list: place pairs.csv here")
+    images = first_existing([sfm / "ims" / "ims", sfm / "ims"], "SfM-120k images (darkside download --dataset sfm120k)")
+    return import_sfm_nd(pairs, images, out_dir, sfm / "retrieval-SfM-120k.pkl")

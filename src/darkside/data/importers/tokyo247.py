@@ -1,0 +1,123 @@
+"""Tokyo 24/7 as ``247tokyo1k``: the 1,125 query images of ``247query_v3`` and ``gnd_247tokyo1k.pkl``.
+
+Native layout (``data/raw/tokyo247/``)::
+
+    247query_v3/**/00001.jpg, 00001.csv, ...   (247query_v3.zip; folder nesting varies by mirror)
+    gnd_247tokyo1k.pkl    {imlist, qimlist, gnd: [{ok, junk, bbx}]}, names without extension
+
+Each image has a one-row CSV whose 5th column is ``D``/``S``/``N`` (day / sunset / night). The
+1,125 images are 125 places x 3 directions x 3 times of day; sorted by name, each consecutive
+triple is one scene (a place seen in one direction) and each 9 a place. That ordering is
+inferred from third-party code, so the importer checks it: every triple must hold exactly one
+D, one S and one N, otherwise the scene ids (used by the Table 6 breakdown) would be wrong and
+the import stops. Retrieval ground truth is the official pkl, used verbatim.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from darkside.data.importers._common import (
+    as_int_list,
+    as_str_list,
+    index_images,
+    probe_image,
+    require,
+    write_prepared,
+)
+from darkside.data.manifest import GroundTruth, ImageRecord, Query
+from darkside.data.safe_pickle import load_pickle
+from darkside.errors import DarksideError
+
+LIGHTING: dict[str, str] = {"D": "day", "S": "sunset", "N": "night"}
+
+
+def read_lighting(csv_path: str | Path) -> str:
+    """Domain from an image's one-row CSV: the 5th column (index 4), ``D``/``S``/``N``.
+
+    If column 5 is not a label, the 6th is tried (some descriptions count from a leading
+    index column); anything else is a one-line error naming the file.
+    """
+    p = require(Path(csv_path), "Tokyo 24/7 per-image CSV")
+    with p.open(newline="", encoding="utf-8", errors="replace") as fh:
+        rows = [r for r in csv.reader(fh) if any(c.strip() for c in r)]
+    if not rows:
+        raise DarksideError(f"{p}: empty CSV")
+    row = [c.strip() for c in rows[0]]
+    for col in (4, 5):
+        if len(row) > col and row[col].upper() in LIGHTING:
+            return LIGHTING[row[col].upper()]
+    raise DarksideError(f"{p}: column 5 is not one of D/S/N ({row[4] if len(row) > 4 else 'missing'!r})")
+
+
+def import_tokyo247(image_dir: str | Path, gnd_pkl: str | Path, out_dir: str | Path, name: str = "tokyo247") -> Path:
+    """Rows of split ``test`` (every image is a query against all), protocol ``tokyo``."""
+    images, gnd_path = Path(image_dir), Path(gnd_pkl)
+    gnd_obj = load_pickle(gnd_path)
+    if not isinstance(gnd_obj, dict) or not {"imlist", "qimlist", "gnd"} <= set(gnd_obj):
+        raise DarksideError(f"{gnd_path}: expected a dict with imlist, qimlist, gnd")
+    imlist = as_str_list(gnd_obj["imlist"], f"{gnd_path}: imlist")
+    qimlist = as_str_list(gnd_obj["qimlist"], f"{gnd_path}: qimlist")
+    gnd = gnd_obj["gnd"]
+    if len(gnd) != len(qimlist):
+        raise DarksideError(f"{gnd_path}: {len(gnd)} gnd entries for {len(qimlist)} queries")
+    files = index_images(images)
+    names = sorted(set(imlist) | set(qimlist))
+    records: list[ImageRecord] = []
+    labels: list[str] = []
+    for idx, stem in enumerate(names):
+        img = files.get(stem)
+        if img is None:
+            raise DarksideError(f"{images}: image {stem}.jpg listed in {gnd_path.name} not found")
+        domain = read_lighting(img.with_suffix(".csv"))
+        labels.append(domain)
+        w, h = probe_image(img)
+        records.append(
+            ImageRecord(
+                img.relative_to(images).as_posix(),
+                stem,
+                "test",
+                domain,
+                f"scene{idx // 3:04d}",
+                f"place{idx // 9:04d}",
+                w,
+                h,
+            )
+        )
+    for start in range(0, len(labels), 3):
+        if sorted(labels[start : start + 3]) != ["day", "night", "sunset"]:
+            raise DarksideError(
+                f"{images}: images {', '.join(names[start : start + 3])} are not one day, one "
+                "sunset and one night image; scene ids cannot be derived from the order"
+            )
+    queries = []
+    for i, (q, entry) in enumerate(zip(qimlist, gnd, strict=True)):
+        where = f"{gnd_path}: gnd[{i}]"
+        if not isinstance(entry, dict) or "ok" not in entry:
+            raise DarksideError(f"{where}: expected a dict with 'ok' and 'junk'")
+        ok = [imlist[j] for j in as_int_list(entry["ok"], f"{where}.ok")]
+        junk = [imlist[j] for j in as_int_list(entry.get("junk", []), f"{where}.junk")]
+        queries.append(Query(q, positives=ok, junk=junk))
+    meta: dict[str, Any] = {
+        "counts": {LIGHTING[k]: labels.count(LIGHTING[k]) for k in "DSN"},
+        "scene_rule": "sorted name order: 3 consecutive images = 1 scene, 9 = 1 place",
+    }
+    return write_prepared(
+        out_dir,
+        name,
+        records,
+        GroundTruth(protocol="tokyo", queries=queries),
+        images,
+        source="Tokyo 24/7 247query_v3 + gnd_247tokyo1k.pkl",
+        metadata=meta,
+    )
+
+
+def prepare(raw_root: Path, out_dir: Path) -> Path:
+    """Registry entry point for ``tokyo247``."""
+    raw = Path(raw_root) / "tokyo247"
+    return import_tokyo247(
+        require(raw / "247query_v3", "247query_v3.zip extracted"), raw / "gnd_247tokyo1k.pkl", out_dir
+    )

@@ -1,0 +1,231 @@
+"""Downloads against an HTTP server on loopback: resume, retries, digests; registry download."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+from darkside.data import registry
+from darkside.data.download import DownloadError, DownloadSettings, download, read_digests
+from darkside.errors import DarksideError
+
+DATA = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
+SHA = hashlib.sha256(DATA).hexdigest()
+FAST = DownloadSettings(retries=3, backoff_s=0.5, timeout_s=5)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+    def do_GET(self):
+        srv = self.server
+        srv.requests.append((self.path, self.headers.get("Range")))
+        body = srv.files.get(self.path)
+        if body is None:
+            self.send_error(404)
+            return
+        if srv.fail_first > 0:
+            srv.fail_first -= 1
+            self.send_error(503)
+            return
+        start = 0
+        rng = self.headers.get("Range")
+        if rng and srv.honour_range:
+            start = int(rng.split("=")[1].split("-")[0])
+            if start >= len(body):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(body)}")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            self.send_response(200)
+        chunk = body[start:]
+        self.send_header("Content-Length", str(len(chunk)))
+        self.end_headers()
+        if srv.cut_after is not None:
+            # announce the full length, send part of it, drop the connection
+            self.wfile.write(chunk[: srv.cut_after])
+            self.wfile.flush()
+            srv.cut_after = None
+            self.close_connection = True
+            return
+        self.wfile.write(chunk)
+
+
+@pytest.fixture
+def server():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    srv.files, srv.requests = {"/data.bin": DATA}, []
+    srv.fail_first, srv.cut_after, srv.honour_range = 0, None, True
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_cut_transfer_resumes_with_range_to_the_right_bytes(server, tmp_path):
+    server.cut_after = 120_000
+    sleeps: list[float] = []
+    out = download(
+        server.url + "/data.bin", tmp_path / "d.bin", SHA, settings=FAST, progress=False, sleep=sleeps.append
+    )
+    assert out.read_bytes() == DATA
+    assert server.requests == [("/data.bin", None), ("/data.bin", "bytes=120000-")]
+    assert sleeps == [0.5]
+    assert not (tmp_path / "d.bin.part").exists()
+
+
+def test_server_ignoring_range_restarts_instead_of_appending(server, tmp_path):
+    (tmp_path / "d.bin.part").write_bytes(DATA[:5000])
+    server.honour_range = False
+    out = download(server.url + "/data.bin", tmp_path / "d.bin", SHA, settings=FAST, progress=False)
+    assert out.read_bytes() == DATA  # not DATA[:5000] + DATA
+    assert server.requests == [("/data.bin", "bytes=5000-")]
+
+
+def test_complete_part_file_answered_416_is_verified_and_renamed(server, tmp_path):
+    (tmp_path / "d.bin.part").write_bytes(DATA)
+    out = download(server.url + "/data.bin", tmp_path / "d.bin", SHA, settings=FAST, progress=False)
+    assert out.read_bytes() == DATA
+
+
+def test_server_failing_twice_then_succeeding(server, tmp_path):
+    server.fail_first = 2
+    sleeps: list[float] = []
+    out = download(
+        server.url + "/data.bin", tmp_path / "d.bin", SHA, settings=FAST, progress=False, sleep=sleeps.append
+    )
+    assert out.read_bytes() == DATA
+    assert sleeps == [0.5, 1.0]  # exponential backoff
+    assert len(server.requests) == 3
+
+
+def test_giving_up_after_retries_keeps_the_part_for_later(server, tmp_path):
+    server.fail_first = 10
+    with pytest.raises(DownloadError, match=r"giving up after 4 attempts \(HTTP 503\)"):
+        download(server.url + "/data.bin", tmp_path / "d.bin", SHA, settings=FAST, progress=False, sleep=lambda s: None)
+    assert not (tmp_path / "d.bin").exists()
+
+
+def test_corrupted_file_is_rejected_and_removed_with_one_line(server, tmp_path):
+    server.files["/data.bin"] = DATA[:-1] + b"\x00"
+    bad = hashlib.sha256(server.files["/data.bin"]).hexdigest()
+    url = server.url + "/data.bin"
+    with pytest.raises(DownloadError) as err:
+        download(url, tmp_path / "d.bin", SHA, settings=FAST, progress=False)
+    msg = str(err.value)
+    assert "\n" not in msg and url in msg and f"expected {SHA}" in msg and f"got {bad}" in msg
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_404_fails_at_once(server, tmp_path):
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        download(
+            server.url + "/nope",
+            tmp_path / "x",
+            None,
+            settings=FAST,
+            progress=False,
+            sleep=lambda s: pytest.fail("must not retry a 404"),
+        )
+
+
+def test_digest_recorded_on_first_download_then_enforced(server, tmp_path):
+    digests = tmp_path / "DIGESTS.json"
+    url = server.url + "/data.bin"
+    download(url, tmp_path / "a.bin", None, digests_file=digests, settings=FAST, progress=False)
+    assert read_digests(digests) == {url: SHA}
+    server.files["/data.bin"] = b"changed upstream"
+    with pytest.raises(DownloadError, match=f"expected {SHA}"):
+        download(url, tmp_path / "b.bin", None, digests_file=digests, settings=FAST, progress=False)
+    assert not (tmp_path / "b.bin").exists()
+
+
+def test_existing_verified_file_is_not_downloaded_again(server, tmp_path):
+    (tmp_path / "d.bin").write_bytes(DATA)
+    download(server.url + "/data.bin", tmp_path / "d.bin", SHA, settings=FAST, progress=False)
+    assert server.requests == []
+
+
+def _tar_gz(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_registry_download_extracts_and_writes_sentinel(server, tmp_path, monkeypatch):
+    archive = _tar_gz({"a/x.txt": b"hello", "b.txt": b"world"})
+    server.files["/t.tar.gz"] = archive
+    server.files["/list.txt"] = b"one\n"
+    entry = registry.DatasetEntry(
+        "toy",
+        "sfm120k",
+        "test",
+        "tiny",
+        "x",
+        files=(
+            registry.RemoteFile(server.url + "/t.tar.gz", "t.tar.gz", hashlib.sha256(archive).hexdigest(), "ex"),
+            registry.RemoteFile(server.url + "/list.txt", "list.txt"),
+        ),
+    )
+    monkeypatch.setitem(registry.DATASETS, "toy", entry)
+    sentinel = registry.download_dataset("toy", tmp_path, settings=FAST, progress=False)
+    assert sentinel == tmp_path / "toy" / ".downloaded"
+    assert (tmp_path / "toy" / "ex" / "a" / "x.txt").read_bytes() == b"hello"
+    recorded = json.loads((tmp_path / "DIGESTS.json").read_text())
+    assert recorded == {server.url + "/list.txt": hashlib.sha256(b"one\n").hexdigest()}
+    assert json.loads(sentinel.read_text())["files"]["list.txt"] == hashlib.sha256(b"one\n").hexdigest()
+    n = len(server.requests)
+    registry.download_dataset("toy", tmp_path, settings=FAST, progress=False)  # idempotent, no traffic
+    assert len(server.requests) == n
+
+
+def test_registry_manual_dataset_says_what_to_place(tmp_path):
+    with pytest.raises(DarksideError) as err:
+        registry.download_dataset("foggy-cityscapes", tmp_path, progress=False)
+    assert "leftImg8bit_trainvaltest_foggyDBF.zip" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(DarksideError, match="darkside download --dataset sfm120k"):
+        registry.download_dataset("sfm120k-nd", tmp_path, progress=False)
+
+
+def test_registry_entries_are_consistent():
+    from darkside.data.importers import IMPORTERS
+
+    roles = {
+        "sfm120k",
+        "sfm120k-whiten",
+        "tokyo247",
+        "roxford5k",
+        "rparis6k",
+        "aachen-v11",
+        "robotcar-seasons",
+        "foggy-cityscapes",
+        "synthia-seqs",
+        "sfm120k-nd",
+    }
+    assert roles <= set(registry.DATASETS)
+    for e in registry.DATASETS.values():
+        assert e.importer in IMPORTERS
+        assert all(d in registry.DATASETS for d in e.requires)
+        for f in e.files:
+            assert f.sha256 is None or (len(f.sha256) == 64 and int(f.sha256, 16) >= 0)
+    aachen = {f.filename: f.sha256 for f in registry.DATASETS["aachen-v11"].files}
+    # first 8 hex digits as recorded in the reference notes (anchors-eval.md section 4)
+    assert aachen["Aachen-Day-Night-v1.1_mapping.tar.gz"].startswith("f33b706b")
+    assert aachen["Aachen-Day-Night-v1.1_query_night.tar.gz"].startswith("443a9157")

@@ -1,0 +1,62 @@
+"""The README's main command, end to end: the whole mini DAG in a scratch folder, then a second run
+that finds nothing to do. Slow (a few minutes on 2 cores); it is the suite's acceptance test."""
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _run(repo_root: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(repo_root / "Snakefile"), "-d", str(workdir),
+                           "--cores", "2", *args], env=env, capture_output=True, text=True, timeout=1800)
+
+
+@pytest.fixture(scope="module")
+def suite(repo_root, tmp_path_factory):
+    work = tmp_path_factory.mktemp("suite")
+    shutil.copy(repo_root / "params.yaml", work / "params.yaml")
+    t0 = time.perf_counter()
+    proc = _run(repo_root, work)
+    wall = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    return work, wall
+
+
+def test_tables_and_figures_written(suite):
+    work, wall = suite
+    for n in (1, 3, 4, 5, 6, 7, 8):
+        for ext in ("csv", "md", "tex"):
+            assert (work / "results" / "tables" / f"table{n}.{ext}").stat().st_size > 0
+    assert (work / "results" / "figures" / "synthetic-contact-sheet.png").stat().st_size > 0
+    rows = list(csv.DictReader((work / "results" / "tables" / "table1.csv").open()))
+    ours = [r for r in rows if r["recipe"] == "offtheshelf" and r["ours"]]
+    assert {r["block"] for r in ours} == {"vgg16", "resnet101"}
+    for r in ours:
+        assert float(r["ci_low"]) <= float(r["ours"]) <= float(r["ci_high"])
+    print(f"mini suite wall time: {wall:.0f} s")
+
+
+def test_metrics_have_per_query_values(suite):
+    work, _ = suite
+    m = json.loads((work / "results/metrics/vgg16-offtheshelf/synth-tokyo.json").read_text())
+    assert m["protocol"] == "tokyo" and len(m["per_query"]["mAP"]["ap"]) == m["n_queries"]
+    assert set(m["breakdown"]) >= {"day->night", "night->day", "day->sunset"}
+
+
+def test_second_run_does_nothing(repo_root, suite):
+    work, _ = suite
+    t0 = time.perf_counter()
+    proc = _run(repo_root, work)
+    assert proc.returncode == 0
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+    assert time.perf_counter() - t0 < 60
