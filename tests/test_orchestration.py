@@ -33,13 +33,22 @@ def _jobs(output: str) -> list[tuple[str, str]]:
     return jobs
 
 
-@pytest.mark.parametrize("preset", ["mini"])
+@pytest.mark.parametrize("preset", ["mini", "paper"])
 def test_slurm_profile_dry_run_requests_gpus_on_gpu_rules(repo_root, preset):
+    """`snakemake -n --profile slurm` resolves without SLURM (and, for the paper preset, without network)
+    from downloads to tables, with GPU requests exactly on the GPU rules."""
     out = _snakemake(repo_root, "-n", "--forceall", "--profile", "slurm", "--config", f"preset={preset}")
     jobs = _jobs(out)
     assert jobs, out[-2000:]
     rules = {r for r, _ in jobs}
-    assert {"extract", "whiten", "score", "tables"} <= rules
+    assert {"extract", "whiten", "score", "tables", "filter_day_night"} <= rules
+    if preset == "paper":
+        assert {"download_dataset", "prepare_dataset", "download_weights"} <= rules
+        prepared = set(re.findall(r"data/prepared/([a-z0-9-]+)/manifest.csv", out))
+        assert {"sfm120k", "sfm120k-whiten", "tokyo247", "roxford5k", "rparis6k", "aachen-v11",
+                "robotcar-seasons"} <= prepared
+    else:
+        assert "prepare_synthetic" in rules
     for rule, resources in jobs:
         has_gpu = re.search(r"\bgpu=1\b", resources) is not None
         assert has_gpu == (rule in GPU_RULES), (rule, resources)

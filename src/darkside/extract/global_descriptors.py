@@ -18,6 +18,7 @@ import collections
 import dataclasses
 import hashlib
 import logging
+import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -95,16 +96,32 @@ def prepare_image(img: Image.Image, image_size: int, clahe: ClaheSettings,
 
 def multiscale_descriptor(net: EmbeddingNet, x: torch.Tensor, scales: Sequence[float],
                           p: float | None = None) -> torch.Tensor:
-    """Descriptors (B, D) float32 of a batch x (B, 3, H, W): GeM power mean over scales, then L2."""
+    """Descriptors (B, D) float32 of a batch x (B, 3, H, W): GeM power mean over scales, then L2.
+
+    Scales at which the image would be smaller than the trunk accepts (``net.min_side``, e.g.
+    16 px for VGG16) are left out of the mean; an image already too small at scale 1 is first
+    enlarged (bilinear) to that side. Neither happens at the paper's sizes (1024 px).
+    """
     p = net.gem_p if p is None else float(p)
-    acc: torch.Tensor | None = None
-    for s in scales:
-        xs = x if s == 1.0 else F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False)
-        f = net(xs).float().pow(p)
-        acc = f if acc is None else acc + f
-    if acc is None:
+    min_side = int(getattr(net, "min_side", 1))
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    if min(h, w) < min_side:
+        f = min_side / min(h, w)
+        h, w = max(min_side, math.ceil(h * f)), max(min_side, math.ceil(w * f))
+        x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+    # interpolate(scale_factor=s) produces floor(side * s) pixels
+    usable = [s for s in scales if s == 1.0 or min(math.floor(h * s), math.floor(w * s)) >= min_side]
+    if not scales:
         raise DarksideError("extract.scales: at least one scale is needed")
-    v = (acc / len(scales)).pow(1.0 / p)
+    if not usable:
+        usable = [1.0]
+    acc: torch.Tensor | None = None
+    for s in usable:
+        xs = x if s == 1.0 else F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False)
+        f_s = net(xs).float().pow(p)
+        acc = f_s if acc is None else acc + f_s
+    assert acc is not None
+    v = (acc / len(usable)).pow(1.0 / p)
     return v / torch.linalg.vector_norm(v, dim=-1, keepdim=True).clamp_min(1e-12)
 
 
@@ -210,8 +227,9 @@ def extract_descriptors(net: EmbeddingNet, images: Sequence[ImageLike], settings
     first), so memory is bounded. With ``settings.on_corrupt == "skip"`` an unreadable image
     is left out of the result, logged, and its input index appended to ``skipped``.
     ``precision``: ``auto`` = channels-last + autocast (bf16, else fp16) on CUDA, fp32 on CPU;
-    ``fp32`` forces fp32 everywhere. The result equals :func:`extract_descriptors_reference`
-    (allclose, atol 1e-5) in fp32.
+    ``fp32`` forces fp32 everywhere (on CUDA ``auto`` leaves ``net`` in channels-last memory
+    format, which training tolerates). The result equals :func:`extract_descriptors_reference`
+    (allclose, atol 1e-5) in fp32. ``num_workers`` threads decode and preprocess ahead.
     """
     _check_on_corrupt(settings.on_corrupt)
     if precision not in ("auto", "fp32"):
@@ -239,7 +257,8 @@ def extract_descriptors(net: EmbeddingNet, images: Sequence[ImageLike], settings
 
     def flush(items: list[tuple[int, torch.Tensor]]) -> None:
         idx = [i for i, _ in items]
-        x = torch.stack([t for _, t in items]).to(dev, non_blocking=True)
+        x = torch.stack([t for _, t in items])
+        x = (x.pin_memory() if dev.type == "cuda" else x).to(dev, non_blocking=True)
         if mixed:
             x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device_type="cuda", dtype=_autocast_dtype()):

@@ -1,0 +1,348 @@
+"""Resumable metric learning of a GeM embedding for one backbone and one recipe (SPEC §6).
+
+The schedule is cirtorch's with gandtr's changes: BatchNorm frozen, Adam on two parameter groups
+(GeM p: lr x10, no weight decay), one backward per tuple and one optimiser step per batch of
+tuples (loss summed), ExponentialLR stepped at the END of each epoch, numpy/torch reseeded with
+seed + epoch, validation loss every ``val_every`` epochs and the epoch with the lowest one kept.
+
+Preemption (SLURM sends SIGTERM): a checkpoint with everything needed to continue (weights,
+optimiser, scheduler, RNG states, epoch, best-so-far, log) is written atomically after every
+epoch; SIGTERM abandons the running epoch at once and exits with status 143, so the last
+complete checkpoint is what the requeued job resumes from. Because every epoch is a pure
+function of (seed, epoch, weights, optimiser state), the resumed run ends with the same weights
+as an uninterrupted one (CPU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import math
+import random
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from darkside.atomic import atomic_path, atomic_write_json
+from darkside.data.manifest import load_groundtruth, load_manifest
+from darkside.embed.losses import contrastive_loss
+from darkside.embed.recipes import FinetuneSettings, Recipe
+from darkside.embed.tuples import ImagePipeline, TrainingTuple, embed_tensors, epoch_tuples, split_pairs
+from darkside.errors import ConfigError, DarksideError
+from darkside.gan.translator import load_translator
+
+CHECKPOINT = "checkpoint.pt"
+MODEL = "model.pt"
+LOG = "training_log.json"
+CURVE = "training_curve.png"
+#: exit status after SIGTERM (128 + 15): not 0, so the workflow never takes the job as done
+PREEMPTED_STATUS = 143
+
+
+class Preempted(BaseException):
+    """Raised from the SIGTERM handler; a BaseException so that no ``except Exception`` swallows it."""
+
+
+def _network() -> ModuleType:
+    """``darkside.embed.network`` (load_model, save_model, freeze_batchnorm), looked up at call time."""
+    return importlib.import_module("darkside.embed.network")
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def parameter_groups(net: nn.Module, settings: FinetuneSettings) -> list[dict[str, Any]]:
+    """Adam groups: everything else at (lr, weight_decay); GeM p at lr x multiplier, own decay.
+
+    Same split as ``darkside.embed.network.parameter_groups``, but the multiplier and the p decay
+    come from :class:`FinetuneSettings` so the paper numbers live with the others and are pinned.
+    """
+    p = net.pool.p  # type: ignore[union-attr]
+    rest = [q for q in net.parameters() if q.requires_grad and q is not p]
+    groups: list[dict[str, Any]] = [{"params": rest, "lr": settings.lr,
+                                     "weight_decay": settings.weight_decay}]
+    if p.requires_grad:
+        groups.append({"params": [p], "lr": settings.lr * settings.gem_lr_multiplier,
+                       "weight_decay": settings.gem_weight_decay})
+    return groups
+
+
+def train_mode(net: nn.Module) -> None:
+    """Train mode with every BatchNorm in eval mode (frozen running statistics, as cirtorch)."""
+    net.train()
+    fn = getattr(_network(), "freeze_batchnorm", None)
+    if fn is not None:
+        fn(net)
+    else:  # pragma: no cover - the network module always provides it
+        for m in net.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+
+
+def reseed(seed: int) -> None:
+    """Reseed python, numpy and torch (cirtorch/mdir reseed every epoch with seed + epoch)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_states() -> dict[str, Any]:
+    """All global RNG states as tensors / plain lists (loadable with ``weights_only=True``)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    return {
+        "python": {"version": version, "state": list(internal), "gauss": gauss},
+        "numpy": {"kind": kind, "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "torch": torch.get_rng_state(),
+    }
+
+
+def set_rng_states(s: dict[str, Any]) -> None:
+    random.setstate((s["python"]["version"], tuple(s["python"]["state"]), s["python"]["gauss"]))
+    n = s["numpy"]
+    keys = n["keys"].numpy().astype(np.uint32)
+    np.random.set_state((n["kind"], keys, n["pos"], n["has_gauss"], n["cached"]))
+    torch.set_rng_state(s["torch"])
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Within the block SIGTERM raises :class:`Preempted` (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Preempted()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def deterministic() -> Iterator[None]:
+    """Deterministic torch kernels where they exist (warn elsewhere), restored afterwards."""
+    before = torch.are_deterministic_algorithms_enabled()
+    warn_before = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=warn_before)
+
+
+def _backbone_name(net: nn.Module, backbone: str | None, settings: FinetuneSettings, source: Path) -> str:
+    if backbone is not None:
+        return backbone
+    spec = getattr(net, "spec", None)
+    name = getattr(spec, "name", None) or getattr(net, "backbone_name", None)
+    if name is None:
+        if len(settings.margins) == 1:
+            return next(iter(settings.margins))
+        raise ConfigError(f"{source}: cannot tell the model's backbone (pass backbone=) to choose its margin")
+    return str(name)
+
+
+def _load_net(path: Path) -> nn.Module:
+    if not Path(path).is_file():
+        raise DarksideError(f"{path}: input model does not exist (run the init stage)")
+    loaded = _network().load_model(path)
+    return loaded[0] if isinstance(loaded, tuple) else loaded
+
+
+def _config(recipe: Recipe, settings: FinetuneSettings, seed: int, backbone: str) -> dict[str, Any]:
+    return {"recipe": recipe.to_dict(), "finetune": settings.to_dict(), "seed": seed, "backbone": backbone}
+
+
+# --------------------------------------------------------------------------------------------- one epoch
+
+
+def train_epoch(net: nn.Module, pipeline: ImagePipeline, tuples: list[TrainingTuple],
+                optimizer: torch.optim.Optimizer, margin: float, tuples_per_batch: int,
+                device: torch.device, desc: str = "train") -> float:
+    """One pass over ``tuples``; returns the mean loss per tuple.
+
+    gandtr's "fake batch": backward after each tuple (gradients accumulate, i.e. the gradient of
+    the summed loss), one optimiser step per ``tuples_per_batch`` tuples.
+    """
+    train_mode(net)
+    total = 0.0
+    bar = tqdm(total=len(tuples), desc=desc, leave=False, disable=None)
+    for start in range(0, len(tuples), tuples_per_batch):
+        optimizer.zero_grad(set_to_none=True)
+        for t in tuples[start:start + tuples_per_batch]:
+            d = embed_tensors(net, pipeline.tuple_tensors(t), device)
+            loss = contrastive_loss(d[0], d[1:], t.labels.to(d.device), margin)
+            loss.backward()
+            total += float(loss.detach())
+            bar.update(1)
+        optimizer.step()
+    bar.close()
+    return total / max(len(tuples), 1)
+
+
+@torch.no_grad()
+def validation_loss(net: nn.Module, pipeline: ImagePipeline, tuples: list[TrainingTuple], margin: float,
+                    device: torch.device) -> float:
+    """Mean contrastive loss per validation tuple (eval mode, no gradients)."""
+    net.eval()
+    total = 0.0
+    for t in tuples:
+        d = embed_tensors(net, pipeline.tuple_tensors(t), device)
+        total += float(contrastive_loss(d[0], d[1:], t.labels.to(d.device), margin))
+    return total / max(len(tuples), 1)
+
+
+# --------------------------------------------------------------------------------------------- outputs
+
+
+def write_curve(log: list[dict[str, Any]], path: Path, title: str) -> Path:
+    """Training-curve PNG: training loss per epoch, validation loss where it was computed."""
+    # the object-oriented API without pyplot: no global figure state, no GUI backend, faster import
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5, 3.2), dpi=100)
+    ax = fig.add_subplot()
+    ax.plot([e["epoch"] for e in log], [e["loss"] for e in log], "o-", ms=3, label="train")
+    val = [(e["epoch"], e["val_loss"]) for e in log if e["val_loss"] is not None]
+    if val:
+        ax.plot(*zip(*val, strict=True), "s--", ms=4, label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("contrastive loss / tuple")
+    ax.set_title(title, fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return path
+
+
+def _write_log(out_dir: Path, config: dict[str, Any], log: list[dict[str, Any]], best: dict[str, Any],
+               selection: str) -> Path:
+    val = best.get("val_loss")
+    val = val if val is not None and math.isfinite(val) else None  # strict JSON: no Infinity/NaN
+    return atomic_write_json(out_dir / LOG, {**config, "epochs": log, "best_epoch": best.get("epoch"),
+                                             "best_val_loss": val, "selection": selection})
+
+
+# --------------------------------------------------------------------------------------------- driver
+
+
+def finetune(model_in: Path, dataset_dir: Path, recipe: Recipe, settings: FinetuneSettings, out_dir: Path,
+             device: torch.device | str = "cpu", translator_checkpoint: Path | None = None,
+             seed: int | None = None, backbone: str | None = None, train_split: str = "train",
+             val_split: str = "val") -> Path:
+    """Fine-tune ``model_in`` with ``recipe`` on the prepared dataset; return ``out_dir/model.pt``.
+
+    Resumes from ``out_dir/checkpoint.pt`` when present (it must have been written for the same
+    recipe, settings, seed and backbone). ``seed`` defaults to ``settings.seed``; ``backbone``
+    (for the margin) defaults to the loaded network's ``spec.name``. On SIGTERM exits with
+    status 143 keeping the last complete checkpoint. ``finetune=False`` recipes (off-the-shelf)
+    save the input network unchanged.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dev = torch.device(device)
+    seed = settings.seed if seed is None else int(seed)
+    net = _load_net(Path(model_in))
+    backbone = _backbone_name(net, backbone, settings, Path(model_in))
+    config = _config(recipe, settings, seed, backbone)
+    if not recipe.finetune:
+        return _network().save_model(net, out_dir / MODEL, {**config, "best_epoch": None})
+    margin = settings.margin(backbone)
+
+    manifest = load_manifest(dataset_dir)
+    gt = load_groundtruth(dataset_dir, manifest)
+    translator = load_translator(recipe.generator, translator_checkpoint, dev) if recipe.translates else None
+    clahe = (settings.clahe_clip_limit, settings.clahe_grid) if recipe.clahe else None
+    pipeline = ImagePipeline(manifest, settings.image_size, clahe, translator, settings.cache_images)
+    train_pairs = split_pairs(gt, manifest, train_split, recipe.day_night_pairs)
+    val_pairs = split_pairs(gt, manifest, val_split, recipe.day_night_pairs)
+    train_ids = [r.image_id for r in manifest.select(split=train_split)]
+    val_ids = [r.image_id for r in manifest.select(split=val_split)]
+    if not train_pairs:
+        raise DarksideError(f"{Path(dataset_dir) / 'groundtruth.json'}: pairs.{train_split}: no pairs")
+    selection = "lowest validation loss" if val_pairs else "last epoch (no validation pairs)"
+
+    net.to(dev)
+    optimizer = torch.optim.Adam(parameter_groups(net, settings), lr=settings.lr, betas=settings.betas)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=settings.lr_gamma)
+    start, best, log = 0, {"epoch": None, "val_loss": math.inf, "state": None}, []
+    ckpt_path = out_dir / CHECKPOINT
+    if ckpt_path.is_file():
+        start, best, log = _resume(ckpt_path, config, net, optimizer, scheduler)
+
+    try:
+        with sigterm_raises(), deterministic():
+            for epoch in range(start, settings.epochs):
+                t0 = time.perf_counter()
+                reseed(seed + epoch)
+                rng = np.random.default_rng(seed + epoch)
+                tuples = epoch_tuples(net, pipeline, train_pairs, train_ids, recipe, settings, rng, dev)
+                lr = optimizer.param_groups[0]["lr"]
+                loss = train_epoch(net, pipeline, tuples, optimizer, margin, settings.tuples_per_batch, dev,
+                                   desc=f"{recipe.name} epoch {epoch + 1}/{settings.epochs}")
+                scheduler.step()
+                val_loss = None
+                last = epoch + 1 == settings.epochs
+                if val_pairs and ((epoch + 1) % settings.val_every == 0 or last):
+                    vrng = np.random.default_rng((seed, epoch, 1))
+                    vt = epoch_tuples(net, pipeline, val_pairs, val_ids, recipe, settings, vrng, dev,
+                                      all_pairs=True)
+                    val_loss = validation_loss(net, pipeline, vt, margin, dev)
+                if (val_loss is not None and val_loss < best["val_loss"]) or (not val_pairs and last):
+                    best = {"epoch": epoch + 1, "val_loss": val_loss if val_loss is not None else math.nan,
+                            "state": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}}
+                log.append({"epoch": epoch + 1, "loss": loss, "val_loss": val_loss, "lr": lr,
+                            "seconds": round(time.perf_counter() - t0, 3)})
+                _save_checkpoint(ckpt_path, config, epoch + 1, net, optimizer, scheduler, best, log)
+                _write_log(out_dir, config, log, best, selection)
+    except Preempted:
+        print(f"darkside: preempted (SIGTERM); resume from {ckpt_path}", file=sys.stderr)
+        raise SystemExit(PREEMPTED_STATUS) from None
+
+    if best["state"] is not None:
+        net.load_state_dict(best["state"])
+    write_curve(log, out_dir / CURVE, f"{backbone} {recipe.name}")
+    _write_log(out_dir, config, log, best, selection)
+    extra = {**config, "best_epoch": best["epoch"], "best_val_loss": best["val_loss"]}
+    return _network().save_model(net.cpu(), out_dir / MODEL, extra)
+
+
+def _save_checkpoint(path: Path, config: dict[str, Any], epoch: int, net: nn.Module,
+                     optimizer: torch.optim.Optimizer, scheduler: Any, best: dict[str, Any],
+                     log: list[dict[str, Any]]) -> Path:
+    state = {"config": config, "epoch": epoch, "model": net.state_dict(), "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict(), "rng": rng_states(), "best": best, "log": log}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return path
+
+
+def _resume(path: Path, config: dict[str, Any], net: nn.Module, optimizer: torch.optim.Optimizer,
+            scheduler: Any) -> tuple[int, dict[str, Any], list[dict[str, Any]]]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a checkpoint is only ever written whole, so this is foreign damage
+        raise DarksideError(f"{path}: unreadable checkpoint ({type(exc).__name__}); delete it") from None
+    if state.get("config") != config:
+        raise DarksideError(f"{path}: written for another recipe/settings/seed/backbone; delete it")
+    net.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    set_rng_states(state["rng"])
+    return int(state["epoch"]), state["best"], list(state["log"])

@@ -1,0 +1,1 @@
+"""Day->night generators: the Translator interface, its registry and the generator families."""

@@ -1,0 +1,198 @@
+"""Resumable generator training: ``train_gan`` runs one family on day/night image lists.
+
+Outputs in ``out_dir``: ``checkpoint.pt`` (after every epoch: all nets, optimisers, pools, torch RNG,
+epoch, log), ``log.json`` (per-epoch mean losses, lr factor, images/s, wall time),
+``samples/epoch_NNN.png`` (day inputs over their translations) and, at the end, ``generator.pt``
+(the day->night generator the translator loads). Every file is written atomically.
+
+Resume: the data of epoch e is drawn from a Generator seeded by (seed, e), so redoing an epoch from
+the last complete checkpoint reproduces it exactly; SIGTERM (SLURM preemption) stops the run after
+the current step, keeps the last complete checkpoint and raises :class:`TrainingInterrupted`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from darkside.atomic import atomic_path, atomic_write_json
+from darkside.data.images import load_rgb
+from darkside.errors import DarksideError
+from darkside.gan.crops import epoch_pairs, paired_crop, to_tensor_batch
+from darkside.gan.families import GanBundle, GanSettings, build, save_generator
+from darkside.gan.schedule import lr_factor
+
+CHECKPOINT = "checkpoint.pt"
+GENERATOR = "generator.pt"
+LOG = "log.json"
+
+
+class TrainingInterrupted(DarksideError):
+    """SIGTERM arrived; the last complete epoch's checkpoint is on disk, rerun to resume."""
+
+
+class _ImageSource:
+    """Decoded training images as uint8 arrays, cached in memory when asked (small sets)."""
+
+    def __init__(self, paths: Sequence[str | Path], cache: bool) -> None:
+        self.paths = [Path(p) for p in paths]
+        self.cache: dict[int, np.ndarray] | None = {} if cache else None
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if self.cache is not None and i in self.cache:
+            return self.cache[i]
+        arr = np.asarray(load_rgb(self.paths[i]))
+        if self.cache is not None:
+            self.cache[i] = arr
+        return arr
+
+
+def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
+    """The data RNG of one epoch: a pure function of (seed, epoch), hence reproducible on resume."""
+    return np.random.default_rng([seed, epoch])
+
+
+def iterate_epoch(day: _ImageSource, night: _ImageSource, s: GanSettings, seed: int,
+                  epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of (day, night) crops in [-1, 1]; pairs_per_epoch // batch_size full batches."""
+    rng = epoch_rng(seed, epoch)
+    pairs = epoch_pairs(len(day), len(night), s.pairs_per_epoch, rng)
+    for b in range(s.pairs_per_epoch // s.batch_size):
+        days, nights = [], []
+        for di, ni in pairs[b * s.batch_size:(b + 1) * s.batch_size]:
+            dc, nc = paired_crop(day[int(di)], night[int(ni)], s.crop, s.scale_min, rng)
+            days.append(dc)
+            nights.append(nc)
+        yield torch.from_numpy(to_tensor_batch(days)), torch.from_numpy(to_tensor_batch(nights))
+
+
+def _center_square(img: np.ndarray, side: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    m = min(h, w)
+    top, left = (h - m) // 2, (w - m) // 2
+    sq = Image.fromarray(np.ascontiguousarray(img[top:top + m, left:left + m]))
+    return np.asarray(sq.resize((side, side), Image.BILINEAR))
+
+
+def write_sample_grid(bundle: GanBundle, day: _ImageSource, path: Path) -> Path:
+    """PNG grid: the first ``sample_images`` day images (centre square at the crop size) on the top
+    row, their translations (generator in eval mode, as used downstream) below."""
+    s = bundle.settings
+    n = min(s.sample_images, len(day))
+    inputs = [_center_square(day[i], s.crop) for i in range(n)]
+    x = torch.from_numpy(to_tensor_batch(inputs)).to(bundle.device)
+    gen = bundle.generator()
+    was_training = gen.training
+    gen.eval()
+    with torch.no_grad():
+        y = gen(x)
+    gen.train(was_training)
+    out = ((y.cpu().numpy().transpose(0, 2, 3, 1) + 1.0) * 127.5).clip(0, 255).astype(np.uint8)
+    grid = np.concatenate([np.concatenate(inputs, axis=1), np.concatenate(list(out), axis=1)], axis=0)
+    with atomic_path(path) as tmp:
+        Image.fromarray(grid).save(tmp, format="PNG")
+    return path
+
+
+@contextlib.contextmanager
+def _sigterm_flag() -> Iterator[dict[str, bool]]:
+    """Turn SIGTERM into a flag checked between steps (only possible in the main thread)."""
+    flag = {"stop": False}
+
+    def handler(signum: int, frame: Any) -> None:
+        flag["stop"] = True
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: no handler, run uninterruptible
+        yield flag
+        return
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _load_checkpoint(path: Path, family: str, settings: GanSettings, seed: int) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a truncated file cannot happen (atomic writes) but a foreign one can
+        raise DarksideError(f"{path}: unreadable checkpoint ({type(exc).__name__}); delete it to restart") \
+            from None
+    if ckpt.get("family") != family or ckpt.get("settings") != settings.to_dict() or ckpt.get("seed") != seed:
+        raise DarksideError(f"{path}: checkpoint was written with other family/settings/seed; "
+                            "delete it or use another output directory")
+    return ckpt
+
+
+def train_gan(family: str, day_paths: Sequence[str | Path], night_paths: Sequence[str | Path],
+              settings: GanSettings, out_dir: str | Path, device: torch.device | str = "cpu", seed: int = 0,
+              *, on_step: Callable[[int, int], None] | None = None) -> Path:
+    """Train ``family`` (resuming from ``out_dir/checkpoint.pt``) and return the generator.pt path.
+
+    ``on_step(epoch, step)`` is called after every optimisation step (progress, tests).
+    """
+    if settings.family != family:
+        raise DarksideError(f"train_gan: settings are for family {settings.family!r}, not {family!r}")
+    if not day_paths or not night_paths:
+        raise DarksideError("train_gan: the day and the night image lists must not be empty")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path, gen_path = out / CHECKPOINT, out / GENERATOR
+
+    bundle = build(settings, device, seed)
+    log: list[dict[str, Any]] = []
+    start = 0
+    ckpt = _load_checkpoint(ckpt_path, family, settings, seed)
+    if ckpt is not None:
+        bundle.load_training_state(ckpt["bundle"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        log = list(ckpt["log"])
+        start = int(ckpt["epoch"])  # number of completed epochs
+    if start >= settings.epochs and gen_path.is_file():
+        return gen_path
+
+    day = _ImageSource(day_paths, settings.cache_images)
+    night = _ImageSource(night_paths, settings.cache_images)
+    bundle.train()
+    with _sigterm_flag() as flag:
+        for epoch in range(start, settings.epochs):
+            bundle.set_epoch(epoch)
+            t0 = time.perf_counter()
+            sums: dict[str, float] = {}
+            steps = 0
+            for step, batch in enumerate(iterate_epoch(day, night, settings, seed, epoch)):
+                for k, v in bundle.train_step(batch).items():
+                    sums[k] = sums.get(k, 0.0) + v
+                steps += 1
+                if on_step is not None:
+                    on_step(epoch, step)
+                if flag["stop"]:
+                    raise TrainingInterrupted(
+                        f"{ckpt_path}: SIGTERM during epoch {epoch + 1}; rerun to resume after epoch {epoch}")
+            wall = time.perf_counter() - t0
+            log.append({"epoch": epoch + 1, "steps": steps, "lr_factor": lr_factor(
+                epoch, settings.epochs_constant, settings.epochs_decay), "wall_s": wall,
+                "images_per_s": steps * settings.batch_size / wall if wall > 0 else float("inf"),
+                "losses": {k: v / max(steps, 1) for k, v in sums.items()}})
+            write_sample_grid(bundle, day, out / "samples" / f"epoch_{epoch + 1:03d}.png")
+            bundle.epoch = epoch + 1
+            state = {"family": family, "settings": settings.to_dict(), "seed": seed, "epoch": epoch + 1,
+                     "bundle": bundle.training_state(), "torch_rng": torch.get_rng_state(), "log": log}
+            with atomic_path(ckpt_path) as tmp:
+                torch.save(state, tmp)
+            atomic_write_json(out / LOG, {"family": family, "seed": seed, "epochs": log})
+    return save_generator(bundle, gen_path)

@@ -1,0 +1,250 @@
+"""Fine-tuning end to end on a tiny synthetic manifest with a tiny stand-in network (CPU, seconds).
+
+Checks: an interrupted run (exception or SIGTERM mid-epoch) resumed from its checkpoint ends with
+exactly the weights of an uninterrupted run; exactly the hashed anchor subset is translated;
+outputs (model, log JSON, curve PNG) are written; the translator registry rules.
+"""
+
+import json
+import os
+import signal
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+import darkside.embed.finetune as ft
+from darkside.atomic import atomic_path
+from darkside.data.manifest import GroundTruth, ImageRecord, load_groundtruth, load_manifest, write_dataset
+from darkside.embed.mining import hash_selected
+from darkside.embed.pooling import L2N, GeM
+from darkside.embed.recipes import MINI_FINETUNE, FinetuneSettings, Recipe
+from darkside.embed.tuples import ImagePipeline, epoch_tuples, split_pairs, translation_flags
+from darkside.errors import DarksideError
+from darkside.gan.translator import FAMILY_LOADERS, Translator, load_translator
+
+torch.set_num_threads(1)
+
+
+class TinyNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.backbone = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
+                                      nn.Conv2d(6, 8, 3, stride=2, padding=1), nn.ReLU())
+        self.pool = GeM()
+        self.norm = L2N()
+
+    def forward(self, x):
+        return self.norm(self.pool(self.backbone(x)))
+
+
+def _save(net, path, extra=None):
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": net.state_dict(), "extra": extra}, tmp)
+    return Path(path)
+
+
+def _load(path):
+    net = TinyNet()
+    net.load_state_dict(torch.load(path, weights_only=True)["state_dict"])
+    return net
+
+
+def _freeze(net):
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eval()
+    return net
+
+
+@pytest.fixture()
+def stand_in(monkeypatch):
+    fake = SimpleNamespace(load_model=_load, save_model=_save, freeze_batchnorm=_freeze)
+    monkeypatch.setattr(ft, "_network", lambda: fake)
+    return fake
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("ds")
+    rng = np.random.default_rng(0)
+    records, pairs = [], {"train": [], "val": []}
+    for split, n_clusters in (("train", 6), ("val", 3)):
+        for c in range(n_clusters):
+            base = rng.uniform(0.1, 0.9, size=3)
+            ids = []
+            for v in range(4):
+                iid = f"{split}{c}v{v}"
+                img = np.clip(base + rng.normal(0, 0.15, size=(20, 24, 3)), 0, 1)
+                (root / "images").mkdir(exist_ok=True)
+                Image.fromarray((img * 255).astype(np.uint8)).save(root / "images" / f"{iid}.png")
+                records.append(ImageRecord(f"{iid}.png", iid, split, "night" if v == 3 else "day",
+                                           f"{split}-c{c}", f"p{c}", 24, 20))
+                ids.append(iid)
+            pairs[split] += [(ids[0], ids[1]), (ids[1], ids[2]), (ids[2], ids[0])]
+    dn = [("train0v3", "train0v0"), ("val0v3", "val0v0")]
+    write_dataset(root, "tiny", records, GroundTruth("training", pairs=pairs, day_night_pairs=dn))
+    return root
+
+
+def _settings(**kw) -> FinetuneSettings:
+    d = {**MINI_FINETUNE, "margins": {"tiny": 0.7}, "epochs": 3, "anchors_per_epoch": 6, "anchor_pool": 12,
+         "negative_pool": 14, "negatives": 2, "tuples_per_batch": 2, "image_size": 16, "val_every": 2,
+         "mining_batch_size": 8, "lr": 1e-2, **kw}
+    return FinetuneSettings.from_dict(d)
+
+
+RECIPE = Recipe("lab-inversion-cd", clahe=True, diverse_anchors=True, generator="lab-inversion",
+                translate_fraction=0.5)
+
+
+def _model_in(tmp_path: Path) -> Path:
+    return _save(TinyNet(), tmp_path / "init.pt")
+
+
+def _weights(path: Path) -> dict:
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def _fail_at(monkeypatch, call: int, action):
+    """Make the loss call number ``call`` (1-based, across the run) do ``action`` (mid-epoch)."""
+    real = ft.contrastive_loss
+    count = {"n": 0}
+
+    def wrapped(*a, **k):
+        count["n"] += 1
+        if count["n"] == call:
+            action()
+        return real(*a, **k)
+
+    monkeypatch.setattr(ft, "contrastive_loss", wrapped)
+    return lambda: monkeypatch.setattr(ft, "contrastive_loss", real)
+
+
+def test_resume_after_crash_equals_uninterrupted(tmp_path, dataset, stand_in, monkeypatch):
+    s = _settings()
+    full = ft.finetune(_model_in(tmp_path), dataset, RECIPE, s, tmp_path / "full", seed=0, backbone="tiny")
+    assert full == tmp_path / "full" / "model.pt"
+
+    def boom():
+        raise RuntimeError("killed")
+
+    # epoch 1: loss calls 1-6 (6 tuples, no validation); epoch 2 trains with calls 7-12: 9 is mid-epoch
+    undo = _fail_at(monkeypatch, 9, boom)
+    out = tmp_path / "resumed"
+    with pytest.raises(RuntimeError, match="killed"):
+        ft.finetune(_model_in(tmp_path), dataset, RECIPE, s, out, seed=0, backbone="tiny")
+    ck = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ck["epoch"] == 1 and not (out / "model.pt").exists()
+    undo()
+    resumed = ft.finetune(_model_in(tmp_path), dataset, RECIPE, s, out, seed=0, backbone="tiny")
+    a, b = _weights(full), _weights(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    init = TinyNet().state_dict()
+    assert not torch.equal(a["backbone.0.weight"], init["backbone.0.weight"])  # it did train
+
+    log = json.loads((out / "training_log.json").read_text())
+    assert [e["epoch"] for e in log["epochs"]] == [1, 2, 3]
+    assert [e["val_loss"] is not None for e in log["epochs"]] == [False, True, True]  # every 2 + last
+    lrs = [e["lr"] for e in log["epochs"]]
+    assert lrs == pytest.approx([1e-2, 1e-2 * 0.99, 1e-2 * 0.99**2])  # stepped at the END of each epoch
+    best = min((e for e in log["epochs"] if e["val_loss"] is not None), key=lambda e: e["val_loss"])
+    assert log["best_epoch"] == best["epoch"]
+    assert (out / "training_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert torch.load(full, weights_only=True)["extra"]["best_epoch"] == log["best_epoch"]
+
+
+def test_sigterm_exits_with_last_checkpoint(tmp_path, dataset, stand_in, monkeypatch):
+    s = _settings(epochs=2)
+    _fail_at(monkeypatch, 8, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exc:
+        ft.finetune(_model_in(tmp_path), dataset, RECIPE, s, out, seed=0, backbone="tiny")
+    assert exc.value.code == ft.PREEMPTED_STATUS
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 1
+    assert not (out / "model.pt").exists()
+    assert not [p for p in out.iterdir() if p.name.endswith(".part")]
+    assert signal.getsignal(signal.SIGTERM) is not None  # handler restored
+
+
+def test_checkpoint_of_other_recipe_is_refused(tmp_path, dataset, stand_in):
+    s = _settings(epochs=1)
+    ft.finetune(_model_in(tmp_path), dataset, RECIPE, s, tmp_path / "o", seed=0, backbone="tiny")
+    other = Recipe("clahe-c", clahe=True, diverse_anchors=False, generator=None)
+    with pytest.raises(DarksideError, match=r"checkpoint\.pt: written for another"):
+        ft.finetune(_model_in(tmp_path), dataset, other, s, tmp_path / "o", seed=0, backbone="tiny")
+
+
+def test_off_the_shelf_copies_weights(tmp_path, dataset, stand_in):
+    r = Recipe("offtheshelf", clahe=False, diverse_anchors=False, generator=None, finetune=False)
+    out = ft.finetune(_model_in(tmp_path), dataset, r, _settings(), tmp_path / "ots", backbone="tiny")
+    for k, v in TinyNet().state_dict().items():
+        assert torch.equal(_weights(out)[k], v)
+
+
+def test_optimizer_groups_follow_settings():
+    net = TinyNet()
+    groups = ft.parameter_groups(net, FinetuneSettings.from_dict({**MINI_FINETUNE, "lr": 5e-7}))
+    assert groups[1]["params"] == [net.pool.p]
+    assert groups[1]["lr"] == pytest.approx(5e-6) and groups[1]["weight_decay"] == 0.0
+    assert groups[0]["weight_decay"] == 5e-4 and all(p is not net.pool.p for p in groups[0]["params"])
+
+
+def test_exactly_hashed_anchor_subset_translated(dataset, monkeypatch):
+    manifest = load_manifest(dataset)
+    gt = load_groundtruth(dataset, manifest)
+    pairs = split_pairs(gt, manifest, "train", day_night=True)
+    assert ("train0v3", "train0v0") in pairs and ("val0v3", "val0v0") not in pairs
+    recipe = Recipe("r", clahe=False, diverse_anchors=False, generator="lab-inversion", translate_fraction=0.5)
+    seen = []
+    real = ImagePipeline.tensor
+
+    def spy(self, image_id, translate=False):
+        seen.append((image_id, translate))
+        return real(self, image_id, translate)
+
+    monkeypatch.setattr(ImagePipeline, "tensor", spy)
+    pipe = ImagePipeline(manifest, 16, None, load_translator("lab-inversion", None), cache=True)
+    s = _settings(anchors_per_epoch=100, negative_pool=100)
+    ids = [r.image_id for r in manifest.select(split="train")]
+    tuples = epoch_tuples(TinyNet(), pipe, pairs, ids, recipe, s, np.random.default_rng(0), torch.device("cpu"))
+    anchors = {t.anchor for t in tuples}
+    expected = {a for a in anchors if hash_selected(a, 0.5)}  # file name stem == image id here
+    assert 0 < len(expected) < len(anchors)
+    assert {t.anchor for t in tuples if t.translate} == expected
+    assert {i for i, tr in seen if tr} == expected  # only anchors, exactly the hashed ones
+    for t in tuples:
+        pipe.tuple_tensors(t)
+    assert {i for i, tr in seen if tr} == expected  # positives and negatives never translated
+    flags = translation_flags(sorted(anchors), manifest, recipe, np.random.default_rng(0))
+    assert int(flags.sum()) == len(expected)
+    for t in tuples:
+        assert manifest.records[manifest.index(t.anchor)].cluster not in {
+            manifest.records[manifest.index(n)].cluster for n in t.negatives}
+
+
+def test_translator_registry_and_lab_inversion():
+    with pytest.raises(DarksideError, match="'none' has no translator"):
+        load_translator("none", None)
+    with pytest.raises(DarksideError, match="unknown kind 'nosuch'"):
+        load_translator("nosuch", None)
+    FAMILY_LOADERS["unit-test-family"] = lambda path, device: ("loaded", path)
+    try:
+        with pytest.raises(DarksideError, match="needs a trained checkpoint"):
+            load_translator("unit-test-family", None)
+    finally:
+        del FAMILY_LOADERS["unit-test-family"]
+    t = load_translator("lab-inversion", None)
+    assert isinstance(t, Translator)
+    x = torch.tensor([[[[0.0]], [[0.0]], [[0.0]]], [[[1.0]], [[1.0]], [[1.0]]]])  # black, white pixel
+    y = t.translate(x)
+    assert y.shape == x.shape
+    assert torch.allclose(y[0], torch.ones(3, 1, 1), atol=1e-3)  # L 0 -> 100
+    assert torch.allclose(y[1], torch.zeros(3, 1, 1), atol=1e-3)  # L 100 -> 0

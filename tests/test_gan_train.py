@@ -1,0 +1,105 @@
+"""Families train on tiny tensors; a run killed by SIGTERM resumes to the uninterrupted weights."""
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from darkside.gan.families import FAMILIES, GanSettings, build
+from darkside.gan.train import TrainingInterrupted, train_gan
+from darkside.gan.translator import FAMILY_LOADERS
+
+torch.set_num_threads(1)
+
+
+def tiny(family: str, **kw) -> GanSettings:
+    d = dict(family=family, crop=32, scale_min=0.8, pairs_per_epoch=4, batch_size=2, epochs_constant=1,
+             epochs_decay=2, lr=2e-4, beta1=0.5, beta2=0.999, ngf=4, n_blocks=1, ndf=4, n_layers_d=2,
+             norm="instance" if family == "cyclegan" else "batch",
+             init="normal" if family == "cyclegan" else "kaiming", init_gain=0.2, cycle_weight=10.0,
+             identity_weight=0.5, pool_size=3, edge_weight=5.0,
+             detector=None if family == "cyclegan" else ("rcf" if family == "rcfngan" else "hed"),
+             detector_width=0.0625, detector_input="caffe255", detector_weights=None, student_lr=1e-6,
+             student_beta1=0.9, student_beta2=0.999, student_weight_decay=2e-4,
+             student_lr_multipliers=family == "hedngan", sample_images=2, cache_images=True)
+    d.update(kw)
+    return GanSettings.from_dict(d)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_one_train_step_changes_generator(family):
+    b = build(tiny(family), "cpu", seed=0)
+    before = {k: v.clone() for k, v in b.generator().state_dict().items()}
+    frozen = [n for n, r in b.roles.items() if r == "frozen"]
+    frozen_before = [p.clone() for n in frozen for p in b.nets[n].parameters()]
+    g = torch.Generator().manual_seed(1)
+    losses = b.train_step((torch.rand(2, 3, 32, 32, generator=g) * 2 - 1,
+                           torch.rand(2, 3, 32, 32, generator=g) * 2 - 1))
+    assert all(np.isfinite(v) for v in losses.values())
+    after = b.generator().state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before if after[k].is_floating_point())
+    assert all(torch.equal(a, p) for a, p in zip(frozen_before, (p for n in frozen for p in b.nets[n].parameters()),
+                                                  strict=True))
+    if family in ("hedngan", "rcfngan"):
+        # the student starts as the teacher and moves
+        assert "student" in losses
+        s, t = b.nets["detector_student"], b.nets["detector_teacher"]
+        assert any(not torch.equal(a, c) for a, c in zip(s.parameters(), t.parameters(), strict=True))
+    # same seed -> same initial networks
+    assert all(torch.equal(before[k], v) for k, v in build(tiny(family), "cpu", 0).generator().state_dict().items())
+
+
+@pytest.fixture
+def images(tmp_path):
+    rng = np.random.default_rng(0)
+    paths = {"day": [], "night": []}
+    for kind in paths:
+        for i in range(3):
+            p = tmp_path / "img" / f"{kind}{i}.png"
+            p.parent.mkdir(exist_ok=True)
+            Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(p)
+            paths[kind].append(p)
+    return paths
+
+
+@pytest.mark.parametrize("family", ["cyclegan", "hedngan"])
+def test_resume_after_sigterm_matches_uninterrupted(tmp_path, images, family):
+    s = tiny(family)
+    ref = train_gan(family, images["day"], images["night"], s, tmp_path / "ref", "cpu", seed=3)
+
+    def kill(epoch, step):
+        if (epoch, step) == (1, 0):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    out = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted, match="SIGTERM during epoch 2"):
+        train_gan(family, images["day"], images["night"], s, out, "cpu", seed=3, on_step=kill)
+    assert not (out / "generator.pt").exists()
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["epoch"] == 1
+    res = train_gan(family, images["day"], images["night"], s, out, "cpu", seed=3)
+
+    a, b = torch.load(ref, weights_only=True), torch.load(res, weights_only=True)
+    for k, v in a["state_dict"].items():
+        assert torch.equal(v, b["state_dict"][k]), k
+    log = json.loads((out / "log.json").read_text())
+    assert [e["epoch"] for e in log["epochs"]] == [1, 2, 3]
+    assert [e["lr_factor"] for e in log["epochs"]] == pytest.approx([1.0, 2 / 3, 1 / 3])
+    assert all(e["images_per_s"] > 0 for e in log["epochs"])
+    assert sorted(p.name for p in (out / "samples").iterdir()) == [f"epoch_00{i}.png" for i in (1, 2, 3)]
+    assert Image.open(out / "samples" / "epoch_001.png").size == (2 * 32, 2 * 32)
+
+    # the generator file loads through the translator registry and translates [0, 1] -> [0, 1]
+    tr = FAMILY_LOADERS[family](res, torch.device("cpu"))
+    y = tr.translate(torch.rand(1, 3, 30, 35))
+    assert y.shape == (1, 3, 30, 35) and y.min() >= 0 and y.max() <= 1
+
+
+def test_mismatched_checkpoint_is_refused(tmp_path, images):
+    s = tiny("hedgan", epochs_constant=1, epochs_decay=0)
+    train_gan("hedgan", images["day"], images["night"], s, tmp_path, "cpu", seed=0)
+    with pytest.raises(Exception, match="other family/settings/seed"):
+        train_gan("hedgan", images["day"], images["night"], s, tmp_path, "cpu", seed=1)
