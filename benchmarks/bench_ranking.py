@@ -58,9 +58,14 @@ def main(argv=None) -> Path:
         X = rng.standard_normal((n, args.dim)).astype(np.float32)
         X /= np.linalg.norm(X, axis=1, keepdims=True)
         items = [rng.choice(n, args.items, replace=False) for _ in range(args.queries)]
-        (r_chunk, (top_c, _)), t_c, m_c = _measure(lambda: (ranks_of(Q, X, items, args.chunk),
-                                                            topk(Q, X, args.topk, args.chunk)))
-        (r_full, top_f), t_f, m_f = _measure(lambda: full_baseline(Q, X, items, args.topk))
+        def chunked(X=X, items=items):
+            return ranks_of(Q, X, items, args.chunk), topk(Q, X, args.topk, args.chunk)
+
+        def full(X=X, items=items):
+            return full_baseline(Q, X, items, args.topk)
+
+        (r_chunk, (top_c, _)), t_c, m_c = _measure(chunked)
+        (r_full, top_f), t_f, m_f = _measure(full)
         same = all(np.array_equal(a, b) for a, b in zip(r_chunk, r_full, strict=True))
         row = {"database": n, "chunked_s": t_c, "full_s": t_f, "chunked_peak_mib": m_c, "full_peak_mib": m_f,
                "time_ratio_full_over_chunked": t_f / t_c, "memory_ratio_full_over_chunked": m_f / m_c,

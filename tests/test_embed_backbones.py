@@ -135,3 +135,30 @@ def test_torchvision_weights_from_hub_cache(tmp_path, monkeypatch, arch, blocks)
     trunk, _ = build_backbone(s, seed=0)
     for k, v in source.state_dict().items():
         assert torch.equal(trunk.state_dict()[k], v), k
+
+
+def test_restated_blocks_compute_what_torchvision_computes():
+    """Our BasicBlock/Bottleneck/VGG layers are torchvision's: same keys, and the same outputs
+    when given the same weights."""
+    import torch
+    from torchvision.models import resnet as tv_resnet
+    from torchvision.models import vgg as tv_vgg
+
+    from darkside.embed.backbones import blocks
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 12, 10)
+    for ours_cls, tv_cls in ((blocks.BasicBlock, tv_resnet.BasicBlock), (blocks.Bottleneck, tv_resnet.Bottleneck)):
+        def down(expansion: int = ours_cls.expansion) -> torch.nn.Sequential:
+            return torch.nn.Sequential(torch.nn.Conv2d(8, 4 * expansion, 1, 2, bias=False),
+                                       torch.nn.BatchNorm2d(4 * expansion))
+
+        tv, ours = tv_cls(8, 4, 2, down()).eval(), ours_cls(8, 4, 2, down()).eval()
+        assert list(tv.state_dict()) == list(ours.state_dict())
+        ours.load_state_dict(tv.state_dict())
+        torch.testing.assert_close(ours(x), tv(x))
+    assert blocks.VGG_CFGS["vgg16"] == tv_vgg.cfgs["D"]
+    tv_layers, our_layers = tv_vgg.make_layers(tv_vgg.cfgs["D"]), blocks.make_vgg_layers(blocks.VGG_CFGS["vgg16"])
+    assert [type(m) for m in tv_layers] == [type(m) for m in our_layers]
+    assert {k: v.shape for k, v in tv_layers.state_dict().items()} == {
+        k: v.shape for k, v in our_layers.state_dict().items()}

@@ -28,7 +28,7 @@ def test_digest_prefix_in_file_name_is_enforced(tmp_path, monkeypatch):
 
 
 def test_unknown_weights_file(tmp_path):
-    with pytest.raises(DarksideError, match="unknown file 'x.pth'"):
+    with pytest.raises(DarksideError, match=r"unknown file 'x\.pth'"):
         weights.download_weights("x.pth", tmp_path)
 
 

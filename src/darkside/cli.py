@@ -65,14 +65,9 @@ def _(p: argparse.ArgumentParser) -> None:
 def run_synth(args: argparse.Namespace) -> list[Path]:
     from darkside.data.synthetic import SyntheticParams, generate
     preset = _preset(args)
-    written = generate(Path(args.out), SyntheticParams.from_dict(preset.raw["data"]["synthetic"]))
-    if args.calibration:
-        # the calibration report is a metric: keep it with the other metric files, outside data/
-        import os
-        Path(args.calibration).parent.mkdir(parents=True, exist_ok=True)
-        os.replace(Path(args.out) / "synthetic-calibration.json", args.calibration)
-        written.append(Path(args.calibration))
-    return written
+    # the calibration report is a metric: the DAG keeps it with the other metric files, outside data/
+    calibration = Path(args.calibration) if args.calibration else None
+    return generate(Path(args.out), SyntheticParams.from_dict(preset.raw["data"]["synthetic"]), calibration)
 
 
 @run_synth.arguments
@@ -171,8 +166,10 @@ def _(p: argparse.ArgumentParser) -> None:
 
 
 def _clahe(args: argparse.Namespace):
+    # test-time CLAHE uses the training recipe's settings, so the two cannot drift apart
     from darkside.data.photometric import ClaheSettings
-    return ClaheSettings(enabled=args.clahe)
+    ft = _preset(args).raw["finetune"]
+    return ClaheSettings(enabled=args.clahe, clip_limit=ft["clahe_clip_limit"], grid=ft["clahe_grid"])
 
 
 @verb("whiten", "learn the whitening (Lw) of a model on a dataset's whitening pairs")
@@ -216,6 +213,74 @@ def _(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clahe", action="store_true")
     p.add_argument("--on-corrupt", choices=["error", "skip"], default=None,
                    help="override the preset: stop on a corrupt image, or skip it and count it")
+
+
+@verb("finetune", "metric learning of a GeM embedding for a backbone and a named recipe (resumable)")
+def run_finetune(args: argparse.Namespace) -> Path:
+    import darkside.gan.families  # noqa: F401  (registers the trained generator families' loaders)
+    from darkside.embed.finetune import finetune
+    from darkside.embed.recipes import FinetuneSettings, recipe_by_name
+    preset = _preset(args)
+    recipe = recipe_by_name(args.recipe, families=list(preset.raw["gan"]["families"]))
+    settings = FinetuneSettings.from_dict(preset.raw["finetune"])
+    generator = Path(args.generator) if args.generator else None
+    return finetune(Path(args.init), Path(args.dataset), recipe, settings, Path(args.out_dir),
+                    device=_device(preset.device), translator_checkpoint=generator, backbone=args.backbone)
+
+
+@run_finetune.arguments
+def _(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backbone", required=True)
+    p.add_argument("--recipe", required=True, help="e.g. gem, clahe-c, clahe-cd, clahe-nd-c, hedngan-cd")
+    p.add_argument("--init", required=True, help="the off-the-shelf model to start from")
+    p.add_argument("--dataset", required=True, help="prepared training dataset (train/val pairs)")
+    p.add_argument("--out-dir", required=True, help="model.pt, checkpoint.pt, training log and curve")
+    p.add_argument("--generator", default=None, help="generator.pt of the recipe's trained family")
+
+
+def _list_paths(list_file: Path, image_root: Path) -> list[Path]:
+    return [image_root / line.strip() for line in list_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@verb("train-gan", "train a day->night generator family on the filtered day and night lists (resumable)")
+def run_train_gan(args: argparse.Namespace) -> Path:
+    from darkside.data.manifest import load_manifest
+    from darkside.gan.families import settings_for
+    from darkside.gan.train import train_gan
+    preset = _preset(args)
+    manifest = load_manifest(args.dataset, check_files=False)
+    lists = Path(args.lists)
+    day = _list_paths(lists / "day.txt", manifest.image_root)
+    night = _list_paths(lists / "night.txt", manifest.image_root)
+    settings = settings_for(preset.raw["gan"], args.family)
+    return train_gan(args.family, day, night, settings, Path(args.out_dir), _device(preset.device), seed=args.seed)
+
+
+@run_train_gan.arguments
+def _(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--family", required=True, help="cyclegan, hedgan, hedngan, rcfngan")
+    p.add_argument("--dataset", required=True, help="prepared dataset the lists refer to")
+    p.add_argument("--lists", required=True, help="folder with day.txt and night.txt (filter-day-night)")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--seed", type=int, default=0)
+
+
+@verb("gan", "generator utilities: `darkside gan params --family F [--json]` prints parameter counts")
+def run_gan(args: argparse.Namespace) -> None:
+    from darkside.gan.params import main as params_main
+    argv = ["--family", args.family, "--params", args.params]
+    if args.preset:
+        argv += ["--preset", args.preset]
+    if args.json:
+        argv.append("--json")
+    params_main(argv)
+
+
+@run_gan.arguments
+def _(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["params"])
+    p.add_argument("--family", required=True)
+    p.add_argument("--json", action="store_true")
 
 
 # --- evaluation and tables ---------------------------------------------------------------------------

@@ -28,9 +28,10 @@ PARAM_KEYS: dict[str, str | None] = {
     "evaluate": "evaluate",
     "finetune": "finetune",
     "recipe": "recipes.{recipe}",
-    "gan": "gan.{family}",
+    "gan": "gan",
     "edges": "edges",
     "clahe": None,
+    "generator": None,
     "models": None,
 }
 

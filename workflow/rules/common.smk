@@ -2,6 +2,8 @@
 
 from snakemake.utils import validate
 
+from darkside.embed.recipes import recipe_by_name
+
 validate(config, schema="../schemas/params.schema.yaml")
 
 PRESET = config["preset"]
@@ -11,9 +13,14 @@ ROLES = P["data"]["roles"]
 DS = f"darkside --preset {PRESET}"
 
 BACKBONES = list(P["backbones"])
-# recipes whose models this preset evaluates; `offtheshelf` = backbone + GeM without fine-tuning
-RECIPES = ["offtheshelf"]
-MODELS = [f"{b}-{r}" for b in BACKBONES for r in RECIPES]
+FAMILIES = list(P["gan"]["families"])
+# the models this preset trains and evaluates: `<backbone>-<recipe>` (`offtheshelf` = no fine-tuning)
+MODELS = [f"{b}-{r}" for b, recipes in P["recipes"].items() for r in recipes]
+
+
+def recipe(name):
+    """The typed recipe (CLAHE, diverse anchors, generator, N/D) behind a recipe name."""
+    return recipe_by_name(name, families=FAMILIES)
 RETRIEVAL_DATASETS = [ROLES["tokyo"], ROLES["roxford"], ROLES["rparis"]]
 TEST_DATASETS = RETRIEVAL_DATASETS + list(ROLES["localization"])
 

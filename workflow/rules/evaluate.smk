@@ -3,11 +3,7 @@
 
 def clahe_flag(model):
     """CLAHE at test time when the model's recipe uses it (the `C` of the paper's recipe names)."""
-    return "--clahe" if RECIPE_CLAHE.get(recipe_of(model), False) else ""
-
-
-# recipe -> CLAHE at test time; recipes are added by the metric-learning rules
-RECIPE_CLAHE = {"offtheshelf": False}
+    return "--clahe" if recipe(recipe_of(model)).clahe else ""
 
 
 rule extract:

@@ -78,3 +78,60 @@ rule whiten:
     shell:
         "{DS} whiten --model {input.model} --dataset data/prepared/{ROLES[whiten]} --out {output}"
         " {params.clahe} --log {log}"
+
+
+def finetune_inputs(wildcards):
+    r = recipe(wildcards.recipe)
+    inputs = {"init": f"results/models/{wildcards.backbone}-offtheshelf/model.pt",
+              "data": prepared(ROLES["train"])}
+    if r.generator in FAMILIES:
+        inputs["generator"] = f"results/gans/{r.generator}/generator.pt"
+    return inputs
+
+
+def generator_option(wildcards, input):
+    return f"--generator {input.generator}" if "generator" in input.keys() else ""
+
+
+rule finetune:
+    input:
+        unpack(finetune_inputs),
+    output:
+        "results/models/{backbone}-{recipe}/model.pt",
+    wildcard_constraints:
+        recipe="(?!offtheshelf$)[a-z0-9][a-z0-9-]*",
+    params:
+        finetune=P["finetune"],
+        generator=generator_option,
+    log:
+        "logs/finetune/{backbone}-{recipe}.log",
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=32000,
+        runtime=24 * 60,
+    shell:
+        "{DS} finetune --backbone {wildcards.backbone} --recipe {wildcards.recipe} --init {input.init}"
+        " --dataset data/prepared/{ROLES[train]} --out-dir results/models/{wildcards.backbone}-{wildcards.recipe}"
+        " {params.generator} --log {log}"
+
+
+rule train_gan:
+    input:
+        prepared(ROLES["train"]),
+        day=f"data/filtered/{ROLES['train']}/day.txt",
+        night=f"data/filtered/{ROLES['train']}/night.txt",
+    output:
+        "results/gans/{family}/generator.pt",
+    params:
+        gan=lambda wc: P["gan"],
+    log:
+        "logs/train_gan/{family}.log",
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=32000,
+        runtime=5 * 24 * 60,
+    shell:
+        "{DS} train-gan --family {wildcards.family} --dataset data/prepared/{ROLES[train]}"
+        " --lists data/filtered/{ROLES[train]} --out-dir results/gans/{wildcards.family} --log {log}"

@@ -126,13 +126,13 @@ def _builtin_recipes(families: Iterable[str]) -> dict[str, Recipe]:
             raise ConfigError(f"generator family name {fam!r} is reserved")
         add(f"{fam}-c", clahe=True, diverse_anchors=False, generator=fam)
         add(f"{fam}-cd", clahe=True, diverse_anchors=True, generator=fam)
-        add(f"{fam}-d", clahe=False, diverse_anchors=True, generator=fam)            # Table 5, no C
+        add(fam, clahe=False, diverse_anchors=False, generator=fam)                  # Table 5: neither C nor D
         add(f"{fam}-cd-nd", clahe=True, diverse_anchors=True, generator=fam, day_night_pairs=True)
     return r
 
 
 def named_recipes(families: Iterable[str] = ()) -> dict[str, Recipe]:
-    """All built-in recipes, with ``{family}-c``, ``-cd``, ``-d`` and ``-cd-nd`` per generator family."""
+    """All built-in recipes, with ``{family}``, ``{family}-c``, ``-cd`` and ``-cd-nd`` per generator family."""
     return _builtin_recipes(list(families))
 
 

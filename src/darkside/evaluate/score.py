@@ -336,6 +336,24 @@ def _score_localization(manifest: Manifest, gt: GroundTruth, ds: DescriptorSet, 
     return out
 
 
+def _export_retrieval_pairs(manifest: Manifest, gt: GroundTruth, ds: DescriptorSet, settings: EvaluateSettings,
+                            h5: Path, pairs_dir: Path) -> list[str]:
+    """Top-k retrieval pairs of every query (hloc text and kapture CSV), as for localization."""
+    db = _database(_database_records(manifest, gt.database_split), ds)
+    cropped = gt.protocol == "revisited"
+    qids = [q.query for q in gt.queries]
+    Q = _query_vectors(qids, ds, cropped=cropped, where=str(h5))
+    names = [r.path for r, p in zip(db.records, db.present, strict=True) if p >= 0]
+    exclude = None
+    if not cropped:  # every image queries all: drop the query itself from its own list
+        exclude = np.array([db.present[db.index[q]] if q in db.index else -1 for q in qids], dtype=np.int64)
+    k = min(settings.pairs_topk, len(names))
+    top, top_s = topk(Q, db.X, k, settings.chunk_size, exclude=exclude)
+    qnames = [manifest.records[manifest.index(q)].path for q in qids]
+    return [write_pairs_hloc(pairs_dir / f"pairs-top{k}.txt", qnames, names, top).name,
+            write_pairs_kapture(pairs_dir / f"pairs-top{k}.csv", qnames, names, top, top_s).name]
+
+
 def score_dataset(descriptors_h5: Path, dataset_dir: Path, settings: EvaluateSettings, out_json: Path,
                   pairs_dir: Path | None = None) -> Path:
     """Score a descriptor file against a prepared dataset's ground truth; write the JSON, return its path."""
@@ -353,6 +371,9 @@ def score_dataset(descriptors_h5: Path, dataset_dir: Path, settings: EvaluateSet
                                    Path(pairs_dir) if pairs_dir is not None else None)
     else:
         raise DarksideError(f"{gt_path}: protocol {gt.protocol!r} has no queries to score")
+    if pairs_dir is not None and gt.protocol in ("revisited", "tokyo"):
+        Path(pairs_dir).mkdir(parents=True, exist_ok=True)
+        body["pairs_files"] = _export_retrieval_pairs(manifest, gt, ds, settings, h5, Path(pairs_dir))
     result = {"dataset": manifest.name, "protocol": gt.protocol, "model": ds.attrs.get("model"),
               "model_sha256": ds.attrs.get("model_sha256"), "preset": ds.attrs.get("preset"), **body}
     return atomic_write_json(out_json, result)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from torch import nn
-from torchvision.models.resnet import BasicBlock, Bottleneck
 
+from darkside.embed.backbones.blocks import BasicBlock, Bottleneck
 from darkside.errors import DarksideError
 
 #: block type and blocks per stage of each architecture (torchvision / He et al.)
@@ -38,7 +38,7 @@ def build_resnet(arch: str, width: float = 1.0,
     ``width`` scales the base width 64 (and so every stage: 64, 128, 256, 512 x expansion);
     ``blocks`` overrides the blocks per stage (4 values) for the scaled-down mini preset.
     torchvision's ResNet class hard-codes 64 input planes, hence the trunk is assembled here
-    from torchvision's own BasicBlock / Bottleneck.
+    from blocks identical to torchvision's BasicBlock / Bottleneck.
     """
     if arch not in ARCHS:
         raise DarksideError(f"backbone arch {arch!r}: not a ResNet architecture (known: {sorted(ARCHS)})")

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from torch import nn
-from torchvision.models.vgg import cfgs, make_layers
 
+from darkside.embed.backbones.blocks import VGG_CFGS, make_vgg_layers
 from darkside.errors import DarksideError
-
-#: torchvision's configuration name per architecture
-_CFG = {"vgg16": "D"}
 
 
 def scaled_cfg(arch: str, width: float) -> list[int | str]:
     """torchvision's layer list with every channel count scaled by ``width`` (at least 1 channel)."""
-    if arch not in _CFG:
-        raise DarksideError(f"backbone arch {arch!r}: not a VGG architecture (known: {sorted(_CFG)})")
-    return [v if v == "M" else max(1, round(int(v) * width)) for v in cfgs[_CFG[arch]]]
+    if arch not in VGG_CFGS:
+        raise DarksideError(f"backbone arch {arch!r}: not a VGG architecture (known: {sorted(VGG_CFGS)})")
+    return [v if v == "M" else max(1, round(int(v) * width)) for v in VGG_CFGS[arch]]
 
 
 def build_vgg(arch: str, width: float = 1.0,
@@ -28,7 +25,7 @@ def build_vgg(arch: str, width: float = 1.0,
     if blocks is not None:
         raise DarksideError(f"backbone arch {arch!r}: 'blocks' applies to ResNets only; use null")
     cfg = scaled_cfg(arch, width)
-    layers = make_layers(cfg, batch_norm=False)
+    layers = make_vgg_layers(cfg)
     trunk = nn.Sequential(*list(layers.children())[:-1])
     out = next(v for v in reversed(cfg) if v != "M")
     return trunk, int(out)

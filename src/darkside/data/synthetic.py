@@ -1,0 +1,764 @@
+"""The embedded synthetic day/night benchmark (SPEC 4.3): every ``synth-*`` dataset of the mini preset.
+
+Six prepared datasets are written under ``out_root`` in the manifest schema, plus
+``synthetic-calibration.json`` (checks of the night model measured at generation time):
+
+``synth-sfm``      training: day views of many scenes, fewer unpaired night views, a few
+                   (night, day) pairs, query/positive pairs; ``train`` and ``val`` splits.
+``synth-whiten``   training: day views and pairs for the learned whitening.
+``synth-tokyo``    places x directions x {day, sunset, night} at one camera pose per scene.
+``synth-roxford``  revisited: landmarks + distractors, queries with boxes, easy/hard/junk from
+``synth-rparis``   the geometry (visible-facade overlap, viewpoint and scale change).
+``synth-aachen``   localization: a street, database on a pose grid, day and night queries.
+
+Each dataset folder also holds ``cameras.json`` (intrinsics, the world-plane homography used to
+render each image, the facade rectangles) and ``edges/<image path>`` (ground-truth edge maps).
+Rendering lives in :mod:`darkside.data.synthetic_render`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import io
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from darkside.atomic import atomic_path, atomic_write_json
+from darkside.data import synthetic_render as sr
+from darkside.data.manifest import GroundTruth, ImageRecord, Query, write_dataset
+from darkside.errors import DarksideError
+
+DATASETS: tuple[str, ...] = ("synth-sfm", "synth-whiten", "synth-tokyo", "synth-roxford", "synth-rparis",
+                             "synth-aachen")
+ALL_FAMILIES: tuple[str, ...] = tuple(sr.FAMILIES)
+ROXFORD_FAMILIES: tuple[str, ...] = ("gothic", "classic", "brick")
+RPARIS_FAMILIES: tuple[str, ...] = ("haussmann", "plaster", "modern")
+
+
+@dataclass(frozen=True)
+class SyntheticParams:
+    """Sizes and counts of the synthetic benchmark (defaults = the mini preset)."""
+
+    seed: int = 0
+    max_side: int = 96  # long side of a normal image
+    small_max_side: int = 64  # long side of the "small" images the min-side filter drops
+    small_fraction: float = 0.15  # share of synth-sfm train/val images rendered small
+    portrait_fraction: float = 0.2
+    hfov_deg: tuple[float, float] = (55.0, 70.0)  # field of view of the long side, uniform
+    supersample: int = 2  # render at this factor and area-downsample (anti-aliasing)
+    texture_ppm: float = 8.0  # texture pixels per metre
+    train_scenes: int = 80
+    train_views: int = 10  # day views per training scene
+    night_fraction: float = 0.25  # unpaired night views per day view (training scenes)
+    day_night_pairs: int = 40  # matching (night, day) pairs for the N/D recipe
+    val_scenes: int = 20
+    val_views: int = 10
+    pair_min_overlap: float = 0.3  # visible-facade IoU of a training query/positive pair
+    whiten_scenes: int = 30
+    whiten_views: int = 8
+    tokyo_places: int = 30
+    tokyo_directions: int = 3
+    revisited_landmarks: int = 10
+    revisited_queries: int = 2  # per landmark
+    revisited_views: int = 12  # database views per landmark
+    revisited_distractors: int = 50  # distractor scenes (each seen revisited_distractor_views times)
+    revisited_distractor_views: int = 2
+    aachen_facades: int = 10
+    aachen_grid_step_m: float = 5.0
+    aachen_yaws_deg: tuple[float, ...] = (-20.0, 0.0, 20.0)
+    aachen_day_queries: int = 30
+    aachen_night_queries: int = 30
+    lit_fraction: float = 0.5  # windows lit at night
+    lit_flip_prob: float = 0.08  # per-view variation of the lit pattern
+    datasets: tuple[str, ...] = DATASETS
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> SyntheticParams:
+        """Build from a params.yaml block; unknown keys and wrong types raise one-line errors."""
+        d = dict(d or {})
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in d.items():
+            if key not in fields:
+                raise DarksideError(f"data.synthetic.{key}: unknown key")
+            default = fields[key].default
+            try:
+                if isinstance(default, tuple):
+                    if not isinstance(value, (list, tuple)):
+                        raise TypeError
+                    kind = type(default[0]) if default else float
+                    value = tuple(kind(v) if kind is not str else str(v) for v in value)
+                elif isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                        (isinstance(default, int) and not float(value).is_integer()):
+                    raise TypeError
+                else:
+                    value = type(default)(value)
+            except (TypeError, ValueError):
+                raise DarksideError(f"data.synthetic.{key}: expected {type(default).__name__}, got {value!r}") \
+                    from None
+            kwargs[key] = value
+        params = cls(**kwargs)
+        params.check()
+        return params
+
+    def check(self) -> None:
+        """Reject values the generator cannot honour (one line naming the key)."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, (int, float)) and f.name != "seed" and value < 0:
+                raise DarksideError(f"data.synthetic.{f.name}: must not be negative")
+        for name in self.datasets:
+            if name not in DATASETS:
+                raise DarksideError(f"data.synthetic.datasets: unknown dataset {name!r}")
+        if self.small_max_side > self.max_side or self.small_max_side < 8:
+            raise DarksideError("data.synthetic.small_max_side: must be in [8, max_side]")
+        lo, hi = self.hfov_deg
+        if not 20.0 <= lo <= hi <= 80.0:
+            raise DarksideError("data.synthetic.hfov_deg: expected [lo, hi] within 20..80 degrees")
+        for key in ("train_views", "val_views", "whiten_views", "revisited_views"):
+            if getattr(self, key) < 2:
+                raise DarksideError(f"data.synthetic.{key}: at least 2 views per scene (pairs need two)")
+        if self.tokyo_places * self.tokyo_directions < 2:
+            raise DarksideError("data.synthetic.tokyo_places: at least 2 Tokyo scenes")
+        if self.supersample < 1 or self.texture_ppm <= 0:
+            raise DarksideError("data.synthetic.supersample: must be >= 1 (texture_ppm > 0)")
+
+
+# --- small helpers ------------------------------------------------------------------------------------
+
+def _rng(seed: int, *key: int) -> np.random.Generator:
+    """Independent stream per (dataset, scene, ...): changing one count never reshuffles the others."""
+    return np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=tuple(key)))
+
+
+def _png_bytes(arr: np.ndarray) -> bytes:
+    # PIL writes no timestamp or text chunk unless asked: same pixels -> same bytes
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
+
+
+def _image_size(rng: np.random.Generator, p: SyntheticParams, small_fraction: float = 0.0,
+                portrait_fraction: float | None = None) -> tuple[int, int]:
+    long = p.small_max_side if rng.random() < small_fraction else p.max_side
+    short = round(long * 0.75)
+    pf = p.portrait_fraction if portrait_fraction is None else portrait_fraction
+    return (short, long) if rng.random() < pf else (long, short)
+
+
+def _camera(rng: np.random.Generator, p: SyntheticParams, size: tuple[int, int], center: np.ndarray,
+            target: np.ndarray, roll_sd: float = 1.5) -> sr.Camera:
+    k = sr.intrinsics(size[0], size[1], float(rng.uniform(*p.hfov_deg)))
+    r, t = sr.look_at(center, target, float(rng.normal(0.0, roll_sd)))
+    return sr.Camera(k, r, t, size[0], size[1])
+
+
+#: Viewpoint families relative to a facade of width W and height H (centred at X = 0):
+#: (distance range m, camera X range in W, target X range in W, target Y range in H, height range m)
+VIEWS: dict[str, tuple[tuple[float, float], ...]] = {
+    "train": ((14.0, 34.0), (-0.7, 0.7), (-0.25, 0.25), (0.25, 0.6), (1.5, 6.0)),
+    "frontal": ((18.0, 28.0), (-0.15, 0.15), (-0.08, 0.08), (0.4, 0.5), (1.5, 2.0)),
+    "near": ((16.0, 30.0), (-0.3, 0.3), (-0.12, 0.12), (0.35, 0.55), (1.5, 4.0)),
+    "oblique": ((10.0, 20.0), (0.9, 1.5), (-0.15, 0.15), (0.3, 0.55), (1.5, 4.0)),
+    "zoom": ((5.0, 9.0), (-0.35, 0.35), (-0.35, 0.35), (0.2, 0.7), (1.5, 3.0)),
+    "far": ((45.0, 70.0), (-0.5, 0.5), (-0.1, 0.1), (0.3, 0.6), (1.5, 8.0)),
+    "glimpse": ((12.0, 20.0), (0.55, 0.9), (0.62, 0.95), (0.3, 0.6), (1.5, 3.0)),
+}
+
+
+def sample_view(rng: np.random.Generator, p: SyntheticParams, facade: tuple[float, float, float, float],
+                kind: str, size: tuple[int, int]) -> sr.Camera:
+    """A camera of viewpoint family ``kind`` looking at ``facade`` (x0, y0, x1, y1)."""
+    (d0, d1), (c0, c1), (t0, t1), (h0, h1), (e0, e1) = VIEWS[kind]
+    x0, y0, x1, y1 = facade
+    w, cx = x1 - x0, (x0 + x1) / 2
+    side = 1.0 if rng.random() < 0.5 else -1.0
+    mirror = side if kind in ("oblique", "glimpse") else 1.0  # these families sit to one side
+    d = float(rng.uniform(d0, d1))
+    camx = cx + mirror * w * float(rng.uniform(c0, c1))
+    tx = cx + mirror * w * float(rng.uniform(t0, t1))
+    # keep the optical axis within 55 degrees of the facade normal: beyond that the plane is seen
+    # almost edge-on and nothing is recognisable (real photographs are not taken that way)
+    camx = tx + float(np.clip(camx - tx, -d * np.tan(np.radians(55)), d * np.tan(np.radians(55))))
+    target = np.array([tx, y0 + (y1 - y0) * float(rng.uniform(h0, h1)), 0.0])
+    center = np.array([camx, float(rng.uniform(e0, e1)), d])
+    return _camera(rng, p, size, center, target)
+
+
+def overlap(vis_a: np.ndarray, vis_b: np.ndarray) -> float:
+    """Intersection over union of two facade-visibility vectors (0 when neither sees it)."""
+    union = np.count_nonzero(vis_a | vis_b)
+    return float(np.count_nonzero(vis_a & vis_b) / union) if union else 0.0
+
+
+def viewing_angle(cam: sr.Camera, facade: tuple[float, float, float, float]) -> float:
+    """Angle (degrees) between the facade normal and the ray from the facade centre to the camera."""
+    c = cam.center
+    fc = np.array([(facade[0] + facade[2]) / 2, (facade[1] + facade[3]) / 2, 0.0])
+    v = c - fc
+    return float(np.degrees(np.arctan2(v[0], v[2])))
+
+
+def apparent_scale(cam: sr.Camera, facade: tuple[float, float, float, float]) -> float:
+    """Pixels per metre at the facade centre (focal length over depth)."""
+    fc = np.array([(facade[0] + facade[2]) / 2, (facade[1] + facade[3]) / 2, 0.0])
+    return float(cam.K[0, 0] / max(1e-6, (cam.R @ fc + cam.t)[2]))
+
+
+def _unit(h: np.ndarray) -> list[list[float]]:
+    # scale by the Frobenius norm, not h[2, 2]: h[2, 2] is the depth of the world origin, which can
+    # be zero or negative for a camera far along the street
+    return [[float(v) for v in row] for row in h / np.linalg.norm(h)]
+
+
+def pose_of(cam: sr.Camera) -> tuple[float, ...]:
+    """(qw, qx, qy, qz, tx, ty, tz) world->camera, as stored in the manifest."""
+    q = sr.rotation_to_quaternion(cam.R)
+    return tuple(float(v) for v in (*q, *cam.t))
+
+
+# --- dataset writer -----------------------------------------------------------------------------------
+
+class _Writer:
+    """Collects images, edge maps, records and camera entries of one dataset in a staging folder.
+
+    The dataset is written into ``.<name>.staging-*`` next to its final place and renamed into
+    place only when complete: the folder is the atomic unit (a killed job leaves no half
+    dataset that looks finished), so single files inside it need no temporary names of their own.
+    """
+
+    def __init__(self, out_root: Path, name: str) -> None:
+        self.name = name
+        self.final = out_root / name
+        out_root.mkdir(parents=True, exist_ok=True)
+        self.root = Path(tempfile.mkdtemp(prefix=f".{name}.staging-", dir=out_root))
+        self.records: list[ImageRecord] = []
+        self.cameras: dict[str, Any] = {}
+        self.facades: dict[str, list[float]] = {}
+
+    def add(self, rel: str, image_id: str, split: str, domain: str, cluster: str, place: str,
+            img: np.ndarray, edges: np.ndarray, cam: sr.Camera, with_pose: bool = False) -> None:
+        for sub, arr in (("images", img), ("edges", edges)):
+            path = self.root / sub / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(_png_bytes(arr))
+        self.records.append(ImageRecord(rel, image_id, split, domain, cluster, place, cam.width, cam.height,
+                                        pose_of(cam) if with_pose else None))
+        k = cam.K
+        self.cameras[image_id] = {
+            "fx": float(k[0, 0]), "fy": float(k[1, 1]), "cx": float(k[0, 2]), "cy": float(k[1, 2]),
+            "width": cam.width, "height": cam.height,
+            "pose": list(pose_of(cam)),
+            "homography": _unit(cam.plane_homography()),
+        }
+
+    def finish(self, gt: GroundTruth) -> Path:
+        atomic_write_json(self.root / "cameras.json", {
+            "convention": ("world->camera pose (qw, qx, qy, qz, tx, ty, tz), OpenCV camera axes, pixel centres at "
+                           "integer coordinates; facades lie in the plane Z = 0 (X along the street, Y up, metres); "
+                           "homography maps (X, Y, 1) on that plane to pixels"),
+            "images": self.cameras,
+            "facades": self.facades,
+        })
+        write_dataset(self.root, self.name, self.records, gt, image_root="images", source="synthetic")
+        if self.final.exists():
+            meta = self.final / "dataset.json"
+            # an empty folder is fine (Snakemake creates its outputs' folders before the job runs)
+            empty = not any(self.final.iterdir())
+            if not empty and (not meta.is_file() or '"synthetic"' not in meta.read_text(encoding="utf-8")):
+                shutil.rmtree(self.root)
+                raise DarksideError(f"{self.final}: exists and is not a synthetic dataset; refusing to replace it")
+            old = self.final.with_name(f".{self.name}.old-{os.getpid()}")
+            os.replace(self.final, old)
+            os.replace(self.root, self.final)
+            shutil.rmtree(old)
+        else:
+            os.replace(self.root, self.final)
+        return self.final
+
+    def abort(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _writing(out_root: Path, name: str) -> Iterator[_Writer]:
+    w = _Writer(out_root, name)
+    try:
+        yield w
+    except BaseException:
+        w.abort()
+        raise
+
+
+class _Scene:
+    """A scene built once: spec, texture layers, edge segments."""
+
+    def __init__(self, spec: sr.SceneSpec, rng: np.random.Generator, p: SyntheticParams) -> None:
+        self.spec = spec
+        self.layers = sr.build_layers(spec, rng, ppm=p.texture_ppm, lit_fraction=p.lit_fraction)
+        self.segments = sr.edge_segments(spec)
+        self.p = p
+
+    @property
+    def facade(self) -> tuple[float, float, float, float]:
+        return self.spec.facades[0]
+
+    def render(self, cam: sr.Camera, condition: str, rng: np.random.Generator,
+               lit: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        if condition != "day" and lit is None:
+            lit = sr.lit_draw(self.layers, rng, self.p.lit_flip_prob)
+        img = sr.render(self.layers, cam, condition, rng, ss=self.p.supersample, lit=lit)
+        return img, sr.edge_map(self.segments, cam)
+
+
+def _landmark(p: SyntheticParams, key: tuple[int, ...],
+              families: tuple[str, ...]) -> tuple[_Scene, np.random.Generator]:
+    rng = _rng(p.seed, *key)
+    family = families[int(rng.integers(0, len(families)))]
+    scene = _Scene(sr.landmark_scene(rng, family, ALL_FAMILIES), rng, p)
+    return scene, rng
+
+
+# --- synth-sfm and synth-whiten -------------------------------------------------------------------
+
+def _training_split(w: _Writer, p: SyntheticParams, ds_code: int, split: str, first: int, n_scenes: int,
+                    n_views: int, prefix: str, night: bool, pairs_out: list[tuple[str, str]],
+                    dn_pairs: list[tuple[str, str]] | None, n_dn: int) -> None:
+    """Day views (+ unpaired night views and N/D pairs when ``night``) of scenes first..first+n-1."""
+    n_night_total = round(p.night_fraction * n_views * n_scenes) if night else 0
+    for i in range(n_scenes):
+        s = first + i
+        scene, rng = _landmark(p, (ds_code, s), ALL_FAMILIES)
+        cluster = f"{prefix}-{s:04d}"
+        w.facades[cluster] = list(scene.facade)
+        day: list[tuple[str, sr.Camera, np.ndarray]] = []
+        for v in range(n_views):
+            size = _image_size(rng, p, p.small_fraction)
+            cam = sample_view(rng, p, scene.facade, "train", size)
+            img, edges = scene.render(cam, "day", rng)
+            iid = f"{cluster}-d{v:02d}"
+            w.add(f"{split}/{cluster}/{iid}.png", iid, split, "day", cluster, cluster, img, edges, cam)
+            day.append((iid, cam, sr.facade_visibility(scene.facade, cam)))
+        # query/positive pairs: each day view with its most overlapping other view (SfM co-visibility)
+        for qi, (qid, _, qvis) in enumerate(day):
+            best, best_o = None, p.pair_min_overlap
+            for pi, (pid, _, pvis) in enumerate(day):
+                o = overlap(qvis, pvis)
+                if pi != qi and o >= best_o:
+                    best, best_o = pid, o
+            if best is not None:
+                pairs_out.append((qid, best))
+        # unpaired night views: own viewpoints, never a day image's pose
+        n_night = n_night_total // n_scenes + (1 if i < n_night_total % n_scenes else 0)
+        for v in range(n_night):
+            size = _image_size(rng, p, p.small_fraction)
+            cam = sample_view(rng, p, scene.facade, "train", size)
+            img, edges = scene.render(cam, "night", rng)
+            iid = f"{cluster}-n{v:02d}"
+            w.add(f"{split}/{cluster}/{iid}.png", iid, split, "night", cluster, cluster, img, edges, cam)
+        # N/D pairs: a night view near (not at) one day view's pose
+        if dn_pairs is not None and i < n_dn:
+            did, dcam, _ = day[int(rng.integers(0, len(day)))]
+            c = dcam.center + np.array([rng.normal(0, 1.0), rng.normal(0, 0.3), rng.normal(0, 1.0)])
+            r, t = sr.look_at(c, c + dcam.R[2] * 20 + rng.normal(0, 0.5, 3), float(rng.normal(0, 1.5)))
+            cam = sr.Camera(dcam.K, r, t, dcam.width, dcam.height)
+            img, edges = scene.render(cam, "night", rng)
+            iid = f"{cluster}-p00"
+            w.add(f"{split}/{cluster}/{iid}.png", iid, split, "night", cluster, cluster, img, edges, cam)
+            dn_pairs.append((iid, did))
+
+
+def write_sfm(out_root: Path, p: SyntheticParams) -> Path:
+    """``synth-sfm``: train split (day + night + N/D pairs) and val split."""
+    with _writing(out_root, "synth-sfm") as w:
+        train_pairs: list[tuple[str, str]] = []
+        val_pairs: list[tuple[str, str]] = []
+        dn: list[tuple[str, str]] = []
+        _training_split(w, p, 1, "train", 0, p.train_scenes, p.train_views, "sfm", True, train_pairs, dn,
+                        p.day_night_pairs)
+        _training_split(w, p, 1, "val", p.train_scenes, p.val_scenes, p.val_views, "sfm", False, val_pairs,
+                        None, 0)
+        gt = GroundTruth(protocol="training", pairs={"train": train_pairs, "val": val_pairs}, day_night_pairs=dn)
+        return w.finish(gt)
+
+
+def write_whiten(out_root: Path, p: SyntheticParams) -> Path:
+    """``synth-whiten``: day views of other scenes with pairs for the learned whitening."""
+    with _writing(out_root, "synth-whiten") as w:
+        pairs: list[tuple[str, str]] = []
+        _training_split(w, p, 2, "whiten", 0, p.whiten_scenes, p.whiten_views, "wht", False, pairs, None, 0)
+        return w.finish(GroundTruth(protocol="training", pairs={"whiten": pairs}))
+
+
+# --- synth-tokyo + calibration ----------------------------------------------------------------------
+
+def _lightness(img: np.ndarray) -> np.ndarray:
+    """L* (0..100) of a uint8 RGB image."""
+    return cv2.cvtColor(img.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)[..., 0]
+
+
+def lab_invert(img: np.ndarray) -> np.ndarray:
+    """Invert L* in Lab and convert back (the 'LAB inversion' baseline of the paper)."""
+    lab = cv2.cvtColor(img.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    lab[..., 0] = 100.0 - lab[..., 0]
+    rgb = np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0, 1)
+    return (rgb * 255 + 0.5).astype(np.uint8)
+
+
+def ncc(a: np.ndarray, b: np.ndarray) -> float:
+    """Normalised cross-correlation of two equally sized arrays (0 when one is constant)."""
+    a = a.astype(np.float64).ravel() - a.mean()
+    b = b.astype(np.float64).ravel() - b.mean()
+    den = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / den) if den > 0 else 0.0
+
+
+def tiny_descriptor(img: np.ndarray, size: tuple[int, int] = (16, 12)) -> np.ndarray:
+    """Downsampled grayscale, zero-mean, unit-norm: a descriptor with no learned invariance."""
+    g = cv2.resize(_lightness(img), size, interpolation=cv2.INTER_AREA).ravel().astype(np.float64)
+    g -= g.mean()
+    n = np.linalg.norm(g)
+    return g / n if n > 0 else g
+
+
+def single_positive_map(queries: np.ndarray, database: np.ndarray, positive: np.ndarray) -> float:
+    """mAP when query i has exactly one positive, database row ``positive[i]`` (AP = 1 / rank)."""
+    sims = queries @ database.T
+    pos = sims[np.arange(len(queries)), positive]
+    ranks = 1 + (sims > pos[:, None]).sum(1)
+    return float(np.mean(1.0 / ranks))
+
+
+def write_tokyo(out_root: Path, p: SyntheticParams) -> tuple[Path, dict[str, Any]]:
+    """``synth-tokyo`` and the night-model calibration measured on its views."""
+    cal: dict[str, list[float]] = {k: [] for k in ("night_vs_night", "inverted_day_vs_night", "day_vs_night",
+                                                   "day_vs_sunset", "edges_day_vs_night")}
+    light: dict[str, list[float]] = {c: [] for c in sr.CONDITIONS}
+    db_desc, q_day, q_night, q_sunset = [], [], [], []
+    with _writing(out_root, "synth-tokyo") as w:
+        queries: list[Query] = []
+        for pl in range(p.tokyo_places):
+            place = f"tky-p{pl:03d}"
+            for d in range(p.tokyo_directions):
+                scene, rng = _landmark(p, (3, pl, d), ALL_FAMILIES)
+                cluster = f"{place}-d{d}"
+                w.facades[cluster] = list(scene.facade)
+                size = (p.max_side, round(p.max_side * 0.75))
+                cam = sample_view(rng, p, scene.facade, "near", size)
+                ids, imgs = [], {}
+                for cond in sr.CONDITIONS:
+                    img, edges = scene.render(cam, cond, rng)
+                    iid = f"{cluster}-{cond}"
+                    w.add(f"test/{place}/{iid}.png", iid, "test", cond, cluster, place, img, edges, cam)
+                    ids.append(iid)
+                    imgs[cond] = img
+                for iid in ids:
+                    queries.append(Query(iid, positives=[o for o in ids if o != iid], junk=[iid]))
+                # calibration: a second night shot of the same view, LAB-inverted day, and a nearby
+                # second viewpoint for the tiny-descriptor retrieval check (not written to disk)
+                crng = _rng(p.seed, 99, pl, d)
+                night2, _ = scene.render(cam, "night", crng)
+                ld, ln, ln2 = _lightness(imgs["day"]), _lightness(imgs["night"]), _lightness(night2)
+                cal["night_vs_night"].append(ncc(ln, ln2))
+                cal["inverted_day_vs_night"].append(ncc(_lightness(lab_invert(imgs["day"])), ln))
+                cal["day_vs_night"].append(ncc(ld, ln))
+                cal["day_vs_sunset"].append(ncc(ld, _lightness(imgs["sunset"])))
+                cal["edges_day_vs_night"].append(ncc(_grad(ld), _grad(ln)))
+                for cond in sr.CONDITIONS:
+                    light[cond].append(float(np.median(_lightness(imgs[cond]))))
+                cam2 = sample_view(crng, p, scene.facade, "near", size)
+                db_desc.append(tiny_descriptor(imgs["day"]))
+                q_day.append(tiny_descriptor(scene.render(cam2, "day", crng)[0]))
+                q_sunset.append(tiny_descriptor(scene.render(cam2, "sunset", crng)[0]))
+                q_night.append(tiny_descriptor(scene.render(cam2, "night", crng)[0]))
+        path = w.finish(GroundTruth(protocol="tokyo", queries=queries, database_split=None))
+    db = np.array(db_desc)
+    gt_idx = np.arange(len(db))
+    means = {k: float(np.mean(v)) for k, v in cal.items()}
+    report = {
+        "views": len(db),
+        "ncc_lightness": {k: v for k, v in means.items() if k != "edges_day_vs_night"},
+        "ncc_gradient_day_vs_night": means["edges_day_vs_night"],
+        "median_lightness": {k: float(np.mean(v)) for k, v in light.items()},
+        "tiny_retrieval": {
+            "descriptor": "L* downsampled to 16x12, zero mean, L2; queries from a second nearby viewpoint, "
+                          "database = the day images; one positive per query",
+            "map_day_to_day": single_positive_map(np.array(q_day), db, gt_idx),
+            "map_sunset_to_day": single_positive_map(np.array(q_sunset), db, gt_idx),
+            "map_night_to_day": single_positive_map(np.array(q_night), db, gt_idx),
+        },
+    }
+    report["checks"] = {
+        "inverted_well_below_night_vs_night":
+            means["inverted_day_vs_night"] < means["night_vs_night"] - 0.3,
+        "night_gap": report["tiny_retrieval"]["map_night_to_day"] < 0.8 * report["tiny_retrieval"]["map_day_to_day"],
+        "night_keeps_structure": means["edges_day_vs_night"] > 0.1,
+    }
+    return path, report
+
+
+def _grad(lum: np.ndarray) -> np.ndarray:
+    gx = cv2.Sobel(lum, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(lum, cv2.CV_32F, 0, 1, ksize=3)
+    return np.sqrt(gx * gx + gy * gy)
+
+
+# --- synth-roxford / synth-rparis ------------------------------------------------------------------
+
+#: database viewpoint families per landmark, cycled: mostly near/oblique, some zoom/far/glimpse
+_DB_KINDS: tuple[str, ...] = ("near", "oblique", "near", "zoom", "far", "oblique", "near", "glimpse",
+                              "oblique", "zoom", "near", "far")
+
+
+def revisited_label(q_vis: np.ndarray, q_cam: sr.Camera, d_vis: np.ndarray, d_cam: sr.Camera,
+                    facade: tuple[float, float, float, float]) -> str:
+    """easy / hard / junk / none of a database view of the query's landmark, from the geometry.
+
+    ``covered`` is the share of the query's visible facade that the database view also sees.
+    Junk: tiny overlap (under 25 %). Easy: most of it (at least 60 %) at a modest change of
+    viewing angle (at most 20 degrees) and scale (within a factor 1.6). Hard: everything else
+    (strong viewpoint change, scale change or partial view).
+    """
+    nq = np.count_nonzero(q_vis)
+    covered = np.count_nonzero(q_vis & d_vis) / nq if nq else 0.0
+    if covered < 0.25:
+        return "junk"
+    dang = abs(viewing_angle(q_cam, facade) - viewing_angle(d_cam, facade))
+    scale = apparent_scale(d_cam, facade) / apparent_scale(q_cam, facade)
+    if covered >= 0.6 and dang <= 20.0 and 1 / 1.6 <= scale <= 1.6:
+        return "easy"
+    return "hard"
+
+
+def write_revisited(out_root: Path, p: SyntheticParams, name: str, ds_code: int,
+                    families: tuple[str, ...]) -> Path:
+    """Oxford/Paris-like dataset: landmarks + distractors, queries with boxes, easy/hard/junk."""
+    prefix = name.split("-")[1][:3]
+    with _writing(out_root, name) as w:
+        queries: list[Query] = []
+        for lm in range(p.revisited_landmarks):
+            scene, rng = _landmark(p, (ds_code, lm), families)
+            cluster = f"{prefix}-l{lm:02d}"
+            w.facades[cluster] = list(scene.facade)
+            qs = []
+            for qi in range(p.revisited_queries):
+                size = _image_size(rng, p)
+                cam = sample_view(rng, p, scene.facade, "frontal", size)
+                img, edges = scene.render(cam, "day", rng)
+                iid = f"{cluster}-q{qi}"
+                w.add(f"query/{iid}.png", iid, "query", "day", cluster, cluster, img, edges, cam)
+                qs.append((iid, cam, sr.facade_visibility(scene.facade, cam)))
+            db = []
+            for v in range(p.revisited_views):
+                size = _image_size(rng, p)
+                cam = sample_view(rng, p, scene.facade, _DB_KINDS[v % len(_DB_KINDS)], size)
+                img, edges = scene.render(cam, "day", rng)
+                iid = f"{cluster}-{v:02d}"
+                w.add(f"database/{cluster}/{iid}.png", iid, "database", "day", cluster, cluster, img, edges, cam)
+                db.append((iid, cam, sr.facade_visibility(scene.facade, cam)))
+            for qid, qcam, qvis in qs:
+                lab: dict[str, list[str]] = {"easy": [], "hard": [], "junk": []}
+                for did, dcam, dvis in db:
+                    lab[revisited_label(qvis, qcam, dvis, dcam, scene.facade)].append(did)
+                queries.append(Query(qid, easy=lab["easy"], hard=lab["hard"], junk=lab["junk"],
+                                     positives=lab["easy"] + lab["hard"], bbox=sr.facade_bbox(scene.facade, qcam)))
+        for x in range(p.revisited_distractors):
+            scene, rng = _landmark(p, (ds_code, 1000 + x), families)
+            cluster = f"{prefix}-x{x:03d}"
+            w.facades[cluster] = list(scene.facade)
+            for v in range(p.revisited_distractor_views):
+                size = _image_size(rng, p)
+                cam = sample_view(rng, p, scene.facade, "train", size)
+                img, edges = scene.render(cam, "day", rng)
+                iid = f"{cluster}-{v:02d}"
+                w.add(f"database/distractors/{iid}.png", iid, "database", "day", cluster, cluster, img, edges, cam)
+        return w.finish(GroundTruth(protocol="revisited", queries=queries, database_split="database"))
+
+
+# --- synth-aachen ------------------------------------------------------------------------------------
+
+def _street_camera(p: SyntheticParams, rng: np.random.Generator, x: float, dist: float, height: float,
+                   yaw_deg: float, size: tuple[int, int], hfov: float | None = None) -> sr.Camera:
+    """Camera at (x, height, dist) looking towards the street wall, turned by ``yaw_deg``."""
+    yaw = np.radians(yaw_deg)
+    center = np.array([x, height, dist])
+    target = center + np.array([np.sin(yaw), 0.12, -np.cos(yaw)]) * 10.0  # slightly upwards
+    k = sr.intrinsics(size[0], size[1], hfov if hfov is not None else float(np.mean(p.hfov_deg)))
+    r, t = sr.look_at(center, target, 0.0)
+    return sr.Camera(k, r, t, size[0], size[1])
+
+
+def rotation_angle_deg(r1: np.ndarray, r2: np.ndarray) -> float:
+    """Angle of the relative rotation between two rotation matrices (degrees)."""
+    c = (np.trace(r1 @ r2.T) - 1) / 2
+    return float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))))
+
+
+def write_aachen(out_root: Path, p: SyntheticParams) -> Path:
+    """Localization split: a street; database on a pose grid (day); day and night queries nearby."""
+    rng = _rng(p.seed, 6, 0)
+    spec = sr.street_scene(rng, ALL_FAMILIES, p.aachen_facades)
+    scene = _Scene(spec, rng, p)
+    size = (p.max_side, round(p.max_side * 0.75))
+    dist, height = 16.0, 1.7
+    total = spec.facades[-1][2]
+    xs = np.arange(p.aachen_grid_step_m / 2, total, p.aachen_grid_step_m)
+
+    def facade_at(cam: sr.Camera) -> str:
+        # cluster = the facade the optical axis hits (the 'landmark' the view shows)
+        c, a = cam.center, cam.R[2]
+        x = c[0] + a[0] * (-c[2] / a[2]) if a[2] < 0 else c[0]
+        for i, f in enumerate(spec.facades):
+            if f[0] <= x < f[2]:
+                return f"aac-f{i:02d}"
+        return "aac-f00" if x < 0 else f"aac-f{len(spec.facades) - 1:02d}"
+
+    with _writing(out_root, "synth-aachen") as w:
+        for i, f in enumerate(spec.facades):
+            w.facades[f"aac-f{i:02d}"] = list(f)
+        db: list[tuple[str, sr.Camera]] = []
+        for gi, x in enumerate(xs):
+            for yi, yaw in enumerate(p.aachen_yaws_deg):
+                cam = _street_camera(p, rng, float(x), dist, height, yaw, size)
+                img, edges = scene.render(cam, "day", rng)
+                iid = f"aac-db-{gi:03d}-{yi}"
+                w.add(f"database/{iid}.png", iid, "database", "day", facade_at(cam), f"aac-x{gi:03d}", img, edges,
+                      cam, with_pose=True)
+                db.append((iid, cam))
+        queries: list[Query] = []
+        n_q = p.aachen_day_queries + p.aachen_night_queries
+        for qi in range(n_q):
+            cond = "day" if qi < p.aachen_day_queries else "night"
+            # a random grid pose, moved by 0.3-4 m and turned by up to 8 degrees: a correct top-1
+            # pose copy is within (5 m, 10 deg), within (0.5 m, 5 deg) only rarely
+            _, base = db[int(rng.integers(0, len(db)))]
+            ang = float(rng.uniform(0, 2 * np.pi))
+            mag = float(rng.uniform(0.3, 4.0))
+            c = base.center + np.array([mag * np.cos(ang), float(rng.normal(0, 0.1)), mag * np.sin(ang)])
+            base_yaw = float(np.degrees(np.arctan2(base.R[2][0], -base.R[2][2])))
+            yaw = base_yaw + float(rng.uniform(-8.0, 8.0))
+            cam = _street_camera(p, rng, float(c[0]), float(c[2]), float(c[1]), yaw, size,
+                                 hfov=float(rng.uniform(*p.hfov_deg)))
+            img, edges = scene.render(cam, cond, rng)
+            iid = f"aac-q{qi:03d}-{cond}"
+            w.add(f"query/{cond}/{iid}.png", iid, "query", cond, facade_at(cam),
+                  f"aac-x{int(np.argmin(np.abs(xs - c[0]))):03d}", img, edges, cam, with_pose=True)
+            pos = [did for did, dcam in db if np.linalg.norm(dcam.center - cam.center) <= 5.0
+                   and rotation_angle_deg(dcam.R, cam.R) <= 10.0]
+            queries.append(Query(iid, positives=pos))
+        return w.finish(GroundTruth(protocol="localization", queries=queries, database_split="database"))
+
+
+# --- entry points -------------------------------------------------------------------------------------
+
+def generate(out_root: Path, params: SyntheticParams, calibration_path: Path | None = None) -> list[Path]:
+    """Write every requested ``synth-*`` dataset under ``out_root``; return the dataset folders.
+
+    The calibration report goes to ``out_root/synthetic-calibration.json`` (and also to
+    ``calibration_path`` when given, e.g. the pipeline's metrics folder). Same params -> same bytes.
+    """
+    params.check()
+    out_root = Path(out_root)
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)  # images are tiny: OpenCV's worker threads cost more than they save
+    try:
+        return _generate(out_root, params, calibration_path)
+    finally:
+        cv2.setNumThreads(threads)
+
+
+def _generate(out_root: Path, params: SyntheticParams, calibration_path: Path | None) -> list[Path]:
+    out: list[Path] = []
+    cal: dict[str, Any] | None = None
+    for name in params.datasets:
+        if name == "synth-sfm":
+            out.append(write_sfm(out_root, params))
+        elif name == "synth-whiten":
+            out.append(write_whiten(out_root, params))
+        elif name == "synth-tokyo":
+            path, cal = write_tokyo(out_root, params)
+            out.append(path)
+        elif name == "synth-roxford":
+            out.append(write_revisited(out_root, params, "synth-roxford", 4, ROXFORD_FAMILIES))
+        elif name == "synth-rparis":
+            out.append(write_revisited(out_root, params, "synth-rparis", 5, RPARIS_FAMILIES))
+        elif name == "synth-aachen":
+            out.append(write_aachen(out_root, params))
+    if cal is not None:
+        # no timings in here: the calibration file must be byte-identical across runs
+        cal["params"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(params).items()}
+        atomic_write_json(out_root / "synthetic-calibration.json", cal)
+        if calibration_path is not None:
+            atomic_write_json(calibration_path, cal)
+    return out
+
+
+def contact_sheet(tokyo_dir: Path, out_png: Path, n_views: int = 6) -> Path:
+    """Figure: the same Tokyo-like views at day / sunset / night and the day edge map (one row each)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from darkside.data.images import load_rgb
+    from darkside.data.manifest import load_manifest
+
+    man = load_manifest(tokyo_dir)
+    by_cluster: dict[str, dict[str, Any]] = {}
+    for r in man.records:
+        by_cluster.setdefault(r.cluster, {})[r.domain] = r
+    clusters = [c for c in sorted(by_cluster) if all(d in by_cluster[c] for d in sr.CONDITIONS)][:n_views]
+    if not clusters:
+        raise DarksideError(f"{tokyo_dir / 'manifest.csv'}: no scene with day, sunset and night images")
+    fig, axes = plt.subplots(len(clusters), 4, figsize=(8, 1.6 * len(clusters)), squeeze=False)
+    for row, c in enumerate(clusters):
+        recs = by_cluster[c]
+        panels = [np.asarray(load_rgb(man.image_path(recs[d]))) for d in sr.CONDITIONS]
+        panels.append(np.asarray(load_rgb(man.root / "edges" / recs["day"].path)))
+        for col, (ax, im) in enumerate(zip(axes[row], panels, strict=True)):
+            ax.imshow(im, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title((*sr.CONDITIONS, "edges")[col], fontsize=9)
+        axes[row][0].set_ylabel(c, fontsize=7)
+    fig.tight_layout()
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return Path(out_png)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m darkside.data.synthetic", description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="data/prepared", help="folder that receives the synth-* datasets")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--calibration", default=None, help="also write the calibration JSON here")
+    ap.add_argument("--contact-sheet", default=None, help="also draw the Tokyo contact sheet to this PNG")
+    args = ap.parse_args(argv)
+    params = SyntheticParams(seed=args.seed)
+    t0 = time.perf_counter()
+    paths = generate(Path(args.out), params, Path(args.calibration) if args.calibration else None)
+    for path in paths:
+        print(f"wrote {path}")
+    print(f"wrote {Path(args.out) / 'synthetic-calibration.json'}")
+    if args.contact_sheet:
+        print(f"wrote {contact_sheet(Path(args.out) / 'synth-tokyo', Path(args.contact_sheet))}")
+    print(f"generated in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
