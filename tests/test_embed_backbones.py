@@ -59,8 +59,12 @@ def test_blocks_per_stage_are_respected():
     assert [len(trunk[i]) for i in range(4, 8)] == [1, 2, 1, 3]
     with pytest.raises(DarksideError, match="4 positive integers"):
         build_backbone(spec("resnet50", 0.125, (1, 2, 1)))
-    with pytest.raises(DarksideError, match="ResNets only"):
+    with pytest.raises(DarksideError, match="5 positive integers"):
         build_backbone(spec("vgg16", 0.125, (1, 1, 1, 1)))
+    trunk, c = build_backbone(spec("vgg16", 0.25, (1, 1, 2, 1, 1)))
+    convs = [m for m in trunk if isinstance(m, torch.nn.Conv2d)]
+    assert [m.out_channels for m in convs] == [16, 32, 64, 64, 128, 128] and c == 128
+    assert isinstance(trunk[-1], torch.nn.ReLU)  # still ends in its last ReLU (no final max-pool)
     with pytest.raises(DarksideError, match=r"backbones\.b\.arch"):
         build_backbone(spec("alexnet"))
 

@@ -174,12 +174,16 @@ def test_sigterm_exits_with_last_checkpoint(tmp_path, dataset, stand_in, monkeyp
     assert signal.getsignal(signal.SIGTERM) is not None  # handler restored
 
 
-def test_checkpoint_of_other_recipe_is_refused(tmp_path, dataset, stand_in):
+def test_checkpoint_of_other_recipe_is_not_resumed(tmp_path, dataset, stand_in):
+    """When the DAG re-runs a job after its recipe changed, the old checkpoint is set aside, not resumed."""
     s = _settings(epochs=1)
     ft.finetune(_model_in(tmp_path), dataset, RECIPE, s, tmp_path / "o", seed=0, backbone="tiny")
     other = Recipe("clahe-c", clahe=True, diverse_anchors=False, generator=None)
-    with pytest.raises(DarksideError, match=r"checkpoint\.pt: written for another"):
-        ft.finetune(_model_in(tmp_path), dataset, other, s, tmp_path / "o", seed=0, backbone="tiny")
+    ft.finetune(_model_in(tmp_path), dataset, other, s, tmp_path / "o", seed=0, backbone="tiny")
+    fresh = ft.finetune(_model_in(tmp_path), dataset, other, s, tmp_path / "fresh", seed=0, backbone="tiny")
+    for k, v in _weights(fresh).items():  # the same weights as a run that never saw the old checkpoint
+        assert torch.equal(_weights(tmp_path / "o" / "model.pt")[k], v)
+    assert (tmp_path / "o" / "checkpoint.stale.pt").is_file()
 
 
 def test_off_the_shelf_copies_weights(tmp_path, dataset, stand_in):

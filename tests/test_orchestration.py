@@ -86,3 +86,13 @@ def test_dvc_stages_mirror_rules(repo_root):
     metric_files = {next(iter(m)) for s in stages.values() for m in s.get("metrics", [])}
     for mf in metric_files:
         assert not any(mf.startswith(o.rstrip("/") + "/") for o in outs), mf
+
+
+def test_every_stage_calls_an_existing_verb(repo_root):
+    from darkside.cli import VERBS
+
+    stages = yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        words = stage["cmd"].split()
+        verb = next(w for w in words[1:] if not w.startswith("-") and w not in ("mini", "paper"))
+        assert verb in VERBS, (name, verb)

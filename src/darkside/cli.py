@@ -151,6 +151,24 @@ def _(p: argparse.ArgumentParser) -> None:
 
 # --- models and descriptors --------------------------------------------------------------------------
 
+@verb("pretrain-backbone", "train a backbone as a scene classifier (the mini preset's stand-in for ImageNet)")
+def run_pretrain_backbone(args: argparse.Namespace) -> Path:
+    from darkside.embed.pretrain import BackbonePretrainSettings, pretrain_backbone
+    preset = _preset(args)
+    settings = BackbonePretrainSettings.from_dict(preset.raw["backbone_pretrain"],
+                                                  f"presets.{preset.name}.backbone_pretrain")
+    return pretrain_backbone(preset.backbone(args.backbone), Path(args.dataset), settings, Path(args.out),
+                             _device(preset.device), seed=args.seed)
+
+
+@run_pretrain_backbone.arguments
+def _(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backbone", required=True)
+    p.add_argument("--dataset", required=True, help="prepared dataset whose scenes are the classes")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0)
+
+
 @verb("init-model", "build a backbone + GeM embedding (ImageNet weights or seeded random init)")
 def run_init_model(args: argparse.Namespace) -> Path:
     from darkside.extract.global_descriptors import init_model
@@ -192,23 +210,27 @@ def _(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clahe", action="store_true", help="CLAHE on the L channel before the network")
 
 
-@verb("extract", "multi-scale global descriptors of a dataset to HDF5")
-def run_extract(args: argparse.Namespace) -> Path:
+@verb("extract", "multi-scale global descriptors of one or more datasets to HDF5 (one file per dataset)")
+def run_extract(args: argparse.Namespace) -> list[Path]:
     from darkside.extract.global_descriptors import extract_dataset
     preset = _preset(args)
     settings = preset.extract
     if args.on_corrupt:
         settings = type(settings)(settings.image_size, settings.scales, settings.batch_size, args.on_corrupt)
-    return extract_dataset(Path(args.model), Path(args.dataset), Path(args.out), settings, _clahe(args),
-                           Path(args.whitening) if args.whitening else None, _device(preset.device),
-                           preset.name, settings.on_corrupt)
+    if len(args.dataset) != len(args.out):
+        raise DarksideError(f"extract: {len(args.dataset)} --dataset but {len(args.out)} --out (give one each)")
+    # one process for all datasets of a model: the model and torch are loaded once
+    return [extract_dataset(Path(args.model), Path(d), Path(o), settings, _clahe(args),
+                            Path(args.whitening) if args.whitening else None, _device(preset.device),
+                            preset.name, settings.on_corrupt)
+            for d, o in zip(args.dataset, args.out, strict=True)]
 
 
 @run_extract.arguments
 def _(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True)
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("--dataset", required=True, action="append", help="prepared dataset folder (repeatable)")
+    p.add_argument("--out", required=True, action="append", help="HDF5 file, one per --dataset, same order")
     p.add_argument("--whitening", default=None)
     p.add_argument("--clahe", action="store_true")
     p.add_argument("--on-corrupt", choices=["error", "skip"], default=None,
@@ -253,7 +275,12 @@ def run_train_gan(args: argparse.Namespace) -> Path:
     day = _list_paths(lists / "day.txt", manifest.image_root)
     night = _list_paths(lists / "night.txt", manifest.image_root)
     settings = settings_for(preset.raw["gan"], args.family)
-    return train_gan(args.family, day, night, settings, Path(args.out_dir), _device(preset.device), seed=args.seed)
+    device = _device(preset.device)
+    generator = train_gan(args.family, day, night, settings, Path(args.out_dir), device, seed=args.seed)
+    if args.summary:  # Table 8: times from the run's own log, parameter counts
+        from darkside.gan.summary import write_training_summary
+        write_training_summary(args.out_dir, settings, device, args.summary)
+    return generator
 
 
 @run_train_gan.arguments
@@ -263,6 +290,7 @@ def _(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lists", required=True, help="folder with day.txt and night.txt (filter-day-night)")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--summary", default=None, help="also write the Table 8 summary (times, parameters) here")
 
 
 @verb("gan", "generator utilities: `darkside gan params --family F [--json]` prints parameter counts")
@@ -281,6 +309,89 @@ def _(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=["params"])
     p.add_argument("--family", required=True)
     p.add_argument("--json", action="store_true")
+
+
+@verb("pretrain-edges", "train a HED/RCF teacher on ground-truth edges (where no published weights exist)")
+def run_pretrain_edges(args: argparse.Namespace) -> Path:
+    from darkside.gan.edges.pretrain import EdgePretrainSettings, pretrain_edges, teacher_geometry
+    preset = _preset(args)
+    width, input_mode = teacher_geometry(preset.raw["gan"], args.kind)
+    settings = EdgePretrainSettings.from_dict(preset.raw["edges"]["pretrain"])
+    return pretrain_edges(args.kind, Path(args.dataset), settings, Path(args.out), _device(preset.device),
+                          seed=args.seed, width=width, input_mode=input_mode)
+
+
+@run_pretrain_edges.arguments
+def _(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kind", required=True, choices=["hed", "rcf"])
+    p.add_argument("--dataset", required=True, help="prepared dataset with edges/ ground truth")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _teacher(preset, kind: str, path: str, device: str):
+    from darkside.gan.edges.pretrain import load_teacher_file, teacher_geometry
+    width, input_mode = teacher_geometry(preset.raw["gan"], kind)
+    return load_teacher_file(path, device, kind=kind, width=width, input_mode=input_mode)
+
+
+@verb("edge-quality", "score a frozen teacher and the night-trained student (HED vs HED^N) against edge ground truth")
+def run_edge_quality(args: argparse.Namespace) -> Path:
+    import numpy as np
+
+    from darkside.gan.edges.quality import EdgeQualitySettings, edge_quality_report, load_student
+    preset = _preset(args)
+    device = _device(preset.device)
+    q = EdgeQualitySettings.from_dict(preset.raw["edges"]["quality"])
+    name = args.kind.upper()
+    detectors = {name: _teacher(preset, args.kind, args.teacher, device),
+                 f"{name}^N": load_student(Path(args.run_dir), device)}
+    return edge_quality_report(Path(args.out), Path(args.dataset), detectors, domains=q.domains, split=q.split,
+                               limit=q.limit, device=device, thresholds=np.linspace(0.01, 0.99, q.thresholds),
+                               tolerance_px=q.tolerance_px)
+
+
+@run_edge_quality.arguments
+def _(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kind", required=True, choices=["hed", "rcf"])
+    p.add_argument("--teacher", required=True, help="the frozen teacher's weight file")
+    p.add_argument("--run-dir", required=True, help="the hedngan / rcfngan training folder (its student)")
+    p.add_argument("--dataset", required=True, help="prepared dataset with edges/ ground truth")
+    p.add_argument("--out", required=True)
+
+
+@verb("figure", "figures: `translations` (paper Figure 1) or `edges` (paper Figure 2)")
+def run_figure(args: argparse.Namespace) -> Path:
+    from darkside.data.manifest import load_manifest
+    from darkside.gan import figures
+    preset = _preset(args)
+    device = _device(preset.device)
+    manifest = load_manifest(args.dataset)
+    domain = "day" if args.kind == "translations" else "night"
+    images = [manifest.image_path(r) for r in manifest.select(domain=domain)][: args.rows]
+    pairs = [item.split("=", 1) for item in args.item]
+    if args.kind == "translations":
+        import darkside.gan.families  # noqa: F401  (registers the families' loaders)
+        gens = figures.load_generators({name: (name, path) for name, path in pairs}, device)
+        return figures.translations_figure(images, gens, Path(args.out))
+    from darkside.gan.edges.quality import load_student
+    detectors = {}
+    for name, path in pairs:
+        if name.endswith("^N"):
+            detectors[name] = load_student(Path(path), device)
+        else:
+            detectors[name] = _teacher(preset, name.lower(), path, device)
+    return figures.edges_figure(images, detectors, Path(args.out))
+
+
+@run_figure.arguments
+def _(p: argparse.ArgumentParser) -> None:
+    p.add_argument("kind", choices=["translations", "edges"])
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--item", action="append", default=[],
+                   help="translations: FAMILY=generator.pt; edges: HED=teacher.pt or HED^N=<hedngan run dir>")
+    p.add_argument("--rows", type=int, default=4)
+    p.add_argument("--out", required=True)
 
 
 # --- evaluation and tables ---------------------------------------------------------------------------

@@ -30,9 +30,11 @@ PARAM_KEYS: dict[str, str | None] = {
     "recipe": "recipes.{recipe}",
     "gan": "gan",
     "edges": "edges",
+    "backbone_pretrain": "backbone_pretrain",
     "clahe": None,
     "generator": None,
     "models": None,
+    "datasets": None,
 }
 
 _FOLDER_RULES = (re.compile(r"^(data/prepared/[^/]+)/"), re.compile(r"^(data/raw/[^/]+)/"))

@@ -50,4 +50,9 @@ TABLES = expand("results/tables/{table}.{ext}", table=TABLE_NAMES, ext=["csv", "
 METRICS = expand("results/metrics/{model}/{dataset}.json", model=MODELS, dataset=TEST_DATASETS)
 FIGURES = ["results/figures/synthetic-contact-sheet.png"] if ROLES["tokyo"].startswith("synth-") else []
 DAY_NIGHT = [f"results/metrics/day_night/{ROLES['train']}.json"]
-ALL_TARGETS = TABLES + FIGURES + DAY_NIGHT
+GAN_TARGETS = (
+    ["results/figures/translations.png", "results/figures/edges.png"]
+    + [f"results/metrics/edges/{kind}.json" for kind, fam in (("hed", "hedngan"), ("rcf", "rcfngan")) if fam in FAMILIES]
+    + [f"results/metrics/gans/{f}.json" for f in FAMILIES]
+)
+ALL_TARGETS = TABLES + FIGURES + DAY_NIGHT + GAN_TARGETS

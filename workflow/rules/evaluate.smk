@@ -7,25 +7,28 @@ def clahe_flag(model):
 
 
 rule extract:
+    # one job per model for all its test datasets: the network (and torch) is loaded once
     input:
-        prepared("{dataset}"),
+        [f for d in TEST_DATASETS for f in prepared(d)],
         model="results/models/{model}/model.pt",
         whitening="results/models/{model}/whitening.npz",
     output:
-        "results/descriptors/{model}/{dataset}.h5",
+        [f"results/descriptors/{{model}}/{d}.h5" for d in TEST_DATASETS],
     params:
         extract=P["extract"],
         clahe=lambda wc: clahe_flag(wc.model),
+        datasets=lambda wc: " ".join(f"--dataset data/prepared/{d} --out results/descriptors/{wc.model}/{d}.h5"
+                                     for d in TEST_DATASETS),
     log:
-        "logs/extract/{model}/{dataset}.log",
-    threads: 2
+        "logs/extract/{model}.log",
+    threads: 1
     resources:
         gpu=1,
         mem_mb=16000,
-        runtime=240,
+        runtime=8 * 60,
     shell:
-        "{DS} extract --model {input.model} --whitening {input.whitening} --dataset data/prepared/{wildcards.dataset}"
-        " --out {output} {params.clahe} --log {log}"
+        "{DS} extract --model {input.model} --whitening {input.whitening} {params.datasets} {params.clahe}"
+        " --log {log}"
 
 
 rule score:

@@ -42,6 +42,28 @@ rule download_weights:
         "{DS} download-weights --out {output} --log {log}"
 
 
+rule pretrain_backbone:
+    # only where no published weights can be had (the mini preset): the ImageNet stand-in
+    input:
+        prepared(ROLES["whiten"]),
+    output:
+        "results/backbones/{backbone}/pretrained.pt",
+        "results/backbones/{backbone}/pretrained.json",
+    params:
+        backbone=lambda wc: P["backbones"][wc.backbone],
+        backbone_pretrain=P["backbone_pretrain"],
+    log:
+        "logs/pretrain_backbone/{backbone}.log",
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=24 * 60,
+    shell:
+        "{DS} pretrain-backbone --backbone {wildcards.backbone} --dataset data/prepared/{ROLES[whiten]}"
+        " --out {output[0]} --log {log}"
+
+
 rule init_model:
     input:
         init_weights,
@@ -70,7 +92,7 @@ rule whiten:
         clahe=lambda wc: clahe_flag(wc.model),
     log:
         "logs/whiten/{model}.log",
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
         mem_mb=16000,
@@ -105,7 +127,7 @@ rule finetune:
         generator=generator_option,
     log:
         "logs/finetune/{backbone}-{recipe}.log",
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
         mem_mb=32000,
@@ -115,23 +137,3 @@ rule finetune:
         " --dataset data/prepared/{ROLES[train]} --out-dir results/models/{wildcards.backbone}-{wildcards.recipe}"
         " {params.generator} --log {log}"
 
-
-rule train_gan:
-    input:
-        prepared(ROLES["train"]),
-        day=f"data/filtered/{ROLES['train']}/day.txt",
-        night=f"data/filtered/{ROLES['train']}/night.txt",
-    output:
-        "results/gans/{family}/generator.pt",
-    params:
-        gan=lambda wc: P["gan"],
-    log:
-        "logs/train_gan/{family}.log",
-    threads: 2
-    resources:
-        gpu=1,
-        mem_mb=32000,
-        runtime=5 * 24 * 60,
-    shell:
-        "{DS} train-gan --family {wildcards.family} --dataset data/prepared/{ROLES[train]}"
-        " --lists data/filtered/{ROLES[train]} --out-dir results/gans/{wildcards.family} --log {log}"

@@ -4,6 +4,7 @@
 rule tables:
     input:
         METRICS,
+        expand("results/metrics/gans/{family}.json", family=FAMILIES),
     output:
         TABLES,
     params:

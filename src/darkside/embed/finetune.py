@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import math
+import os
 import random
 import signal
 import sys
@@ -47,6 +49,8 @@ LOG = "training_log.json"
 CURVE = "training_curve.png"
 #: exit status after SIGTERM (128 + 15): not 0, so the workflow never takes the job as done
 PREEMPTED_STATUS = 143
+
+logger = logging.getLogger(__name__)
 
 
 class Preempted(BaseException):
@@ -284,7 +288,9 @@ def finetune(model_in: Path, dataset_dir: Path, recipe: Recipe, settings: Finetu
     start, best, log = 0, {"epoch": None, "val_loss": math.inf, "state": None}, []
     ckpt_path = out_dir / CHECKPOINT
     if ckpt_path.is_file():
-        start, best, log = _resume(ckpt_path, config, net, optimizer, scheduler)
+        resumed = _resume(ckpt_path, config, net, optimizer, scheduler)
+        if resumed is not None:
+            start, best, log = resumed
 
     try:
         with sigterm_raises(), deterministic():
@@ -334,13 +340,18 @@ def _save_checkpoint(path: Path, config: dict[str, Any], epoch: int, net: nn.Mod
 
 
 def _resume(path: Path, config: dict[str, Any], net: nn.Module, optimizer: torch.optim.Optimizer,
-            scheduler: Any) -> tuple[int, dict[str, Any], list[dict[str, Any]]]:
+            scheduler: Any) -> tuple[int, dict[str, Any], list[dict[str, Any]]] | None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a checkpoint is only ever written whole, so this is foreign damage
         raise DarksideError(f"{path}: unreadable checkpoint ({type(exc).__name__}); delete it") from None
     if state.get("config") != config:
-        raise DarksideError(f"{path}: written for another recipe/settings/seed/backbone; delete it")
+        # the DAG re-runs a job when its recipe or settings change; the old run cannot be continued
+        stale = path.with_name("checkpoint.stale.pt")
+        os.replace(path, stale)
+        logger.warning("%s: written for another recipe/settings/seed/backbone; kept as %s, starting afresh",
+                       path, stale.name)
+        return None
     net.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])

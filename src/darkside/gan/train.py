@@ -13,6 +13,8 @@ the current step, keeps the last complete checkpoint and raises :class:`Training
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -33,6 +35,8 @@ from darkside.gan.schedule import lr_factor
 CHECKPOINT = "checkpoint.pt"
 GENERATOR = "generator.pt"
 LOG = "log.json"
+
+log = logging.getLogger(__name__)
 
 
 class TrainingInterrupted(DarksideError):
@@ -133,8 +137,11 @@ def _load_checkpoint(path: Path, family: str, settings: GanSettings, seed: int) 
         raise DarksideError(f"{path}: unreadable checkpoint ({type(exc).__name__}); delete it to restart") \
             from None
     if ckpt.get("family") != family or ckpt.get("settings") != settings.to_dict() or ckpt.get("seed") != seed:
-        raise DarksideError(f"{path}: checkpoint was written with other family/settings/seed; "
-                            "delete it or use another output directory")
+        # the DAG re-runs a job when its settings change; the old run cannot be continued
+        stale = path.with_name("checkpoint.stale.pt")
+        os.replace(path, stale)
+        log.warning("%s: written with other family/settings/seed; kept as %s, starting afresh", path, stale.name)
+        return None
     return ckpt
 
 

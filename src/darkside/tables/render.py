@@ -22,6 +22,7 @@ class Cell:
     ci_low: float | None = None
     ci_high: float | None = None
     note: str = ""  # why the cell is not produced, or a caveat
+    display: str | None = None  # how to print ``ours`` when a plain number would mislead (e.g. h:mm:ss)
 
     @property
     def diff(self) -> float | None:
@@ -67,6 +68,8 @@ def _num(v: float | str | None, digits: int = 1) -> str:
 def _ours(c: Cell) -> str:
     if c.ours is None:
         return "n/p"
+    if c.display is not None:
+        return c.display
     if c.ci_low is None:
         return _num(c.ours)
     return f"{_num(c.ours)} [{_num(c.ci_low)}, {_num(c.ci_high)}]"

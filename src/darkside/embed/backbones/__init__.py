@@ -9,7 +9,10 @@ Weights (``BackboneSpec.init``):
     a state dict of the Sequential trunk (``0.weight``, ``4.0.conv1.weight``...) read from
     ``spec.weights``;
 ``imagenet-torchvision``
-    torchvision's own ImageNet weights from the local torch hub cache (never downloaded here).
+    torchvision's own ImageNet weights from the local torch hub cache (never downloaded here);
+``pretrained``
+    a trunk state dict in cirtorch's layout written by ``darkside pretrain-backbone``: the mini
+    preset's stand-in for ImageNet weights (see ``darkside.embed.pretrain``).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ BACKBONES: dict[str, Callable[..., tuple[nn.Sequential, int]]] = {
     "resnet101": build_resnet,
 }
 
-INITS: tuple[str, ...] = ("random", "imagenet-caffe", "imagenet-torchvision")
+INITS: tuple[str, ...] = ("random", "imagenet-caffe", "imagenet-torchvision", "pretrained")
 
 #: torchvision weight files (ImageNet V1, the ones cirtorch's era used), looked up in the hub cache
 TORCHVISION_FILES: dict[str, str] = {
@@ -139,12 +142,14 @@ def build_backbone(spec: BackboneSpec, seed: int = 0) -> tuple[nn.Sequential, in
         # the layers' default initialisation draws from the global RNG too: keep it out of the caller's
         trunk, channels = BACKBONES[spec.arch](spec.arch, spec.width, spec.blocks)
     init_random(trunk, seed)
-    if spec.init == "imagenet-caffe":
+    if spec.init in ("imagenet-caffe", "pretrained"):
+        # `pretrained`: a trunk state dict in the same layout, written by `darkside pretrain-backbone`
+        # (the mini preset's stand-in for ImageNet weights)
         if not spec.weights:
-            raise DarksideError(f"{where}.weights: init 'imagenet-caffe' needs the Caffe weight file's path")
+            raise DarksideError(f"{where}.weights: init {spec.init!r} needs the weight file's path")
         path = Path(spec.weights)
         load_trunk_state(trunk, _read_state(path), str(path))
-        log.info("backbone %s: Caffe ImageNet weights from %s", spec.name, path)
+        log.info("backbone %s: %s weights from %s", spec.name, spec.init, path)
     elif spec.init == "imagenet-torchvision":
         path = Path(spec.weights) if spec.weights else torchvision_weights_path(spec.arch)
         if not path.is_file():

@@ -21,10 +21,22 @@ def build_vgg(arch: str, width: float = 1.0,
 
     Dropping the final max-pool (as cirtorch does) keeps twice the spatial resolution for GeM;
     the module indices then match cirtorch's and the Caffe-converted weight file's keys.
+    ``blocks`` (5 values) overrides the number of 3x3 convs per stage (VGG16: 2, 2, 3, 3, 3): the
+    mini preset trains from random initialisation, where a shallower trunk of the same design
+    learns within a CPU minute.
     """
-    if blocks is not None:
-        raise DarksideError(f"backbone arch {arch!r}: 'blocks' applies to ResNets only; use null")
     cfg = scaled_cfg(arch, width)
+    if blocks is not None:
+        if len(blocks) != 5 or any(int(b) < 1 for b in blocks):
+            raise DarksideError(f"backbone arch {arch!r}: blocks must be 5 positive integers, got {list(blocks)}")
+        stages, current = [], []
+        for v in cfg:
+            if v == "M":
+                stages.append(current)
+                current = []
+            else:
+                current.append(v)
+        cfg = [v for stage, n in zip(stages, blocks, strict=True) for v in [stage[0]] * int(n) + ["M"]]
     layers = make_vgg_layers(cfg)
     trunk = nn.Sequential(*list(layers.children())[:-1])
     out = next(v for v in reversed(cfg) if v != "M")

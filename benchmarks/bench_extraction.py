@@ -1,0 +1,85 @@
+"""Batched, bucketed extraction (channels-last + mixed precision on GPU) against the per-image fp32
+loop of the same model on the same images (the cirtorch way), side by side in one run (SPEC 11).
+
+    uv run python benchmarks/bench_extraction.py --dataset data/prepared/synth-roxford \
+        --backbone vgg16 --preset mini --out benchmarks/results
+    # on a GPU machine, at the paper's sizes (random weights: speed does not depend on them):
+    uv run python benchmarks/bench_extraction.py --dataset data/prepared/synth-roxford --preset paper \
+        --backbone resnet101 --image-size 1024 --device cuda
+
+Reports images/s of both, their ratio, and the largest descriptor difference (fp32 on CPU must be
+identical up to float rounding; mixed precision on GPU within 1e-2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from darkside.config import load_preset
+from darkside.data.manifest import load_manifest
+from darkside.data.photometric import ClaheSettings
+from darkside.embed.network import build_embedding_net
+from darkside.extract.global_descriptors import extract_descriptors, extract_descriptors_reference
+
+
+def _timed(fn, device: str):
+    if device == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    out = fn()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return out, time.perf_counter() - t0
+
+
+def main(argv=None) -> Path:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--preset", default="mini")
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--backbone", default="vgg16")
+    ap.add_argument("--image-size", type=int, default=None, help="override the preset's test image size")
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--limit", type=int, default=200)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", default="benchmarks/results")
+    args = ap.parse_args(argv)
+    preset = load_preset(args.params, args.preset)
+    settings = preset.extract
+    if args.image_size:
+        settings = replace(settings, image_size=args.image_size)
+    if args.batch_size:
+        settings = replace(settings, batch_size=args.batch_size)
+    manifest = load_manifest(args.dataset)
+    images = [manifest.image_path(r) for r in manifest.records[: args.limit]]
+    net = build_embedding_net(preset.backbone(args.backbone), seed=0).eval()
+    clahe = ClaheSettings(enabled=False)
+    # warm-up (allocator, cudnn autotuning) so neither side pays it
+    extract_descriptors(net, images[:4], settings, clahe, args.device, progress=False)
+    ref, t_ref = _timed(lambda: extract_descriptors_reference(net, images, settings, clahe, args.device), args.device)
+    fast, t_fast = _timed(lambda: extract_descriptors(net, images, settings, clahe, args.device, progress=False),
+                          args.device)
+    row = {
+        "dataset": manifest.name, "images": len(images), "backbone": args.backbone, "preset": preset.name,
+        "image_size": settings.image_size, "batch_size": settings.batch_size, "device": args.device,
+        "torch_threads": torch.get_num_threads(),
+        "reference_images_per_s": len(images) / t_ref, "batched_images_per_s": len(images) / t_fast,
+        "speedup": t_ref / t_fast, "max_abs_diff": float(np.abs(ref - fast).max()),
+    }
+    print(json.dumps(row, indent=2))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"extraction-{args.backbone}-{preset.name}-{args.device}.json"
+    path.write_text(json.dumps(row, indent=2) + "\n")
+    return path
+
+
+if __name__ == "__main__":
+    print(main())

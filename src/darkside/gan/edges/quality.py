@@ -1,0 +1,251 @@
+"""Edge-map quality against ground truth: HED vs HED^N, RCF vs RCF^N on night (and day) images.
+
+The paper shows this only qualitatively (Figure 2: "RCF and HED ... do not detect some edges in
+the night"); the synthetic benchmark has ground-truth edges, so the mini preset can measure it.
+
+Scoring is BSDS-like but simpler (stated here so nobody compares the numbers with BSDS's):
+a predicted edge pixel is correct when a ground-truth edge lies within ``tolerance_px`` (disk),
+a ground-truth pixel is recalled when a prediction lies within the same distance; there is no
+thinning / non-maximum suppression and no one-to-one matching. Counts are accumulated over the
+images of a set per threshold, then the best F over thresholds is reported (ODS), together with
+the per-image-best variant (OIS) and the average precision (AP, area under the P-R steps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from darkside.atomic import atomic_write_json
+from darkside.data.images import load_rgb
+from darkside.data.manifest import load_manifest
+from darkside.errors import ConfigError, DarksideError
+from darkside.gan.edges import build_detector
+from darkside.gan.edges.pretrain import edge_path, load_edge_map
+
+DEFAULT_THRESHOLDS = np.linspace(0.01, 0.99, 99)
+# columns of a count array: predicted pixels near GT, predicted pixels, GT pixels near a prediction, GT pixels
+MATCHED_PRED, PRED, MATCHED_GT, GT = range(4)
+
+
+@dataclass(frozen=True)
+class EdgeQualitySettings:
+    """How the edge report is scored (params ``presets.<p>.edges.quality``)."""
+
+    tolerance_px: int            # match distance in pixels (0 = exact pixels)
+    thresholds: int              # number of thresholds, evenly spaced in [0.01, 0.99]
+    domains: tuple[str, ...]     # manifest domains to score, e.g. (day, night)
+    split: str | None            # manifest split (null = every split)
+    limit: int | None            # first N images per domain in manifest order (null = all)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "edges.quality") -> EdgeQualitySettings:
+        """Strict constructor: unknown/missing keys and wrong types raise ConfigError naming the key."""
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {type(d).__name__}")
+        names = ("tolerance_px", "thresholds", "domains", "split", "limit")
+        for key in d:
+            if key not in names:
+                raise ConfigError(f"{where}.{key}: unknown key")
+        for key in names:
+            if key not in d:
+                raise ConfigError(f"{where}.{key}: missing key")
+        for key, low, optional in (("tolerance_px", 0, False), ("thresholds", 2, False), ("limit", 1, True)):
+            v = d[key]
+            if v is None and optional:
+                continue
+            if not isinstance(v, int) or isinstance(v, bool) or v < low:
+                raise ConfigError(f"{where}.{key}: expected an integer >= {low}, got {v!r}")
+        doms = d["domains"]
+        if not isinstance(doms, (list, tuple)) or not doms or not all(isinstance(x, str) for x in doms):
+            raise ConfigError(f"{where}.domains: expected a non-empty list of domain names, got {doms!r}")
+        if d["split"] is not None and not isinstance(d["split"], str):
+            raise ConfigError(f"{where}.split: expected a split name or null, got {d['split']!r}")
+        return cls(d["tolerance_px"], d["thresholds"], tuple(doms), d["split"], d["limit"])
+
+    @property
+    def threshold_values(self) -> np.ndarray:
+        return np.linspace(0.01, 0.99, self.thresholds)
+
+
+def _disk(radius: int) -> np.ndarray:
+    """Structuring element of a pixel distance tolerance (a disk; radius 1 is the 3x3 cross)."""
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Bool mask grown by ``radius`` pixels (no-op for 0)."""
+    if radius <= 0:
+        return mask.astype(bool)
+    return cv2.dilate(mask.astype(np.uint8), _disk(radius)) > 0
+
+
+def edge_counts(pred: np.ndarray, gt: np.ndarray, thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+                tolerance_px: int = 1) -> np.ndarray:
+    """(T, 4) int64 counts per threshold: [matched predictions, predictions, matched GT, GT].
+
+    ``pred``: H x W scores in [0, 1], an edge where ``pred >= t``; ``gt``: H x W, edge where > 0
+    (bool, {0, 1} or {0, 255} PNGs alike).
+    """
+    pred = np.asarray(pred, dtype=np.float64)
+    gt_mask = np.asarray(gt) > 0
+    if pred.ndim != 2 or pred.shape != gt_mask.shape:
+        raise DarksideError(f"edge_counts: prediction {pred.shape} and ground truth {gt_mask.shape} differ "
+                            "(both must be H x W)")
+    if tolerance_px < 0:
+        raise DarksideError(f"edge_counts: tolerance_px must be >= 0, got {tolerance_px}")
+    gt_near = dilate(gt_mask, tolerance_px)
+    n_gt = int(gt_mask.sum())
+    out = np.zeros((len(thresholds), 4), dtype=np.int64)
+    for i, t in enumerate(thresholds):
+        p = pred >= t
+        out[i] = (int((p & gt_near).sum()), int(p.sum()), int((gt_mask & dilate(p, tolerance_px)).sum()), n_gt)
+    return out
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den with 0 where den is 0 (BSDS convention: no predictions = precision 0)."""
+    num = np.asarray(num, dtype=np.float64)
+    den = np.asarray(den, dtype=np.float64)
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
+def _f(p: np.ndarray, r: np.ndarray) -> np.ndarray:
+    return _ratio(2 * p * r, p + r)
+
+
+def average_precision(precision: np.ndarray, recall: np.ndarray) -> float:
+    """Area under the P-R steps of arrays ordered by ascending threshold: walking the thresholds
+    from high to low, each recall gain is weighted by the precision reached there. Recall can only
+    grow as the threshold drops (the predicted sets are nested), so no sorting is needed."""
+    r = np.asarray(recall, dtype=np.float64)[::-1]
+    p = np.asarray(precision, dtype=np.float64)[::-1]
+    gains = np.diff(np.concatenate([[0.0], np.maximum.accumulate(r)]))
+    return float(np.sum(gains * p))
+
+
+def scores_from_counts(counts: np.ndarray, thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> dict[str, Any]:
+    """ODS precision/recall/F (best fixed threshold over the accumulated counts) and AP."""
+    counts = np.asarray(counts)
+    p = _ratio(counts[:, MATCHED_PRED], counts[:, PRED])
+    r = _ratio(counts[:, MATCHED_GT], counts[:, GT])
+    f = _f(p, r)
+    best = int(np.argmax(f))  # first maximum: the lowest threshold among ties
+    return {"threshold": float(thresholds[best]), "precision": float(p[best]), "recall": float(r[best]),
+            "f": float(f[best]), "ap": average_precision(p, r)}
+
+
+def edge_scores(pred: np.ndarray, gt: np.ndarray, thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+                tolerance_px: int = 1) -> dict[str, Any]:
+    """Scores of one edge map: {'threshold', 'precision', 'recall', 'f', 'ap'}."""
+    return scores_from_counts(edge_counts(pred, gt, thresholds, tolerance_px), thresholds)
+
+
+def dataset_scores(per_image: Sequence[np.ndarray], thresholds: Sequence[float] = DEFAULT_THRESHOLDS
+                   ) -> dict[str, Any]:
+    """ODS scores of summed counts plus OIS F (each image at its own best threshold, counts summed)."""
+    if not per_image:
+        raise DarksideError("edge scores: no images to score")
+    total = np.sum(per_image, axis=0)
+    out = scores_from_counts(total, thresholds)
+    best_rows = []
+    for c in per_image:
+        f = _f(_ratio(c[:, MATCHED_PRED], c[:, PRED]), _ratio(c[:, MATCHED_GT], c[:, GT]))
+        best_rows.append(c[int(np.argmax(f))])
+    ois = np.sum(best_rows, axis=0)
+    p, r = _ratio(ois[MATCHED_PRED], ois[PRED]), _ratio(ois[MATCHED_GT], ois[GT])
+    out["ois_f"] = float(_f(p, r))
+    out["images"] = len(per_image)
+    return out
+
+
+@torch.no_grad()
+def predict_edges(detector: nn.Module, image: np.ndarray, device: torch.device | str = "cpu") -> np.ndarray:
+    """H x W edge probabilities of one RGB uint8 image (detector in eval mode, full image)."""
+    x = torch.from_numpy(np.ascontiguousarray(image).astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+    y = detector(x.to(torch.device(device)))
+    return y[0, 0].float().cpu().numpy()
+
+
+def score_detectors(dataset_dir: str | Path, detectors: Mapping[str, nn.Module], domain: str = "night",
+                    split: str | None = None, limit: int | None = None, device: torch.device | str = "cpu",
+                    thresholds: Sequence[float] = DEFAULT_THRESHOLDS, tolerance_px: int = 1) -> dict[str, Any]:
+    """{name: scores} of each detector on the dataset's images of ``domain`` (and ``split``; None =
+    every split), the first ``limit`` in manifest order, against ``<dataset>/edges/<path>``."""
+    man = load_manifest(dataset_dir)
+    recs = man.select(split=split, domain=domain)[:limit]
+    if not recs:
+        raise DarksideError(f"{man.root / 'manifest.csv'}: no images of domain {domain!r}"
+                            + (f" in split {split!r}" if split else ""))
+    counts: dict[str, list[np.ndarray]] = {name: [] for name in detectors}
+    for net in detectors.values():
+        net.eval()
+    for r in recs:
+        img = np.asarray(load_rgb(man.image_path(r)))
+        ep = edge_path(man.root, r.path)
+        if not ep.is_file():
+            raise DarksideError(f"{ep}: ground-truth edge map missing")
+        gt = load_edge_map(ep)
+        for name, net in detectors.items():
+            counts[name].append(edge_counts(predict_edges(net, img, device), gt, thresholds, tolerance_px))
+    return {name: dataset_scores(c, thresholds) for name, c in counts.items()}
+
+
+# -- detectors of a finished GAN run ------------------------------------------------------------
+
+def load_run_detector(run_dir: str | Path, role: str = "student", device: torch.device | str = "cpu") -> nn.Module:
+    """The student (HED^N / RCF^N) or teacher detector of a hedngan / rcfngan / hedgan run, from the
+    run's ``checkpoint.pt`` (``bundle.nets`` holds ``detector_student.*`` / ``detector_teacher.*``)."""
+    from darkside.gan.families import GanSettings
+    from darkside.gan.train import CHECKPOINT
+
+    if role not in ("student", "teacher"):
+        raise DarksideError(f"load_run_detector: role {role!r} is not 'student' or 'teacher'")
+    path = Path(run_dir) / CHECKPOINT
+    if not path.is_file():
+        raise DarksideError(f"{path}: GAN checkpoint does not exist (train the family first)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        nets = ckpt["bundle"]["nets"]
+        settings = GanSettings.from_dict(ckpt["settings"], where=f"{path}:settings")
+    except DarksideError:
+        raise
+    except Exception as exc:
+        raise DarksideError(f"{path}: not a readable GAN checkpoint ({type(exc).__name__})") from None
+    prefix = f"detector_{role}."
+    state = {k[len(prefix):]: v for k, v in nets.items() if k.startswith(prefix)}
+    if not state or settings.detector is None:
+        raise DarksideError(f"{path}: family {ckpt.get('family')!r} has no {role} detector")
+    model = build_detector(settings.detector, settings.detector_width, settings.detector_input)
+    model.load_state_dict(state)
+    return model.to(torch.device(device)).eval()
+
+
+def load_student(run_dir: str | Path, device: torch.device | str = "cpu") -> nn.Module:
+    """The trained HED^N / RCF^N student of a finished hedngan / rcfngan run."""
+    return load_run_detector(run_dir, "student", device)
+
+
+def edge_quality_report(out_path: str | Path, dataset_dir: str | Path, detectors: Mapping[str, nn.Module],
+                        domains: Sequence[str] = ("day", "night"), split: str | None = None,
+                        limit: int | None = None, device: torch.device | str = "cpu",
+                        thresholds: Sequence[float] = DEFAULT_THRESHOLDS, tolerance_px: int = 1) -> Path:
+    """Score every detector on every domain and write the JSON report (atomic); returns its path.
+
+    Layout: {"dataset", "split", "limit", "tolerance_px", "thresholds": {min, max, n},
+    "scores": {domain: {detector: {threshold, precision, recall, f, ap, ois_f, images}}}}.
+    """
+    scores = {d: score_detectors(dataset_dir, detectors, d, split, limit, device, thresholds, tolerance_px)
+              for d in domains}
+    th = np.asarray(thresholds, dtype=np.float64)
+    report = {"dataset": str(dataset_dir), "split": split, "limit": limit, "tolerance_px": tolerance_px,
+              "thresholds": {"min": float(th.min()), "max": float(th.max()), "n": int(th.size)},
+              "scores": scores}
+    return atomic_write_json(out_path, report)

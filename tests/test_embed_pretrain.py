@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from darkside.config import BackboneSpec
+from darkside.data.manifest import GroundTruth, ImageRecord, write_dataset
+from darkside.embed.backbones import build_backbone
+from darkside.embed.pretrain import BackbonePretrainSettings, pretrain_backbone
+from darkside.errors import ConfigError
+
+SETTINGS = dict(steps=30, batch_size=8, lr=3e-3, image_size=32, crop=[24, 32], scale_min=0.7, brightness=[0.5, 1.2],
+                colour_gain=[0.8, 1.2], contrast=[0.8, 1.2], logit_scale=10.0, split="whiten", domains=["day"])
+
+
+def _dataset(tmp_path):
+    rng = np.random.default_rng(0)
+    (tmp_path / "images").mkdir()
+    records = []
+    for scene in range(3):  # three scenes of distinct colours, 4 views each
+        base = rng.integers(0, 255, 3)
+        for v in range(4):
+            img = np.clip(base + rng.normal(0, 20, (24, 32, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(img).save(tmp_path / "images" / f"{scene}_{v}.png")
+            records.append(ImageRecord(f"{scene}_{v}.png", f"{scene}_{v}", "whiten", "day", f"s{scene}", "p", 32, 24))
+    records.append(ImageRecord("0_0.png", "night", "whiten", "night", "s0", "p", 32, 24))  # not trained on
+    write_dataset(tmp_path, "toy", records, GroundTruth("training"))
+    return tmp_path
+
+
+def test_pretrained_trunk_loads_as_init_and_learned(tmp_path):
+    spec = BackboneSpec("vgg16", "vgg16", 0.125, (1, 1, 1, 1, 1), "random", None)
+    out = pretrain_backbone(spec, _dataset(tmp_path), BackbonePretrainSettings.from_dict(SETTINGS),
+                            tmp_path / "w" / "pretrained.pt", seed=0)
+    state = torch.load(out, weights_only=True)
+    assert "0.weight" in state  # cirtorch's trunk layout
+    log = __import__("json").loads(out.with_suffix(".json").read_text())
+    assert log["classes"] == 3 and log["images"] == 12
+    assert log["loss_last_quarter"] < log["loss_first_quarter"]
+    trunk, _ = build_backbone(BackboneSpec("vgg16", "vgg16", 0.125, (1, 1, 1, 1, 1), "pretrained", str(out)))
+    torch.testing.assert_close(trunk.state_dict()["0.weight"], state["0.weight"])
+    again = pretrain_backbone(spec, tmp_path, BackbonePretrainSettings.from_dict(SETTINGS), tmp_path / "again.pt",
+                              seed=0)
+    torch.testing.assert_close(torch.load(again, weights_only=True)["0.weight"], state["0.weight"])  # seeded
+
+
+def test_settings_are_strict():
+    with pytest.raises(ConfigError, match=r"backbone_pretrain\.stepz: unknown key"):
+        BackbonePretrainSettings.from_dict({**SETTINGS, "stepz": 1})
+    bad = dict(SETTINGS)
+    del bad["lr"]
+    with pytest.raises(ConfigError, match=r"backbone_pretrain\.lr: missing"):
+        BackbonePretrainSettings.from_dict(bad)
