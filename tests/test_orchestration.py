@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-GPU_RULES = {"whiten", "extract", "finetune", "train_gan", "pretrain_edges"}
+GPU_RULES = {"whiten", "extract", "finetune", "train_gan", "pretrain_edges", "pretrain_backbone", "edge_quality"}
 
 
 def _snakemake(repo_root: Path, *args: str) -> str:

@@ -46,6 +46,18 @@ def test_tables_and_figures_written(suite):
     print(f"mini suite wall time: {wall:.0f} s")
 
 
+def test_generators_edges_and_table8(suite):
+    work, _ = suite
+    for name in ("translations", "edges"):
+        assert (work / "results" / "figures" / f"{name}.png").stat().st_size > 0
+    for kind in ("hed", "rcf"):
+        report = json.loads((work / "results" / "metrics" / "edges" / f"{kind}.json").read_text())
+        assert set(report["scores"]["night"]) == {kind.upper(), kind.upper() + "^N"}
+    rows = list(csv.DictReader((work / "results" / "tables" / "table8.csv").open()))
+    measured = {r["recipe"] for r in rows if r["ours"]}
+    assert measured == {"cyclegan", "hedgan", "hedngan", "rcfngan"}
+
+
 def test_metrics_have_per_query_values(suite):
     work, _ = suite
     m = json.loads((work / "results/metrics/vgg16-offtheshelf/synth-tokyo.json").read_text())

@@ -396,20 +396,25 @@ def _(p: argparse.ArgumentParser) -> None:
 
 # --- evaluation and tables ---------------------------------------------------------------------------
 
-@verb("score", "retrieval / localization metrics of a descriptor file to JSON")
-def run_score(args: argparse.Namespace) -> Path:
+@verb("score", "retrieval / localization metrics of descriptor files to JSON (one per dataset)")
+def run_score(args: argparse.Namespace) -> list[Path]:
     from darkside.evaluate.score import score_dataset
     preset = _preset(args)
-    return score_dataset(Path(args.descriptors), Path(args.dataset), preset.evaluate, Path(args.out),
-                         Path(args.pairs_dir) if args.pairs_dir else None)
+    lists = (args.descriptors, args.dataset, args.out)
+    if len({len(v) for v in lists}) != 1 or (args.pairs_dir and len(args.pairs_dir) != len(args.dataset)):
+        raise DarksideError("score: give one --descriptors, --dataset, --out (and --pairs-dir) per dataset")
+    pairs = args.pairs_dir or [None] * len(args.dataset)
+    return [score_dataset(Path(h5), Path(d), preset.evaluate, Path(o), Path(pd) if pd else None)
+            for h5, d, o, pd in zip(args.descriptors, args.dataset, args.out, pairs, strict=True)]
 
 
 @run_score.arguments
 def _(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--descriptors", required=True)
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--pairs-dir", default=None, help="where to export retrieval pairs / poses files")
+    p.add_argument("--descriptors", required=True, action="append", help="HDF5 file (repeatable)")
+    p.add_argument("--dataset", required=True, action="append", help="prepared dataset, one per --descriptors")
+    p.add_argument("--out", required=True, action="append", help="metrics JSON, one per --descriptors")
+    p.add_argument("--pairs-dir", action="append", default=None,
+                   help="where to export retrieval pairs / poses files, one per --descriptors")
 
 
 @verb("tables", "regenerate the paper's tables from the metric files")

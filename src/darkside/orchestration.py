@@ -35,6 +35,8 @@ PARAM_KEYS: dict[str, str | None] = {
     "generator": None,
     "models": None,
     "datasets": None,
+    "run_dir": None,
+    "item_args": None,
 }
 
 _FOLDER_RULES = (re.compile(r"^(data/prepared/[^/]+)/"), re.compile(r"^(data/raw/[^/]+)/"))

@@ -32,19 +32,23 @@ rule extract:
 
 
 rule score:
+    # one job per model for all its test datasets (scoring is cheap; the process start is not)
     input:
-        prepared("{dataset}"),
-        descriptors="results/descriptors/{model}/{dataset}.h5",
+        [f for d in TEST_DATASETS for f in prepared(d)],
+        descriptors=[f"results/descriptors/{{model}}/{d}.h5" for d in TEST_DATASETS],
     output:
-        metrics="results/metrics/{model}/{dataset}.json",
-        pairs=directory("results/pairs/{model}/{dataset}"),
+        metrics=[f"results/metrics/{{model}}/{d}.json" for d in TEST_DATASETS],
+        pairs=[directory(f"results/pairs/{{model}}/{d}") for d in TEST_DATASETS],
     params:
         evaluate=P["evaluate"],
+        datasets=lambda wc: " ".join(
+            f"--descriptors results/descriptors/{wc.model}/{d}.h5 --dataset data/prepared/{d}"
+            f" --out results/metrics/{wc.model}/{d}.json --pairs-dir results/pairs/{wc.model}/{d}"
+            for d in TEST_DATASETS),
     log:
-        "logs/score/{model}/{dataset}.log",
+        "logs/score/{model}.log",
     resources:
         mem_mb=8000,
         runtime=60,
     shell:
-        "{DS} score --descriptors {input.descriptors} --dataset data/prepared/{wildcards.dataset}"
-        " --out {output.metrics} --pairs-dir {output.pairs} --log {log}"
+        "{DS} score {params.datasets} --log {log}"

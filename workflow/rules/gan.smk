@@ -78,6 +78,7 @@ rule edge_quality:
         kind="hed|rcf",
     params:
         edges=P["edges"],
+        run_dir=lambda wc: f"results/gans/{STUDENTS[wc.kind]}",
     log:
         "logs/edge_quality/{kind}.log",
     threads: 1
@@ -87,7 +88,7 @@ rule edge_quality:
         runtime=60,
     shell:
         "{DS} edge-quality --kind {wildcards.kind} --teacher {input.teacher}"
-        " --run-dir results/gans/" + "{STUDENTS[{wildcards.kind}]}" + " --dataset data/prepared/{ROLES[tokyo]}"
+        " --run-dir {params.run_dir} --dataset data/prepared/{ROLES[tokyo]}"
         " --out {output} --log {log}"
 
 

@@ -111,7 +111,7 @@ def pretrain_backbone(spec: BackboneSpec, dataset_dir: str | Path, settings: Bac
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     wall = time.perf_counter() - t0
     state = {k: v.detach().cpu().clone() for k, v in net.backbone.state_dict().items()}
     out = Path(out_path)
