@@ -6,6 +6,7 @@ it so that Snakemake's ``validate`` and the CLI check exactly the same rules).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -22,6 +23,20 @@ SCHEMA_PATH = Path(__file__).with_name("schemas") / "params.schema.yaml"
 @cache
 def schema() -> dict[str, Any]:
     return yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def check_keys(d: Any, names: Iterable[str], where: str) -> None:
+    """Strict key check of a settings mapping (typed dataclasses' ``from_dict``): a ConfigError naming
+    the first unknown or missing key, so a typo stops the run instead of being ignored."""
+    if not isinstance(d, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {type(d).__name__}")
+    names = list(names)
+    for key in d:
+        if key not in names:
+            raise ConfigError(f"{where}.{key}: unknown key")
+    for key in names:
+        if key not in d:
+            raise ConfigError(f"{where}.{key}: missing key")
 
 
 def _key_path(parts: Any) -> str:

@@ -24,11 +24,11 @@ from torch import nn
 from tqdm import tqdm
 
 from darkside.atomic import atomic_path, atomic_write_json
-from darkside.config import BackboneSpec
+from darkside.config import BackboneSpec, check_keys
 from darkside.data.images import load_rgb
 from darkside.data.manifest import load_manifest
 from darkside.embed.network import IMAGENET_MEAN, IMAGENET_STD, build_embedding_net
-from darkside.errors import ConfigError, DarksideError
+from darkside.errors import DarksideError
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +52,7 @@ class BackbonePretrainSettings:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "backbone_pretrain") -> BackbonePretrainSettings:
-        names = {f.name for f in fields(cls)}
-        unknown, missing = sorted(set(d) - names), sorted(names - set(d))
-        if unknown:
-            raise ConfigError(f"{where}.{unknown[0]}: unknown key")
-        if missing:
-            raise ConfigError(f"{where}.{missing[0]}: missing")
+        check_keys(d, [f.name for f in fields(cls)], where)
         tuples = {"crop", "brightness", "colour_gain", "contrast", "domains"}
         return cls(**{k: tuple(v) if k in tuples else v for k, v in d.items()})
 

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from darkside.atomic import atomic_path, atomic_write_json
+from darkside.config import check_keys
 from darkside.data.images import load_rgb
 from darkside.data.manifest import load_manifest
 from darkside.errors import ConfigError, DarksideError
@@ -61,15 +62,7 @@ class EdgePretrainSettings:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "edges") -> EdgePretrainSettings:
         """Strict constructor: unknown/missing keys and wrong types raise ConfigError naming the key."""
-        if not isinstance(d, Mapping):
-            raise ConfigError(f"{where}: expected a mapping, got {type(d).__name__}")
-        names = [f.name for f in dataclasses.fields(cls)]
-        for key in d:
-            if key not in names:
-                raise ConfigError(f"{where}.{key}: unknown key")
-        for key in names:
-            if key not in d:
-                raise ConfigError(f"{where}.{key}: missing key")
+        check_keys(d, [f.name for f in dataclasses.fields(cls)], where)
         ints = ("crop", "batch_size", "steps", "log_every")
         floats = ("lr", "beta1", "beta2", "weight_decay", "side_weight", "fuse_weight")
         values: dict[str, Any] = {}

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from darkside.atomic import atomic_write_json
+from darkside.config import check_keys
 from darkside.data.images import load_rgb
 from darkside.data.manifest import load_manifest
 from darkside.errors import ConfigError, DarksideError
@@ -48,15 +49,7 @@ class EdgeQualitySettings:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "edges.quality") -> EdgeQualitySettings:
         """Strict constructor: unknown/missing keys and wrong types raise ConfigError naming the key."""
-        if not isinstance(d, Mapping):
-            raise ConfigError(f"{where}: expected a mapping, got {type(d).__name__}")
-        names = ("tolerance_px", "thresholds", "domains", "split", "limit")
-        for key in d:
-            if key not in names:
-                raise ConfigError(f"{where}.{key}: unknown key")
-        for key in names:
-            if key not in d:
-                raise ConfigError(f"{where}.{key}: missing key")
+        check_keys(d, ("tolerance_px", "thresholds", "domains", "split", "limit"), where)
         for key, low, optional in (("tolerance_px", 0, False), ("thresholds", 2, False), ("limit", 1, True)):
             v = d[key]
             if v is None and optional:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from darkside.atomic import atomic_path
+from darkside.config import check_keys
 from darkside.errors import ConfigError, DarksideError
 from darkside.gan.edges import DETECTORS, build_detector, detector_param_groups, load_detector_file
 from darkside.gan.edges.hed import INPUT_MODES
@@ -76,15 +77,8 @@ class GanSettings:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "gan") -> GanSettings:
         """Strict constructor: unknown or missing keys and wrong types raise ConfigError naming the key."""
-        if not isinstance(d, Mapping):
-            raise ConfigError(f"{where}: expected a mapping, got {type(d).__name__}")
         fields = {f.name: f for f in dataclasses.fields(cls)}
-        for key in d:
-            if key not in fields:
-                raise ConfigError(f"{where}.{key}: unknown key")
-        for key in fields:
-            if key not in d:
-                raise ConfigError(f"{where}.{key}: missing key")
+        check_keys(d, fields, where)
         values = {}
         for key, f in fields.items():
             values[key] = _check_type(d[key], str(f.type), f"{where}.{key}")
