@@ -2,6 +2,7 @@
 or, with --on-corrupt skip, the image is skipped and counted in the HDF5 attributes."""
 
 import numpy as np
+import yaml
 from PIL import Image
 
 from darkside.cli import main
@@ -25,7 +26,11 @@ def _dataset(tmp_path):
 
 
 def test_truncated_image_stops_extraction_with_one_line(tmp_path, repo_root, capsys):
-    params = str(repo_root / "params.yaml")
+    # the mini backbone starts from the DAG's pre-trained weights; a seeded random trunk is enough here
+    p = yaml.safe_load((repo_root / "params.yaml").read_text())
+    p["presets"]["mini"]["backbones"]["vgg16"].update(init="random", weights=None)
+    params = str(tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
     model = tmp_path / "model.pt"
     assert main(["init-model", "--params", params, "--backbone", "vgg16", "--out", str(model)]) == 0
     root = _dataset(tmp_path)
