@@ -38,3 +38,12 @@ def test_paper_weights_are_registered(repo_root):
     paper = load_preset(repo_root / "params.yaml", "paper")
     for b in paper.backbones:
         assert paper.backbone(b).weights.split("/")[-1] in weights.WEIGHTS
+
+
+def test_paper_edge_detector_weights_are_registered(repo_root):
+    from darkside.config import load_preset
+
+    paper = load_preset(repo_root / "params.yaml", "paper")
+    for fam in paper.raw["gan"]["families"].values():
+        if fam.get("detector_weights"):
+            assert fam["detector_weights"].split("/")[-1] in weights.WEIGHTS

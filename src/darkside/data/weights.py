@@ -1,6 +1,8 @@
 """Pretrained weight files fetched at run time (never committed): cirtorch's Caffe-converted ImageNet
-backbones. Their file names end in the first 7 hex digits of the file's SHA-256, which we check, so a
-corrupted or substituted download is refused even though no full digest is published.
+backbones and the HED / RCF edge detectors gandtr publishes. cirtorch's file names end in the first
+7 hex digits of the file's SHA-256, which we check, so a corrupted or substituted download is refused
+even though no full digest is published; for the others the digest is recorded on first download and
+enforced afterwards (``DIGESTS.json`` beside the files).
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ from darkside.data.download import DownloadSettings, download, sha256_file
 from darkside.errors import DarksideError
 
 CIRTORCH_IMAGENET = "http://cmp.felk.cvut.cz/cnnimageretrieval/data/networks/imagenet/"
+GANDTR = "http://ptak.felk.cvut.cz/personal/jenicto2/download/iccv23_gan/"
 #: file name -> URL
 WEIGHTS: dict[str, str] = {
-    name: CIRTORCH_IMAGENET + name
-    for name in (
-        "imagenet-caffe-vgg16-features-d369c8e.pth",
-        "imagenet-caffe-resnet50-features-ac468af.pth",
-        "imagenet-caffe-resnet101-features-10a101d.pth",
-    )
+    **{name: CIRTORCH_IMAGENET + name
+       for name in ("imagenet-caffe-vgg16-features-d369c8e.pth", "imagenet-caffe-resnet50-features-ac468af.pth",
+                    "imagenet-caffe-resnet101-features-10a101d.pth")},
+    # HED (sniklaus' PyTorch port, BSDS) and RCF (BSDS + PASCAL), the teachers of the edge families
+    **{name: GANDTR + name for name in ("hed_sniklaus_github.pth", "rcf_bsds500_pascal_model.pth")},
 }
 _PREFIX = re.compile(r"-([0-9a-f]{7})\.pth$")
 
@@ -32,7 +34,10 @@ def download_weights(name: str, dest_dir: str | Path, settings: DownloadSettings
     dest = Path(dest_dir) / name
     download(WEIGHTS[name], dest, None, digests_file=Path(dest_dir) / "DIGESTS.json", settings=settings,
              progress=progress)
-    expected = _PREFIX.search(name).group(1)
+    prefix = _PREFIX.search(name)
+    if prefix is None:  # no digest in the name: the recorded one (first download) is enforced by `download`
+        return dest
+    expected = prefix.group(1)
     got = sha256_file(dest)
     if not got.startswith(expected):
         dest.unlink()
