@@ -216,7 +216,12 @@ def test_killed_extraction_leaves_no_file(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(hdf5.json, "dumps", boom)
+    import json
+    import types
+
+    # only the HDF5 writer's JSON attributes fail (the whole json module is shared)
+    monkeypatch.setattr(hdf5, "json", types.SimpleNamespace(dumps=boom, loads=json.loads,
+                                                             JSONDecodeError=json.JSONDecodeError))
     with pytest.raises(KeyboardInterrupt):
         gd.extract_dataset(model, ds, tmp_path / "out" / "d.h5", settings(), ClaheSettings(False), progress=False)
     assert list((tmp_path / "out").iterdir()) == []

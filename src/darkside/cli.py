@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -476,6 +477,10 @@ def _setup_logging(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # CPU results depend on the number of threads (summation order); one thread unless the caller says
+    # otherwise (Snakemake sets OMP_NUM_THREADS to the job's threads), so `snakemake` and `dvc repro` runs
+    # of the same command give identical numbers. torch reads this when it is first imported.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     args = build_parser().parse_args(argv)
     _setup_logging(args)
     _help, _add, run = VERBS[args.verb]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -190,14 +191,20 @@ def load_model(path: str | os.PathLike[str]) -> EmbeddingNet:
 
 
 def model_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of the model file (recorded in descriptor files to tie them to a checkpoint)."""
-    p = Path(path)
-    if not p.is_file():
-        raise DarksideError(f"{p}: model file does not exist")
+    """SHA-256 of the model's content (recorded in descriptor files to tie them to a checkpoint).
+
+    Hashes the parameter names, dtypes, shapes and bytes plus the plain-typed metadata, not the file:
+    ``torch.save`` writes a random serialization id into every file, so identical weights would
+    otherwise hash differently from run to run.
+    """
+    obj = read_model_file(path)
     h = hashlib.sha256()
-    with p.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
+    for key in sorted(obj["state_dict"]):
+        t = obj["state_dict"][key].detach().cpu().contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    meta = {k: v for k, v in obj.items() if k != "state_dict"}
+    h.update(json.dumps(meta, sort_keys=True, default=str).encode())
     return h.hexdigest()
 
 
