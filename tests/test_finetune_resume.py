@@ -5,6 +5,7 @@ exactly the weights of an uninterrupted run; exactly the hashed anchor subset is
 outputs (model, log JSON, curve PNG) are written; the translator registry rules.
 """
 
+import hashlib
 import json
 import os
 import signal
@@ -64,7 +65,10 @@ def _freeze(net):
 
 @pytest.fixture()
 def stand_in(monkeypatch):
-    fake = SimpleNamespace(load_model=_load, save_model=_save, freeze_batchnorm=_freeze)
+    def sha(path):
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+    fake = SimpleNamespace(load_model=_load, save_model=_save, freeze_batchnorm=_freeze, model_sha256=sha)
     monkeypatch.setattr(ft, "_network", lambda: fake)
     return fake
 
@@ -252,3 +256,17 @@ def test_translator_registry_and_lab_inversion():
     assert y.shape == x.shape
     assert torch.allclose(y[0], torch.ones(3, 1, 1), atol=1e-3)  # L 0 -> 100
     assert torch.allclose(y[1], torch.zeros(3, 1, 1), atol=1e-3)  # L 100 -> 0
+
+
+def test_new_starting_weights_are_not_resumed(tmp_path, dataset, stand_in):
+    """A re-initialised backbone (or a re-trained generator) makes the old checkpoint meaningless."""
+    s = _settings(epochs=1)
+    ft.finetune(_model_in(tmp_path), dataset, RECIPE, s, tmp_path / "o", seed=0, backbone="tiny")
+    other_init = tmp_path / "other_init.pt"
+    net = TinyNet()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1.0)
+    _save(net, other_init, {})
+    ft.finetune(other_init, dataset, RECIPE, s, tmp_path / "o", seed=0, backbone="tiny")
+    assert (tmp_path / "o" / "checkpoint.stale.pt").is_file()

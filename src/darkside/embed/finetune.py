@@ -16,6 +16,7 @@ as an uninterrupted one (CPU).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import logging
 import math
@@ -168,8 +169,22 @@ def _load_net(path: Path) -> nn.Module:
     return loaded[0] if isinstance(loaded, tuple) else loaded
 
 
-def _config(recipe: Recipe, settings: FinetuneSettings, seed: int, backbone: str) -> dict[str, Any]:
-    return {"recipe": recipe.to_dict(), "finetune": settings.to_dict(), "seed": seed, "backbone": backbone}
+def _file_sha256(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _config(recipe: Recipe, settings: FinetuneSettings, seed: int, backbone: str, model_in: Path,
+            translator_checkpoint: Path | None) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed: the starting weights and the generator count too
+    (a re-trained generator or re-initialised backbone makes the old run meaningless)."""
+    return {"recipe": recipe.to_dict(), "finetune": settings.to_dict(), "seed": seed, "backbone": backbone,
+            "init_sha256": _network().model_sha256(model_in), "generator_sha256": _file_sha256(translator_checkpoint)}
 
 
 # --------------------------------------------------------------------------------------------- one epoch
@@ -264,7 +279,7 @@ def finetune(model_in: Path, dataset_dir: Path, recipe: Recipe, settings: Finetu
     seed = settings.seed if seed is None else int(seed)
     net = _load_net(Path(model_in))
     backbone = _backbone_name(net, backbone, settings, Path(model_in))
-    config = _config(recipe, settings, seed, backbone)
+    config = _config(recipe, settings, seed, backbone, Path(model_in), translator_checkpoint)
     if not recipe.finetune:
         return _network().save_model(net, out_dir / MODEL, {**config, "best_epoch": None})
     margin = settings.margin(backbone)
