@@ -68,7 +68,7 @@ def test_rcf_loads_published_layout():
 
 def test_loader_errors_name_the_file():
     bad = {k: v for k, v in HED(0.125).state_dict().items() if k != "score1.bias"}
-    with pytest.raises(DarksideError, match=r"^hed\.pth: missing key 'score1\.bias'"):
+    with pytest.raises(DarksideError, match=r"^hed\.pth: weights do not fit HED \(missing key 'score1\.bias'"):
         load_detector(HED(0.125), bad, "hed.pth")
     with pytest.raises(DarksideError, match="wrong width"):
         load_detector(HED(0.25), HED(0.125).state_dict(), "hed.pth")

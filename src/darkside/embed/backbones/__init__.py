@@ -29,6 +29,7 @@ from darkside.config import BackboneSpec
 from darkside.embed.backbones.resnet import build_resnet
 from darkside.embed.backbones.vgg import build_vgg
 from darkside.errors import DarksideError
+from darkside.state import load_checked_state, read_state_file
 
 log = logging.getLogger(__name__)
 
@@ -80,33 +81,11 @@ def load_trunk_state(trunk: nn.Module, state: Mapping[str, torch.Tensor], source
 
     ``num_batches_tracked`` buffers may be absent: the Caffe conversions predate them.
     """
-    own = trunk.state_dict()
-    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in own]
-    if missing or unexpected:
-        what = f"missing key {missing[0]!r}" if missing else f"unexpected key {unexpected[0]!r}"
-        raise DarksideError(f"{source}: weights do not fit the backbone ({what}; "
-                            f"{len(missing)} missing, {len(unexpected)} unexpected)")
-    for k, v in state.items():
-        if tuple(v.shape) != tuple(own[k].shape):
-            raise DarksideError(f"{source}: weights do not fit the backbone (key {k!r} has shape "
-                                f"{tuple(v.shape)}, expected {tuple(own[k].shape)})")
-    trunk.load_state_dict(dict(state), strict=False)
+    load_checked_state(trunk, state, source, optional_suffixes=("num_batches_tracked",), target="the backbone")
 
 
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise DarksideError(f"{path}: backbone weight file does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt / pickled-object files
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DarksideError(f"{path}: unreadable backbone weight file ({reason})") from None
-    if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
-        state = state["state_dict"]
-    if not isinstance(state, Mapping) or not all(torch.is_tensor(v) for v in state.values()):
-        raise DarksideError(f"{path}: not a state dict of tensors")
-    return dict(state)
+    return read_state_file(path, "backbone weight")
 
 
 def torchvision_to_trunk_keys(arch: str, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

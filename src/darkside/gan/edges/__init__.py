@@ -16,6 +16,7 @@ from torch import nn
 from darkside.errors import ConfigError, DarksideError
 from darkside.gan.edges.hed import HED, hed_param_groups, hed_state_from_published
 from darkside.gan.edges.rcf import RCF, rcf_state_from_published
+from darkside.state import load_checked_state
 
 DETECTORS = ("hed", "rcf")
 
@@ -48,30 +49,19 @@ def load_detector(model: nn.Module, state: Mapping[str, torch.Tensor], source: s
     state = unwrap_state(state, source)
     convert = hed_state_from_published if isinstance(model, HED) else rcf_state_from_published
     state = convert(state)
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    extra = sorted(set(state) - set(own))
-    if missing or extra:
-        what = f"missing key {missing[0]!r}" if missing else f"unexpected key {extra[0]!r}"
-        raise DarksideError(f"{source}: {what} for {type(model).__name__} ({len(missing)} missing, "
-                            f"{len(extra)} unexpected)")
-    for k, v in state.items():
-        if tuple(v.shape) != tuple(own[k].shape):
-            raise DarksideError(f"{source}: {k} has shape {tuple(v.shape)}, the model expects "
-                                f"{tuple(own[k].shape)} (wrong width?)")
-    model.load_state_dict(state)
+    load_checked_state(model, state, source)
     return model
 
 
 def load_detector_file(model: nn.Module, path: str | Path) -> nn.Module:
     """Load weights from a ``.pth`` file (tensors only, no pickled code)."""
     p = Path(path)
-    if not p.is_file():
-        raise DarksideError(f"{p}: detector weight file does not exist")
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
+        obj = torch.load(p, map_location="cpu", weights_only=True) if p.is_file() else None
     except Exception as exc:
         raise DarksideError(f"{p}: cannot read detector weights ({type(exc).__name__})") from None
+    if obj is None:
+        raise DarksideError(f"{p}: detector weight file does not exist")
     return load_detector(model, obj, str(p))
 
 
