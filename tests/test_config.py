@@ -123,3 +123,11 @@ def test_presets_share_one_structure(params):
         return out
 
     assert keys(params["presets"]["mini"]) == keys(params["presets"]["paper"])
+
+
+def test_paper_preset_finetune_is_the_pinned_recipe(repo_root):
+    """params.yaml's paper metric-learning numbers are exactly the ones the recipe tests pin (SPEC 6)."""
+    from darkside.embed.recipes import PAPER_FINETUNE, FinetuneSettings
+
+    paper = load_preset(repo_root / "params.yaml", "paper")
+    assert FinetuneSettings.from_dict(paper.raw["finetune"]) == FinetuneSettings.from_dict(PAPER_FINETUNE)

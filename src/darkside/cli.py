@@ -7,6 +7,7 @@ Any stage can therefore be run by hand. Heavy modules are imported inside the ve
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -197,7 +198,7 @@ def run_whiten(args: argparse.Namespace) -> Path:
     preset = _preset(args)
     settings = preset.extract
     size = preset.raw["whitening"]["image_size"]
-    settings = type(settings)(size, settings.scales, settings.batch_size, settings.on_corrupt)
+    settings = dataclasses.replace(settings, image_size=size)
     return fit_whitening(Path(args.model), Path(args.dataset), Path(args.out), settings, _clahe(args),
                          _device(preset.device), split=args.split)
 
@@ -217,7 +218,7 @@ def run_extract(args: argparse.Namespace) -> list[Path]:
     preset = _preset(args)
     settings = preset.extract
     if args.on_corrupt:
-        settings = type(settings)(settings.image_size, settings.scales, settings.batch_size, args.on_corrupt)
+        settings = dataclasses.replace(settings, on_corrupt=args.on_corrupt)
     if len(args.dataset) != len(args.out):
         raise DarksideError(f"extract: {len(args.dataset)} --dataset but {len(args.out)} --out (give one each)")
     # one process for all datasets of a model: the model and torch are loaded once

@@ -16,7 +16,6 @@ as an uninterrupted one (CPU).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib
 import logging
 import math
@@ -37,6 +36,7 @@ from torch import nn
 from tqdm import tqdm
 
 from darkside.atomic import atomic_path, atomic_write_json
+from darkside.data.download import sha256_file
 from darkside.data.manifest import load_groundtruth, load_manifest
 from darkside.embed.losses import contrastive_loss
 from darkside.embed.recipes import FinetuneSettings, Recipe
@@ -169,22 +169,13 @@ def _load_net(path: Path) -> nn.Module:
     return loaded[0] if isinstance(loaded, tuple) else loaded
 
 
-def _file_sha256(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _config(recipe: Recipe, settings: FinetuneSettings, seed: int, backbone: str, model_in: Path,
             translator_checkpoint: Path | None) -> dict[str, Any]:
     """What a checkpoint must match to be resumed: the starting weights and the generator count too
     (a re-trained generator or re-initialised backbone makes the old run meaningless)."""
     return {"recipe": recipe.to_dict(), "finetune": settings.to_dict(), "seed": seed, "backbone": backbone,
-            "init_sha256": _network().model_sha256(model_in), "generator_sha256": _file_sha256(translator_checkpoint)}
+            "init_sha256": _network().model_sha256(model_in),
+            "generator_sha256": sha256_file(translator_checkpoint) if translator_checkpoint else None}
 
 
 # --------------------------------------------------------------------------------------------- one epoch

@@ -11,6 +11,7 @@ from typing import Any
 from darkside.atomic import atomic_write_json
 from darkside.data.images import image_size, load_rgb
 from darkside.data.manifest import GroundTruth, ImageRecord, write_dataset
+from darkside.data.safe_pickle import load_pickle
 from darkside.errors import DarksideError, ImageError
 
 # How many trailing bytes to search for the end-of-image marker: real JPEGs sometimes carry a
@@ -81,6 +82,20 @@ def as_int_list(value: Any, where: str) -> list[int]:
         return [int(v) for v in value]
     except (TypeError, ValueError):
         raise DarksideError(f"{where}: expected a list of integer indices") from None
+
+
+def load_gnd(gnd_path: Path) -> tuple[list[str], list[str], list[Any]]:
+    """(imlist, qimlist, gnd) of a cirtorch / revisitop ground-truth pickle, read with the restricted
+    unpickler and checked (one ``gnd`` entry per query)."""
+    obj = load_pickle(gnd_path)
+    if not isinstance(obj, dict) or not {"imlist", "qimlist", "gnd"} <= set(obj):
+        raise DarksideError(f"{gnd_path}: expected a dict with imlist, qimlist, gnd")
+    imlist = as_str_list(obj["imlist"], f"{gnd_path}: imlist")
+    qimlist = as_str_list(obj["qimlist"], f"{gnd_path}: qimlist")
+    gnd = obj["gnd"]
+    if len(gnd) != len(qimlist):
+        raise DarksideError(f"{gnd_path}: {len(gnd)} gnd entries for {len(qimlist)} queries")
+    return imlist, qimlist, gnd
 
 
 def write_prepared(

@@ -17,6 +17,7 @@ from pathlib import Path
 from darkside.data.importers._common import (
     as_int_list,
     as_str_list,
+    load_gnd,
     index_images,
     probe_image,
     require,
@@ -44,14 +45,7 @@ def _bbox(value: object, where: str) -> tuple[float, float, float, float]:
 def import_revisited(image_dir: str | Path, gnd_pkl: str | Path, out_dir: str | Path, name: str) -> Path:
     """Database rows (split ``database``) + query rows (split ``query``), protocol ``revisited``."""
     images, gnd_path = Path(image_dir), Path(gnd_pkl)
-    obj = load_pickle(gnd_path)
-    if not isinstance(obj, dict) or not {"imlist", "qimlist", "gnd"} <= set(obj):
-        raise DarksideError(f"{gnd_path}: expected a dict with imlist, qimlist, gnd")
-    imlist = as_str_list(obj["imlist"], f"{gnd_path}: imlist")
-    qimlist = as_str_list(obj["qimlist"], f"{gnd_path}: qimlist")
-    gnd = obj["gnd"]
-    if len(gnd) != len(qimlist):
-        raise DarksideError(f"{gnd_path}: {len(gnd)} gnd entries for {len(qimlist)} queries")
+    imlist, qimlist, gnd = load_gnd(gnd_path)
     files = index_images(images)
 
     def record(stem: str, image_id: str, split: str) -> ImageRecord:

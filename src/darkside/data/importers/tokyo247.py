@@ -22,6 +22,7 @@ from typing import Any
 from darkside.data.importers._common import (
     as_int_list,
     as_str_list,
+    load_gnd,
     index_images,
     probe_image,
     require,
@@ -55,14 +56,7 @@ def read_lighting(csv_path: str | Path) -> str:
 def import_tokyo247(image_dir: str | Path, gnd_pkl: str | Path, out_dir: str | Path, name: str = "tokyo247") -> Path:
     """Rows of split ``test`` (every image is a query against all), protocol ``tokyo``."""
     images, gnd_path = Path(image_dir), Path(gnd_pkl)
-    gnd_obj = load_pickle(gnd_path)
-    if not isinstance(gnd_obj, dict) or not {"imlist", "qimlist", "gnd"} <= set(gnd_obj):
-        raise DarksideError(f"{gnd_path}: expected a dict with imlist, qimlist, gnd")
-    imlist = as_str_list(gnd_obj["imlist"], f"{gnd_path}: imlist")
-    qimlist = as_str_list(gnd_obj["qimlist"], f"{gnd_path}: qimlist")
-    gnd = gnd_obj["gnd"]
-    if len(gnd) != len(qimlist):
-        raise DarksideError(f"{gnd_path}: {len(gnd)} gnd entries for {len(qimlist)} queries")
+    imlist, qimlist, gnd = load_gnd(gnd_path)
     files = index_images(images)
     names = sorted(set(imlist) | set(qimlist))
     records: list[ImageRecord] = []
