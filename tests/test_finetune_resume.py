@@ -24,7 +24,14 @@ from darkside.data.manifest import GroundTruth, ImageRecord, load_groundtruth, l
 from darkside.embed.mining import hash_selected
 from darkside.embed.pooling import L2N, GeM
 from darkside.embed.recipes import MINI_FINETUNE, FinetuneSettings, Recipe
-from darkside.embed.tuples import ImagePipeline, epoch_tuples, split_pairs, translation_flags
+from darkside.embed.tuples import (
+    ImagePipeline,
+    candidate_pairs,
+    epoch_tuples,
+    split_day_night_pairs,
+    split_pairs,
+    translation_flags,
+)
 from darkside.errors import DarksideError
 from darkside.gan.translator import FAMILY_LOADERS, Translator, load_translator
 
@@ -208,8 +215,10 @@ def test_optimizer_groups_follow_settings():
 def test_exactly_hashed_anchor_subset_translated(dataset, monkeypatch):
     manifest = load_manifest(dataset)
     gt = load_groundtruth(dataset, manifest)
-    pairs = split_pairs(gt, manifest, "train", day_night=True)
-    assert ("train0v3", "train0v0") in pairs and ("val0v3", "val0v0") not in pairs
+    pairs = split_pairs(gt, manifest, "train")
+    nd = split_day_night_pairs(gt, manifest, "train")
+    assert ("train0v3", "train0v0") in nd and ("val0v3", "val0v0") not in nd
+    assert ("train0v3", "train0v0") not in pairs
     recipe = Recipe("r", clahe=False, diverse_anchors=False, generator="lab-inversion", translate_fraction=0.5)
     seen = []
     real = ImagePipeline.tensor
@@ -270,3 +279,33 @@ def test_new_starting_weights_are_not_resumed(tmp_path, dataset, stand_in):
     _save(net, other_init, {})
     ft.finetune(other_init, dataset, RECIPE, s, tmp_path / "o", seed=0, backbone="tiny")
     assert (tmp_path / "o" / "checkpoint.stale.pt").is_file()
+
+
+def test_candidate_pairs_keep_the_recipes_night_share():
+    day = [(f"d{i}", f"d{i}p") for i in range(100)]
+    night = [(f"n{i}", f"d{i}") for i in range(10)]
+    chosen, is_night = candidate_pairs(day, night, 40, 0.25, np.random.default_rng(0))
+    assert len(chosen) == 40 and int(is_night.sum()) == 10
+    assert all(a.startswith("n") for (a, _), n in zip(chosen, is_night, strict=True) if n)
+    assert len({a for a, _ in chosen if a.startswith("d")}) == 30  # day anchors without replacement
+    # fewer N/D pairs than the share asks for: drawn with replacement, the share still holds
+    chosen, is_night = candidate_pairs(day, night[:3], 40, 0.25, np.random.default_rng(0))
+    assert int(is_night.sum()) == 10 and {a for (a, _), n in zip(chosen, is_night, strict=True) if n} <= {
+        "n0", "n1", "n2"}
+    chosen, is_night = candidate_pairs(day, [], 40, 0.25, np.random.default_rng(0))
+    assert len(chosen) == 40 and not is_night.any()
+
+
+def test_nd_night_anchors_are_never_translated(dataset):
+    manifest = load_manifest(dataset)
+    gt = load_groundtruth(dataset, manifest)
+    pairs, nd = split_pairs(gt, manifest, "train"), split_day_night_pairs(gt, manifest, "train")
+    recipe = Recipe("r", clahe=False, diverse_anchors=False, generator="lab-inversion", translate_fraction=1.0,
+                    day_night_pairs=True, day_night_fraction=0.5)
+    pipe = ImagePipeline(manifest, 16, None, load_translator("lab-inversion", None), cache=True)
+    ids = [r.image_id for r in manifest.select(split="train")]
+    tuples = epoch_tuples(TinyNet(), pipe, pairs, ids, recipe, _settings(anchors_per_epoch=8, negative_pool=20),
+                          np.random.default_rng(0), torch.device("cpu"), night_pairs=nd)
+    night = [t for t in tuples if (t.anchor, t.positive) in nd]
+    assert len(night) == 4 and not any(t.translate for t in night)
+    assert all(t.translate for t in tuples if t not in night)

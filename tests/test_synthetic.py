@@ -83,7 +83,8 @@ def test_sfm_splits_pairs_and_min_side_filter(bench: Path) -> None:
     rec = {r.image_id: r for r in man.records}
     train = man.select("train")
     day, night = [r for r in train if r.domain == "day"], [r for r in train if r.domain == "night"]
-    assert len(day) == 3 * 4 and 0 < len(night) < len(day)
+    dusk = [r for r in train if r.domain == "sunset"]
+    assert len(day) + len(dusk) == 3 * 4 and 0 < len(night) < len(day)
     assert {r.cluster for r in man.select("val")}.isdisjoint({r.cluster for r in train})
     sides = [min(r.width, r.height) for r in train]
     assert min(sides) < 56 <= max(sides)  # the day/night min-side filter has something to drop
@@ -91,7 +92,7 @@ def test_sfm_splits_pairs_and_min_side_filter(bench: Path) -> None:
         assert gt.pairs[split]
         for q, p in gt.pairs[split]:
             assert q != p and rec[q].cluster == rec[p].cluster and rec[q].split == rec[p].split == split
-            assert rec[q].domain == rec[p].domain == "day"
+            assert rec[q].domain in ("day", "sunset") and rec[p].domain in ("day", "sunset")
     assert len(gt.day_night_pairs) == 2
     for n, d in gt.day_night_pairs:
         assert rec[n].domain == "night" and rec[d].domain == "day" and rec[n].cluster == rec[d].cluster

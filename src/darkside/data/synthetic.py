@@ -62,6 +62,7 @@ class SyntheticParams:
     train_scenes: int = 80
     train_views: int = 10  # day views per training scene
     night_fraction: float = 0.25  # unpaired night views per day view (training scenes)
+    dusk_fraction: float = 0.2  # of the paired training views, shot at dusk (SfM has evening photos too)
     day_night_pairs: int = 40  # matching (night, day) pairs for the N/D recipe
     val_scenes: int = 20
     val_views: int = 10
@@ -343,18 +344,22 @@ def _training_split(w: _Writer, p: SyntheticParams, ds_code: int, split: str, fi
         scene, rng = _landmark(p, (ds_code, s), ALL_FAMILIES)
         cluster = f"{prefix}-{s:04d}"
         w.facades[cluster] = list(scene.facade)
-        day: list[tuple[str, sr.Camera, np.ndarray]] = []
+        day: list[tuple[str, sr.Camera, np.ndarray, str]] = []
         for v in range(n_views):
             size = _image_size(rng, p, p.small_fraction)
             cam = sample_view(rng, p, scene.facade, "train", size)
-            img, edges = scene.render(cam, "day", rng)
+            # a photo collection is not all noon: some paired views are dusk shots. Without them a
+            # day-only embedding would never see an evening light and fail even day->sunset, which
+            # day-trained networks on real SfM do not (Dark Side Table 6: D->S 97.7)
+            cond = "sunset" if rng.random() < p.dusk_fraction else "day"
+            img, edges = scene.render(cam, cond, rng)
             iid = f"{cluster}-d{v:02d}"
-            w.add(f"{split}/{cluster}/{iid}.png", iid, split, "day", cluster, cluster, img, edges, cam)
-            day.append((iid, cam, sr.facade_visibility(scene.facade, cam)))
+            w.add(f"{split}/{cluster}/{iid}.png", iid, split, cond, cluster, cluster, img, edges, cam)
+            day.append((iid, cam, sr.facade_visibility(scene.facade, cam), cond))
         # query/positive pairs: each day view with its most overlapping other view (SfM co-visibility)
-        for qi, (qid, _, qvis) in enumerate(day):
+        for qi, (qid, _, qvis, _) in enumerate(day):
             best, best_o = None, p.pair_min_overlap
-            for pi, (pid, _, pvis) in enumerate(day):
+            for pi, (pid, _, pvis, _) in enumerate(day):
                 o = overlap(qvis, pvis)
                 if pi != qi and o >= best_o:
                     best, best_o = pid, o
@@ -370,7 +375,8 @@ def _training_split(w: _Writer, p: SyntheticParams, ds_code: int, split: str, fi
             w.add(f"{split}/{cluster}/{iid}.png", iid, split, "night", cluster, cluster, img, edges, cam)
         # N/D pairs: a night view near (not at) one day view's pose
         if dn_pairs is not None and i < n_dn:
-            did, dcam, _ = day[int(rng.integers(0, len(day)))]
+            noon = [d for d in day if d[3] == "day"] or day
+            did, dcam, _, _ = noon[int(rng.integers(0, len(noon)))]
             c = dcam.center + np.array([rng.normal(0, 1.0), rng.normal(0, 0.3), rng.normal(0, 1.0)])
             r, t = sr.look_at(c, c + dcam.R[2] * 20 + rng.normal(0, 0.5, 3), float(rng.normal(0, 1.5)))
             cam = sr.Camera(dcam.K, r, t, dcam.width, dcam.height)

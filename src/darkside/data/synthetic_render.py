@@ -479,6 +479,13 @@ SKY = {  # (zenith, horizon) colours
 }
 
 
+#: Per-view day variation: sun strength (low = overcast: weaker shading, more skylight), colour
+#: temperature (+-fraction per channel) and exposure.
+DAY_SUN: tuple[float, float] = (0.45, 1.0)
+DAY_TINT: float = 0.12
+DAY_EXPOSURE: tuple[float, float] = (0.8, 1.15)
+
+
 def _supersample(ss: int) -> np.ndarray:
     # output pixel i covers super-sampled pixels ss*i .. ss*i + ss - 1, whose centre is ss*i + (ss-1)/2
     return np.array([[ss, 0, (ss - 1) / 2], [0, ss, (ss - 1) / 2], [0, 0, 1]], np.float64)
@@ -522,9 +529,12 @@ def render(layers: SceneLayers, cam: Camera, condition: str, rng: np.random.Gene
     sky_rgb = hor * (1 - tt) + zen * tt
 
     if condition == "day":
-        sun = float(rng.uniform(0.75, 1.0))
-        light = np.array([1.0, 0.97, 0.9], np.float32) * sun * shade[..., None] \
-            + np.array([0.18, 0.2, 0.25], np.float32)
+        # day photographs differ too (sun or overcast, white balance): real SfM day pairs carry
+        # that variation, and without it day-only fine-tuning forgets the invariance to it
+        sun = float(rng.uniform(*DAY_SUN))
+        tint = (1.0 + rng.uniform(-DAY_TINT, DAY_TINT, 3)).astype(np.float32)
+        light = np.array([1.0, 0.97, 0.9], np.float32) * tint * sun * shade[..., None] \
+            + np.array([0.18, 0.2, 0.25], np.float32) * (1.6 - sun)
         wall = alb * light * 0.95
         g = wgrad[..., None]
         refl = (np.array([0.82, 0.88, 0.97], np.float32) * (1 - g) + np.array([0.55, 0.68, 0.92], np.float32) * g)
@@ -575,7 +585,7 @@ def lit_draw(layers: SceneLayers, rng: np.random.Generator, flip_prob: float = 0
 def _post(img: np.ndarray, condition: str, rng: np.random.Generator) -> np.ndarray:
     """Image-space camera effects: glare around bright sources, sensor noise, blur (night)."""
     if condition == "day":
-        img = img * float(rng.uniform(0.92, 1.08))
+        img = img * float(rng.uniform(*DAY_EXPOSURE))
         return img + rng.normal(0.0, 0.006, img.shape).astype(np.float32)
     if condition == "sunset":
         bright = np.maximum(img - 0.75, 0)

@@ -40,7 +40,14 @@ from darkside.data.download import sha256_file
 from darkside.data.manifest import load_groundtruth, load_manifest
 from darkside.embed.losses import contrastive_loss
 from darkside.embed.recipes import FinetuneSettings, Recipe
-from darkside.embed.tuples import ImagePipeline, TrainingTuple, embed_tensors, epoch_tuples, split_pairs
+from darkside.embed.tuples import (
+    ImagePipeline,
+    TrainingTuple,
+    embed_tensors,
+    epoch_tuples,
+    split_day_night_pairs,
+    split_pairs,
+)
 from darkside.errors import ConfigError, DarksideError
 from darkside.gan.translator import load_translator
 
@@ -280,13 +287,19 @@ def finetune(model_in: Path, dataset_dir: Path, recipe: Recipe, settings: Finetu
     translator = load_translator(recipe.generator, translator_checkpoint, dev) if recipe.translates else None
     clahe = (settings.clahe_clip_limit, settings.clahe_grid) if recipe.clahe else None
     pipeline = ImagePipeline(manifest, settings.image_size, clahe, translator, settings.cache_images)
-    train_pairs = split_pairs(gt, manifest, train_split, recipe.day_night_pairs)
-    val_pairs = split_pairs(gt, manifest, val_split, recipe.day_night_pairs)
+    train_pairs = split_pairs(gt, manifest, train_split)
+    val_pairs = split_pairs(gt, manifest, val_split)
+    nd = recipe.day_night_pairs
+    train_nd = split_day_night_pairs(gt, manifest, train_split) if nd else []
+    val_nd = split_day_night_pairs(gt, manifest, val_split) if nd else []
+    if nd and not train_nd:
+        raise DarksideError(f"{Path(dataset_dir) / 'groundtruth.json'}: day_night_pairs: none in split "
+                            f"{train_split!r}, but recipe {recipe.name!r} trains on N/D pairs")
     train_ids = [r.image_id for r in manifest.select(split=train_split)]
     val_ids = [r.image_id for r in manifest.select(split=val_split)]
-    if not train_pairs:
+    if not train_pairs and not train_nd:
         raise DarksideError(f"{Path(dataset_dir) / 'groundtruth.json'}: pairs.{train_split}: no pairs")
-    selection = "lowest validation loss" if val_pairs else "last epoch (no validation pairs)"
+    selection = "lowest validation loss" if val_pairs or val_nd else "last epoch (no validation pairs)"
 
     net.to(dev)
     optimizer = torch.optim.Adam(parameter_groups(net, settings), lr=settings.lr, betas=settings.betas)
@@ -304,19 +317,20 @@ def finetune(model_in: Path, dataset_dir: Path, recipe: Recipe, settings: Finetu
                 t0 = time.perf_counter()
                 reseed(seed + epoch)
                 rng = np.random.default_rng(seed + epoch)
-                tuples = epoch_tuples(net, pipeline, train_pairs, train_ids, recipe, settings, rng, dev)
+                tuples = epoch_tuples(net, pipeline, train_pairs, train_ids, recipe, settings, rng, dev,
+                                      night_pairs=train_nd)
                 lr = optimizer.param_groups[0]["lr"]
                 loss = train_epoch(net, pipeline, tuples, optimizer, margin, settings.tuples_per_batch, dev,
                                    desc=f"{recipe.name} epoch {epoch + 1}/{settings.epochs}")
                 scheduler.step()
                 val_loss = None
                 last = epoch + 1 == settings.epochs
-                if val_pairs and ((epoch + 1) % settings.val_every == 0 or last):
+                if (val_pairs or val_nd) and ((epoch + 1) % settings.val_every == 0 or last):
                     vrng = np.random.default_rng((seed, epoch, 1))
                     vt = epoch_tuples(net, pipeline, val_pairs, val_ids, recipe, settings, vrng, dev,
-                                      all_pairs=True)
+                                      all_pairs=True, night_pairs=val_nd)
                     val_loss = validation_loss(net, pipeline, vt, margin, dev)
-                if (val_loss is not None and val_loss < best["val_loss"]) or (not val_pairs and last):
+                if (val_loss is not None and val_loss < best["val_loss"]) or (not (val_pairs or val_nd) and last):
                     best = {"epoch": epoch + 1, "val_loss": val_loss if val_loss is not None else math.nan,
                             "state": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}}
                 log.append({"epoch": epoch + 1, "loss": loss, "val_loss": val_loss, "lr": lr,

@@ -55,7 +55,10 @@ class Recipe:
     ``generator``: None (no translation), ``"lab-inversion"`` or a trained family name.
     ``translate_selection``: ``"hash"`` reproduces gandtr (MD5 of the image name: a FIXED 25%
     subset of images is always translated when it is an anchor); ``"epoch-random"`` draws afresh
-    each epoch (the paper text's wording, a named option). ``finetune=False`` is the off-the-shelf
+    each epoch (the paper text's wording, a named option). ``day_night_pairs`` adds the N/D
+    (night, day) pairs: ``day_night_fraction`` of each epoch's anchor candidates are N/D night
+    anchors (the paper keeps 25% night anchors for SfM N/D, as for translation; Table 7's
+    "C-GAN+N/D" mixes generated and real nights 1:1). ``finetune=False`` is the off-the-shelf
     network (ImageNet backbone + GeM, no metric learning).
     """
 
@@ -66,6 +69,7 @@ class Recipe:
     translate_fraction: float = 0.25
     translate_selection: str = "hash"
     day_night_pairs: bool = False
+    day_night_fraction: float = 0.25
     finetune: bool = True
 
     def __post_init__(self) -> None:
@@ -77,6 +81,7 @@ class Recipe:
             raise ConfigError(f"{where}.translate_selection: {self.translate_selection!r} is not one of "
                               f"{list(TRANSLATE_SELECTIONS)}")
         _number(self.translate_fraction, f"{where}.translate_fraction", 0.0, 1.0)
+        _number(self.day_night_fraction, f"{where}.day_night_fraction", 0.0, 1.0)
         if not self.finetune and (self.generator or self.diverse_anchors or self.day_night_pairs):
             raise ConfigError(f"{where}.finetune: an off-the-shelf recipe cannot use training ingredients")
 
@@ -96,13 +101,13 @@ class Recipe:
             d.setdefault("name", name)
         where = f"recipes.{d.get('name', '?')}"
         d = _check_keys(d, cls, where, optional=("translate_fraction", "translate_selection",
-                                                 "day_night_pairs", "finetune"))
+                                                 "day_night_pairs", "day_night_fraction", "finetune"))
         for key in ("clahe", "diverse_anchors", "day_night_pairs", "finetune"):
             if key in d:
                 _flag(d[key], f"{where}.{key}")
-        if "translate_fraction" in d:
-            d["translate_fraction"] = _number(d["translate_fraction"], f"{where}.translate_fraction",
-                                              0.0, 1.0)
+        for key in ("translate_fraction", "day_night_fraction"):
+            if key in d:
+                d[key] = _number(d[key], f"{where}.{key}", 0.0, 1.0)
         return cls(**d)
 
 
@@ -127,7 +132,12 @@ def _builtin_recipes(families: Iterable[str]) -> dict[str, Recipe]:
         add(f"{fam}-c", clahe=True, diverse_anchors=False, generator=fam)
         add(f"{fam}-cd", clahe=True, diverse_anchors=True, generator=fam)
         add(fam, clahe=False, diverse_anchors=False, generator=fam)                  # Table 5: neither C nor D
-        add(f"{fam}-cd-nd", clahe=True, diverse_anchors=True, generator=fam, day_night_pairs=True)
+        # Table 7 bottom block: generated and real (N/D) nights 1:1, 25% (default) or 50% night anchors
+        # in all; the generator sees only day anchors, hence f/2 of all = (f/2) / (1 - f/2) of those
+        add(f"{fam}-cd-nd", clahe=True, diverse_anchors=True, generator=fam, day_night_pairs=True,
+            day_night_fraction=0.125, translate_fraction=0.125 / 0.875)
+        add(f"{fam}-cd-nd50", clahe=True, diverse_anchors=True, generator=fam, day_night_pairs=True,
+            day_night_fraction=0.25, translate_fraction=0.25 / 0.75)
     return r
 
 

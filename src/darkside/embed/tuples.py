@@ -49,16 +49,34 @@ class TrainingTuple:
         return torch.tensor([1] + [0] * len(self.negatives), dtype=torch.float32)
 
 
-def split_pairs(gt: GroundTruth, manifest: Manifest, split: str, day_night: bool) -> list[tuple[str, str]]:
-    """(anchor, positive) pairs of ``split``; with ``day_night`` plus the N/D (night, day) pairs.
+def split_pairs(gt: GroundTruth, manifest: Manifest, split: str) -> list[tuple[str, str]]:
+    """(anchor, positive) pairs of ``split`` (the day pairs of the SfM 3D models)."""
+    return list(gt.pairs.get(split, []))
+
+
+def split_day_night_pairs(gt: GroundTruth, manifest: Manifest, split: str) -> list[tuple[str, str]]:
+    """The N/D (night anchor, day positive) pairs of ``split``.
 
     The N/D pairs are one flat list in the ground truth; a pair belongs to the split of its
     night anchor, so validation never sees training N/D pairs and vice versa.
     """
-    pairs = list(gt.pairs.get(split, []))
-    if day_night:
-        pairs += [(a, b) for a, b in gt.day_night_pairs if manifest.records[manifest.index(a)].split == split]
-    return pairs
+    return [(a, b) for a, b in gt.day_night_pairs if manifest.records[manifest.index(a)].split == split]
+
+
+def candidate_pairs(pairs: Sequence[tuple[str, str]], night_pairs: Sequence[tuple[str, str]], count: int,
+                    night_fraction: float, rng: np.random.Generator) -> tuple[list[tuple[str, str]], np.ndarray]:
+    """One epoch's anchor candidates: ``count`` pairs of which ``round(night_fraction * count)`` are N/D.
+
+    Day pairs are a random subset (cirtorch draws anchors without replacement); N/D pairs are
+    drawn without replacement too while there are enough, else with replacement, so the night
+    share of an epoch is the recipe's whatever the size of the N/D set (the paper keeps 25%
+    night anchors for SfM N/D as for translation). Returns the pairs and a mask of the N/D ones.
+    """
+    n_night = round(night_fraction * count) if night_pairs else 0
+    perm = rng.permutation(len(pairs))[: max(0, count - n_night)]
+    night = rng.choice(len(night_pairs), size=n_night, replace=n_night > len(night_pairs)) if n_night else []
+    chosen = [pairs[i] for i in perm] + [night_pairs[i] for i in night]
+    return chosen, np.array([False] * len(perm) + [True] * n_night, dtype=bool)
 
 
 def image_name(record_path: str) -> str:
@@ -165,31 +183,39 @@ def describe(net: nn.Module, pipeline: ImagePipeline, ids: Sequence[str], transl
 def epoch_tuples(net: nn.Module, pipeline: ImagePipeline, pairs: Sequence[tuple[str, str]],
                  split_ids: Sequence[str], recipe: Recipe, settings: FinetuneSettings,
                  rng: np.random.Generator, device: torch.device, all_pairs: bool = False,
-                 progress: Callable[[str], None] | None = None) -> list[TrainingTuple]:
+                 progress: Callable[[str], None] | None = None,
+                 night_pairs: Sequence[tuple[str, str]] = ()) -> list[TrainingTuple]:
     """The tuples of one epoch (``all_pairs``: validation - every pair, every image in the pool).
+
+    ``night_pairs`` are the N/D pairs; a recipe with ``day_night_pairs`` draws
+    ``day_night_fraction`` of its anchor candidates from them. Their night anchors are real
+    night images and never go through the generator.
 
     Random draws happen in a fixed order (pair permutation, per-epoch translation draw, diverse
     picks, negative pool) from ``rng`` alone, so an epoch is a pure function of (seed, epoch,
     weights) - what makes an interrupted run resume to identical weights.
     """
-    if not pairs:
+    night_pairs = list(night_pairs) if recipe.day_night_pairs else []
+    if not pairs and not night_pairs:
         raise ManifestError(f"{pipeline.manifest.root / 'groundtruth.json'}: no pairs for this split")
     manifest = pipeline.manifest
     cluster = {r.image_id: r.cluster for r in manifest.records}
     if all_pairs:
-        cand = np.arange(len(pairs))
+        cand_pairs = list(pairs) + night_pairs
+        is_night = np.array([False] * len(pairs) + [True] * len(night_pairs), dtype=bool)
     else:
-        perm = rng.permutation(len(pairs))
-        cand = perm[: settings.anchor_pool] if recipe.diverse_anchors else perm[: settings.anchors_per_epoch]
-    cand_anchors = [pairs[i][0] for i in cand]
-    flags = translation_flags(cand_anchors, manifest, recipe, rng)
-    if progress:
-        progress(f"anchors: {len(cand)} candidates, {int(flags.sum())} translated")
+        count = settings.anchor_pool if recipe.diverse_anchors else settings.anchors_per_epoch
+        cand_pairs, is_night = candidate_pairs(pairs, night_pairs, count, recipe.day_night_fraction, rng)
+    cand_anchors = [a for a, _ in cand_pairs]
+    flags = translation_flags(cand_anchors, manifest, recipe, rng) & ~is_night
     cand_desc = describe(net, pipeline, cand_anchors, flags, device, settings.mining_batch_size)
     if recipe.diverse_anchors and not all_pairs:
         pick = diverse_anchors(cand_desc, settings.anchors_per_epoch, rng, settings.band)
     else:
-        pick = np.arange(len(cand))
+        pick = np.arange(len(cand_pairs))
+    if progress:
+        progress(f"anchors: {len(pick)} of {len(cand_pairs)} candidates, {int(flags[pick].sum())} translated, "
+                 f"{int(is_night[pick].sum())} N/D night anchors")
     if all_pairs:
         pool = list(split_ids)
     else:
@@ -199,6 +225,6 @@ def epoch_tuples(net: nn.Module, pipeline: ImagePipeline, pairs: Sequence[tuple[
     anchors = [cand_anchors[i] for i in pick]
     negs = hard_negatives(cand_desc[pick], pool_desc, [cluster[a] for a in anchors],
                           [cluster[p] for p in pool], settings.negatives)
-    return [TrainingTuple(anchor=anchors[k], positive=pairs[cand[i]][1],
+    return [TrainingTuple(anchor=anchors[k], positive=cand_pairs[i][1],
                           negatives=tuple(pool[j] for j in negs[k]), translate=bool(flags[i]))
             for k, i in enumerate(pick)]
