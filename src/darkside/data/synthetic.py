@@ -63,11 +63,11 @@ class SyntheticParams:
     train_views: int = 10  # day views per training scene
     night_fraction: float = 0.25  # unpaired night views per day view (training scenes)
     dusk_fraction: float = 0.2  # of the paired training views, shot at dusk (SfM has evening photos too)
-    day_night_pairs: int = 40  # matching (night, day) pairs for the N/D recipe
+    day_night_pairs: int = 80  # matching (night, day) pairs for the N/D recipe
     val_scenes: int = 20
     val_views: int = 10
     pair_min_overlap: float = 0.3  # visible-facade IoU of a training query/positive pair
-    whiten_scenes: int = 30
+    whiten_scenes: int = 80
     whiten_views: int = 8
     tokyo_places: int = 30
     tokyo_directions: int = 3

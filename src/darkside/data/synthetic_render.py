@@ -484,6 +484,9 @@ SKY = {  # (zenith, horizon) colours
 DAY_SUN: tuple[float, float] = (0.45, 1.0)
 DAY_TINT: float = 0.12
 DAY_EXPOSURE: tuple[float, float] = (0.8, 1.15)
+#: Night ambient light (moon, sky glow, the city's scattered light) on the walls, RGB. Low and blue,
+#: but not so low that facades vanish: night must keep some structure or nothing can bridge the gap.
+NIGHT_AMBIENT: tuple[float, float, float] = (0.26, 0.32, 0.5)
 
 
 def _supersample(ss: int) -> np.ndarray:
@@ -563,7 +566,7 @@ def render(layers: SceneLayers, cam: Camera, condition: str, rng: np.random.Gene
             win = refl * 0.75 * (1 - np.clip(lit_px, 0, 1)) + warm * lit_px
             img = wall * (1 - glass[..., None]) + win * glass[..., None] + emit * 0.35
         else:
-            amb = np.array([0.13, 0.16, 0.26], np.float32) * float(rng.uniform(0.8, 1.2))
+            amb = np.array(NIGHT_AMBIENT, np.float32) * float(rng.uniform(0.8, 1.2))
             sodium = np.array([1.0, 0.58, 0.22], np.float32) * float(rng.uniform(0.9, 1.25))
             spill = _blur(lit_px * warm, 1.5 * ss)
             wall = alb * (amb + glow * sodium * 1.1 + spill * 0.8)
