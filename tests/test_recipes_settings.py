@@ -130,3 +130,22 @@ def test_named_table_rows():
     assert not rows["offtheshelf"].finetune
     with pytest.raises(ConfigError, match="unknown recipe 'cut-cd'"):
         recipe_by_name("cut-cd", ["cyclegan"])
+
+
+def test_night_anchor_shares_follow_the_paper():
+    rows = named_recipes(["cyclegan"])
+    # SfM N/D keeps the same 25% of night anchors as translation (paper §3, "Night image generation")
+    for name in ("gem-nd", "clahe-nd-c", "clahe-nd-cd"):
+        assert rows[name].day_night_pairs and rows[name].day_night_fraction == 0.25
+    assert rows["cyclegan-cd"].translate_fraction == 0.25 and not rows["cyclegan-cd"].day_night_pairs
+    # Table 7 bottom block: generated and real nights 1:1, 25% (default) and 50% of anchors in all
+    for name, total in (("cyclegan-cd-nd", 0.25), ("cyclegan-cd-nd50", 0.5)):
+        r = rows[name]
+        translated = r.translate_fraction * (1 - r.day_night_fraction)  # only day anchors are translated
+        assert r.day_night_pairs and translated == pytest.approx(r.day_night_fraction)
+        assert translated + r.day_night_fraction == pytest.approx(total)
+    with pytest.raises(ConfigError, match=r"^recipes\.x\.day_night_fraction: 1\.5 is outside"):
+        Recipe.from_dict({"clahe": True, "diverse_anchors": False, "generator": None, "day_night_pairs": True,
+                          "day_night_fraction": 1.5}, name="x")
+    assert Recipe.from_dict({"clahe": True, "diverse_anchors": False, "generator": None, "day_night_pairs": True,
+                             "day_night_fraction": 0.5}, name="x").day_night_fraction == 0.5

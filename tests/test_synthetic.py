@@ -85,6 +85,7 @@ def test_sfm_splits_pairs_and_min_side_filter(bench: Path) -> None:
     day, night = [r for r in train if r.domain == "day"], [r for r in train if r.domain == "night"]
     dusk = [r for r in train if r.domain == "sunset"]
     assert len(day) + len(dusk) == 3 * 4 and 0 < len(night) < len(day)
+    assert dusk and {r.image_id for r in dusk} & {i for pair in gt.pairs["train"] for i in pair}  # dusk shots pair
     assert {r.cluster for r in man.select("val")}.isdisjoint({r.cluster for r in train})
     sides = [min(r.width, r.height) for r in train]
     assert min(sides) < 56 <= max(sides)  # the day/night min-side filter has something to drop
