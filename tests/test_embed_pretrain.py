@@ -51,3 +51,11 @@ def test_settings_are_strict():
     del bad["lr"]
     with pytest.raises(ConfigError, match=r"backbone_pretrain\.lr: missing"):
         BackbonePretrainSettings.from_dict(bad)
+
+
+def test_steps_per_backbone():
+    per = BackbonePretrainSettings.from_dict({**SETTINGS, "steps": {"vgg16": 600, "resnet101": 1200}})
+    assert per.steps_for("vgg16") == 600 and per.steps_for("resnet101") == 1200
+    assert BackbonePretrainSettings.from_dict(SETTINGS).steps_for("anything") == 30
+    with pytest.raises(ConfigError, match=r"^backbone_pretrain\.steps: no entry for backbone 'resnet50'"):
+        per.steps_for("resnet50")

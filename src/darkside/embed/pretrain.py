@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from darkside.config import BackboneSpec, check_keys
 from darkside.data.images import load_rgb
 from darkside.data.manifest import load_manifest
 from darkside.embed.network import IMAGENET_MEAN, IMAGENET_STD, build_embedding_net
-from darkside.errors import DarksideError
+from darkside.errors import ConfigError, DarksideError
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 class BackbonePretrainSettings:
     """Scene classification with an ImageNet-style augmentation, every number explicit."""
 
-    steps: int
+    steps: int | Mapping[str, int]  # one count for all backbones, or one per backbone name
     batch_size: int
     lr: float
     image_size: int  # max side the images are loaded at
@@ -55,6 +56,15 @@ class BackbonePretrainSettings:
         check_keys(d, [f.name for f in fields(cls)], where)
         tuples = {"crop", "brightness", "colour_gain", "contrast", "domains"}
         return cls(**{k: tuple(v) if k in tuples else v for k, v in d.items()})
+
+    def steps_for(self, backbone: str) -> int:
+        """Training steps of ``backbone`` (a deeper trunk may need more than a shallow one)."""
+        if isinstance(self.steps, Mapping):
+            if backbone not in self.steps:
+                raise ConfigError(f"backbone_pretrain.steps: no entry for backbone {backbone!r} "
+                                  f"(known: {', '.join(sorted(self.steps))})")
+            return int(self.steps[backbone])
+        return int(self.steps)
 
 
 def _augment(img: np.ndarray, s: BackbonePretrainSettings, rng: np.random.Generator) -> torch.Tensor:
@@ -96,7 +106,7 @@ def pretrain_backbone(spec: BackboneSpec, dataset_dir: str | Path, settings: Bac
     std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
     rng = np.random.default_rng(seed)
     losses, t0 = [], time.perf_counter()
-    for _ in tqdm(range(settings.steps), desc=f"pretrain {spec.name}", disable=None):
+    for _ in tqdm(range(settings.steps_for(spec.name)), desc=f"pretrain {spec.name}", disable=None):
         idx = rng.integers(0, len(images), settings.batch_size)
         x = torch.stack([_augment(images[i], settings, rng) for i in idx]).to(device)
         logits = settings.logit_scale * F.linear(net((x - mean) / std), F.normalize(head.weight, dim=1))
