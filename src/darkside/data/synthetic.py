@@ -722,15 +722,17 @@ def contact_sheet(tokyo_dir: Path, out_png: Path, n_views: int = 6) -> Path:
     from darkside.data.manifest import load_manifest
 
     man = load_manifest(tokyo_dir)
-    by_cluster: dict[str, dict[str, Any]] = {}
+    by_cluster: dict[str, dict[str, list[Any]]] = {}
     for r in man.records:
-        by_cluster.setdefault(r.cluster, {})[r.domain] = r
-    clusters = [c for c in sorted(by_cluster) if all(d in by_cluster[c] for d in sr.CONDITIONS)][:n_views]
+        by_cluster.setdefault(r.cluster, {}).setdefault(r.domain, []).append(r)
+    # one view at three lightings (the Tokyo layout); a training scene's views are different poses
+    clusters = [c for c in sorted(by_cluster)
+                if all(len(by_cluster[c].get(d, [])) == 1 for d in sr.CONDITIONS)][:n_views]
     if not clusters:
-        raise DarksideError(f"{tokyo_dir / 'manifest.csv'}: no scene with day, sunset and night images")
+        raise DarksideError(f"{tokyo_dir / 'manifest.csv'}: no view rendered once at each of day, sunset and night")
     fig, axes = plt.subplots(len(clusters), 4, figsize=(8, 1.6 * len(clusters)), squeeze=False)
     for row, c in enumerate(clusters):
-        recs = by_cluster[c]
+        recs = {d: by_cluster[c][d][0] for d in sr.CONDITIONS}
         panels = [np.asarray(load_rgb(man.image_path(recs[d]))) for d in sr.CONDITIONS]
         panels.append(np.asarray(load_rgb(man.root / "edges" / recs["day"].path)))
         for col, (ax, im) in enumerate(zip(axes[row], panels, strict=True)):
