@@ -215,7 +215,7 @@ def test_optimizer_groups_follow_settings():
 def test_exactly_hashed_anchor_subset_translated(dataset, monkeypatch):
     manifest = load_manifest(dataset)
     gt = load_groundtruth(dataset, manifest)
-    pairs = split_pairs(gt, manifest, "train")
+    pairs = split_pairs(gt, "train")
     nd = split_day_night_pairs(gt, manifest, "train")
     assert ("train0v3", "train0v0") in nd and ("val0v3", "val0v0") not in nd
     assert ("train0v3", "train0v0") not in pairs
@@ -299,7 +299,7 @@ def test_candidate_pairs_keep_the_recipes_night_share():
 def test_nd_night_anchors_are_never_translated(dataset):
     manifest = load_manifest(dataset)
     gt = load_groundtruth(dataset, manifest)
-    pairs, nd = split_pairs(gt, manifest, "train"), split_day_night_pairs(gt, manifest, "train")
+    pairs, nd = split_pairs(gt, "train"), split_day_night_pairs(gt, manifest, "train")
     recipe = Recipe("r", clahe=False, diverse_anchors=False, generator="lab-inversion", translate_fraction=1.0,
                     day_night_pairs=True, day_night_fraction=0.5)
     pipe = ImagePipeline(manifest, 16, None, load_translator("lab-inversion", None), cache=True)

@@ -287,8 +287,8 @@ def finetune(model_in: Path, dataset_dir: Path, recipe: Recipe, settings: Finetu
     translator = load_translator(recipe.generator, translator_checkpoint, dev) if recipe.translates else None
     clahe = (settings.clahe_clip_limit, settings.clahe_grid) if recipe.clahe else None
     pipeline = ImagePipeline(manifest, settings.image_size, clahe, translator, settings.cache_images)
-    train_pairs = split_pairs(gt, manifest, train_split)
-    val_pairs = split_pairs(gt, manifest, val_split)
+    train_pairs = split_pairs(gt, train_split)
+    val_pairs = split_pairs(gt, val_split)
     nd = recipe.day_night_pairs
     train_nd = split_day_night_pairs(gt, manifest, train_split) if nd else []
     val_nd = split_day_night_pairs(gt, manifest, val_split) if nd else []
@@ -299,7 +299,8 @@ def finetune(model_in: Path, dataset_dir: Path, recipe: Recipe, settings: Finetu
     val_ids = [r.image_id for r in manifest.select(split=val_split)]
     if not train_pairs and not train_nd:
         raise DarksideError(f"{Path(dataset_dir) / 'groundtruth.json'}: pairs.{train_split}: no pairs")
-    selection = "lowest validation loss" if val_pairs or val_nd else "last epoch (no validation pairs)"
+    validates = bool(val_pairs or val_nd)
+    selection = "lowest validation loss" if validates else "last epoch (no validation pairs)"
 
     net.to(dev)
     optimizer = torch.optim.Adam(parameter_groups(net, settings), lr=settings.lr, betas=settings.betas)
@@ -325,12 +326,12 @@ def finetune(model_in: Path, dataset_dir: Path, recipe: Recipe, settings: Finetu
                 scheduler.step()
                 val_loss = None
                 last = epoch + 1 == settings.epochs
-                if (val_pairs or val_nd) and ((epoch + 1) % settings.val_every == 0 or last):
+                if validates and ((epoch + 1) % settings.val_every == 0 or last):
                     vrng = np.random.default_rng((seed, epoch, 1))
                     vt = epoch_tuples(net, pipeline, val_pairs, val_ids, recipe, settings, vrng, dev,
                                       all_pairs=True, night_pairs=val_nd)
                     val_loss = validation_loss(net, pipeline, vt, margin, dev)
-                if (val_loss is not None and val_loss < best["val_loss"]) or (not (val_pairs or val_nd) and last):
+                if (val_loss is not None and val_loss < best["val_loss"]) or (not validates and last):
                     best = {"epoch": epoch + 1, "val_loss": val_loss if val_loss is not None else math.nan,
                             "state": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}}
                 log.append({"epoch": epoch + 1, "loss": loss, "val_loss": val_loss, "lr": lr,

@@ -134,10 +134,10 @@ def _builtin_recipes(families: Iterable[str]) -> dict[str, Recipe]:
         add(fam, clahe=False, diverse_anchors=False, generator=fam)                  # Table 5: neither C nor D
         # Table 7 bottom block: generated and real (N/D) nights 1:1, 25% (default) or 50% night anchors
         # in all; the generator sees only day anchors, hence f/2 of all = (f/2) / (1 - f/2) of those
-        add(f"{fam}-cd-nd", clahe=True, diverse_anchors=True, generator=fam, day_night_pairs=True,
-            day_night_fraction=0.125, translate_fraction=0.125 / 0.875)
-        add(f"{fam}-cd-nd50", clahe=True, diverse_anchors=True, generator=fam, day_night_pairs=True,
-            day_night_fraction=0.25, translate_fraction=0.25 / 0.75)
+        for suffix, night_share in (("-cd-nd", 0.25), ("-cd-nd50", 0.5)):
+            half = night_share / 2
+            add(f"{fam}{suffix}", clahe=True, diverse_anchors=True, generator=fam, day_night_pairs=True,
+                day_night_fraction=half, translate_fraction=half / (1 - half))
     return r
 
 
@@ -255,7 +255,7 @@ PAPER_FINETUNE: dict[str, Any] = {
     "cache_images": False,
 }
 
-#: The mini preset: ~800 synthetic 96 px images, random-init scaled backbones, 2 CPU cores.
+#: The mini preset: ~800 synthetic 96 px images, scaled backbones pre-trained on synthetic scenes, 2 CPU cores.
 MINI_FINETUNE: dict[str, Any] = {
     **PAPER_FINETUNE,
     "lr": 3e-4,            # 10 short epochs from a short pre-training, not 40 gentle ones from ImageNet

@@ -49,7 +49,7 @@ class TrainingTuple:
         return torch.tensor([1] + [0] * len(self.negatives), dtype=torch.float32)
 
 
-def split_pairs(gt: GroundTruth, manifest: Manifest, split: str) -> list[tuple[str, str]]:
+def split_pairs(gt: GroundTruth, split: str) -> list[tuple[str, str]]:
     """(anchor, positive) pairs of ``split`` (the day pairs of the SfM 3D models)."""
     return list(gt.pairs.get(split, []))
 
