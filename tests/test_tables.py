@@ -80,3 +80,49 @@ def test_written_files(tmp_path, mini):
     assert "| GeM [30] | n/p" in md and "Notes:" in md
     tex = (tmp_path / "tables" / "table1.tex").read_text()
     assert r"\begin{tabular}" in tex and "HED\\textasciicircum{}N" in tex
+
+
+def test_paired_differences_match_ids_and_drop_skipped_queries():
+    from darkside.tables.build import paired_differences
+
+    a = (["q1", "q2", "q3"], np.array([50.0, 20.0, np.nan]))
+    b = (["q3", "q2", "q1"], np.array([10.0, 30.0, 40.0]))
+    # matched by id, not position; q3 is skipped on one side
+    assert paired_differences(a, b).tolist() == [10.0, -10.0]
+    assert paired_differences(([], np.array([1.0, 2.0])), ([], np.array([0.5, 3.0]))).tolist() == [0.5, -1.0]
+    with pytest.raises(ValueError, match="different lengths"):
+        paired_differences(([], np.array([1.0])), ([], np.array([1.0, 2.0])))
+
+
+def test_generator_rows_paired_against_clahe_cd(tmp_path, mini):
+    """Tables 1 and 6 gain a block of '<GAN recipe> - CLAHE CD' rows: the mean per-query difference over
+    the same queries, with a paired bootstrap interval narrower than either row's own."""
+    rng = np.random.default_rng(1)
+    ids = [f"q{i}" for i in range(60)]
+    hard = rng.uniform(0, 60, 60)  # per-query difficulty both models share
+    base = {"tokyo": hard, "rox": hard[:30], "rpa": hard[30:]}
+    gan = {k: v + 2.0 + rng.normal(0, 0.5, v.size) for k, v in base.items()}
+    for model, vals in (("vgg16-clahe-cd", base), ("vgg16-cyclegan-cd", gan)):
+        night = {k: {"ids": ids[:20], "ap": list(vals["tokyo"][:20])} for k in
+                 ("day->sunset", "sunset->day", "sunset->night", "night->sunset", "day->night", "night->day")}
+        _write_metrics(tmp_path, model, "synth-tokyo",
+                       {"per_query": {"mAP": {"ids": ids, "ap": list(vals["tokyo"])}, **night}})
+        _write_metrics(tmp_path, model, "synth-roxford",
+                       {"per_query": {"medium": {"ids": ids[:30], "ap": list(vals["rox"])}}})
+        _write_metrics(tmp_path, model, "synth-rparis",
+                       {"per_query": {"medium": {"ids": ids[30:], "ap": list(vals["rpa"])}}})
+    t1 = build_table("table1", mini, tmp_path)
+    paired = next(b for b in t1.blocks if b.key == "paired-vgg16")
+    (row,) = paired.rows
+    assert row.recipe == "cyclegan-cd" and row.extra and row.method == "CycleGAN CD (ours) - CLAHE CD"
+    avg, tok, rox, rpa = row.cells
+    assert tok.ours == pytest.approx(np.mean(gan["tokyo"] - base["tokyo"]))
+    assert (rox.ours, rpa.ours) == pytest.approx((np.mean(gan["rox"] - base["rox"]), np.mean(gan["rpa"] - base["rpa"])))
+    assert avg.ours == pytest.approx(np.mean([np.mean(gan[k] - base[k]) for k in ("tokyo", "rox", "rpa")]))
+    assert 1.0 < tok.ci_low < tok.ours < tok.ci_high < 3.0  # unpaired, the rows' intervals overlap widely
+    own = next(r for r in t1.blocks[0].rows if r.recipe == "cyclegan-cd").cells[1]
+    assert own.ci_high - own.ci_low > 5 * (tok.ci_high - tok.ci_low)
+    # no baseline on ResNet-101 -> no paired block there
+    assert not any(b.key == "paired-resnet101" for b in t1.blocks)
+    # Table 6 has no CycleGAN rows; its HED^N GAN rows were not trained here -> no paired block either
+    assert not any(b.key.startswith("paired") for b in build_table("table6", mini, tmp_path).blocks)

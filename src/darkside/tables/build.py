@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,10 @@ EXTRA_ROWS: dict[tuple[str, str], list[tuple[str, str]]] = {
     ("table3", "robotcar-resnet101"): [("GeM off-the-shelf", "offtheshelf")],
     ("table6", "main"): [("GeM off-the-shelf", "offtheshelf")],
 }
+# The comparison behind the paper's central claim: every generator recipe against this baseline, as
+# a paired bootstrap over the same queries. Row intervals of two recipes can overlap while the paired
+# interval of their difference does not (both see the same hard queries).
+PAIRED_BASELINE = ("CLAHE CD", "clahe-cd")
 # Rows whose ingredients the suite does not implement (yet), with the reason
 UNSUPPORTED: dict[str, str] = {
     "how": "HOW (local descriptors + ASMK) is not implemented yet",
@@ -122,10 +127,77 @@ def _retrieval_row(table: str, columns: list[str], paper_values: list[Any], meth
     return Row(method, recipe, cells, extra=extra)
 
 
+PerQuery = tuple[list[str], np.ndarray]
+
+
+def _per_query(metrics: Metrics, model: str, dataset: str, key: str) -> PerQuery | None:
+    m = metrics.get(model, dataset)
+    entry = m["per_query"].get(key) if m else None
+    return (list(entry.get("ids", [])), _values(entry)) if entry else None
+
+
+def paired_differences(a: PerQuery, b: PerQuery) -> np.ndarray:
+    """Per-query ``a - b`` over the queries both score (matched by id; by position when the files
+    carry no ids); queries either side skips (NaN) are dropped."""
+    (a_ids, a_v), (b_ids, b_v) = a, b
+    if a_ids and b_ids:
+        index = {q: i for i, q in enumerate(b_ids)}
+        pairs = [(a_v[i], b_v[index[q]]) for i, q in enumerate(a_ids) if q in index]
+        a_v, b_v = (np.array([p[k] for p in pairs], dtype=np.float64) for k in (0, 1))
+    elif a_v.size != b_v.size:
+        raise ValueError(f"per-query values of different lengths ({a_v.size} vs {b_v.size}) and no ids")
+    d = a_v - b_v
+    return d[~np.isnan(d)]
+
+
+def _is_generator_recipe(recipe: str | None, preset: Preset) -> bool:
+    families = preset.raw.get("gan", {}).get("families", {})
+    return recipe is not None and any(recipe == f or recipe.startswith(f + "-") for f in families)
+
+
+def _paired_block(key: str, backbone: str, rows: list[Row], columns: list[str],
+                  per_col: Callable[[str, str], PerQuery | None], preset: Preset, metrics: Metrics,
+                  combined: dict[str, list[str]] | None = None) -> Block | None:
+    """``<generator recipe> - CLAHE CD`` rows of one block; None when the baseline was not trained.
+    ``per_col(model, column)`` gives a column's per-query values; ``combined`` maps a column such as
+    Table 1's Avg to the columns it averages (each difference resampled on its own, then averaged)."""
+    base_method, base_recipe = PAIRED_BASELINE
+    base = f"{backbone}-{base_recipe}"
+    if per_col(base, next(c for c in columns if c not in (combined or {}))) is None:
+        return None
+    out = []
+    for row in rows:
+        if not _is_generator_recipe(row.recipe, preset) or all(c.ours is None for c in row.cells):
+            continue
+        model = f"{backbone}-{row.recipe}"
+        diffs: dict[str, np.ndarray | None] = {}
+        for col in columns:
+            if col in (combined or {}):
+                continue
+            a, b = per_col(model, col), per_col(base, col)
+            diffs[col] = paired_differences(a, b) if a and b else None
+        cells = []
+        for col in columns:
+            parts = [diffs.get(c) for c in (combined or {}).get(col, [col])]
+            ok = all(p is not None and p.size for p in parts)
+            cells.append(_cell(None, parts if ok else None, preset, "" if ok else "no common scored queries"))
+        out.append(Row(f"{row.method} - {base_method}", row.recipe, cells, extra=True))
+    if not out:
+        return None
+    return Block(f"paired-{key}", f"Paired difference against {base_method} ({backbone}), same queries", out)
+
+
 def _block_backbone(table: str, block_key: str) -> str:
     if table == "table1":
         return {"how-resnet18": "resnet18"}.get(block_key, block_key)
     return "vgg16"  # Tables 4-7 are VGG-16 experiments
+
+
+def _retrieval_columns(preset: Preset, metrics: Metrics) -> Callable[[str, str], PerQuery | None]:
+    roles = preset.roles
+    where = {"Tokyo": (roles["tokyo"], "mAP"), "ROxf": (roles["roxford"], "medium"),
+             "RPar": (roles["rparis"], "medium")}
+    return lambda model, col: _per_query(metrics, model, *where[col])
 
 
 def _retrieval_table(name: str, preset: Preset, metrics: Metrics) -> Table:
@@ -138,6 +210,10 @@ def _retrieval_table(name: str, preset: Preset, metrics: Metrics) -> Table:
         rows += [_retrieval_row(name, spec["columns"], row["values"], row["method"], row.get("recipe"), backbone,
                                 preset, metrics) for row in b["rows"]]
         blocks.append(Block(key, b["title"], rows))
+        paired = _paired_block(key, backbone, rows, spec["columns"], _retrieval_columns(preset, metrics), preset,
+                               metrics, combined={"Avg": ["Tokyo", "ROxf", "RPar"]})
+        if paired:
+            blocks.append(paired)
     if "text" in spec:  # numbers quoted in the paper's text (LAB inversion, section 4.4)
         rows = [_retrieval_row(name, spec["columns"], row["values"], row["method"], row.get("recipe"), "vgg16",
                                preset, metrics) for row in spec["text"]]
@@ -165,6 +241,10 @@ def _breakdown_table(preset: Preset, metrics: Metrics) -> Table:
                                    "" if pq else "dataset has no lighting breakdown"))
             rows.append(Row(method, recipe, cells, extra=extra))
         blocks.append(Block(key, b["title"], rows))
+        paired = _paired_block(key, "vgg16", rows, spec["columns"],
+                               lambda model, col: _per_query(metrics, model, tokyo, BREAKDOWN[col]), preset, metrics)
+        if paired:
+            blocks.append(paired)
     return Table("table6", spec["title"], list(spec["columns"]), blocks)
 
 
