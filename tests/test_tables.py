@@ -124,5 +124,8 @@ def test_generator_rows_paired_against_clahe_cd(tmp_path, mini):
     assert own.ci_high - own.ci_low > 5 * (tok.ci_high - tok.ci_low)
     # no baseline on ResNet-101 -> no paired block there
     assert not any(b.key == "paired-resnet101" for b in t1.blocks)
-    # Table 6 has no CycleGAN rows; its HED^N GAN rows were not trained here -> no paired block either
-    assert not any(b.key.startswith("paired") for b in build_table("table6", mini, tmp_path).blocks)
+    # Table 6 carries CycleGAN CD as an extra row; its paper rows (HED^N GAN) were not trained here
+    t6 = build_table("table6", mini, tmp_path)
+    (paired6,) = [b for b in t6.blocks if b.key.startswith("paired")]
+    assert [r.recipe for r in paired6.rows] == ["cyclegan-cd"]
+    assert paired6.rows[0].cells[4].ours == pytest.approx(np.mean(gan["tokyo"][:20] - base["tokyo"][:20]))

@@ -35,7 +35,9 @@ EXTRA_ROWS: dict[tuple[str, str], list[tuple[str, str]]] = {
     ("table3", "aachen-resnet101"): [("GeM off-the-shelf", "offtheshelf")],
     ("table3", "robotcar-vgg16"): [("GeM off-the-shelf", "offtheshelf")],
     ("table3", "robotcar-resnet101"): [("GeM off-the-shelf", "offtheshelf")],
-    ("table6", "main"): [("GeM off-the-shelf", "offtheshelf")],
+    # the claim's baseline and the other GAN family of Table 1, beside the paper's HED^N GAN rows
+    ("table6", "main"): [("GeM off-the-shelf", "offtheshelf"), ("CLAHE CD", "clahe-cd"),
+                         ("CycleGAN C", "cyclegan-c"), ("CycleGAN CD", "cyclegan-cd")],
 }
 # The comparison behind the paper's central claim: every generator recipe against this baseline, as
 # a paired bootstrap over the same queries. Row intervals of two recipes can overlap while the paired
