@@ -110,3 +110,25 @@ def test_mismatched_checkpoint_is_not_resumed(tmp_path, images):
     gb = torch.load(tmp_path / "b" / "generator.pt", weights_only=False)
     sa, sb = ga.get("state_dict", ga), gb.get("state_dict", gb)
     assert all(torch.equal(sa[k], sb[k]) for k in sb if isinstance(sb[k], torch.Tensor))
+
+
+class _Payload:
+    """Stands for code a hostile pickle would run on load."""
+
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_checkpoint_needing_arbitrary_unpickling_is_refused(tmp_path, images):
+    """The resume path loads weights only: a checkpoint.pt that needs code to unpickle stops the run with
+    one line naming the file, and nothing of it is executed or overwritten."""
+    from darkside.errors import DarksideError
+
+    s = tiny("hedgan", epochs_constant=1, epochs_decay=0)
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"family": "hedgan", "payload": _Payload()}, run / "checkpoint.pt")
+    before = (run / "checkpoint.pt").read_bytes()
+    with pytest.raises(DarksideError, match=r"checkpoint\.pt: unreadable checkpoint"):
+        train_gan("hedgan", images["day"], images["night"], s, run, "cpu", seed=0)
+    assert (run / "checkpoint.pt").read_bytes() == before and not (run / "generator.pt").exists()

@@ -132,7 +132,9 @@ def _load_checkpoint(path: Path, family: str, settings: GanSettings, seed: int) 
     if not path.is_file():
         return None
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        # weights only: a checkpoint holds tensors, numbers and strings, never code; a file that needs
+        # arbitrary unpickling is foreign (or hostile) and is refused rather than executed
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated file cannot happen (atomic writes) but a foreign one can
         raise DarksideError(f"{path}: unreadable checkpoint ({type(exc).__name__}); delete it to restart") \
             from None
