@@ -131,3 +131,12 @@ def test_paper_preset_finetune_is_the_pinned_recipe(repo_root):
 
     paper = load_preset(repo_root / "params.yaml", "paper")
     assert FinetuneSettings.from_dict(paper.raw["finetune"]) == FinetuneSettings.from_dict(PAPER_FINETUNE)
+
+
+def test_mini_preset_finetune_is_the_fixture_tests_use(repo_root):
+    """``MINI_FINETUNE`` (what the fast training tests start from) is params.yaml's mini section, so a
+    change of a mini value cannot leave the tests exercising a recipe the suite no longer runs."""
+    from darkside.embed.recipes import MINI_FINETUNE, FinetuneSettings
+
+    mini = load_preset(repo_root / "params.yaml", "mini")
+    assert FinetuneSettings.from_dict(mini.raw["finetune"]) == FinetuneSettings.from_dict(MINI_FINETUNE)
