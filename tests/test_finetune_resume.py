@@ -8,6 +8,7 @@ outputs (model, log JSON, curve PNG) are written; the translator registry rules.
 import hashlib
 import json
 import os
+import re
 import signal
 from pathlib import Path
 from types import SimpleNamespace
@@ -164,6 +165,9 @@ def test_resume_after_crash_equals_uninterrupted(tmp_path, dataset, stand_in, mo
     log = json.loads((out / "training_log.json").read_text())
     assert [e["epoch"] for e in log["epochs"]] == [1, 2, 3]
     assert [e["val_loss"] is not None for e in log["epochs"]] == [False, True, True]  # every 2 + last
+    # what each epoch's anchors were made of, after diverse picking (the N/D share is checkable afterwards)
+    assert all(re.fullmatch(r"anchors: \d+ of \d+ candidates, \d+ translated, \d+ N/D night anchors", e["anchors"])
+               for e in log["epochs"])
     lrs = [e["lr"] for e in log["epochs"]]
     assert lrs == pytest.approx([1e-2, 1e-2 * 0.99, 1e-2 * 0.99**2])  # stepped at the END of each epoch
     best = min((e for e in log["epochs"] if e["val_loss"] is not None), key=lambda e: e["val_loss"])

@@ -318,8 +318,10 @@ def finetune(model_in: Path, dataset_dir: Path, recipe: Recipe, settings: Finetu
                 t0 = time.perf_counter()
                 reseed(seed + epoch)
                 rng = np.random.default_rng(seed + epoch)
+                anchors: list[str] = []  # what the epoch's anchors are made of, after diverse picking
                 tuples = epoch_tuples(net, pipeline, train_pairs, train_ids, recipe, settings, rng, dev,
-                                      night_pairs=train_nd)
+                                      night_pairs=train_nd, progress=anchors.append)
+                logger.info("%s epoch %d: %s", recipe.name, epoch + 1, "; ".join(anchors))
                 lr = optimizer.param_groups[0]["lr"]
                 loss = train_epoch(net, pipeline, tuples, optimizer, margin, settings.tuples_per_batch, dev,
                                    desc=f"{recipe.name} epoch {epoch + 1}/{settings.epochs}")
@@ -335,7 +337,7 @@ def finetune(model_in: Path, dataset_dir: Path, recipe: Recipe, settings: Finetu
                     best = {"epoch": epoch + 1, "val_loss": val_loss if val_loss is not None else math.nan,
                             "state": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}}
                 log.append({"epoch": epoch + 1, "loss": loss, "val_loss": val_loss, "lr": lr,
-                            "seconds": round(time.perf_counter() - t0, 3)})
+                            "seconds": round(time.perf_counter() - t0, 3), "anchors": "; ".join(anchors)})
                 _save_checkpoint(ckpt_path, config, epoch + 1, net, optimizer, scheduler, best, log)
                 _write_log(out_dir, config, log, best, selection)
     except Preempted:
