@@ -96,3 +96,22 @@ def test_every_stage_calls_an_existing_verb(repo_root):
         words = stage["cmd"].split()
         verb = next(w for w in words[1:] if not w.startswith("-") and w not in ("mini", "paper"))
         assert verb in VERBS, (name, verb)
+
+
+def test_further_seeds_are_further_fine_tuned_models(repo_root, tmp_path):
+    """``seeds: [0, 1]`` adds a `<backbone>-<recipe>.seed1` model per fine-tuned recipe (trained with
+    `--seed 1`, then whitened, extracted and scored like any model); off-the-shelf has no seeds."""
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    params["presets"]["mini"]["seeds"] = [0, 1]
+    cfg = tmp_path / "params.yaml"
+    cfg.write_text(yaml.safe_dump(params))
+    out = _snakemake(repo_root, "-n", "--forceall", "--cores", "2", "-p", "--configfile", str(cfg))
+    n_recipes = sum(len(r) for r in params["presets"]["mini"]["recipes"].values())
+    n_tuned = sum(r != "offtheshelf" for rs in params["presets"]["mini"]["recipes"].values() for r in rs)
+    jobs = [r for r, _ in _jobs(out)]
+    assert jobs.count("finetune") == 2 * n_tuned and jobs.count("score") == n_recipes + n_tuned
+    assert "--recipe clahe-cd --seed 1 --init results/models/vgg16-offtheshelf/model.pt" in out
+    assert "--out-dir results/models/vgg16-clahe-cd.seed1 " in out
+    assert "--recipe clahe-cd --seed 0 " in out and "--out-dir results/models/vgg16-clahe-cd " in out
+    assert "offtheshelf.seed1" not in out
+    assert "results/metrics/vgg16-hedngan-cd.seed1/synth-tokyo.json" in out

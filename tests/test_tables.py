@@ -129,3 +129,34 @@ def test_generator_rows_paired_against_clahe_cd(tmp_path, mini):
     (paired6,) = [b for b in t6.blocks if b.key.startswith("paired")]
     assert [r.recipe for r in paired6.rows] == ["cyclegan-cd"]
     assert paired6.rows[0].cells[4].ours == pytest.approx(np.mean(gan["tokyo"][:20] - base["tokyo"][:20]))
+
+
+def test_rows_average_their_fine_tuning_seeds_query_by_query(tmp_path, mini):
+    """With ``seeds: [0, 1]`` a fine-tuned row is the per-query mean of ``<model>`` and
+    ``<model>.seed1`` (matched by query id), so its bootstrap resamples queries, not runs."""
+    from darkside.config import Preset
+
+    two = Preset("mini", {**mini.raw, "seeds": [0, 1]})
+    ids = [f"q{i}" for i in range(8)]
+    s0 = np.arange(8, dtype=float) * 10
+    s1 = s0[::-1] + 1.0  # a different run scores the same queries differently
+    for model, order in (("vgg16-gem", ids), ("vgg16-gem.seed1", ids[::-1])):
+        vals = s0 if model == "vgg16-gem" else s1[::-1]  # stored in its own (reversed) query order
+        _write_metrics(tmp_path, model, "synth-tokyo", {"per_query": {"mAP": {"ids": order, "ap": list(vals)}}})
+        for ds in ("synth-roxford", "synth-rparis"):
+            _write_metrics(tmp_path, model, ds, {"per_query": {"medium": {"ids": order, "ap": list(vals)}}})
+    _write_metrics(tmp_path, "vgg16-offtheshelf", "synth-tokyo", {"per_query": {"mAP": {"ids": ids, "ap": list(s0)}}})
+    for ds in ("synth-roxford", "synth-rparis"):
+        _write_metrics(tmp_path, "vgg16-offtheshelf", ds, {"per_query": {"medium": {"ids": ids, "ap": list(s0)}}})
+    t = build_table("table1", two, tmp_path)
+    rows = {r.recipe: r for r in t.blocks[0].rows}
+    tok = rows["gem"].cells[1]
+    assert tok.ours == pytest.approx(np.mean((s0 + s1) / 2))
+    assert "2 fine-tuning seeds" in tok.note
+    assert rows["offtheshelf"].cells[1].note == ""  # not fine-tuned: one model, no seeds
+    # the per-query mean, not a pooled set of 16 values: the interval is that of 8 averaged queries
+    from darkside.evaluate.bootstrap import bootstrap_ci
+    _, lo, hi = bootstrap_ci((s0 + s1) / 2, two.evaluate.bootstrap_samples, two.evaluate.bootstrap_seed)
+    assert (tok.ci_low, tok.ci_high) == pytest.approx((lo, hi))
+    # one seed in the preset: the seed-1 folder is ignored
+    assert build_table("table1", mini, tmp_path).blocks[0].rows[1].cells[1].ours == pytest.approx(s0.mean())

@@ -249,7 +249,8 @@ def run_finetune(args: argparse.Namespace) -> Path:
     settings = FinetuneSettings.from_dict(preset.raw["finetune"])
     generator = Path(args.generator) if args.generator else None
     return finetune(Path(args.init), Path(args.dataset), recipe, settings, Path(args.out_dir),
-                    device=_device(preset.device), translator_checkpoint=generator, backbone=args.backbone)
+                    device=_device(preset.device), translator_checkpoint=generator, seed=args.seed,
+                    backbone=args.backbone)
 
 
 @run_finetune.arguments
@@ -260,6 +261,7 @@ def _(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, help="prepared training dataset (train/val pairs)")
     p.add_argument("--out-dir", required=True, help="model.pt, checkpoint.pt, training log and curve")
     p.add_argument("--generator", default=None, help="generator.pt of the recipe's trained family")
+    p.add_argument("--seed", type=int, default=None, help="fine-tuning seed (default: finetune.seed)")
 
 
 def _list_paths(list_file: Path, image_root: Path) -> list[Path]:

@@ -37,6 +37,8 @@ PARAM_KEYS: dict[str, str | None] = {
     "datasets": None,
     "run_dir": None,
     "item_args": None,
+    "base_recipe": None,   # the recipe of a seeded model name, and its seed: both in the command
+    "seed": None,
 }
 
 _FOLDER_RULES = (re.compile(r"^(data/prepared/[^/]+)/"), re.compile(r"^(data/raw/[^/]+)/"))

@@ -14,8 +14,13 @@ DS = f"darkside --preset {PRESET}"
 
 BACKBONES = list(P["backbones"])
 FAMILIES = list(P["gan"]["families"])
-# the models this preset trains and evaluates: `<backbone>-<recipe>` (`offtheshelf` = no fine-tuning)
-MODELS = [f"{b}-{r}" for b, recipes in P["recipes"].items() for r in recipes]
+# fine-tuning seeds: the first seed's model is `<backbone>-<recipe>`, each further seed's
+# `<backbone>-<recipe>.seed<N>`; the tables average a row's per-query values over the seeds
+SEEDS = list(P["seeds"])
+# the models this preset trains and evaluates (`offtheshelf` = no fine-tuning, so no seeds)
+MODELS = [f"{b}-{r}" for b, recipes in P["recipes"].items() for r in recipes] + [
+    f"{b}-{r}.seed{s}" for b, recipes in P["recipes"].items() for r in recipes if r != "offtheshelf"
+    for s in SEEDS[1:]]
 
 
 def recipe(name):
@@ -36,11 +41,22 @@ def backbone_of(model):
 
 
 def recipe_of(model):
-    return model.split("-", 1)[1]
+    return base_recipe(model.split("-", 1)[1])
+
+
+def base_recipe(name):
+    """`clahe-cd.seed1` -> `clahe-cd`."""
+    return name.split(".seed", 1)[0]
+
+
+def seed_of(name):
+    """The fine-tuning seed of a model or recipe name (no suffix: the first seed)."""
+    _, _, seed = name.partition(".seed")
+    return int(seed) if seed else SEEDS[0]
 
 
 wildcard_constraints:
-    model="[a-z0-9]+-[a-z0-9-]+",
+    model="[a-z0-9]+-[a-z0-9-]+(\\.seed[0-9]+)?",
     backbone="[a-z0-9]+",
     dataset="[a-z0-9][a-z0-9-]*",
 

@@ -103,7 +103,7 @@ rule whiten:
 
 
 def finetune_inputs(wildcards):
-    r = recipe(wildcards.recipe)
+    r = recipe(base_recipe(wildcards.recipe))
     inputs = {"init": f"results/models/{wildcards.backbone}-offtheshelf/model.pt",
               "data": prepared(ROLES["train"])}
     if r.generator in FAMILIES:
@@ -121,10 +121,12 @@ rule finetune:
     output:
         "results/models/{backbone}-{recipe}/model.pt",
     wildcard_constraints:
-        recipe="(?!offtheshelf$)[a-z0-9][a-z0-9-]*",
+        recipe="(?!offtheshelf$)[a-z0-9][a-z0-9-]*(\\.seed[0-9]+)?",
     params:
         finetune=P["finetune"],
         generator=generator_option,
+        base_recipe=lambda wc: base_recipe(wc.recipe),
+        seed=lambda wc: seed_of(wc.recipe),
     log:
         "logs/finetune/{backbone}-{recipe}.log",
     threads: 1
@@ -133,7 +135,7 @@ rule finetune:
         mem_mb=32000,
         runtime=24 * 60,
     shell:
-        "{DS} finetune --backbone {wildcards.backbone} --recipe {wildcards.recipe} --init {input.init}"
+        "{DS} finetune --backbone {wildcards.backbone} --recipe {params.base_recipe} --seed {params.seed} --init {input.init}"
         " --dataset data/prepared/{ROLES[train]} --out-dir results/models/{wildcards.backbone}-{wildcards.recipe}"
         " {params.generator} --log {log}"
 

@@ -22,6 +22,7 @@ from darkside.evaluate.bootstrap import bootstrap_ci, bootstrap_mean_of_means
 from darkside.tables.paper import paper_tables
 from darkside.tables.render import Block, Cell, Row, Table, write_table
 
+PerQuery = tuple[list[str], np.ndarray]  # query ids (may be empty in old files) and per-query values
 RETRIEVAL_TABLES = ("table1", "table4", "table5", "table7")
 ALL_TABLES = ("table1", "table3", "table4", "table5", "table6", "table7", "table8")
 # Table 6 column -> the scoring stage's breakdown key
@@ -54,10 +55,16 @@ UNSUPPORTED: dict[str, str] = {
 
 
 class Metrics:
-    """Lazy reader of ``<root>/<model>/<dataset>.json``."""
+    """Lazy reader of ``<root>/<model>/<dataset>.json``.
 
-    def __init__(self, root: Path) -> None:
+    A fine-tuned model of the first seed is ``<backbone>-<recipe>``; each further seed of ``seeds``
+    has its own ``<backbone>-<recipe>.seed<N>`` folder. :meth:`per_query` averages a query's value
+    over the seeds that were scored, so a row is the mean of its seeds, query by query.
+    """
+
+    def __init__(self, root: Path, seeds: tuple[int, ...] = (0,)) -> None:
         self.root = root
+        self.seeds = tuple(seeds)
         self._cache: dict[Path, dict[str, Any] | None] = {}
 
     def get(self, model: str, dataset: str) -> dict[str, Any] | None:
@@ -65,6 +72,38 @@ class Metrics:
         if p not in self._cache:
             self._cache[p] = json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
         return self._cache[p]
+
+    def seed_models(self, model: str, dataset: str) -> list[str]:
+        """``model`` and its further seeds that have metrics for ``dataset``."""
+        more = [f"{model}.seed{s}" for s in self.seeds[1:]]
+        return [model] + [m for m in more if self.get(m, dataset) is not None]
+
+    def per_query(self, model: str, dataset: str, key: str) -> PerQuery | None:
+        """(ids, values) of ``per_query[key]``, averaged over the model's seeds (matched by id)."""
+        runs = [self.get(m, dataset) for m in self.seed_models(model, dataset)]
+        entries = [r["per_query"].get(key) for r in runs if r is not None]
+        if not entries or any(e is None for e in entries):
+            return None
+        ids = list(entries[0].get("ids", []))
+        stack = [_values(entries[0])]
+        for e in entries[1:]:
+            other = (list(e.get("ids", [])), _values(e))
+            stack.append(_aligned(ids, other))
+        return ids, np.mean(stack, axis=0)
+
+
+def _aligned(ids: list[str], other: PerQuery) -> np.ndarray:
+    """``other``'s values in the order of ``ids`` (by position when either carries no ids)."""
+    o_ids, o_v = other
+    if ids and o_ids:
+        index = {q: i for i, q in enumerate(o_ids)}
+        missing = [q for q in ids if q not in index]
+        if missing:
+            raise ValueError(f"seed runs scored different queries (e.g. {missing[0]!r})")
+        return o_v[[index[q] for q in ids]]
+    if o_v.size != len(ids) and ids:
+        raise ValueError("seed runs scored a different number of queries")
+    return o_v
 
 
 def _values(entry: dict[str, Any], key: str = "ap") -> np.ndarray:
@@ -115,27 +154,30 @@ def _retrieval_row(table: str, columns: list[str], paper_values: list[Any], meth
     model, note = _model_note(preset, metrics, backbone, recipe, list(datasets.values()))
     per_col: dict[str, np.ndarray] = {}
     if model:
-        per_col["Tokyo"] = _values(metrics.get(model, datasets["Tokyo"])["per_query"]["mAP"])
-        per_col["ROxf"] = _values(metrics.get(model, datasets["ROxf"])["per_query"]["medium"])
-        per_col["RPar"] = _values(metrics.get(model, datasets["RPar"])["per_query"]["medium"])
+        for col, key in (("Tokyo", "mAP"), ("ROxf", "medium"), ("RPar", "medium")):
+            values = metrics.per_query(model, datasets[col], key)
+            if values is None:
+                raise ValueError(f"{metrics.root / model / datasets[col]}.json: no per-query {key!r} values")
+            per_col[col] = values[1]
+        note = _seeds_note(metrics, model, datasets["Tokyo"])
     cells = []
     for col, paper in zip(columns, paper_values, strict=True):
         if not model:
             cells.append(Cell(paper=paper, note=note))
         elif col == "Avg":
-            cells.append(_cell(paper, [per_col["Tokyo"], per_col["ROxf"], per_col["RPar"]], preset))
+            cells.append(_cell(paper, [per_col["Tokyo"], per_col["ROxf"], per_col["RPar"]], preset, note))
         else:
-            cells.append(_cell(paper, [per_col[col]], preset))
+            cells.append(_cell(paper, [per_col[col]], preset, note))
     return Row(method, recipe, cells, extra=extra)
 
 
-PerQuery = tuple[list[str], np.ndarray]
-
-
 def _per_query(metrics: Metrics, model: str, dataset: str, key: str) -> PerQuery | None:
-    m = metrics.get(model, dataset)
-    entry = m["per_query"].get(key) if m else None
-    return (list(entry.get("ids", [])), _values(entry)) if entry else None
+    return metrics.per_query(model, dataset, key) if metrics.get(model, dataset) else None
+
+
+def _seeds_note(metrics: Metrics, model: str, dataset: str) -> str:
+    n = len(metrics.seed_models(model, dataset))
+    return f"mean of {n} fine-tuning seeds, query by query" if n > 1 else ""
 
 
 def paired_differences(a: PerQuery, b: PerQuery) -> np.ndarray:
@@ -238,9 +280,9 @@ def _breakdown_table(preset: Preset, metrics: Metrics) -> Table:
                 if not model:
                     cells.append(Cell(paper=paper, note=note))
                     continue
-                pq = metrics.get(model, tokyo)["per_query"].get(BREAKDOWN[col])
-                cells.append(_cell(paper, [_values(pq)] if pq else None, preset,
-                                   "" if pq else "dataset has no lighting breakdown"))
+                pq = metrics.per_query(model, tokyo, BREAKDOWN[col])
+                cells.append(_cell(paper, [pq[1]] if pq else None, preset,
+                                   _seeds_note(metrics, model, tokyo) if pq else "dataset has no lighting breakdown"))
             rows.append(Row(method, recipe, cells, extra=extra))
         blocks.append(Block(key, b["title"], rows))
         paired = _paired_block(key, "vgg16", rows, spec["columns"],
@@ -248,6 +290,14 @@ def _breakdown_table(preset: Preset, metrics: Metrics) -> Table:
         if paired:
             blocks.append(paired)
     return Table("table6", spec["title"], list(spec["columns"]), blocks)
+
+
+def _localization_hits(run: dict[str, Any], t_m: float, t_deg: float) -> np.ndarray:
+    """100 x (position and rotation within the thresholds) per query; unlocalised queries miss."""
+    pq = run["localization"]["per_query"]
+    pos = np.array([np.inf if v is None else v for v in pq["position_error_m"]], dtype=float)
+    rot = np.array([np.inf if v is None else v for v in pq["rotation_error_deg"]], dtype=float)
+    return 100.0 * ((pos <= t_m) & (rot <= t_deg))
 
 
 def _localization_table(preset: Preset, metrics: Metrics) -> Table:
@@ -278,12 +328,11 @@ def _localization_table(preset: Preset, metrics: Metrics) -> Table:
                     cells.append(Cell(paper=paper, note="paradigms 2a/2b need local features and COLMAP "
                                                         "(retrieval pairs are exported for kapture)"))
                 else:
-                    pq = metrics.get(model, dataset)["localization"]["per_query"]
-                    pos = np.array([np.inf if v is None else v for v in pq["position_error_m"]], dtype=float)
-                    rot = np.array([np.inf if v is None else v for v in pq["rotation_error_deg"]], dtype=float)
-                    hits = 100.0 * ((pos <= t_m) & (rot <= t_deg))
+                    hits = np.mean([_localization_hits(metrics.get(m, dataset), t_m, t_deg)
+                                    for m in metrics.seed_models(model, dataset)], axis=0)
                     cells.append(_cell(paper, [hits] if hits.size else None, preset,
-                                       "" if hits.size else "no query with a ground-truth pose"))
+                                       _seeds_note(metrics, model, dataset) if hits.size
+                                       else "no query with a ground-truth pose"))
             rows.append(Row(method, recipe, cells, extra=extra))
         blocks.append(Block(key, b["title"], rows))
     return Table("table3", spec["title"], columns, blocks)
@@ -327,7 +376,7 @@ def _generator_table(preset: Preset, metrics: Metrics) -> Table:
 
 
 def build_table(name: str, preset: Preset, metrics_root: Path) -> Table:
-    metrics = Metrics(metrics_root)
+    metrics = Metrics(metrics_root, preset.seeds)
     if name in RETRIEVAL_TABLES:
         return _retrieval_table(name, preset, metrics)
     if name == "table3":
