@@ -18,6 +18,7 @@ from darkside.gan.edges.quality import (
     edge_scores,
     load_run_detector,
     load_student,
+    paired_ap_difference,
     score_detectors,
 )
 
@@ -168,3 +169,25 @@ def test_quality_settings_are_strict():
         EdgeQualitySettings.from_dict({**d, "limit": 0})
     with pytest.raises(ConfigError, match=r"edges\.quality\.extra: unknown key"):
         EdgeQualitySettings.from_dict({**d, "extra": 1})
+
+
+def test_report_pairs_each_student_with_its_teacher(tiny_dataset, tmp_path):
+    """'X^N - X' per domain: mean per-image AP difference with its interval and the image counts."""
+    out = edge_quality_report(tmp_path / "edges.json", tiny_dataset, {"HED": Blind(), "HED^N": Oracle()})
+    rep = json.loads(out.read_text())
+    for dom in ("day", "night"):
+        pair = rep["paired"][dom]["HED^N - HED"]
+        s, t = rep["scores"][dom]["HED^N"]["per_image_ap"], rep["scores"][dom]["HED"]["per_image_ap"]
+        assert pair["mean"] == pytest.approx(np.mean(np.subtract(s, t))) and pair["mean"] > 0
+        assert pair["images_higher"] == pair["images"] == len(s) and pair["images_lower"] == 0
+    # a report without a student has no pairs
+    assert json.loads(edge_quality_report(tmp_path / "o.json", tiny_dataset, {"HED": Oracle()}).read_text())[
+        "paired"] == {}
+
+
+def test_paired_ap_difference_counts_and_interval():
+    r = paired_ap_difference([0.9, 0.8, 0.7, 0.6], [0.8, 0.8, 0.5, 0.7], samples=200, seed=0)
+    assert r["mean"] == pytest.approx(0.05) and (r["images_higher"], r["images_lower"], r["images"]) == (2, 1, 4)
+    assert r["ci"][0] <= r["mean"] <= r["ci"][1]
+    with pytest.raises(DarksideError, match="no images"):
+        paired_ap_difference([], [])

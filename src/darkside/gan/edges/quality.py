@@ -156,7 +156,25 @@ def dataset_scores(per_image: Sequence[np.ndarray], thresholds: Sequence[float] 
     p, r = _ratio(ois[MATCHED_PRED], ois[PRED]), _ratio(ois[MATCHED_GT], ois[GT])
     out["ois_f"] = float(_f(p, r))
     out["images"] = len(per_image)
+    # per image, for the paired comparison of two detectors on the same images
+    out["per_image_ap"] = [scores_from_counts(c, thresholds)["ap"] for c in per_image]
     return out
+
+
+def paired_ap_difference(a: Sequence[float], b: Sequence[float], samples: int = 1000, seed: int = 0
+                         ) -> dict[str, Any]:
+    """Per-image AP of detector ``a`` minus ``b`` on the same images: the mean with its 95% bootstrap
+    interval over images, and how many images ``a`` scores higher / lower. The dataset-level AP of
+    two detectors can differ by less than the spread over images; the paired interval says whether
+    the difference is more than that."""
+    from darkside.evaluate.bootstrap import bootstrap_ci
+
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    if d.size == 0:
+        raise DarksideError("paired_ap_difference: no images")
+    mean, lo, hi = bootstrap_ci(d, samples, seed)
+    return {"mean": mean, "ci": [lo, hi], "images_higher": int((d > 0).sum()),
+            "images_lower": int((d < 0).sum()), "images": int(d.size)}
 
 
 @torch.no_grad()
@@ -233,12 +251,17 @@ def edge_quality_report(out_path: str | Path, dataset_dir: str | Path, detectors
     """Score every detector on every domain and write the JSON report (atomic); returns its path.
 
     Layout: {"dataset", "split", "limit", "tolerance_px", "thresholds": {min, max, n},
-    "scores": {domain: {detector: {threshold, precision, recall, f, ap, ois_f, images}}}}.
+    "scores": {domain: {detector: {threshold, precision, recall, f, ap, ois_f, images, per_image_ap}}},
+    "paired": {domain: {"<X>^N - <X>": paired_ap_difference(...)}}} - each adapted student against the
+    detector it was trained from, where both are scored.
     """
     scores = {d: score_detectors(dataset_dir, detectors, d, split, limit, device, thresholds, tolerance_px)
               for d in domains}
+    pairs = [(name, name[:-2]) for name in detectors if name.endswith("^N") and name[:-2] in detectors]
+    paired = {d: {f"{s} - {t}": paired_ap_difference(scores[d][s]["per_image_ap"], scores[d][t]["per_image_ap"])
+                  for s, t in pairs} for d in domains} if pairs else {}
     th = np.asarray(thresholds, dtype=np.float64)
     report = {"dataset": str(dataset_dir), "split": split, "limit": limit, "tolerance_px": tolerance_px,
               "thresholds": {"min": float(th.min()), "max": float(th.max()), "n": int(th.size)},
-              "scores": scores}
+              "scores": scores, "paired": paired}
     return atomic_write_json(out_path, report)
