@@ -171,10 +171,6 @@ def _retrieval_row(table: str, columns: list[str], paper_values: list[Any], meth
     return Row(method, recipe, cells, extra=extra)
 
 
-def _per_query(metrics: Metrics, model: str, dataset: str, key: str) -> PerQuery | None:
-    return metrics.per_query(model, dataset, key) if metrics.get(model, dataset) else None
-
-
 def _seeds_note(metrics: Metrics, model: str, dataset: str) -> str:
     n = len(metrics.seed_models(model, dataset))
     return f"mean of {n} fine-tuning seeds, query by query" if n > 1 else ""
@@ -185,12 +181,12 @@ def paired_differences(a: PerQuery, b: PerQuery) -> np.ndarray:
     carry no ids); queries either side skips (NaN) are dropped."""
     (a_ids, a_v), (b_ids, b_v) = a, b
     if a_ids and b_ids:
-        index = {q: i for i, q in enumerate(b_ids)}
-        pairs = [(a_v[i], b_v[index[q]]) for i, q in enumerate(a_ids) if q in index]
-        a_v, b_v = (np.array([p[k] for p in pairs], dtype=np.float64) for k in (0, 1))
+        common = set(b_ids)
+        keep = [i for i, q in enumerate(a_ids) if q in common]
+        a_ids, a_v = [a_ids[i] for i in keep], a_v[keep]
     elif a_v.size != b_v.size:
         raise ValueError(f"per-query values of different lengths ({a_v.size} vs {b_v.size}) and no ids")
-    d = a_v - b_v
+    d = a_v - _aligned(a_ids, (b_ids, b_v))
     return d[~np.isnan(d)]
 
 
@@ -241,7 +237,7 @@ def _retrieval_columns(preset: Preset, metrics: Metrics) -> Callable[[str, str],
     roles = preset.roles
     where = {"Tokyo": (roles["tokyo"], "mAP"), "ROxf": (roles["roxford"], "medium"),
              "RPar": (roles["rparis"], "medium")}
-    return lambda model, col: _per_query(metrics, model, *where[col])
+    return lambda model, col: metrics.per_query(model, *where[col])
 
 
 def _retrieval_table(name: str, preset: Preset, metrics: Metrics) -> Table:
@@ -286,7 +282,7 @@ def _breakdown_table(preset: Preset, metrics: Metrics) -> Table:
             rows.append(Row(method, recipe, cells, extra=extra))
         blocks.append(Block(key, b["title"], rows))
         paired = _paired_block(key, "vgg16", rows, spec["columns"],
-                               lambda model, col: _per_query(metrics, model, tokyo, BREAKDOWN[col]), preset, metrics)
+                               lambda model, col: metrics.per_query(model, tokyo, BREAKDOWN[col]), preset, metrics)
         if paired:
             blocks.append(paired)
     return Table("table6", spec["title"], list(spec["columns"]), blocks)
