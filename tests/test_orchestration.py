@@ -115,3 +115,16 @@ def test_further_seeds_are_further_fine_tuned_models(repo_root, tmp_path):
     assert "--recipe clahe-cd --seed 0 " in out and "--out-dir results/models/vgg16-clahe-cd " in out
     assert "offtheshelf.seed1" not in out
     assert "results/metrics/vgg16-hedngan-cd.seed1/synth-tokyo.json" in out
+
+
+def test_a_rule_param_without_a_dvc_mapping_is_an_error():
+    """A new `params:` entry must say which params.yaml key DVC tracks for it (or None): silently
+    dropping it would let `dvc repro` miss a changed parameter."""
+    from darkside.orchestration import dvc_stages
+
+    job = {"rule": "finetune", "wildcards": {}, "input": [], "output": [], "params": ["finetune", "margin"],
+           "cmd": "darkside finetune", "preset": "mini"}
+    with pytest.raises(ValueError, match=r"rule finetune: params\.margin has no PARAM_KEYS entry"):
+        dvc_stages([job])
+    job["params"] = ["finetune", "seed"]
+    assert dvc_stages([job])["stages"]["finetune"]["params"] == ["presets.mini.finetune"]

@@ -27,7 +27,6 @@ PARAM_KEYS: dict[str, str | None] = {
     "whitening": "whitening",
     "evaluate": "evaluate",
     "finetune": "finetune",
-    "recipe": "recipes.{recipe}",
     "gan": "gan",
     "edges": "edges",
     "backbone_pretrain": "backbone_pretrain",
@@ -112,7 +111,10 @@ def dvc_stages(jobs: list[dict[str, Any]]) -> dict[str, Any]:
                     outs.append(folder)
         params = []
         for name in job["params"]:
-            key = PARAM_KEYS.get(name)
+            if name not in PARAM_KEYS:  # a new rule param must say whether DVC tracks it, not vanish
+                raise ValueError(f"rule {job['rule']}: params.{name} has no PARAM_KEYS entry in "
+                                 "darkside/orchestration.py (a params.yaml key path, or None)")
+            key = PARAM_KEYS[name]
             if key is None:
                 continue
             params.append(f"presets.{job['preset']}." + key.format(**job["wildcards"]))
