@@ -202,23 +202,23 @@ def _paired_block(key: str, backbone: str, rows: list[Row], columns: list[str],
     ``per_col(model, column)`` gives a column's per-query values; ``combined`` maps a column such as
     Table 1's Avg to the columns it averages (each difference resampled on its own, then averaged)."""
     base_method, base_recipe = PAIRED_BASELINE
-    base = f"{backbone}-{base_recipe}"
-    if per_col(base, next(c for c in columns if c not in (combined or {}))) is None:
+    combined = combined or {}
+    plain = [c for c in columns if c not in combined]
+    # the baseline's per-query values, read once for every row of the block
+    base = {col: per_col(f"{backbone}-{base_recipe}", col) for col in plain}
+    if all(v is None for v in base.values()):
         return None
     out = []
     for row in rows:
         if not _is_generator_recipe(row.recipe, preset) or all(c.ours is None for c in row.cells):
             continue
-        model = f"{backbone}-{row.recipe}"
         diffs: dict[str, np.ndarray | None] = {}
-        for col in columns:
-            if col in (combined or {}):
-                continue
-            a, b = per_col(model, col), per_col(base, col)
+        for col in plain:
+            a, b = per_col(f"{backbone}-{row.recipe}", col), base[col]
             diffs[col] = paired_differences(a, b) if a and b else None
         cells = []
         for col in columns:
-            parts = [diffs.get(c) for c in (combined or {}).get(col, [col])]
+            parts = [diffs[c] for c in combined.get(col, [col])]
             ok = all(p is not None and p.size for p in parts)
             cells.append(_cell(None, parts if ok else None, preset, "" if ok else "no common scored queries"))
         out.append(Row(f"{row.method} - {base_method}", row.recipe, cells, extra=True))
