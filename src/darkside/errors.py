@@ -15,3 +15,12 @@ class ManifestError(DarksideError):
 
 class ImageError(DarksideError):
     """An image is missing, truncated or cannot be decoded; the message names the file."""
+
+
+class MetricsError(DarksideError, ValueError):
+    """Metric files that cannot be combined (seed runs or recipes scored different queries); the
+    message names the files."""
+
+
+class WorkflowError(DarksideError, ValueError):
+    """The Snakemake rules and their DVC mirror disagree; the message names the rule and parameter."""

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from darkside.atomic import atomic_write_text
+from darkside.errors import WorkflowError
 
 # rule `params:` name -> key path inside the active preset (None: not a params.yaml value)
 PARAM_KEYS: dict[str, str | None] = {
@@ -112,7 +113,7 @@ def dvc_stages(jobs: list[dict[str, Any]]) -> dict[str, Any]:
         params = []
         for name in job["params"]:
             if name not in PARAM_KEYS:  # a new rule param must say whether DVC tracks it, not vanish
-                raise ValueError(f"rule {job['rule']}: params.{name} has no PARAM_KEYS entry in "
+                raise WorkflowError(f"rule {job['rule']}: params.{name} has no PARAM_KEYS entry in "
                                  "darkside/orchestration.py (a params.yaml key path, or None)")
             key = PARAM_KEYS[name]
             if key is None:

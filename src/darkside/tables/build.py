@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from darkside.config import Preset
+from darkside.errors import MetricsError
 from darkside.evaluate.bootstrap import bootstrap_ci, bootstrap_mean_of_means
 from darkside.tables.paper import paper_tables
 from darkside.tables.render import Block, Cell, Row, Table, write_table
@@ -80,29 +81,29 @@ class Metrics:
 
     def per_query(self, model: str, dataset: str, key: str) -> PerQuery | None:
         """(ids, values) of ``per_query[key]``, averaged over the model's seeds (matched by id)."""
-        runs = [self.get(m, dataset) for m in self.seed_models(model, dataset)]
-        entries = [r["per_query"].get(key) for r in runs if r is not None]
-        if not entries or any(e is None for e in entries):
+        runs = [(m, self.get(m, dataset)) for m in self.seed_models(model, dataset)]
+        entries = [(m, r["per_query"].get(key)) for m, r in runs if r is not None]
+        if not entries or any(e is None for _, e in entries):
             return None
-        ids = list(entries[0].get("ids", []))
-        stack = [_values(entries[0])]
-        for e in entries[1:]:
+        ids = list(entries[0][1].get("ids", []))
+        stack = [_values(entries[0][1])]
+        for m, e in entries[1:]:
             other = (list(e.get("ids", [])), _values(e))
-            stack.append(_aligned(ids, other))
+            stack.append(_aligned(ids, other, f"{self.root / m / dataset}.json against {model}"))
         return ids, np.mean(stack, axis=0)
 
 
-def _aligned(ids: list[str], other: PerQuery) -> np.ndarray:
+def _aligned(ids: list[str], other: PerQuery, where: str = "per-query values") -> np.ndarray:
     """``other``'s values in the order of ``ids`` (by position when either carries no ids)."""
     o_ids, o_v = other
     if ids and o_ids:
         index = {q: i for i, q in enumerate(o_ids)}
         missing = [q for q in ids if q not in index]
         if missing:
-            raise ValueError(f"seed runs scored different queries (e.g. {missing[0]!r})")
+            raise MetricsError(f"{where}: scored different queries (e.g. {missing[0]!r} is missing)")
         return o_v[[index[q] for q in ids]]
     if o_v.size != len(ids) and ids:
-        raise ValueError("seed runs scored a different number of queries")
+        raise MetricsError(f"{where}: scored {o_v.size} queries, not {len(ids)}")
     return o_v
 
 
@@ -157,7 +158,7 @@ def _retrieval_row(table: str, columns: list[str], paper_values: list[Any], meth
         for col, key in (("Tokyo", "mAP"), ("ROxf", "medium"), ("RPar", "medium")):
             values = metrics.per_query(model, datasets[col], key)
             if values is None:
-                raise ValueError(f"{metrics.root / model / datasets[col]}.json: no per-query {key!r} values")
+                raise MetricsError(f"{metrics.root / model / datasets[col]}.json: no per-query {key!r} values")
             per_col[col] = values[1]
         note = _seeds_note(metrics, model, datasets["Tokyo"])
     cells = []
@@ -185,7 +186,7 @@ def paired_differences(a: PerQuery, b: PerQuery) -> np.ndarray:
         keep = [i for i, q in enumerate(a_ids) if q in common]
         a_ids, a_v = [a_ids[i] for i in keep], a_v[keep]
     elif a_v.size != b_v.size:
-        raise ValueError(f"per-query values of different lengths ({a_v.size} vs {b_v.size}) and no ids")
+        raise MetricsError(f"per-query values of different lengths ({a_v.size} vs {b_v.size}) and no ids")
     d = a_v - _aligned(a_ids, (b_ids, b_v))
     return d[~np.isnan(d)]
 
