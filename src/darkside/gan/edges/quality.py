@@ -28,6 +28,7 @@ from darkside.config import check_keys
 from darkside.data.images import load_rgb
 from darkside.data.manifest import load_manifest
 from darkside.errors import ConfigError, DarksideError
+from darkside.evaluate.bootstrap import bootstrap_ci
 from darkside.gan.edges import build_detector
 from darkside.gan.edges.pretrain import edge_path, load_edge_map
 
@@ -167,8 +168,6 @@ def paired_ap_difference(a: Sequence[float], b: Sequence[float], samples: int = 
     interval over images, and how many images ``a`` scores higher / lower. The dataset-level AP of
     two detectors can differ by less than the spread over images; the paired interval says whether
     the difference is more than that."""
-    from darkside.evaluate.bootstrap import bootstrap_ci
-
     d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
     if d.size == 0:
         raise DarksideError("paired_ap_difference: no images")
