@@ -258,8 +258,8 @@ PAPER_FINETUNE: dict[str, Any] = {
 #: The mini preset: ~800 synthetic 96 px images, scaled backbones pre-trained on synthetic scenes, 2 CPU cores.
 MINI_FINETUNE: dict[str, Any] = {
     **PAPER_FINETUNE,
-    "lr": 3e-4,            # 10 short epochs from a short pre-training, not 40 gentle ones from ImageNet
-    "epochs": 10,
+    "lr": 3e-4,            # 20 short epochs from a short pre-training, not 40 gentle ones from ImageNet
+    "epochs": 20,
     "anchors_per_epoch": 160,
     "anchor_pool": 400,
     "negative_pool": 300,
