@@ -19,6 +19,9 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/tables.smk"
 
 
+ALL_TARGETS = TABLES + FIGURES + DAY_NIGHT + GAN_TARGETS
+
+
 rule all:
     default_target: True
     input:

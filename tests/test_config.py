@@ -1,9 +1,25 @@
+"""params.yaml: one generated schema, one-line errors naming the key path, references between sections,
+job views, and the paper preset's extraction/evaluation values (SPEC sections 7 and 8)."""
+
 import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
-from darkside.config import load_params, load_preset, validate
+from darkside.config import (
+    SCHEMA_PATH,
+    BackboneSettings,
+    EvaluateSettings,
+    ExtractSettings,
+    JobSettings,
+    ScoreSettings,
+    load_params,
+    validate,
+)
 from darkside.errors import ConfigError
 
 
@@ -23,36 +39,61 @@ def test_committed_params_are_valid(params):
     assert set(params["presets"]) >= {"mini", "paper"}
 
 
-def test_unknown_key_is_named(params):
+def test_the_committed_schema_is_what_the_registries_give(repo_root):
+    """The schema is generated from the settings dataclasses and the registries (families, architectures,
+    detectors, datasets): a new ingredient without `darkside schema` fails here."""
+    from darkside.schema import render_schema
+
+    assert SCHEMA_PATH.read_text(encoding="utf-8") == render_schema(), "run `darkside schema`"
+    link = repo_root / "workflow" / "schemas" / "params.schema.yaml"
+    assert link.resolve() == SCHEMA_PATH.resolve()
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    from darkside.data.registry import dataset_names
+    from darkside.embed.backbones import ARCHS
+    from darkside.gan.edges import DETECTORS
+    from darkside.gan.family import FAMILIES
+
+    assert schema["$defs"]["datasets"]["enum"] == dataset_names()
+    assert schema["$defs"]["archs"]["enum"] == sorted(ARCHS)
+    preset = schema["properties"]["presets"]["additionalProperties"]["properties"]
+    assert sorted(preset["gan"]["properties"]["families"]["properties"]) == sorted(FAMILIES)
+    assert sorted(preset["edges"]["properties"]["detectors"]["properties"]) == sorted(DETECTORS)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda m: m["extract"].update(scalez=[1]), "params.yaml: presets.mini.extract.scalez: unknown key"),
+    (lambda m: m["evaluate"].pop("recall_ks"), "presets.mini.evaluate: 'recall_ks' is a required property"),
+    (lambda m: m["backbones"]["vgg16"].update(init="imagenet"), "presets.mini.backbones.vgg16.init: 'imagenet'"),
+    (lambda m: m["backbones"]["vgg16"].update(arch="vgg61"), "presets.mini.backbones.vgg16.arch: 'vgg61'"),
+    (lambda m: m["gan"]["families"]["hedngan"].update(student_lrr=1e-5),
+     "presets.mini.gan.families.hedngan.student_lrr: unknown key"),
+    (lambda m: m["gan"]["families"].update(cut={}), "presets.mini.gan.families.cut: unknown key"),
+    (lambda m: m["gan"]["families"]["cyclegan"].update(variant="fast"), "presets.mini.gan.families.cyclegan.variant"),
+    (lambda m: m["finetune"]["margins"].update(vgg61=0.7),
+     "presets.mini.finetune.margins.vgg61: 'vgg61' is not one of presets.mini.backbones (resnet101, vgg16)"),
+    (lambda m: m["recipes"].update(vgg61=["gem"]), "presets.mini.recipes.vgg61: 'vgg61' is not one of"),
+    (lambda m: m["backbone_pretrain"]["steps"].update(vgg61=3), "presets.mini.backbone_pretrain.steps.vgg61"),
+    (lambda m: m["edges"]["detectors"].pop("rcf"),
+     "presets.mini.gan.families.rcfngan.detector: 'rcf' is not one of presets.mini.edges.detectors (hed)"),
+    (lambda m: m["data"]["roles"].update(tokyo="tokyo-by-night"), "presets.mini.data.roles.tokyo: 'tokyo-by-night'"),
+])
+def test_bad_params_name_the_key_in_one_line(params, change, message):
     p = copy.deepcopy(params)
-    p["presets"]["mini"]["extract"]["scalez"] = [1]
-    assert _error(p) == "params.yaml: presets.mini.extract.scalez: unknown key"
+    change(p["presets"]["mini"])
+    msg = _error(p)
+    assert message in msg and "\n" not in msg
 
 
 def test_wrong_type_is_named(params):
     p = copy.deepcopy(params)
     p["presets"]["paper"]["extract"]["scales"][1] = "half"
-    msg = _error(p)
-    assert msg.startswith("params.yaml: presets.paper.extract.scales[1]:")
-    assert "number" in msg
-
-
-def test_missing_key_is_named(params):
-    p = copy.deepcopy(params)
-    del p["presets"]["mini"]["evaluate"]["recall_ks"]
-    assert "presets.mini.evaluate" in _error(p) and "recall_ks" in _error(p)
+    assert _error(p).startswith("params.yaml: presets.paper.extract.scales[1]: 'half' is not of type 'number'")
 
 
 def test_unknown_preset(params):
     p = copy.deepcopy(params)
     p["preset"] = "huge"
     assert "preset: 'huge'" in _error(p)
-
-
-def test_bad_enum_value(params):
-    p = copy.deepcopy(params)
-    p["presets"]["mini"]["backbones"]["vgg16"]["init"] = "imagenet"
-    assert "presets.mini.backbones.vgg16.init" in _error(p)
 
 
 def test_cli_reports_schema_error_in_one_line(tmp_path, repo_root, capsys):
@@ -64,52 +105,21 @@ def test_cli_reports_schema_error_in_one_line(tmp_path, repo_root, capsys):
     f.write_text(yaml.safe_dump(p))
     assert main(["params", "--params", str(f)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0
-    assert "presets.mini.evaluate.chunk_size" in err
+    assert err.count("\n") == 0 and "presets.mini.evaluate.chunk_size" in err
 
 
-def test_snakemake_validates_with_the_same_schema(repo_root, params):
-    """workflow/schemas/params.schema.yaml is the package's schema (Snakemake's `validate`)."""
-    link = repo_root / "workflow" / "schemas" / "params.schema.yaml"
-    from darkside.config import SCHEMA_PATH
-
-    assert link.resolve() == SCHEMA_PATH.resolve()
-    from snakemake.exceptions import WorkflowError
-    from snakemake.utils import validate as sm_validate
-
-    sm_validate(copy.deepcopy(params), str(link))
-    bad = copy.deepcopy(params)
-    bad["presets"]["mini"]["extract"]["batch_size"] = "many"
-    with pytest.raises(WorkflowError):
-        sm_validate(bad, str(link))
-
-
-# --- the paper preset carries the paper's values (SPEC section 7 and 8) -------------------------------
-
-def test_paper_preset_extraction_values(repo_root):
-    paper = load_preset(repo_root / "params.yaml", "paper")
-    e = paper.extract
-    assert e.image_size == 1024  # test images at max side 1024
-    assert e.scales == pytest.approx((1.0, 2 ** -0.5, 0.5))  # scales 1, 1/sqrt(2), 1/2
-    assert paper.raw["whitening"]["image_size"] == 1024  # whitening fitted at 1024 px
-    assert paper.roles["whiten"] == "sfm120k-whiten"
-    assert paper.raw["day_night"]["min_side"] == 512
-
-
-def test_paper_preset_backbones(repo_root):
-    paper = load_preset(repo_root / "params.yaml", "paper")
-    vgg, r101 = paper.backbone("vgg16"), paper.backbone("resnet101")
-    assert (vgg.arch, vgg.width, vgg.blocks, vgg.init) == ("vgg16", 1.0, None, "imagenet-caffe")
-    assert vgg.weights.endswith("imagenet-caffe-vgg16-features-d369c8e.pth")
-    assert (r101.arch, r101.width, r101.blocks, r101.init) == ("resnet101", 1.0, None, "imagenet-caffe")
-    assert r101.weights.endswith("imagenet-caffe-resnet101-features-10a101d.pth")
-
-
-def test_paper_preset_evaluation_values(repo_root):
-    ev = load_preset(repo_root / "params.yaml", "paper").evaluate
-    assert ev.recall_ks == (1, 2, 4, 8)
-    assert ev.localization_thresholds == ((0.25, 2.0), (0.5, 5.0), (5.0, 10.0))
-    assert ev.pairs_topk == 20
+def test_snakemake_dry_run_reports_a_bad_key_in_one_line(repo_root, tmp_path):
+    p = yaml.safe_load((repo_root / "params.yaml").read_text())
+    p["presets"]["mini"]["gan"]["families"]["hedngan"]["student_lrr"] = 1e-5
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(yaml.safe_dump(p))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(cfg)], cwd=repo_root,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines()
+             if line.strip() and not line.startswith("Config file params.yaml is extended")]  # Snakemake's note
+    assert lines == ["darkside: error: params.yaml: presets.mini.gan.families.hedngan.student_lrr: unknown key"]
 
 
 def test_presets_share_one_structure(params):
@@ -118,25 +128,76 @@ def test_presets_share_one_structure(params):
         out = set()
         for k, v in d.items():
             out.add(prefix + k)
-            if isinstance(v, dict) and k not in ("backbones",):
+            if isinstance(v, dict) and k not in ("backbones", "steps"):
                 out |= keys(v, prefix + k + ".")
         return out
 
     assert keys(params["presets"]["mini"]) == keys(params["presets"]["paper"])
 
 
-def test_paper_preset_finetune_is_the_pinned_recipe(repo_root):
-    """params.yaml's paper metric-learning numbers are exactly the ones the recipe tests pin (SPEC 6)."""
-    from darkside.embed.recipes import PAPER_FINETUNE, FinetuneSettings
+def test_overlay_files_merge_key_by_key(repo_root, tmp_path):
+    over = tmp_path / "overlay.yaml"
+    over.write_text("presets: {mini: {evaluate: {bootstrap_samples: 2000}}}\n")
+    p = load_params(repo_root / "params.yaml", overlays=[over])
+    assert p["presets"]["mini"]["evaluate"]["bootstrap_samples"] == 2000
+    assert p["presets"]["mini"]["evaluate"]["chunk_size"] == 8192  # the rest of the section stays
 
-    paper = load_preset(repo_root / "params.yaml", "paper")
-    assert FinetuneSettings.from_dict(paper.raw["finetune"]) == FinetuneSettings.from_dict(PAPER_FINETUNE)
+
+def test_a_job_reads_exactly_its_leaves(params):
+    job = JobSettings.select(params, ["evaluate.chunk_size", "finetune.margins.vgg16", "device"])
+    assert job.values == {"evaluate": {"chunk_size": 8192}, "finetune": {"margins": {"vgg16": 0.75}},
+                          "device": "cpu"}
+    assert job.param_keys() == ["presets.mini.evaluate.chunk_size", "presets.mini.finetune.margins.vgg16",
+                                "presets.mini.device"]
+    again = JobSettings.from_json(job.to_json())
+    assert again == job
+    with pytest.raises(ConfigError, match=r"presets\.mini\.evaluate\.recall_ks: not among this job's settings"):
+        job.get("evaluate.recall_ks")
+    with pytest.raises(ConfigError, match=r"presets\.mini\.nope: missing key"):
+        JobSettings.select(params, ["nope"])
 
 
-def test_mini_preset_finetune_is_the_fixture_tests_use(repo_root):
-    """``MINI_FINETUNE`` (what the fast training tests start from) is params.yaml's mini section, so a
-    change of a mini value cannot leave the tests exercising a recipe the suite no longer runs."""
-    from darkside.embed.recipes import MINI_FINETUNE, FinetuneSettings
+def test_every_verb_reads_settings_that_parse(params):
+    """Each verb's declared reads exist in both presets, and the CLI's job view parses into its settings."""
+    from darkside.cli import VERBS, job_settings
 
-    mini = load_preset(repo_root / "params.yaml", "mini")
-    assert FinetuneSettings.from_dict(mini.raw["finetune"]) == FinetuneSettings.from_dict(MINI_FINETUNE)
+    options = {"backbone": "vgg16", "family": "hedngan", "kind": "hed", "teacher": ["hed=x"], "item": []}
+    for name, preset in (("mini", "mini"), ("paper", "paper")):
+        for verb in VERBS:
+            job = job_settings(verb, params, preset, options)
+            assert job.preset == name
+    job = job_settings("score", params, "paper", options)
+    s = job.section("evaluate", ScoreSettings)
+    assert s.recall_ks == (1, 2, 4, 8)
+
+
+# --- the paper preset carries the paper's values (SPEC sections 7 and 8) -------------------------------
+
+def _paper(params, path, cls):
+    return JobSettings.select(params, [path], "paper").section(path, cls)
+
+
+def test_paper_preset_extraction_values(params):
+    e = _paper(params, "extract", ExtractSettings)
+    assert e.image_size == 1024  # test images at max side 1024
+    assert e.scales == pytest.approx((1.0, 2 ** -0.5, 0.5))  # scales 1, 1/sqrt(2), 1/2
+    paper = params["presets"]["paper"]
+    assert paper["whitening"] == {"image_size": 1024, "dims": None}  # whitening fitted at 1024 px, all dims
+    assert paper["data"]["roles"]["whiten"] == "sfm120k-whiten"
+    assert paper["day_night"]["min_side"] == 512
+
+
+def test_paper_preset_backbones(params):
+    vgg = _paper(params, "backbones.vgg16", BackboneSettings)
+    r101 = _paper(params, "backbones.resnet101", BackboneSettings)
+    assert (vgg.arch, vgg.width, vgg.blocks, vgg.init) == ("vgg16", 1.0, None, "imagenet-caffe")
+    assert vgg.weights.endswith("imagenet-caffe-vgg16-features-d369c8e.pth")
+    assert (r101.arch, r101.width, r101.blocks, r101.init) == ("resnet101", 1.0, None, "imagenet-caffe")
+    assert r101.weights.endswith("imagenet-caffe-resnet101-features-10a101d.pth")
+
+
+def test_paper_preset_evaluation_values(params):
+    ev = _paper(params, "evaluate", EvaluateSettings)
+    assert ev.recall_ks == (1, 2, 4, 8)
+    assert ev.localization_thresholds == ((0.25, 2.0), (0.5, 5.0), (5.0, 10.0))
+    assert ev.pairs_topk == 20

@@ -175,13 +175,13 @@ def test_registry_download_extracts_and_writes_sentinel(server, tmp_path, monkey
     server.files["/list.txt"] = b"one\n"
     entry = registry.DatasetEntry(
         "toy",
-        "sfm120k",
+        lambda raw, out: out,
         "test",
         "tiny",
         "x",
         files=(
-            registry.RemoteFile(server.url + "/t.tar.gz", "t.tar.gz", hashlib.sha256(archive).hexdigest(), "ex"),
-            registry.RemoteFile(server.url + "/list.txt", "list.txt"),
+            registry.RemoteFile(server.url + "/t.tar.gz", hashlib.sha256(archive).hexdigest(), "ex"),
+            registry.RemoteFile(server.url + "/list.txt"),
         ),
     )
     monkeypatch.setitem(registry.DATASETS, "toy", entry)
@@ -205,8 +205,6 @@ def test_registry_manual_dataset_says_what_to_place(tmp_path):
 
 
 def test_registry_entries_are_consistent():
-    from darkside.data.importers import IMPORTERS
-
     roles = {
         "sfm120k",
         "sfm120k-whiten",
@@ -221,7 +219,7 @@ def test_registry_entries_are_consistent():
     }
     assert roles <= set(registry.DATASETS)
     for e in registry.DATASETS.values():
-        assert e.importer in IMPORTERS
+        assert callable(e.prepare) and e.prepare.__module__.startswith("darkside.data.importers.")
         assert all(d in registry.DATASETS for d in e.requires)
         for f in e.files:
             assert f.sha256 is None or (len(f.sha256) == 64 and int(f.sha256, 16) >= 0)

@@ -6,14 +6,14 @@ import torchvision
 
 from darkside.config import BackboneSpec
 from darkside.embed import backbones as bb
-from darkside.embed.backbones import build_backbone
+from darkside.embed.backbones import build_backbone, resnet
 from darkside.errors import DarksideError
 
 torch.set_num_threads(1)
 
 
 def spec(arch, width=1.0, blocks=None, init="random", weights=None):
-    return BackboneSpec("b", arch, width, blocks, init, weights)
+    return BackboneSpec(arch, width, blocks, init, weights, "b")
 
 
 def _shapes(module):
@@ -116,7 +116,7 @@ def test_caffe_weights_errors(tmp_path):
 
 
 def _to_torchvision_keys(arch, state):
-    inverse = {v: k for k, v in bb._RESNET_CHILDREN.items()}
+    inverse = {v: k for k, v in resnet._CHILDREN.items()}
     if arch == "vgg16":
         out = {f"features.{k}": v for k, v in state.items()}
         out["classifier.0.weight"] = torch.zeros(2, 2)
@@ -130,7 +130,7 @@ def _to_torchvision_keys(arch, state):
 def test_torchvision_weights_from_hub_cache(tmp_path, monkeypatch, arch, blocks):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     s = spec(arch, 0.0625, blocks, "imagenet-torchvision")
-    expected = tmp_path / "checkpoints" / bb.TORCHVISION_FILES[arch]
+    expected = tmp_path / "checkpoints" / bb.ARCHS[arch].torchvision_file
     with pytest.raises(DarksideError, match=f"{expected}: torchvision ImageNet weights not in the local"):
         build_backbone(s)
     source, _ = build_backbone(spec(arch, 0.0625, blocks), seed=3)

@@ -8,9 +8,12 @@ from darkside.data.manifest import GroundTruth, ImageRecord, write_dataset
 from darkside.embed.backbones import build_backbone
 from darkside.embed.pretrain import BackbonePretrainSettings, pretrain_backbone
 from darkside.errors import ConfigError
+from darkside.settings import parse
 
 SETTINGS = dict(steps=30, batch_size=8, lr=3e-3, image_size=32, crop=[24, 32], scale_min=0.7, brightness=[0.5, 1.2],
-                colour_gain=[0.8, 1.2], contrast=[0.8, 1.2], logit_scale=10.0, split="whiten", domains=["day"])
+                colour_gain=[0.8, 1.2], contrast=[0.8, 1.2], logit_scale=10.0, split="whiten", domains=["day"],
+                checkpoint_every=10)
+S = parse(BackbonePretrainSettings, SETTINGS, "backbone_pretrain")
 
 
 def _dataset(tmp_path):
@@ -29,33 +32,61 @@ def _dataset(tmp_path):
 
 
 def test_pretrained_trunk_loads_as_init_and_learned(tmp_path):
-    spec = BackboneSpec("vgg16", "vgg16", 0.125, (1, 1, 1, 1, 1), "random", None)
-    out = pretrain_backbone(spec, _dataset(tmp_path), BackbonePretrainSettings.from_dict(SETTINGS),
+    spec = BackboneSpec("vgg16", 0.125, (1, 1, 1, 1, 1), "random", None, "vgg16")
+    out = pretrain_backbone(spec, _dataset(tmp_path), S,
                             tmp_path / "w" / "pretrained.pt", seed=0)
     state = torch.load(out, weights_only=True)
     assert "0.weight" in state  # cirtorch's trunk layout
     log = __import__("json").loads(out.with_suffix(".json").read_text())
     assert log["classes"] == 3 and log["images"] == 12
     assert log["loss_last_quarter"] < log["loss_first_quarter"]
-    trunk, _ = build_backbone(BackboneSpec("vgg16", "vgg16", 0.125, (1, 1, 1, 1, 1), "pretrained", str(out)))
+    trunk, _ = build_backbone(BackboneSpec("vgg16", 0.125, (1, 1, 1, 1, 1), "pretrained", str(out), "vgg16"))
     torch.testing.assert_close(trunk.state_dict()["0.weight"], state["0.weight"])
-    again = pretrain_backbone(spec, tmp_path, BackbonePretrainSettings.from_dict(SETTINGS), tmp_path / "again.pt",
-                              seed=0)
-    torch.testing.assert_close(torch.load(again, weights_only=True)["0.weight"], state["0.weight"])  # seeded
+    again = pretrain_backbone(spec, tmp_path, S, tmp_path / "again.pt", seed=0)
+    assert again.read_bytes() == out.read_bytes()  # seeded, and the file is a pure function of the weights
+    assert not list(tmp_path.glob("w/*.checkpoint.pt"))  # the checkpoint goes once the weights are written
+
+
+def test_a_preempted_pretraining_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    """SIGTERM at step 15 of 30 stops the run (exit 143 from the CLI) after the step-10 checkpoint; the
+    rerun resumes there and ends with the bytes an uninterrupted run writes."""
+    import os
+    import signal
+
+    from darkside.embed import pretrain
+    from darkside.errors import Preempted
+
+    spec = BackboneSpec("vgg16", 0.125, (1, 1, 1, 1, 1), "random", None, "vgg16")
+    data = _dataset(tmp_path)
+    whole = pretrain_backbone(spec, data, S, tmp_path / "whole.pt", seed=0)
+    calls, augment = [0], pretrain._augment
+
+    def stop_at_step_15(*a):
+        calls[0] += 1
+        if calls[0] == 15 * S.batch_size:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return augment(*a)
+
+    monkeypatch.setattr(pretrain, "_augment", stop_at_step_15)
+    with pytest.raises(Preempted):
+        pretrain_backbone(spec, data, S, tmp_path / "cut.pt", seed=0)
+    assert (tmp_path / "cut.checkpoint.pt").is_file() and not (tmp_path / "cut.pt").exists()
+    monkeypatch.setattr(pretrain, "_augment", augment)
+    assert pretrain_backbone(spec, data, S, tmp_path / "cut.pt", seed=0).read_bytes() == whole.read_bytes()
 
 
 def test_settings_are_strict():
     with pytest.raises(ConfigError, match=r"backbone_pretrain\.stepz: unknown key"):
-        BackbonePretrainSettings.from_dict({**SETTINGS, "stepz": 1})
+        parse(BackbonePretrainSettings, {**SETTINGS, "stepz": 1}, "backbone_pretrain")
     bad = dict(SETTINGS)
     del bad["lr"]
     with pytest.raises(ConfigError, match=r"backbone_pretrain\.lr: missing"):
-        BackbonePretrainSettings.from_dict(bad)
+        parse(BackbonePretrainSettings, bad, "backbone_pretrain")
 
 
 def test_steps_per_backbone():
-    per = BackbonePretrainSettings.from_dict({**SETTINGS, "steps": {"vgg16": 600, "resnet101": 1200}})
+    per = parse(BackbonePretrainSettings, {**SETTINGS, "steps": {"vgg16": 600, "resnet101": 1200}}, "backbone_pretrain")
     assert per.steps_for("vgg16") == 600 and per.steps_for("resnet101") == 1200
-    assert BackbonePretrainSettings.from_dict(SETTINGS).steps_for("anything") == 30
+    assert S.steps_for("anything") == 30
     with pytest.raises(ConfigError, match=r"^backbone_pretrain\.steps: no entry for backbone 'resnet50'"):
         per.steps_for("resnet50")

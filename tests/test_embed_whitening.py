@@ -5,7 +5,6 @@ import pytest
 
 from darkside.embed.whitening import (
     Whitening,
-    WhiteningSettings,
     apply_whitening,
     learn_whitening,
     load_whitening,
@@ -77,9 +76,3 @@ def test_save_load(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"junk")
     with pytest.raises(DarksideError, match=r"bad\.npz: not a whitening file"):
         load_whitening(tmp_path / "bad.npz")
-
-
-def test_settings_from_dict():
-    assert WhiteningSettings.from_dict({"image_size": 96, "dims": None}) == WhiteningSettings(96, None)
-    with pytest.raises(DarksideError, match=r"whitening\.size: unknown key"):
-        WhiteningSettings.from_dict({"image_size": 96, "size": 3})

@@ -1,41 +1,12 @@
-"""Pose errors, threshold counting and the export formats."""
-
-import math
+"""Threshold counting, the paradigm-1 pose copy and the export formats (pose errors: test_geometry)."""
 
 import numpy as np
 import pytest
 
-from darkside.evaluate.localization import (
-    approximate_poses,
-    camera_centers,
-    localization_rates,
-    pose_errors,
-    threshold_key,
-    write_ltvl_poses,
-    write_pairs_hloc,
-    write_pairs_kapture,
-)
+from darkside.evaluate.database import write_pairs_hloc, write_pairs_kapture
+from darkside.evaluate.localization import approximate_poses, localization_rates, threshold_key, write_ltvl_poses
 
 IDENTITY = [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
-
-
-def test_camera_center_is_minus_rt_t():
-    np.testing.assert_allclose(camera_centers(np.array([1.0, 0, 0, 0, 1, 2, 3])), [-1, -2, -3])
-    # 90 degrees about z: R maps x->y; centre c = -R^T t with t = (0, 1, 0) -> (-1, 0, 0)
-    s = math.sqrt(0.5)
-    np.testing.assert_allclose(camera_centers(np.array([s, 0, 0, s, 0, 1, 0])), [-1, 0, 0], atol=1e-12)
-
-
-def test_ninety_degrees_and_one_metre():
-    s = math.sqrt(0.5)
-    # rotated 90 degrees about z, camera centre at (-1, 0, 0): one metre from the origin
-    est = np.array([[s, 0, 0, s, 0, 1, 0]])
-    pos, rot = pose_errors(est, np.array([IDENTITY]))
-    assert pos[0] == pytest.approx(1.0)
-    assert rot[0] == pytest.approx(90.0)
-    # q and -q are the same rotation; a scaled quaternion is normalised
-    pos, rot = pose_errors(np.array([[-2.0, 0, 0, 0, 0, 0, 0]]), np.array([IDENTITY]))
-    assert pos[0] == 0.0 and rot[0] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_rates_inclusive_and_missing_fails():

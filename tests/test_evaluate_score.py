@@ -1,18 +1,20 @@
 """score_dataset end to end on tiny datasets written with the suite's own writers."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
-from darkside.config import EvaluateSettings
+from darkside.config import ScoreSettings
+from darkside.data import manifest
 from darkside.data.manifest import GroundTruth, ImageRecord, Query, write_dataset
 from darkside.errors import DarksideError
-from darkside.evaluate.score import score_dataset
+from darkside.evaluate.score import PROTOCOLS, score_dataset
 from darkside.extract.hdf5 import DescriptorSet, write_descriptors
 
-SETTINGS = EvaluateSettings(chunk_size=4, bootstrap_samples=10, bootstrap_seed=0, recall_ks=(1, 2),
-                            pairs_topk=2, localization_thresholds=((0.25, 2.0), (0.5, 5.0), (5.0, 10.0)))
+SETTINGS = ScoreSettings(chunk_size=4, recall_ks=(1, 2), pairs_topk=2,
+                         localization_thresholds=((0.25, 2.0), (0.5, 5.0), (5.0, 10.0)))
 
 
 def _unit(deg):
@@ -67,7 +69,7 @@ def test_tokyo_end_to_end(tmp_path):
 def test_tokyo_chunk_size_does_not_change_numbers(tmp_path):
     root, h5 = _tokyo(tmp_path)
     a = json.loads(score_dataset(h5, root, SETTINGS, tmp_path / "a.json").read_text())
-    big = EvaluateSettings(1000, 10, 0, (1, 2), 2, SETTINGS.localization_thresholds)
+    big = dataclasses.replace(SETTINGS, chunk_size=1000)
     b = json.loads(score_dataset(h5, root, big, tmp_path / "b.json").read_text())
     assert a == b
 
@@ -139,3 +141,14 @@ def test_localization_end_to_end(tmp_path):
     assert (pairs / "poses-top1.txt").read_text().splitlines()[1] == "q1.jpg 1.0 0.0 0.0 0.0 -1.0 0.0 0.0"
     assert sorted(loc["files"]) == ["pairs-top1.csv", "pairs-top1.txt", "pairs-top2.csv", "pairs-top2.txt",
                                     "poses-top1.txt"]
+
+
+def test_protocol_registry_matches_the_manifest_protocols(tmp_path):
+    # every protocol groundtruth.json may name has a scorer, except training (no queries)
+    assert set(PROTOCOLS) == manifest.PROTOCOLS - {"training"}
+    assert all(callable(f) for f in PROTOCOLS.values())
+    root = write_dataset(tmp_path / "train", "toy-train", [_rec("a", "train", "day", "c")],
+                         GroundTruth("training", pairs={"train": []}))
+    h5 = write_descriptors(tmp_path / "t.h5", DescriptorSet(["a"], _unit([0])))
+    with pytest.raises(DarksideError, match="'training' has no queries to score"):
+        score_dataset(h5, root, SETTINGS, tmp_path / "t.json")

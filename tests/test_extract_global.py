@@ -17,7 +17,7 @@ from darkside.extract import global_descriptors as gd
 from darkside.extract.hdf5 import read_descriptors
 
 torch.set_num_threads(1)
-SPEC = BackboneSpec("vgg16", "vgg16", 0.0625, None, "random", None)
+SPEC = BackboneSpec("vgg16", 0.0625, None, "random", None, "vgg16")
 SCALES = (1.0, 1 / math.sqrt(2), 0.5)
 SIZES = [(80, 60), (60, 80), (70, 70)]  # >= 32 px at scale 1/2 after the 4 max-pools
 

@@ -16,11 +16,11 @@ from darkside.gan.edges.quality import (
     edge_counts,
     edge_quality_report,
     edge_scores,
-    load_run_detector,
-    load_student,
     paired_ap_difference,
+    run_detector,
     score_detectors,
 )
+from darkside.settings import parse
 
 torch.set_num_threads(1)
 
@@ -132,29 +132,32 @@ def test_report_is_json_per_domain(tiny_dataset, tmp_path):
 
 
 def test_load_student_from_a_hedngan_checkpoint(tmp_path):
-    from darkside.gan.families import GanSettings, build
+    from darkside.gan.edges import DetectorSettings
+    from darkside.gan.edges.quality import night_students
+    from darkside.gan.family import GanTraining, build, family_class, setup_for
+    from darkside.training import save_checkpoint
 
-    s = GanSettings.from_dict(dict(
-        family="hedngan", crop=16, scale_min=0.8, pairs_per_epoch=2, batch_size=2, epochs_constant=1,
-        epochs_decay=0, lr=2e-4, beta1=0.5, beta2=0.999, ngf=2, n_blocks=1, ndf=2, n_layers_d=1, norm="batch",
-        init="kaiming", init_gain=0.2, cycle_weight=10.0, identity_weight=0.0, pool_size=0, edge_weight=5.0,
-        detector="hed", detector_width=0.0625, detector_input="caffe255", detector_weights=None,
-        student_lr=1e-2, student_beta1=0.9, student_beta2=0.999, student_weight_decay=0.0,
-        student_lr_multipliers=False, sample_images=1, cache_images=True))
+    entry = dict(batch_size=2, pairs_per_epoch=2, epochs_constant=1, epochs_decay=0, ngf=2, n_blocks=1, ndf=2,
+                 n_layers_d=1, norm="batch", init="kaiming", init_gain=0.2, detector="hed", edge_weight=5.0,
+                 student_lr=1e-2, student_beta1=0.9, student_beta2=0.999, student_weight_decay=0.0,
+                 student_lr_multipliers=False)
+    common = GanTraining(crop=16, scale_min=0.8, lr=2e-4, beta1=0.5, beta2=0.999, sample_images=1, cache_images=True)
+    s = setup_for("hedngan", common, parse(family_class("hedngan").Settings, entry, "hedngan"),
+                  {"hed": DetectorSettings(0.0625, "caffe255", None)})
     b = build(s, "cpu", seed=0)
     g = torch.Generator().manual_seed(0)
     b.train_step((torch.rand(2, 3, 16, 16, generator=g) * 2 - 1, torch.rand(2, 3, 16, 16, generator=g) * 2 - 1))
-    torch.save({"family": "hedngan", "settings": s.to_dict(), "seed": 0, "epoch": 1,
-                "bundle": b.training_state(), "torch_rng": torch.get_rng_state(), "log": []},
-               tmp_path / "checkpoint.pt")
-    stu, tea = load_student(tmp_path), load_run_detector(tmp_path, "teacher")
+    save_checkpoint(tmp_path / "checkpoint.pt", {"setup": s.to_plain(), "seed": 0},
+                    {"epoch": 1, "bundle": b.training_state(), "torch_rng": torch.get_rng_state(), "log": []})
+    assert list(night_students([tmp_path])) == ["HED^N"]  # named after the detector it adapts
+    stu, tea = night_students([tmp_path])["HED^N"], run_detector(tmp_path, "teacher")
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
         assert torch.allclose(stu(x), b.nets["detector_student"].eval()(x))
         assert torch.allclose(tea(x), b.nets["detector_teacher"](x))
         assert not torch.allclose(stu(x, logits=True), tea(x, logits=True))  # the student moved
     with pytest.raises(DarksideError, match="does not exist"):
-        load_student(tmp_path / "nope")
+        night_students([tmp_path / "nope"])
 
 
 def test_quality_settings_are_strict():
@@ -162,13 +165,13 @@ def test_quality_settings_are_strict():
     from darkside.gan.edges.quality import EdgeQualitySettings
 
     d = {"tolerance_px": 1, "thresholds": 99, "domains": ["day", "night"], "split": None, "limit": None}
-    q = EdgeQualitySettings.from_dict(d)
+    q = parse(EdgeQualitySettings, d, "edges.quality")
     assert q.domains == ("day", "night")
     assert np.allclose(q.threshold_values, DEFAULT_THRESHOLDS)
     with pytest.raises(ConfigError, match=r"edges\.quality\.limit"):
-        EdgeQualitySettings.from_dict({**d, "limit": 0})
+        parse(EdgeQualitySettings, {**d, "limit": 0}, "edges.quality")
     with pytest.raises(ConfigError, match=r"edges\.quality\.extra: unknown key"):
-        EdgeQualitySettings.from_dict({**d, "extra": 1})
+        parse(EdgeQualitySettings, {**d, "extra": 1}, "edges.quality")
 
 
 def test_report_pairs_each_student_with_its_teacher(tiny_dataset, tmp_path):

@@ -9,41 +9,40 @@ from PIL import Image
 
 from darkside.data.manifest import GroundTruth, ImageRecord, write_dataset
 from darkside.errors import ConfigError, DarksideError
-from darkside.gan.edges import build_detector, load_detector_file
+from darkside.gan.edges import DetectorGeometry, build_detector, load_detector_file
 from darkside.gan.edges.pretrain import (
     EdgePretrainSettings,
     balanced_bce,
-    load_teacher_file,
     pretrain_edges,
     random_crop,
     side_and_fused_logits,
-    teacher_geometry,
 )
 from darkside.gan.edges.quality import score_detectors
+from darkside.settings import parse
 
 torch.set_num_threads(1)
 
 BASE = dict(crop=16, batch_size=4, steps=30, lr=0.01, beta1=0.9, beta2=0.999, weight_decay=0.0,
             side_weight=1.0, fuse_weight=1.0, hflip=True, split="train", domains=["day", "sunset"],
-            log_every=10)
+            log_every=10, checkpoint_every=10)
+GEOMETRY = DetectorGeometry(0.0625, "caffe255")
 
 
 def settings(**kw) -> EdgePretrainSettings:
-    return EdgePretrainSettings.from_dict({**BASE, **kw})
+    return parse(EdgePretrainSettings, {**BASE, **kw}, "edges.pretrain")
 
 
 def test_settings_are_strict():
     assert settings().domains == ("day", "sunset")
-    assert settings().to_dict()["domains"] == ["day", "sunset"]
-    with pytest.raises(ConfigError, match=r"edges\.bogus: unknown key"):
-        EdgePretrainSettings.from_dict({**BASE, "bogus": 1})
+    with pytest.raises(ConfigError, match=r"edges\.pretrain\.bogus: unknown key"):
+        parse(EdgePretrainSettings, {**BASE, "bogus": 1}, "edges.pretrain")
     d = dict(BASE)
     del d["steps"]
-    with pytest.raises(ConfigError, match=r"edges\.steps: missing key"):
-        EdgePretrainSettings.from_dict(d)
-    with pytest.raises(ConfigError, match=r"edges\.crop"):
+    with pytest.raises(ConfigError, match=r"edges\.pretrain\.steps: missing key"):
+        parse(EdgePretrainSettings, d, "edges.pretrain")
+    with pytest.raises(ConfigError, match=r"edges\.pretrain\.crop"):
         settings(crop=True)
-    with pytest.raises(ConfigError, match=r"edges\.domains"):
+    with pytest.raises(ConfigError, match=r"edges\.pretrain\.domains"):
         settings(domains=[])
 
 
@@ -111,7 +110,7 @@ def edge_dataset(tmp_path):
 def test_pretrain_learns_writes_atomically_and_loads(edge_dataset, tmp_path):
     out = tmp_path / "edges" / "hed" / "teacher.pt"
     s = settings()
-    assert pretrain_edges("hed", edge_dataset, s, out, "cpu", seed=0, width=0.0625) == out
+    assert pretrain_edges("hed", edge_dataset, s, out, GEOMETRY, "cpu", seed=0) == out
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp files left
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["images"] == 7 and meta["kind"] == "hed"  # the 7 train-split day images only
@@ -119,41 +118,52 @@ def test_pretrain_learns_writes_atomically_and_loads(edge_dataset, tmp_path):
     # the family loader accepts it as detector_weights
     net = load_detector_file(build_detector("hed", 0.0625), out)
     assert isinstance(net, torch.nn.Module)
-    teacher = load_teacher_file(out)
+    teacher = load_detector_file(build_detector("hed", 0.0625), out).eval()
     torch.manual_seed(0)
     untrained = build_detector("hed", 0.0625).eval()
     res = score_detectors(edge_dataset, {"trained": teacher, "untrained": untrained}, domain="day",
                           split="train", tolerance_px=0)
     assert res["trained"]["ap"] > res["untrained"]["ap"]
     # seeded: a second run gives the same weights
-    out2 = pretrain_edges("hed", edge_dataset, s, tmp_path / "again.pt", "cpu", seed=0, width=0.0625)
+    out2 = pretrain_edges("hed", edge_dataset, s, tmp_path / "again.pt", GEOMETRY, "cpu", seed=0)
     a = torch.load(out, weights_only=True)["state_dict"]
     b = torch.load(out2, weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not (out.parent / "teacher.checkpoint.pt").exists()  # the checkpoint goes once the teacher is written
 
 
 def test_pretrain_errors_name_the_problem(edge_dataset, tmp_path):
     with pytest.raises(DarksideError, match="no images of split 'train' in domains \\['other'\\]"):
-        pretrain_edges("hed", edge_dataset, settings(domains=["other"]), tmp_path / "t.pt", width=0.0625)
+        pretrain_edges("hed", edge_dataset, settings(domains=["other"]), tmp_path / "t.pt", GEOMETRY)
     with pytest.raises(ConfigError, match="kind 'canny'"):
-        pretrain_edges("canny", edge_dataset, settings(), tmp_path / "t.pt")
+        pretrain_edges("canny", edge_dataset, settings(), tmp_path / "t.pt", GEOMETRY)
     (edge_dataset / "edges" / "train" / "day0.png").unlink()
     with pytest.raises(DarksideError, match=r"day0\.png: ground-truth edge map missing"):
-        pretrain_edges("hed", edge_dataset, settings(), tmp_path / "t.pt", width=0.0625)
+        pretrain_edges("hed", edge_dataset, settings(), tmp_path / "t.pt", GEOMETRY)
     assert not (tmp_path / "t.pt").exists()
 
 
-def test_teacher_geometry_reads_the_gan_section():
-    common = {"detector_width": 0.125, "detector_input": "caffe255"}
-    fam = dict(crop=64, scale_min=0.8, pairs_per_epoch=10, batch_size=2, epochs_constant=1, epochs_decay=1,
-               lr=2e-4, beta1=0.5, beta2=0.999, ngf=4, n_blocks=1, ndf=4, n_layers_d=2, norm="batch",
-               init="kaiming", init_gain=0.2, cycle_weight=10.0, identity_weight=0.0, pool_size=0,
-               edge_weight=5.0, detector_weights=None, student_lr=1e-6, student_beta1=0.9,
-               student_beta2=0.999, student_weight_decay=2e-4, student_lr_multipliers=False,
-               sample_images=1, cache_images=True)
-    gan = {"common": common, "families": {"hedngan": {**fam, "detector": "hed"},
-                                          "rcfngan": {**fam, "detector": "rcf"}}}
-    assert teacher_geometry(gan, "hed") == (0.125, "caffe255")
-    gan["families"]["hedgan"] = {**fam, "detector": "hed", "detector_width": 0.25}
-    with pytest.raises(ConfigError, match="disagree"):
-        teacher_geometry(gan, "hed")
+def test_a_preempted_teacher_resumes_to_the_same_weights(edge_dataset, tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from darkside.errors import Preempted
+    from darkside.gan.edges import pretrain
+
+    whole = pretrain_edges("hed", edge_dataset, settings(), tmp_path / "whole.pt", GEOMETRY, seed=0)
+    calls, sample = [0], pretrain.sample_batch
+
+    def stop_at_step_15(*a):
+        calls[0] += 1
+        if calls[0] == 15:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return sample(*a)
+
+    monkeypatch.setattr(pretrain, "sample_batch", stop_at_step_15)
+    with pytest.raises(Preempted):
+        pretrain_edges("hed", edge_dataset, settings(), tmp_path / "cut.pt", GEOMETRY, seed=0)
+    assert (tmp_path / "cut.checkpoint.pt").is_file() and not (tmp_path / "cut.pt").exists()
+    monkeypatch.setattr(pretrain, "sample_batch", sample)
+    cut = pretrain_edges("hed", edge_dataset, settings(), tmp_path / "cut.pt", GEOMETRY, seed=0)
+    a, b = (torch.load(p, weights_only=True)["state_dict"] for p in (whole, cut))
+    assert all(torch.equal(a[k], b[k]) for k in a)

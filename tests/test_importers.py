@@ -19,6 +19,7 @@ from darkside.data.importers.synthia import SynthiaSettings, import_synthia
 from darkside.data.manifest import load_groundtruth, load_manifest
 from darkside.data.registry import prepare_dataset
 from darkside.errors import DarksideError, ImageError
+from darkside.settings import parse
 
 
 def img(path: Path, w: int, h: int, fmt: str = "JPEG") -> Path:
@@ -120,7 +121,7 @@ def test_gandtr_lists_min_side_filter_counts(sfm_raw, tmp_path):
     assert c["night"] == {"listed": 1, "kept": 1, "dropped_small": 0}
     assert c["paper"] == {"day": 86385, "night": 10039}
     with pytest.raises(DarksideError, match="min_side"):
-        gandtr_lists.DayNightListSettings.from_dict({"min_side": -1})
+        parse(gandtr_lists.DayNightListSettings, {"min_side": -1}, "daynight_lists")
 
 
 def test_truncated_image_gives_one_line_error_naming_it(sfm_raw, tmp_path):

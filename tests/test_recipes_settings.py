@@ -1,57 +1,20 @@
 """Recipes and fine-tuning settings: paper numbers pinned, strict parsing, the named table rows."""
 
-import jsonschema
+from pathlib import Path
+
 import pytest
 import yaml
 
-from darkside.embed.recipes import (
-    MINI_FINETUNE,
-    PAPER_FINETUNE,
-    FinetuneSettings,
-    Recipe,
-    named_recipes,
-    recipe_by_name,
-)
 from darkside.errors import ConfigError
+from darkside.recipes import FinetuneSettings, Recipe, named_recipes, recipe_by_name
+from darkside.settings import parse
 
-# the fragment proposed for params.schema.yaml (preset.properties.finetune)
-SCHEMA = yaml.safe_load("""
-type: object
-additionalProperties: false
-required: [margins, lr, betas, weight_decay, gem_lr_multiplier, gem_weight_decay, lr_gamma, epochs,
-           anchors_per_epoch, anchor_pool, negative_pool, negatives, tuples_per_batch, image_size, seed,
-           val_every, band, clahe_clip_limit, clahe_grid, mining_batch_size, cache_images]
-properties:
-  margins:
-    type: object
-    minProperties: 1
-    propertyNames: {pattern: "^[a-z0-9]+$"}
-    additionalProperties: {type: number, exclusiveMinimum: 0}
-  lr: {type: number, exclusiveMinimum: 0}
-  betas: {type: array, minItems: 2, maxItems: 2, items: {type: number, minimum: 0, exclusiveMaximum: 1}}
-  weight_decay: {type: number, minimum: 0}
-  gem_lr_multiplier: {type: number, exclusiveMinimum: 0}
-  gem_weight_decay: {type: number, minimum: 0}
-  lr_gamma: {type: number, exclusiveMinimum: 0, maximum: 1}
-  epochs: {type: integer, minimum: 1}
-  anchors_per_epoch: {type: integer, minimum: 1}
-  anchor_pool: {type: integer, minimum: 1}
-  negative_pool: {type: integer, minimum: 1}
-  negatives: {type: integer, minimum: 1}
-  tuples_per_batch: {type: integer, minimum: 1}
-  image_size: {type: integer, minimum: 1}
-  seed: {type: integer, minimum: 0}
-  val_every: {type: integer, minimum: 1}
-  band: {type: array, minItems: 2, maxItems: 2, items: {type: number, minimum: 0, maximum: 1}}
-  clahe_clip_limit: {type: number, exclusiveMinimum: 0}
-  clahe_grid: {type: integer, minimum: 1}
-  mining_batch_size: {type: integer, minimum: 1}
-  cache_images: {type: boolean}
-""")
+_PRESETS = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())["presets"]
+PAPER_FINETUNE = _PRESETS["paper"]["finetune"]
 
 
 def test_paper_numbers_pinned():
-    s = FinetuneSettings.from_dict(PAPER_FINETUNE)
+    s = parse(FinetuneSettings, PAPER_FINETUNE, "presets.paper.finetune")
     assert s.margin("vgg16") == 0.75
     assert s.margin("resnet101") == 0.85
     assert s.lr == 5e-7
@@ -82,39 +45,32 @@ def test_paper_recipe_defaults():
     assert not r.day_night_pairs and r.finetune
 
 
-def test_presets_match_schema_fragment_and_round_trip():
-    for d in (PAPER_FINETUNE, MINI_FINETUNE):
-        jsonschema.Draft7Validator(SCHEMA).validate(d)
-        s = FinetuneSettings.from_dict(d)
-        assert s.to_dict() == d
-    assert set(MINI_FINETUNE) == set(PAPER_FINETUNE)
+def test_presets_share_the_keys():
+    assert set(_PRESETS["mini"]["finetune"]) == set(PAPER_FINETUNE)
+    parse(FinetuneSettings, _PRESETS["mini"]["finetune"], "presets.mini.finetune")
 
 
 def test_settings_strict_keys():
     with pytest.raises(ConfigError, match=r"^finetune\.epoch: unknown key$"):
-        FinetuneSettings.from_dict({**PAPER_FINETUNE, "epoch": 3})
+        parse(FinetuneSettings, {**PAPER_FINETUNE, "epoch": 3}, "finetune")
     missing = {k: v for k, v in PAPER_FINETUNE.items() if k != "lr"}
     with pytest.raises(ConfigError, match=r"finetune\.lr: missing key"):
-        FinetuneSettings.from_dict(missing)
+        parse(FinetuneSettings, missing, "finetune")
     with pytest.raises(ConfigError, match=r"finetune\.epochs: expected an integer"):
-        FinetuneSettings.from_dict({**PAPER_FINETUNE, "epochs": 2.5})
+        parse(FinetuneSettings, {**PAPER_FINETUNE, "epochs": 2.5}, "finetune")
     with pytest.raises(ConfigError, match=r"finetune\.band"):
-        FinetuneSettings.from_dict({**PAPER_FINETUNE, "band": [0.8, 0.2]})
+        parse(FinetuneSettings, {**PAPER_FINETUNE, "band": [0.8, 0.2]}, "finetune")
     with pytest.raises(ConfigError, match=r"finetune\.margins\.alexnet"):
-        FinetuneSettings.from_dict(PAPER_FINETUNE).margin("alexnet")
+        parse(FinetuneSettings, PAPER_FINETUNE, "finetune").margin("alexnet")
 
 
-def test_recipe_from_dict_strict():
-    r = Recipe.from_dict({"clahe": True, "diverse_anchors": False, "generator": None}, name="x")
-    assert r == Recipe("x", True, False, None)
-    with pytest.raises(ConfigError, match=r"^recipes\.x\.clahee: unknown key$"):
-        Recipe.from_dict({"clahee": True, "diverse_anchors": False, "generator": None}, name="x")
+def test_recipe_rules():
     with pytest.raises(ConfigError, match=r"recipes\.x\.generator"):
-        Recipe.from_dict({"clahe": True, "diverse_anchors": False, "generator": "none"}, name="x")
+        Recipe("x", True, False, "none")
     with pytest.raises(ConfigError, match=r"recipes\.x\.translate_selection"):
         Recipe("x", True, False, "cyclegan", translate_selection="random")
-    with pytest.raises(ConfigError, match=r"recipes\.x\.clahe: expected true/false"):
-        Recipe.from_dict({"clahe": "yes", "diverse_anchors": False, "generator": None}, name="x")
+    with pytest.raises(ConfigError, match=r"recipes\.x\.finetune: an off-the-shelf recipe"):
+        Recipe("x", False, True, None, finetune=False)
 
 
 def test_named_table_rows():
@@ -144,8 +100,6 @@ def test_night_anchor_shares_follow_the_paper():
         translated = r.translate_fraction * (1 - r.day_night_fraction)  # only day anchors are translated
         assert r.day_night_pairs and translated == pytest.approx(r.day_night_fraction)
         assert translated + r.day_night_fraction == pytest.approx(total)
-    with pytest.raises(ConfigError, match=r"^recipes\.x\.day_night_fraction: 1\.5 is outside"):
-        Recipe.from_dict({"clahe": True, "diverse_anchors": False, "generator": None, "day_night_pairs": True,
-                          "day_night_fraction": 1.5}, name="x")
-    assert Recipe.from_dict({"clahe": True, "diverse_anchors": False, "generator": None, "day_night_pairs": True,
-                             "day_night_fraction": 0.5}, name="x").day_night_fraction == 0.5
+    with pytest.raises(ConfigError, match=r"^recipes\.x\.day_night_fraction: expected a number in \[0.0, 1.0\]"):
+        Recipe("x", True, False, None, day_night_pairs=True, day_night_fraction=1.5)
+    assert Recipe("x", True, False, None, day_night_pairs=True, day_night_fraction=0.5).day_night_fraction == 0.5

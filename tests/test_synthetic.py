@@ -26,6 +26,8 @@ from darkside.data.synthetic import (
     single_positive_map,
 )
 from darkside.errors import DarksideError
+from darkside.geometry import matrix_to_quaternion, quaternion_to_matrix
+from darkside.settings import parse
 
 SMALL = dict(train_scenes=3, train_views=4, day_night_pairs=2, val_scenes=2, val_views=3, whiten_scenes=2,
              whiten_views=3, tokyo_places=6, tokyo_directions=2, revisited_landmarks=2, revisited_queries=2,
@@ -172,7 +174,7 @@ def test_localization_poses_and_positives(bench: Path) -> None:
     assert all(r.pose is not None for r in man.records)
 
     def rt(pose: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
-        return sr.quaternion_to_rotation(np.array(pose[:4])), np.array(pose[4:])
+        return quaternion_to_matrix(np.array(pose[:4])), np.array(pose[4:])
 
     near_fine = 0
     for q in gt.queries:
@@ -199,7 +201,7 @@ def test_stored_poses_reproduce_the_rendered_geometry(bench: Path) -> None:
         for r in man.records:
             c = cam_json["images"][r.image_id]
             pose = r.pose if r.pose is not None else tuple(c["pose"])
-            rot, t = sr.quaternion_to_rotation(np.array(pose[:4])), np.array(pose[4:])
+            rot, t = quaternion_to_matrix(np.array(pose[:4])), np.array(pose[4:])
             k = np.array([[c["fx"], 0, c["cx"]], [0, c["fy"], c["cy"]], [0, 0, 1]])
             fac = cam_json["facades"].get(r.cluster, None)
             if fac is None:
@@ -274,24 +276,24 @@ def test_helpers_by_hand() -> None:
     grey = np.full((2, 2, 3), 255, np.uint8)
     assert lab_invert(grey).max() <= 1  # white -> black
     r, _ = sr.look_at(np.array([3.0, 2.0, 20.0]), np.array([-1.0, 5.0, 0.0]), 7.0)
-    np.testing.assert_allclose(sr.quaternion_to_rotation(sr.rotation_to_quaternion(r)), r, atol=1e-12)
+    np.testing.assert_allclose(quaternion_to_matrix(matrix_to_quaternion(r)), r, atol=1e-12)
     assert rotation_angle_deg(r, r) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_params_from_dict() -> None:
-    p = SyntheticParams.from_dict({"seed": 3, "hfov_deg": [50, 60], "datasets": ["synth-tokyo"]})
+    p = parse(SyntheticParams, {"seed": 3, "hfov_deg": [50, 60], "datasets": ["synth-tokyo"]}, "data.synthetic")
     assert p.seed == 3 and p.hfov_deg == (50.0, 60.0) and p.datasets == ("synth-tokyo",)
-    assert SyntheticParams.from_dict(None) == SyntheticParams()
+    assert parse(SyntheticParams, {}, "data.synthetic") == SyntheticParams()
     with pytest.raises(DarksideError, match=r"data\.synthetic\.bogus: unknown key"):
-        SyntheticParams.from_dict({"bogus": 1})
+        parse(SyntheticParams, {"bogus": 1}, "data.synthetic")
     with pytest.raises(DarksideError, match=r"data\.synthetic\.train_scenes"):
-        SyntheticParams.from_dict({"train_scenes": "many"})
-    with pytest.raises(DarksideError, match=r"data\.synthetic\.val_scenes: must not be negative"):
-        SyntheticParams.from_dict({"val_scenes": -1})
+        parse(SyntheticParams, {"train_scenes": "many"}, "data.synthetic")
+    with pytest.raises(DarksideError, match=r"data\.synthetic\.val_scenes: -1 must be at least 0"):
+        parse(SyntheticParams, {"val_scenes": -1}, "data.synthetic")
     with pytest.raises(DarksideError, match=r"data\.synthetic\.max_side"):
-        SyntheticParams.from_dict({"max_side": True})
+        parse(SyntheticParams, {"max_side": True}, "data.synthetic")
     with pytest.raises(DarksideError, match=r"data\.synthetic\.datasets"):
-        SyntheticParams.from_dict({"datasets": ["synth-nope"]})
+        parse(SyntheticParams, {"datasets": ["synth-nope"]}, "data.synthetic")
 
 
 def test_contact_sheet(bench: Path, tmp_path: Path) -> None:

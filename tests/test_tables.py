@@ -1,11 +1,14 @@
 import csv
+import dataclasses
 import json
 
 import numpy as np
 import pytest
+import yaml
 
-from darkside.config import load_preset
-from darkside.tables.build import build_table, build_tables
+from darkside.errors import DarksideError
+from darkside.tables.build import TableInputs, build_table, build_tables, builders
+from darkside.tables.generators import params_note
 from darkside.tables.paper import paper_tables, paper_value
 
 
@@ -35,9 +38,20 @@ def _write_metrics(root, model, dataset, payload):
     p.write_text(json.dumps(payload))
 
 
+def inputs_of(params_yaml, name):
+    """The tables' inputs of a preset, read from params.yaml itself (as the CLI derives them)."""
+    p = yaml.safe_load(params_yaml.read_text())["presets"][name]
+    roles = p["data"]["roles"]
+    return TableInputs(preset=name, tokyo=roles["tokyo"], roxford=roles["roxford"], rparis=roles["rparis"],
+                       localization=tuple(roles["localization"]), seeds=tuple(p["seeds"]),
+                       bootstrap_samples=p["evaluate"]["bootstrap_samples"],
+                       bootstrap_seed=p["evaluate"]["bootstrap_seed"],
+                       backbones=tuple(p["backbones"]), families=tuple(p["gan"]["families"]))
+
+
 @pytest.fixture()
 def mini(repo_root):
-    return load_preset(repo_root / "params.yaml", "mini")
+    return inputs_of(repo_root / "params.yaml", "mini")
 
 
 def test_table1_cells_with_ci_and_reasons(tmp_path, mini):
@@ -83,7 +97,7 @@ def test_written_files(tmp_path, mini):
 
 
 def test_paired_differences_match_ids_and_drop_skipped_queries():
-    from darkside.tables.build import paired_differences
+    from darkside.tables.common import paired_differences
 
     a = (["q1", "q2", "q3"], np.array([50.0, 20.0, np.nan]))
     b = (["q3", "q2", "q1"], np.array([10.0, 30.0, 40.0]))
@@ -134,9 +148,7 @@ def test_generator_rows_paired_against_clahe_cd(tmp_path, mini):
 def test_rows_average_their_fine_tuning_seeds_query_by_query(tmp_path, mini):
     """With ``seeds: [0, 1]`` a fine-tuned row is the per-query mean of ``<model>`` and
     ``<model>.seed1`` (matched by query id), so its bootstrap resamples queries, not runs."""
-    from darkside.config import Preset
-
-    two = Preset("mini", {**mini.raw, "seeds": [0, 1]})
+    two = dataclasses.replace(mini, seeds=(0, 1))
     ids = [f"q{i}" for i in range(8)]
     s0 = np.arange(8, dtype=float) * 10
     s1 = s0[::-1] + 1.0  # a different run scores the same queries differently
@@ -156,7 +168,100 @@ def test_rows_average_their_fine_tuning_seeds_query_by_query(tmp_path, mini):
     assert rows["offtheshelf"].cells[1].note == ""  # not fine-tuned: one model, no seeds
     # the per-query mean, not a pooled set of 16 values: the interval is that of 8 averaged queries
     from darkside.evaluate.bootstrap import bootstrap_ci
-    _, lo, hi = bootstrap_ci((s0 + s1) / 2, two.evaluate.bootstrap_samples, two.evaluate.bootstrap_seed)
+    _, lo, hi = bootstrap_ci((s0 + s1) / 2, two.bootstrap_samples, two.bootstrap_seed)
     assert (tok.ci_low, tok.ci_high) == pytest.approx((lo, hi))
     # one seed in the preset: the seed-1 folder is ignored
     assert build_table("table1", mini, tmp_path).blocks[0].rows[1].cells[1].ours == pytest.approx(s0.mean())
+
+
+def test_every_table_has_a_builder_and_unknown_names_are_one_line_errors(tmp_path, mini, monkeypatch):
+    for name, spec in paper_tables().items():
+        assert spec["builder"] in builders(), name
+    with pytest.raises(DarksideError, match=r"unknown table 'table2'") as e:
+        build_table("table2", mini, tmp_path)
+    assert "\n" not in str(e.value)
+    with pytest.raises(DarksideError, match="unknown table"):
+        build_tables(mini, tmp_path, tmp_path / "tables", tables=["table1", "tabel3"])
+    assert not (tmp_path / "tables").exists()  # nothing written before the bad name was seen
+    monkeypatch.setattr("darkside.tables.build.paper_tables", lambda: {"table9": {"builder": "histogram"}})
+    with pytest.raises(DarksideError, match=r"^table9: unknown builder 'histogram'"):
+        build_table("table9", mini, tmp_path)
+
+
+def _retrieval_metrics(root, model, seed=0, shift=0.0):
+    rng = np.random.default_rng(seed)
+    ids = [f"q{i}" for i in range(30)]
+    for ds, key in (("synth-tokyo", "mAP"), ("synth-roxford", "medium"), ("synth-rparis", "medium")):
+        _write_metrics(root, model, ds, {"per_query": {key: {"ids": ids, "ap": list(rng.uniform(0, 90, 30) + shift)}}})
+
+
+def test_a_new_family_gets_rows_in_tables_7_and_8(tmp_path, mini):
+    toy = dataclasses.replace(mini, families=(*mini.families, "toygan"))
+    (tmp_path / "gans").mkdir()
+    (tmp_path / "gans" / "toygan.json").write_text(json.dumps(
+        {"title": "ToyGAN", "device": "cpu", "images_per_s": 3.0, "train_s": 3725.0, "epoch_s": 931.0,
+         "epochs": 4, "params_paper_millions": 0.5}))
+    _retrieval_metrics(tmp_path, "vgg16-clahe-cd")
+    _retrieval_metrics(tmp_path, "vgg16-toygan-cd", shift=5.0)
+    t7 = build_table("table7", toy, tmp_path)
+    gens = next(b for b in t7.blocks if b.key == "generators")
+    assert [r.method for r in gens.rows if r.extra] == ["ToyGAN CD"]
+    row = gens.rows[-1]
+    assert row.recipe == "toygan-cd" and row.cells[1].ours is not None and row.cells[1].paper is None
+    paired = next(b for b in t7.blocks if b.key == "paired-generators")
+    assert [(r.method, r.recipe) for r in paired.rows] == [("ToyGAN CD - CLAHE CD", "toygan-cd")]
+    # the layout's families keep their own rows: no duplicates, and the preset without toygan adds none
+    assert len(gens.rows) == len(paper_tables()["table7"]["blocks"]["generators"]["rows"]) + 1
+    assert not any(r.extra for r in build_table("table7", mini, tmp_path).blocks[0].rows)
+    t8 = build_table("table8", toy, tmp_path)
+    (new,) = [r for r in t8.blocks[0].rows if r.extra]
+    assert (new.method, new.recipe) == ("ToyGAN", "toygan")
+    assert new.cells[0].display == "1:02:05" and new.cells[3].ours == 0.5 and new.cells[3].note == ""
+    # no summary title: the family's name
+    (tmp_path / "gans" / "toygan.json").write_text(json.dumps({"device": "cpu"}))
+    t7 = build_table("table7", toy, tmp_path)
+    assert any(r.method == "toygan CD" for r in t7.blocks[0].rows)
+
+
+def test_paired_rows_follow_the_recipes_generator_field(tmp_path, mini, monkeypatch):
+    """Whether a row is compared against CLAHE CD is the recipe's typed `generator`, not its name."""
+    _retrieval_metrics(tmp_path, "vgg16-clahe-cd")
+    for recipe in ("clahe-c", "hedngan", "hedngan-c", "hedngan-cd"):
+        _retrieval_metrics(tmp_path, f"vgg16-{recipe}", seed=1)
+    t5 = build_table("table5", mini, tmp_path)
+    paired = {b.key: [r.recipe for r in b.rows] for b in t5.blocks if b.key.startswith("paired")}
+    assert paired == {"paired-hedngan": ["hedngan", "hedngan-c", "hedngan-cd"]}  # clahe-c/-cd have none
+    # a recipe named like a family but without a generator gets none; one named otherwise but with one does
+    import darkside.recipes as recipes
+    from darkside.recipes import Recipe
+
+    real = recipes.recipe_by_name
+
+    def fake(name, families=()):
+        if name == "clahe-c":
+            return Recipe(name=name, clahe=True, diverse_anchors=False, generator="hedngan")
+        if name == "hedngan":
+            return Recipe(name=name, clahe=False, diverse_anchors=False, generator=None)
+        return real(name, families)
+
+    monkeypatch.setattr("darkside.tables.common.recipe_by_name", fake)
+    t5 = build_table("table5", mini, tmp_path)
+    paired = {b.key: [r.recipe for r in b.rows] for b in t5.blocks if b.key.startswith("paired")}
+    assert paired == {"paired-baselines": ["clahe-c"], "paired-hedngan": ["hedngan-c", "hedngan-cd"]}
+
+
+def test_table8_params_note_only_where_the_count_differs_from_the_paper(tmp_path, mini):
+    note = "parameters of this preset's (scaled-down) networks"
+    assert params_note(51.0, 1.4) == note
+    assert params_note(51.0, 51.04) == "" and params_note(40, 40.0) == ""  # equal as printed
+    assert params_note(51.0, 50.96) == ""
+    assert params_note(None, 1.4) == ""  # the paper has no number
+    (tmp_path / "gans").mkdir()
+    for fam, millions in (("cyclegan", 51.0), ("hedgan", 1.2)):
+        (tmp_path / "gans" / f"{fam}.json").write_text(json.dumps(
+            {"device": "cpu", "images_per_s": 3.0, "train_s": 60.0, "epoch_s": 15.0, "epochs": 4,
+             "params_paper_millions": millions}))
+    rows = {r.recipe: r for r in build_table("table8", mini, tmp_path).blocks[0].rows}
+    assert rows["cyclegan"].cells[3].note == "" and rows["hedgan"].cells[3].note == note
+    assert rows["drit"].cells[0].note == "DRIT++ is not implemented yet"
+    assert rows["hedngan"].cells[0].note == "generator not trained by this preset's DAG (no gans/hedngan.json)"

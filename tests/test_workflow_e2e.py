@@ -78,3 +78,39 @@ def test_second_run_does_nothing(repo_root, suite):
     assert proc.returncode == 0
     assert "Nothing to be done" in proc.stdout + proc.stderr
     assert time.perf_counter() - t0 < 60
+
+
+def _overlay(work: Path, name: str, overlay: dict) -> Path:
+    import yaml
+
+    path = work / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(overlay))
+    return path
+
+
+def _planned(out: str) -> list[str]:
+    import re
+
+    return [m.group(1) for m in re.finditer(r"^(?:local)?rule (\w+):", out, re.M) if m.group(1) != "all"]
+
+
+def test_an_overlay_reruns_what_reads_it_and_the_job_computes_with_it(repo_root, suite):
+    """On the built suite: a student_lr overlay plans HED^N GAN's training and what follows it, not
+    CycleGAN's; a bootstrap_samples overlay plans the tables only, and running it changes the tables'
+    intervals (the job computes with the overlay's value) but no mean."""
+    work, _ = suite
+    lr = _overlay(work, "lr", {"presets": {"mini": {"gan": {"families": {"hedngan": {"student_lr": 2e-5}}}}}})
+    proc = _run(repo_root, work, "-n", "--configfile", str(lr))
+    planned = _planned(proc.stdout)
+    assert proc.returncode == 0 and planned.count("train_gan") == 1 and "family=hedngan" in proc.stdout
+    assert "family=cyclegan" not in proc.stdout and "pretrain_edges" not in planned
+
+    before = list(csv.DictReader((work / "results" / "tables" / "table1.csv").open()))
+    boot = _overlay(work, "boot", {"presets": {"mini": {"evaluate": {"bootstrap_samples": 2000}}}})
+    proc = _run(repo_root, work, "-n", "--configfile", str(boot))
+    assert _planned(proc.stdout) == ["tables"]
+    assert _run(repo_root, work, "--configfile", str(boot)).returncode == 0
+    after = list(csv.DictReader((work / "results" / "tables" / "table1.csv").open()))
+    assert [r["ours"] for r in after] == [r["ours"] for r in before]
+    assert [r["ci_low"] for r in after if r["ours"]] != [r["ci_low"] for r in before if r["ours"]]
+    assert _planned(_run(repo_root, work, "-n", "--configfile", str(boot)).stdout) == []  # done: nothing left

@@ -1,449 +1,451 @@
 """The darkside command: every Snakemake rule and DVC stage calls one of its verbs.
 
-Any stage can therefore be run by hand. Heavy modules are imported inside the verbs to keep
-``--help`` instant.
+Any stage can therefore be run by hand. Each verb declares the settings it reads (``reads``: dotted
+paths of sections or leaves of one preset). Under Snakemake the DAG resolves them once, overlays
+included, and hands them over with ``--settings``; by hand and under DVC the verb takes them from
+params.yaml (``--params``, ``--preset``). Either way the job computes with exactly what the DAG
+tracks for it. Heavy modules are imported inside the verbs to keep ``--help`` instant.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from darkside.errors import DarksideError
+from darkside.errors import PREEMPTED_STATUS, DarksideError, Preempted
 
 log = logging.getLogger("darkside")
 
-# verb name -> (help, add_arguments, run)
-Verb = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], object]]
+Reads = Callable[[Mapping[str, Any], Mapping[str, Any]], list[str]]
+Arg = tuple[tuple[str, ...], dict[str, Any]]
+
+
+def arg(*flags: str, **options: Any) -> Arg:
+    """One option of a verb, as ``argparse.ArgumentParser.add_argument`` takes it."""
+    return flags, options
+
+
+@dataclass(frozen=True)
+class Verb:
+    help: str
+    run: Callable[[argparse.Namespace, Any], object]
+    reads: Reads | None  # None: the verb reads no settings (and so needs no params file)
+    args: tuple[Arg, ...]
+
+
 VERBS: dict[str, Verb] = {}
 
 
-def verb(name: str, help: str):
-    def register(fn: Callable[[argparse.Namespace], object]):
-        def wrap(add: Callable[[argparse.ArgumentParser], None]):
-            VERBS[name] = (help, add, fn)
-            return add
-        fn.arguments = wrap  # type: ignore[attr-defined]
+def verb(name: str, help: str, reads: Sequence[str] | Reads | None = None, args: Sequence[Arg] = ()) -> Callable:
+    """Register ``run(args, job)`` as verb ``name`` with its options ``args``. ``reads``: the settings it
+    reads, as paths whose ``{option}`` placeholders are the verb's options, or a function of (options,
+    preset); ``job`` is then their :class:`~darkside.config.JobSettings` (None for a verb that reads none)."""
+    def formatted(options: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str]:
+        return [r.format(**options) for r in reads]  # type: ignore[union-attr]
+
+    def register(fn: Callable[[argparse.Namespace, Any], object]):
+        VERBS[name] = Verb(help, fn, None if reads is None else reads if callable(reads) else formatted, tuple(args))
         return fn
     return register
 
 
-def _preset(args: argparse.Namespace):
-    from darkside.config import load_preset
-    return load_preset(args.params, args.preset)
+def job_settings(verb_name: str, params: Mapping[str, Any], preset: str | None = None,
+                 options: Mapping[str, Any] | None = None):
+    """The :class:`~darkside.config.JobSettings` verb ``verb_name`` with these ``options`` reads from
+    validated ``params`` (what the DAG hands each job, and what a job run by hand reads)."""
+    from darkside.config import JobSettings
+
+    name = preset or params["preset"]
+    reads = VERBS[verb_name].reads
+    return JobSettings.select(params, reads(options or {}, params["presets"][name]) if reads else [], name)
 
 
 def _device(name: str) -> str:
-    import torch
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise DarksideError("device: 'cuda' requested but no CUDA device is available")
-    return name
+    from darkside.training import resolve_device
+    return str(resolve_device(name))
 
 
 # --- params ------------------------------------------------------------------------------------------
 
 @verb("params", "validate params.yaml against the schema and print the active preset")
-def run_params(args: argparse.Namespace) -> None:
-    preset = _preset(args)
-    print(json.dumps({"preset": preset.name, **preset.raw}, indent=2, sort_keys=True))
+def run_params(args: argparse.Namespace, job: Any) -> None:
+    from darkside.config import load_params
+    params = load_params(args.params)
+    name = args.preset or params["preset"]
+    print(json.dumps({"preset": name, **params["presets"][name]}, indent=2, sort_keys=True))
 
 
-@run_params.arguments
-def _(p: argparse.ArgumentParser) -> None:
-    pass
+@verb("schema", "regenerate the params.yaml JSON schema from the settings dataclasses and the registries",
+      args=[arg("--out", default=None, help="default: the package's schemas/params.schema.yaml")])
+def run_schema(args: argparse.Namespace, job: Any) -> Path:
+    from darkside.schema import SCHEMA_PATH, write_schema
+    return write_schema(Path(args.out) if args.out else SCHEMA_PATH)
 
 
 # --- data --------------------------------------------------------------------------------------------
 
-@verb("synth", "generate the embedded synthetic day/night benchmark (all synth-* datasets)")
-def run_synth(args: argparse.Namespace) -> list[Path]:
+@verb("synth", "generate the embedded synthetic day/night benchmark (all synth-* datasets)", ("data.synthetic",),
+      args=[arg("--out", default="data/prepared", help="folder that receives data/prepared/synth-*"),
+            arg("--calibration", default=None, help="where to put the night-model calibration JSON")])
+def run_synth(args: argparse.Namespace, job: Any) -> list[Path]:
     from darkside.data.synthetic import SyntheticParams, generate
-    preset = _preset(args)
     # the calibration report is a metric: the DAG keeps it with the other metric files, outside data/
     calibration = Path(args.calibration) if args.calibration else None
-    return generate(Path(args.out), SyntheticParams.from_dict(preset.raw["data"]["synthetic"]), calibration)
+    return generate(Path(args.out), job.section("data.synthetic", SyntheticParams), calibration)
 
 
-@run_synth.arguments
-def _(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="data/prepared", help="folder that receives data/prepared/synth-*")
-    p.add_argument("--calibration", default=None, help="where to put the night-model calibration JSON")
-
-
-@verb("download", "fetch, verify (SHA-256) and safely extract a real dataset into data/raw/<dataset>")
-def run_download(args: argparse.Namespace) -> Path:
+@verb("download", "fetch, verify (SHA-256) and safely extract a real dataset into data/raw/<dataset>",
+      ("data.download",),
+      args=[arg("--dataset", required=True, help="a dataset of the registry (README, section Data)"),
+            arg("--raw-root", default="data/raw")])
+def run_download(args: argparse.Namespace, job: Any) -> Path:
     from darkside.data.download import DownloadSettings
     from darkside.data.registry import download_dataset
-    preset = _preset(args)
-    settings = DownloadSettings.from_dict(preset.raw["data"]["download"])
-    return download_dataset(args.dataset, Path(args.raw_root), settings)
+    return download_dataset(args.dataset, Path(args.raw_root), job.section("data.download", DownloadSettings))
 
 
-@run_download.arguments
-def _(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", required=True, help="a dataset of the registry (README, section Data)")
-    p.add_argument("--raw-root", default="data/raw")
-
-
-@verb("prepare", "import a downloaded dataset into the manifest schema (data/prepared/<dataset>)")
-def run_prepare(args: argparse.Namespace) -> Path:
+@verb("prepare", "import a downloaded dataset into the manifest schema (data/prepared/<dataset>)",
+      args=[arg("--dataset", required=True),
+            arg("--raw-root", default="data/raw"),
+            arg("--prepared-root", default="data/prepared")])
+def run_prepare(args: argparse.Namespace, job: Any) -> Path:
     from darkside.data.registry import prepare_dataset
     return prepare_dataset(args.dataset, Path(args.raw_root), Path(args.prepared_root))
 
 
-@run_prepare.arguments
-def _(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--raw-root", default="data/raw")
-    p.add_argument("--prepared-root", default="data/prepared")
+def weight_urls() -> dict[str, str]:
+    """file name -> URL of every published weight file the registries know (backbones, edge detectors)."""
+    from darkside.embed.backbones import ARCHS
+    from darkside.gan.edges import DETECTORS
+    urls = [a.caffe_url for a in ARCHS.values() if a.caffe_url] + [d.weights_url for d in DETECTORS.values()]
+    return {u.rsplit("/", 1)[-1]: u for u in urls}
 
 
-@verb("download-weights", "fetch a pretrained weight file (cirtorch's Caffe-converted ImageNet backbones)")
-def run_download_weights(args: argparse.Namespace) -> Path:
+@verb("download-weights", "fetch a published weight file (Caffe-converted ImageNet backbones, HED/RCF)",
+      ("data.download",),
+      args=[arg("--out", required=True, help="data/weights/<file name>")])
+def run_download_weights(args: argparse.Namespace, job: Any) -> Path:
     from darkside.data.download import DownloadSettings
     from darkside.data.weights import download_weights
-    preset = _preset(args)
-    return download_weights(Path(args.out).name, Path(args.out).parent,
-                            DownloadSettings.from_dict(preset.raw["data"]["download"]))
+    return download_weights(Path(args.out).name, Path(args.out).parent, weight_urls(),
+                            job.section("data.download", DownloadSettings))
 
 
-@run_download_weights.arguments
-def _(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", required=True, help="data/weights/<file name>")
-
-
-@verb("contact-sheet", "figure of the same synthetic views at day, sunset and night")
-def run_contact_sheet(args: argparse.Namespace) -> Path:
+@verb("contact-sheet", "figure of the same synthetic views at day, sunset and night",
+      args=[arg("--dataset", required=True, help="prepared Tokyo-like dataset folder"),
+            arg("--out", required=True),
+            arg("--views", type=int, default=6)])
+def run_contact_sheet(args: argparse.Namespace, job: Any) -> Path:
     from darkside.data.synthetic import contact_sheet
     return contact_sheet(Path(args.dataset), Path(args.out), n_views=args.views)
 
 
-@run_contact_sheet.arguments
-def _(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", required=True, help="prepared Tokyo-like dataset folder")
-    p.add_argument("--out", required=True)
-    p.add_argument("--views", type=int, default=6)
-
-
-@verb("filter-day-night", "split the generator-training images into day and night lists")
-def run_filter_day_night(args: argparse.Namespace) -> Path:
+@verb("filter-day-night", "split the generator-training images into day and night lists", ("day_night",),
+      args=[arg("--dataset", required=True, help="prepared dataset folder"),
+            arg("--split", default="train"),
+            arg("--out", required=True, help="folder for day.txt and night.txt"),
+            arg("--report", required=True, help="JSON report (counts, classifier accuracy)")])
+def run_filter_day_night(args: argparse.Namespace, job: Any) -> Path:
     from darkside.data.daynight import DayNightSettings, write_day_night_lists
     from darkside.data.manifest import load_manifest
-    preset = _preset(args)
-    manifest = load_manifest(args.dataset)
-    return write_day_night_lists(manifest, DayNightSettings.from_dict(preset.raw["day_night"]), args.out,
+    return write_day_night_lists(load_manifest(args.dataset), job.section("day_night", DayNightSettings), args.out,
                                  args.report, split=args.split)
-
-
-@run_filter_day_night.arguments
-def _(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", required=True, help="prepared dataset folder")
-    p.add_argument("--split", default="train")
-    p.add_argument("--out", required=True, help="folder for day.txt and night.txt")
-    p.add_argument("--report", required=True, help="JSON report (counts, classifier accuracy)")
 
 
 # --- models and descriptors --------------------------------------------------------------------------
 
-@verb("pretrain-backbone", "train a backbone as a scene classifier (the mini preset's stand-in for ImageNet)")
-def run_pretrain_backbone(args: argparse.Namespace) -> Path:
+def _backbone(job: Any, name: str):
+    from darkside.config import BackboneSettings, BackboneSpec
+    return BackboneSpec.named(name, job.section(f"backbones.{name}", BackboneSettings))
+
+
+def _pretrain_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str]:
+    bp = preset["backbone_pretrain"]
+    per_backbone = isinstance(bp["steps"], Mapping)  # one backbone's count: the others' do not concern it
+    return ["device", f"backbones.{args['backbone']}",
+            *[f"backbone_pretrain.{k}" for k in bp if k != "steps"],
+            f"backbone_pretrain.steps.{args['backbone']}" if per_backbone else "backbone_pretrain.steps"]
+
+
+@verb("pretrain-backbone", "train a backbone as a scene classifier (the mini preset's stand-in for ImageNet)",
+      _pretrain_reads,
+      args=[arg("--backbone", required=True),
+            arg("--dataset", required=True, help="prepared dataset whose scenes are the classes"),
+            arg("--out", required=True),
+            arg("--seed", type=int, default=0)])
+def run_pretrain_backbone(args: argparse.Namespace, job: Any) -> Path:
     from darkside.embed.pretrain import BackbonePretrainSettings, pretrain_backbone
-    preset = _preset(args)
-    settings = BackbonePretrainSettings.from_dict(preset.raw["backbone_pretrain"],
-                                                  f"presets.{preset.name}.backbone_pretrain")
-    return pretrain_backbone(preset.backbone(args.backbone), Path(args.dataset), settings, Path(args.out),
-                             _device(preset.device), seed=args.seed)
+    return pretrain_backbone(_backbone(job, args.backbone), Path(args.dataset),
+                             job.section("backbone_pretrain", BackbonePretrainSettings), Path(args.out),
+                             _device(job.get("device")), seed=args.seed)
 
 
-@run_pretrain_backbone.arguments
-def _(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backbone", required=True)
-    p.add_argument("--dataset", required=True, help="prepared dataset whose scenes are the classes")
-    p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=int, default=0)
-
-
-@verb("init-model", "build a backbone + GeM embedding (ImageNet weights or seeded random init)")
-def run_init_model(args: argparse.Namespace) -> Path:
+@verb("init-model", "build a backbone + GeM embedding (ImageNet weights or seeded random init)",
+      ("backbones.{backbone}",),
+      args=[arg("--backbone", required=True, help="a key of the preset's `backbones`"),
+            arg("--out", required=True),
+            arg("--seed", type=int, default=0)])
+def run_init_model(args: argparse.Namespace, job: Any) -> Path:
     from darkside.extract.global_descriptors import init_model
-    preset = _preset(args)
-    return init_model(preset.backbone(args.backbone), Path(args.out), seed=args.seed)
+    return init_model(_backbone(job, args.backbone), Path(args.out), seed=args.seed)
 
 
-@run_init_model.arguments
-def _(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backbone", required=True, help="a key of the preset's `backbones`")
-    p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=int, default=0)
-
-
-def _clahe(args: argparse.Namespace):
-    # test-time CLAHE uses the training recipe's settings, so the two cannot drift apart
-    from darkside.data.photometric import ClaheSettings
-    ft = _preset(args).raw["finetune"]
-    return ClaheSettings(enabled=args.clahe, clip_limit=ft["clahe_clip_limit"], grid=ft["clahe_grid"])
-
-
-@verb("whiten", "learn the whitening (Lw) of a model on a dataset's whitening pairs")
-def run_whiten(args: argparse.Namespace) -> Path:
+@verb("whiten", "learn the whitening (Lw) of a model on a dataset's whitening pairs",
+      ("device", "extract.scales", "extract.batch_size", "extract.on_corrupt", "whitening.image_size"),
+      args=[arg("--model", required=True, help="model.pt (it says whether its images get CLAHE)"),
+            arg("--dataset", required=True, help="prepared dataset folder with whitening pairs"),
+            arg("--split", default="whiten"),
+            arg("--out", required=True)])
+def run_whiten(args: argparse.Namespace, job: Any) -> Path:
+    from darkside.config import ExtractSettings
     from darkside.extract.global_descriptors import fit_whitening
-    preset = _preset(args)
-    settings = preset.extract
-    size = preset.raw["whitening"]["image_size"]
-    settings = dataclasses.replace(settings, image_size=size)
-    return fit_whitening(Path(args.model), Path(args.dataset), Path(args.out), settings, _clahe(args),
-                         _device(preset.device), split=args.split)
+    # the whitening images' size, with extraction's scales: one ExtractSettings for the extractor
+    settings = ExtractSettings(job.get("whitening.image_size"), tuple(job.get("extract.scales")),
+                               job.get("extract.batch_size"), job.get("extract.on_corrupt"))
+    return fit_whitening(Path(args.model), Path(args.dataset), Path(args.out), settings,
+                         device=_device(job.get("device")), split=args.split)
 
 
-@run_whiten.arguments
-def _(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True)
-    p.add_argument("--dataset", required=True, help="prepared dataset folder with whitening pairs")
-    p.add_argument("--split", default="whiten")
-    p.add_argument("--out", required=True)
-    p.add_argument("--clahe", action="store_true", help="CLAHE on the L channel before the network")
+@verb("extract", "multi-scale global descriptors of one or more datasets to HDF5 (one file per dataset)",
+      ("device", "extract", "whitening.dims"),
+      args=[arg("--model", required=True, help="model.pt (it says whether its images get CLAHE)"),
+            arg("--dataset", required=True, action="append", help="prepared dataset folder (repeatable)"),
+            arg("--out", required=True, action="append", help="HDF5 file, one per --dataset, same order"),
+            arg("--whitening", default=None),
+            arg("--on-corrupt", choices=["error", "skip"], default=None,
+                help="override the preset: stop on a corrupt image, or skip it and count it")])
+def run_extract(args: argparse.Namespace, job: Any) -> list[Path]:
+    import dataclasses
 
-
-@verb("extract", "multi-scale global descriptors of one or more datasets to HDF5 (one file per dataset)")
-def run_extract(args: argparse.Namespace) -> list[Path]:
+    from darkside.config import ExtractSettings
     from darkside.extract.global_descriptors import extract_dataset
-    preset = _preset(args)
-    settings = preset.extract
+    settings = job.section("extract", ExtractSettings)
     if args.on_corrupt:
         settings = dataclasses.replace(settings, on_corrupt=args.on_corrupt)
     if len(args.dataset) != len(args.out):
         raise DarksideError(f"extract: {len(args.dataset)} --dataset but {len(args.out)} --out (give one each)")
     # one process for all datasets of a model: the model and torch are loaded once
-    return [extract_dataset(Path(args.model), Path(d), Path(o), settings, _clahe(args),
-                            Path(args.whitening) if args.whitening else None, _device(preset.device),
-                            preset.name, settings.on_corrupt)
+    return [extract_dataset(Path(args.model), Path(d), Path(o), settings,
+                            whitening_path=Path(args.whitening) if args.whitening else None,
+                            device=_device(job.get("device")), preset_name=job.preset,
+                            whitening_dims=job.get("whitening.dims"))
             for d, o in zip(args.dataset, args.out, strict=True)]
 
 
-@run_extract.arguments
-def _(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True)
-    p.add_argument("--dataset", required=True, action="append", help="prepared dataset folder (repeatable)")
-    p.add_argument("--out", required=True, action="append", help="HDF5 file, one per --dataset, same order")
-    p.add_argument("--whitening", default=None)
-    p.add_argument("--clahe", action="store_true")
-    p.add_argument("--on-corrupt", choices=["error", "skip"], default=None,
-                   help="override the preset: stop on a corrupt image, or skip it and count it")
+def _finetune_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str]:
+    # the margin of this backbone only: another backbone's margin does not concern the job
+    return ["device", f"finetune.margins.{args['backbone']}",
+            *[f"finetune.{k}" for k in preset["finetune"] if k != "margins"]]
 
 
-@verb("finetune", "metric learning of a GeM embedding for a backbone and a named recipe (resumable)")
-def run_finetune(args: argparse.Namespace) -> Path:
-    import darkside.gan.families  # noqa: F401  (registers the trained generator families' loaders)
+@verb("finetune", "metric learning of a GeM embedding for a backbone and a named recipe (resumable)",
+      _finetune_reads,
+      args=[arg("--backbone", required=True),
+            arg("--recipe", required=True, help="e.g. gem, clahe-c, clahe-cd, clahe-nd-c, hedngan-cd"),
+            arg("--init", required=True, help="the off-the-shelf model to start from"),
+            arg("--dataset", required=True, help="prepared training dataset (train/val pairs)"),
+            arg("--out-dir", required=True, help="model.pt, checkpoint.pt, training log and curve"),
+            arg("--generator", default=None, help="generator.pt of the recipe's trained family"),
+            arg("--seed", type=int, default=None, help="fine-tuning seed (default: finetune.seed)")])
+def run_finetune(args: argparse.Namespace, job: Any) -> Path:
+    import darkside.gan.families  # noqa: F401  (registers the families: their recipes are then known)
     from darkside.embed.finetune import finetune
-    from darkside.embed.recipes import FinetuneSettings, recipe_by_name
-    preset = _preset(args)
-    recipe = recipe_by_name(args.recipe, families=list(preset.raw["gan"]["families"]))
-    settings = FinetuneSettings.from_dict(preset.raw["finetune"])
+    from darkside.gan.family import FAMILIES
+    from darkside.recipes import FinetuneSettings, recipe_by_name
+    recipe = recipe_by_name(args.recipe, families=list(FAMILIES))
     generator = Path(args.generator) if args.generator else None
-    return finetune(Path(args.init), Path(args.dataset), recipe, settings, Path(args.out_dir),
-                    device=_device(preset.device), translator_checkpoint=generator, seed=args.seed,
-                    backbone=args.backbone)
+    return finetune(Path(args.init), Path(args.dataset), recipe, job.section("finetune", FinetuneSettings),
+                    Path(args.out_dir), device=_device(job.get("device")), translator_checkpoint=generator,
+                    seed=args.seed, backbone=args.backbone)
 
 
-@run_finetune.arguments
-def _(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backbone", required=True)
-    p.add_argument("--recipe", required=True, help="e.g. gem, clahe-c, clahe-cd, clahe-nd-c, hedngan-cd")
-    p.add_argument("--init", required=True, help="the off-the-shelf model to start from")
-    p.add_argument("--dataset", required=True, help="prepared training dataset (train/val pairs)")
-    p.add_argument("--out-dir", required=True, help="model.pt, checkpoint.pt, training log and curve")
-    p.add_argument("--generator", default=None, help="generator.pt of the recipe's trained family")
-    p.add_argument("--seed", type=int, default=None, help="fine-tuning seed (default: finetune.seed)")
+def _gan_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str]:
+    family = args["family"]
+    entry = preset["gan"]["families"].get(family, {})
+    detector = [f"edges.detectors.{entry['detector']}"] if "detector" in entry else []
+    return ["device", "gan.common", f"gan.families.{family}", *detector]
+
+
+def _gan_setup(job: Any, family: str):
+    from darkside.gan.edges import DetectorSettings
+    from darkside.gan.family import GanTraining, family_class, setup_for
+    detectors = {k: job.section(f"edges.detectors.{k}", DetectorSettings)
+                 for k in (job.values.get("edges", {}).get("detectors") or {})}
+    settings = job.section(f"gan.families.{family}", family_class(family).Settings)
+    return setup_for(family, job.section("gan.common", GanTraining), settings, detectors)
 
 
 def _list_paths(list_file: Path, image_root: Path) -> list[Path]:
     return [image_root / line.strip() for line in list_file.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-@verb("train-gan", "train a day->night generator family on the filtered day and night lists (resumable)")
-def run_train_gan(args: argparse.Namespace) -> Path:
+@verb("train-gan", "train a day->night generator family on the filtered day and night lists (resumable)",
+      _gan_reads,
+      args=[arg("--family", required=True, help="a registered family (cyclegan, hedgan, hedngan, rcfngan)"),
+            arg("--dataset", required=True, help="prepared dataset the lists refer to"),
+            arg("--lists", required=True, help="folder with day.txt and night.txt (filter-day-night)"),
+            arg("--out-dir", required=True),
+            arg("--seed", type=int, default=0),
+            arg("--summary", default=None, help="also write the Table 8 summary (times, parameters) here")])
+def run_train_gan(args: argparse.Namespace, job: Any) -> Path:
     from darkside.data.manifest import load_manifest
-    from darkside.gan.families import settings_for
+    from darkside.gan.summary import write_training_summary
     from darkside.gan.train import train_gan
-    preset = _preset(args)
     manifest = load_manifest(args.dataset, check_files=False)
     lists = Path(args.lists)
     day = _list_paths(lists / "day.txt", manifest.image_root)
     night = _list_paths(lists / "night.txt", manifest.image_root)
-    settings = settings_for(preset.raw["gan"], args.family)
-    device = _device(preset.device)
-    generator = train_gan(args.family, day, night, settings, Path(args.out_dir), device, seed=args.seed)
+    setup = _gan_setup(job, args.family)
+    device = _device(job.get("device"))
+    generator = train_gan(setup, day, night, Path(args.out_dir), device, seed=args.seed)
     if args.summary:  # Table 8: times from the run's own log, parameter counts
-        from darkside.gan.summary import write_training_summary
-        write_training_summary(args.out_dir, settings, device, args.summary)
+        write_training_summary(args.out_dir, setup, device, args.summary)
     return generator
 
 
-@run_train_gan.arguments
-def _(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--family", required=True, help="cyclegan, hedgan, hedngan, rcfngan")
-    p.add_argument("--dataset", required=True, help="prepared dataset the lists refer to")
-    p.add_argument("--lists", required=True, help="folder with day.txt and night.txt (filter-day-night)")
-    p.add_argument("--out-dir", required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--summary", default=None, help="also write the Table 8 summary (times, parameters) here")
+@verb("gan", "generator utilities: `darkside gan params --family F [--json]` prints parameter counts",
+      lambda args, preset: _gan_reads(args, preset)[1:],
+      args=[arg("action", choices=["params"]),
+            arg("--family", required=True),
+            arg("--json", action="store_true")])
+def run_gan(args: argparse.Namespace, job: Any) -> None:
+    from darkside.gan.params import count_parameters, format_counts
+    res = count_parameters(_gan_setup(job, args.family))
+    print(json.dumps(res, indent=2, sort_keys=True) if args.json else format_counts(res))
 
 
-@verb("gan", "generator utilities: `darkside gan params --family F [--json]` prints parameter counts")
-def run_gan(args: argparse.Namespace) -> None:
-    from darkside.gan.params import main as params_main
-    argv = ["--family", args.family, "--params", args.params]
-    if args.preset:
-        argv += ["--preset", args.preset]
-    if args.json:
-        argv.append("--json")
-    params_main(argv)
+def _geometry(job: Any, kind: str):
+    from darkside.gan.edges import DetectorGeometry
+    return job.section(f"edges.detectors.{kind}", DetectorGeometry)
 
 
-@run_gan.arguments
-def _(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["params"])
-    p.add_argument("--family", required=True)
-    p.add_argument("--json", action="store_true")
+@verb("pretrain-edges", "train a HED/RCF teacher on ground-truth edges (where no published weights exist)",
+      ("device", "edges.pretrain", "edges.detectors.{kind}.width", "edges.detectors.{kind}.input"),
+      args=[arg("--kind", required=True, help="a registered detector (hed, rcf)"),
+            arg("--dataset", required=True, help="prepared dataset with edges/ ground truth"),
+            arg("--out", required=True),
+            arg("--seed", type=int, default=0)])
+def run_pretrain_edges(args: argparse.Namespace, job: Any) -> Path:
+    from darkside.gan.edges.pretrain import EdgePretrainSettings, pretrain_edges
+    return pretrain_edges(args.kind, Path(args.dataset), job.section("edges.pretrain", EdgePretrainSettings),
+                          Path(args.out), _geometry(job, args.kind), _device(job.get("device")), seed=args.seed)
 
 
-@verb("pretrain-edges", "train a HED/RCF teacher on ground-truth edges (where no published weights exist)")
-def run_pretrain_edges(args: argparse.Namespace) -> Path:
-    from darkside.gan.edges.pretrain import EdgePretrainSettings, pretrain_edges, teacher_geometry
-    preset = _preset(args)
-    width, input_mode = teacher_geometry(preset.raw["gan"], args.kind)
-    settings = EdgePretrainSettings.from_dict(preset.raw["edges"]["pretrain"])
-    return pretrain_edges(args.kind, Path(args.dataset), settings, Path(args.out), _device(preset.device),
-                          seed=args.seed, width=width, input_mode=input_mode)
+def _teacher(job: Any, kind: str, path: str, device: str):
+    """A frozen teacher: the detector built as edges.detectors.<kind> says, with the file's weights."""
+    from darkside.gan.edges import build_detector, load_detector_file
+    g = _geometry(job, kind)
+    return load_detector_file(build_detector(kind, g.width, g.input), path).to(device).eval()
 
 
-@run_pretrain_edges.arguments
-def _(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kind", required=True, choices=["hed", "rcf"])
-    p.add_argument("--dataset", required=True, help="prepared dataset with edges/ ground truth")
-    p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=int, default=0)
-
-
-def _teacher(preset, kind: str, path: str, device: str):
-    from darkside.gan.edges.pretrain import load_teacher_file, teacher_geometry
-    width, input_mode = teacher_geometry(preset.raw["gan"], kind)
-    return load_teacher_file(path, device, kind=kind, width=width, input_mode=input_mode)
-
-
-@verb("edge-quality", "score a frozen teacher and the night-trained student (HED vs HED^N) against edge ground truth")
-def run_edge_quality(args: argparse.Namespace) -> Path:
+@verb("edge-quality", "score a frozen teacher and the night-trained student (HED vs HED^N) against edge ground truth",
+      ("device", "edges.quality", "edges.detectors.{kind}.width", "edges.detectors.{kind}.input"),
+      args=[arg("--kind", required=True, help="a registered detector (hed, rcf)"),
+            arg("--teacher", required=True, help="the frozen teacher's weight file"),
+            arg("--run-dir", action="append", default=[],
+                help="training folder of a family using this detector (repeatable); its student, if any, is scored"),
+            arg("--dataset", required=True, help="prepared dataset with edges/ ground truth"),
+            arg("--out", required=True)])
+def run_edge_quality(args: argparse.Namespace, job: Any) -> Path:
     import numpy as np
 
-    from darkside.gan.edges.quality import EdgeQualitySettings, edge_quality_report, load_student
-    preset = _preset(args)
-    device = _device(preset.device)
-    q = EdgeQualitySettings.from_dict(preset.raw["edges"]["quality"])
-    name = args.kind.upper()
-    detectors = {name: _teacher(preset, args.kind, args.teacher, device),
-                 f"{name}^N": load_student(Path(args.run_dir), device)}
+    from darkside.gan.edges.quality import EdgeQualitySettings, edge_quality_report, night_students
+    device = _device(job.get("device"))
+    q = job.section("edges.quality", EdgeQualitySettings)
+    detectors = {args.kind.upper(): _teacher(job, args.kind, args.teacher, device),
+                 **night_students(args.run_dir, device)}
     return edge_quality_report(Path(args.out), Path(args.dataset), detectors, domains=q.domains, split=q.split,
                                limit=q.limit, device=device, thresholds=np.linspace(0.01, 0.99, q.thresholds),
                                tolerance_px=q.tolerance_px)
 
 
-@run_edge_quality.arguments
-def _(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kind", required=True, choices=["hed", "rcf"])
-    p.add_argument("--teacher", required=True, help="the frozen teacher's weight file")
-    p.add_argument("--run-dir", required=True, help="the hedngan / rcfngan training folder (its student)")
-    p.add_argument("--dataset", required=True, help="prepared dataset with edges/ ground truth")
-    p.add_argument("--out", required=True)
+def _figure_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str]:
+    kinds = [t.split("=", 1)[0] for t in args.get("teacher") or ()]
+    return ["device", *[f"edges.detectors.{k}.{leaf}" for k in kinds for leaf in ("width", "input")]]
 
 
-@verb("figure", "figures: `translations` (paper Figure 1) or `edges` (paper Figure 2)")
-def run_figure(args: argparse.Namespace) -> Path:
+@verb("figure", "figures: `translations` (paper Figure 1) or `edges` (paper Figure 2)", _figure_reads,
+      args=[arg("kind", choices=["translations", "edges"]),
+            arg("--dataset", required=True),
+            arg("--item", action="append", default=[], help="translations: FAMILY=generator.pt (repeatable)"),
+            arg("--teacher", action="append", default=[], help="edges: KIND=teacher weights (repeatable)"),
+            arg("--run-dir", action="append", default=[],
+                help="edges: a generator run whose night student is shown beside its teacher (repeatable)"),
+            arg("--rows", type=int, default=4),
+            arg("--out", required=True)])
+def run_figure(args: argparse.Namespace, job: Any) -> Path:
     from darkside.data.manifest import load_manifest
     from darkside.gan import figures
-    preset = _preset(args)
-    device = _device(preset.device)
+    device = _device(job.get("device"))
     manifest = load_manifest(args.dataset)
     domain = "day" if args.kind == "translations" else "night"
     images = [manifest.image_path(r) for r in manifest.select(domain=domain)][: args.rows]
-    pairs = [item.split("=", 1) for item in args.item]
     if args.kind == "translations":
-        import darkside.gan.families  # noqa: F401  (registers the families' loaders)
-        gens = figures.load_generators({name: (name, path) for name, path in pairs}, device)
+        gens = figures.load_generators({name: (name, path) for name, path in (i.split("=", 1) for i in args.item)},
+                                       device)
         return figures.translations_figure(images, gens, Path(args.out))
-    from darkside.gan.edges.quality import load_student
+    from darkside.gan.edges.quality import night_students
+    students = night_students(args.run_dir, device)
     detectors = {}
-    for name, path in pairs:
-        if name.endswith("^N"):
-            detectors[name] = load_student(Path(path), device)
-        else:
-            detectors[name] = _teacher(preset, name.lower(), path, device)
+    for kind, path in (t.split("=", 1) for t in args.teacher):  # each teacher, then its night students
+        detectors[kind.upper()] = _teacher(job, kind, path, device)
+        detectors.update({n: d for n, d in students.items() if n.startswith(f"{kind.upper()}^N")})
     return figures.edges_figure(images, detectors, Path(args.out))
-
-
-@run_figure.arguments
-def _(p: argparse.ArgumentParser) -> None:
-    p.add_argument("kind", choices=["translations", "edges"])
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--item", action="append", default=[],
-                   help="translations: FAMILY=generator.pt; edges: HED=teacher.pt or HED^N=<hedngan run dir>")
-    p.add_argument("--rows", type=int, default=4)
-    p.add_argument("--out", required=True)
 
 
 # --- evaluation and tables ---------------------------------------------------------------------------
 
-@verb("score", "retrieval / localization metrics of descriptor files to JSON (one per dataset)")
-def run_score(args: argparse.Namespace) -> list[Path]:
+@verb("score", "retrieval / localization metrics of descriptor files to JSON (one per dataset)",
+      ("evaluate.chunk_size", "evaluate.recall_ks", "evaluate.pairs_topk", "evaluate.localization_thresholds"),
+      args=[arg("--descriptors", required=True, action="append", help="HDF5 file (repeatable)"),
+            arg("--dataset", required=True, action="append", help="prepared dataset, one per --descriptors"),
+            arg("--out", required=True, action="append", help="metrics JSON, one per --descriptors"),
+            arg("--pairs-dir", action="append", default=None,
+                help="where to export retrieval pairs / poses files, one per --descriptors")])
+def run_score(args: argparse.Namespace, job: Any) -> list[Path]:
+    from darkside.config import ScoreSettings
     from darkside.evaluate.score import score_dataset
-    preset = _preset(args)
+    settings = job.section("evaluate", ScoreSettings)
     lists = (args.descriptors, args.dataset, args.out)
     if len({len(v) for v in lists}) != 1 or (args.pairs_dir and len(args.pairs_dir) != len(args.dataset)):
         raise DarksideError("score: give one --descriptors, --dataset, --out (and --pairs-dir) per dataset")
     pairs = args.pairs_dir or [None] * len(args.dataset)
-    return [score_dataset(Path(h5), Path(d), preset.evaluate, Path(o), Path(pd) if pd else None)
+    return [score_dataset(Path(h5), Path(d), settings, Path(o), Path(pd) if pd else None)
             for h5, d, o, pd in zip(args.descriptors, args.dataset, args.out, pairs, strict=True)]
 
 
-@run_score.arguments
-def _(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--descriptors", required=True, action="append", help="HDF5 file (repeatable)")
-    p.add_argument("--dataset", required=True, action="append", help="prepared dataset, one per --descriptors")
-    p.add_argument("--out", required=True, action="append", help="metrics JSON, one per --descriptors")
-    p.add_argument("--pairs-dir", action="append", default=None,
-                   help="where to export retrieval pairs / poses files, one per --descriptors")
+@verb("tables", "regenerate the paper's tables from the metric files",
+      ("seeds", "evaluate.bootstrap_samples", "evaluate.bootstrap_seed", "data.roles.tokyo", "data.roles.roxford",
+       "data.roles.rparis", "data.roles.localization"),
+      args=[arg("--metrics", default="results/metrics"),
+            arg("--out", default="results/tables"),
+            arg("--backbone", action="append", default=[], help="a backbone the preset trains (repeatable)"),
+            arg("--family", action="append", default=[], help="a generator family the preset trains (repeatable)"),
+            arg("--table", action="append", default=None, help="only this table (e.g. table1); repeatable")])
+def run_tables(args: argparse.Namespace, job: Any) -> list[Path]:
+    from darkside.config import BootstrapSettings
+    from darkside.tables.build import TableInputs, build_tables
+    boot = job.section("evaluate", BootstrapSettings)
+    inputs = TableInputs(preset=job.preset, tokyo=job.get("data.roles.tokyo"), roxford=job.get("data.roles.roxford"),
+                         rparis=job.get("data.roles.rparis"), localization=tuple(job.get("data.roles.localization")),
+                         seeds=tuple(job.get("seeds")), bootstrap_samples=boot.bootstrap_samples,
+                         bootstrap_seed=boot.bootstrap_seed, backbones=tuple(args.backbone),
+                         families=tuple(args.family))
+    return build_tables(inputs, Path(args.metrics), Path(args.out), tables=args.table)
 
 
-@verb("tables", "regenerate the paper's tables from the metric files")
-def run_tables(args: argparse.Namespace) -> list[Path]:
-    from darkside.tables.build import build_tables
-    preset = _preset(args)
-    return build_tables(preset, Path(args.metrics), Path(args.out), tables=args.table)
-
-
-@run_tables.arguments
-def _(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--metrics", default="results/metrics")
-    p.add_argument("--out", default="results/tables")
-    p.add_argument("--table", action="append", default=None, help="only this table (e.g. table1); repeatable")
-
-
-@verb("dvc-yaml", "write dvc.yaml from the Snakemake DAG of the current params (keeps the two in sync)")
-def run_dvc_yaml(args: argparse.Namespace) -> Path:
+@verb("dvc-yaml", "write dvc.yaml from the Snakemake DAG of the current params (keeps the two in sync)",
+      args=[arg("--out", default="dvc.yaml")])
+def run_dvc_yaml(args: argparse.Namespace, job: Any) -> Path:
     from darkside.orchestration import write_dvc_yaml
     return write_dvc_yaml(Path(args.out), params=Path(args.params))
-
-
-@run_dvc_yaml.arguments
-def _(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="dvc.yaml")
 
 
 # --- entry point -------------------------------------------------------------------------------------
@@ -453,6 +455,8 @@ def _common_options(p: argparse.ArgumentParser, defaults: bool) -> None:
     d = (lambda v: v) if defaults else (lambda v: argparse.SUPPRESS)
     p.add_argument("--params", default=d("params.yaml"), help="parameter file (default: params.yaml)")
     p.add_argument("--preset", default=d(None), help="preset name (default: the file's `preset` key)")
+    p.add_argument("--settings", default=d(None),
+                   help="the job's settings as JSON (what the DAG hands over); instead of --params/--preset")
     p.add_argument("--log", default=d(None), help="also write the log to this file")
     p.add_argument("-v", "--verbose", action="store_true", default=d(False))
 
@@ -463,10 +467,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="darkside: the Dark Side Augmentation experiment suite, one verb per pipeline stage.")
     _common_options(parser, defaults=True)
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-    for name, (help_text, add, _run) in VERBS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+    for name, v in VERBS.items():
+        p = sub.add_parser(name, help=v.help, description=v.help)
         _common_options(p, defaults=False)
-        add(p)
+        for flags, options in v.args:
+            p.add_argument(*flags, **options)
     return parser
 
 
@@ -479,6 +484,15 @@ def _setup_logging(args: argparse.Namespace) -> None:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True)
 
 
+def _job(args: argparse.Namespace):
+    """The settings this verb reads: handed over (``--settings``) or taken from the params file."""
+    from darkside.config import JobSettings, load_params
+    if args.settings is not None:
+        return JobSettings.from_json(args.settings)
+    params = load_params(args.params)
+    return job_settings(args.verb, params, args.preset, vars(args))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # CPU results depend on the number of threads (summation order); one thread unless the caller says
     # otherwise (Snakemake sets OMP_NUM_THREADS to the job's threads), so `snakemake` and `dvc repro` runs
@@ -486,15 +500,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     args = build_parser().parse_args(argv)
     _setup_logging(args)
-    _help, _add, run = VERBS[args.verb]
+    v = VERBS[args.verb]
     try:
-        result = run(args)
+        result = v.run(args, _job(args) if v.reads is not None else None)
     except DarksideError as exc:
         log.debug("error", exc_info=True)
         if args.log:
             logging.getLogger("darkside").error("%s", exc)
         print(f"darkside: error: {exc}", file=sys.stderr)
         return 2
+    except Preempted:
+        print("darkside: preempted (SIGTERM); rerun to resume from the last checkpoint", file=sys.stderr)
+        return PREEMPTED_STATUS
     except KeyboardInterrupt:
         print("darkside: interrupted", file=sys.stderr)
         return 130

@@ -1,166 +1,265 @@
-"""params.yaml: loading, schema validation with key-path errors, and typed access to a preset.
+"""params.yaml: the settings every package shares, loading with one-line errors, and job views.
 
-The JSON schema lives in ``darkside/schemas/params.schema.yaml`` (``workflow/schemas/`` links to
-it so that Snakemake's ``validate`` and the CLI check exactly the same rules).
+Validation is the JSON schema that :mod:`darkside.schema` generates from the settings dataclasses
+and the registries (committed as ``darkside/schemas/params.schema.yaml``, which
+``workflow/schemas/`` links to; a test fails when it drifts), plus the references it annotates.
+It needs no model code, so Snakemake checks params.yaml while it parses the Snakefile. Modules
+named in ``plugins`` (a family, a backbone... from outside the package) are imported first and
+the schema is then generated afresh, since they add to the registries.
+
+A job reads a few sections and leaves of one preset (its verb's ``reads`` in :mod:`darkside.cli`):
+:class:`JobSettings` is that subset, handed over whole by the DAG (``--settings``) or taken from
+params.yaml when a stage is run by hand or by DVC; :meth:`JobSettings.section` parses one part of
+it into its typed settings.
 """
 
 from __future__ import annotations
 
+import importlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
-import jsonschema
 import yaml
 
 from darkside.errors import ConfigError
+from darkside.settings import check_references, leaf_paths, lookup, parse, setting
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "params.schema.yaml"
+T = TypeVar("T")
 
+
+# --- settings shared by several packages (one dataclass per section; the rest live with their code) ---
+
+def _archs() -> list[str]:
+    from darkside.embed.backbones import ARCHS
+
+    return sorted(ARCHS)
+
+
+def _datasets() -> list[str]:
+    from darkside.data.registry import dataset_names
+
+    return dataset_names()
+
+
+@dataclass(frozen=True)
+class BackboneSettings:
+    """``backbones.<name>``: the trunk of an embedding network."""
+
+    arch: str = setting("a registered architecture (darkside.embed.backbones)", choices=_archs)
+    width: float = setting("channel multiplier (1 = the published network)", gt=0, le=1)
+    blocks: tuple[int, ...] | None = setting("blocks per stage (ResNet 4 values, VGG 5 conv counts); null = "
+                                             "the architecture's own", ge=1, min_items=4)
+    init: Literal["random", "imagenet-caffe", "imagenet-torchvision", "pretrained"] = setting()
+    weights: str | None = setting("local weight file of the trunk (imagenet-caffe, pretrained)")
+
+
+@dataclass(frozen=True)
+class BackboneSpec(BackboneSettings):
+    """A backbone's settings and its name (the key in ``backbones``), as networks record them."""
+
+    name: str = ""
+
+    @classmethod
+    def named(cls, name: str, s: BackboneSettings) -> BackboneSpec:
+        return cls(s.arch, s.width, s.blocks, s.init, s.weights, name)
+
+
+@dataclass(frozen=True)
+class ExtractSettings:
+    """``extract``: multi-scale descriptors of test images (SPEC section 7)."""
+
+    image_size: int = setting("max side of test images (paper 1024)", ge=1)
+    scales: tuple[float, ...] = setting("scales combined by the GeM power mean", gt=0, min_items=1)
+    batch_size: int = setting(ge=1)
+    on_corrupt: Literal["error", "skip"] = setting("skip: leave unreadable images out, counted in the HDF5 file")
+
+
+@dataclass(frozen=True)
+class WhiteningSettings:
+    """``whitening``: the learned whitening (Lw) of a model."""
+
+    image_size: int = setting("max side of the whitening images (paper 1024)", ge=1)
+    dims: int | None = setting("dimensions kept after whitening (null: all)", ge=1)
+
+
+@dataclass(frozen=True)
+class ScoreSettings:
+    """``evaluate``: what scoring reads."""
+
+    chunk_size: int = setting("database block size for ranking (bounded memory)", ge=1)
+    recall_ks: tuple[int, ...] = setting(ge=1, min_items=1)
+    pairs_topk: int = setting("retrieval pairs exported for kapture's paradigms 2a/2b", ge=1)
+    localization_thresholds: tuple[tuple[float, float], ...] = setting("(metres, degrees)", gt=0, min_items=1)
+
+
+@dataclass(frozen=True)
+class BootstrapSettings:
+    """``evaluate``: what the tables read (confidence intervals over queries)."""
+
+    bootstrap_samples: int = setting(ge=1)
+    bootstrap_seed: int = setting(ge=0)
+
+
+@dataclass(frozen=True)
+class EvaluateSettings(ScoreSettings, BootstrapSettings):
+    """``evaluate``: scoring and table settings in one section."""
+
+
+@dataclass(frozen=True)
+class Roles:
+    """``data.roles``: which prepared dataset plays which part of the paper."""
+
+    train: str = setting(choices=_datasets)
+    whiten: str = setting(choices=_datasets)
+    tokyo: str = setting(choices=_datasets)
+    roxford: str = setting(choices=_datasets)
+    rparis: str = setting(choices=_datasets)
+    localization: tuple[str, ...] = setting(choices=_datasets)
+
+
+# --- loading and validation ---------------------------------------------------------------------------
 
 @cache
-def schema() -> dict[str, Any]:
+def committed_schema() -> dict[str, Any]:
     return yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
-def check_keys(d: Any, names: Iterable[str], where: str) -> None:
-    """Strict key check of a settings mapping (typed dataclasses' ``from_dict``): a ConfigError naming
-    the first unknown or missing key, so a typo stops the run instead of being ignored."""
-    if not isinstance(d, Mapping):
-        raise ConfigError(f"{where}: expected a mapping, got {type(d).__name__}")
-    names = list(names)
-    for key in d:
-        if key not in names:
-            raise ConfigError(f"{where}.{key}: unknown key")
-    for key in names:
-        if key not in d:
-            raise ConfigError(f"{where}.{key}: missing key")
+def import_plugins(names: Iterable[str]) -> None:
+    """Import the ``plugins`` modules (they register families, backbones...); one-line error if one fails."""
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigError(f"plugins: cannot import {name!r} ({exc})") from None
 
 
-def _key_path(parts: Any) -> str:
+def _key_path(parts: Iterable[Any]) -> str:
     out = ""
     for p in parts:
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
     return out or "(top level)"
 
 
-def _describe(error: jsonschema.ValidationError) -> str:
-    path = list(error.absolute_path)
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = set(error.schema.get("properties", {}))
-        extra = sorted(k for k in error.instance if k not in allowed)
-        if extra:
-            return f"{_key_path([*path, extra[0]])}: unknown key"
-    if error.validator == "required":
-        return f"{_key_path(path)}: {error.message}"
-    return f"{_key_path(path)}: {error.message}"
-
-
 def validate(params: Any, source: str = "params.yaml") -> dict[str, Any]:
-    """Validate ``params`` against the schema; raise :class:`ConfigError` naming the key path."""
-    validator = jsonschema.Draft202012Validator(schema())
-    errors = sorted(validator.iter_errors(params), key=lambda e: (len(list(e.absolute_path)), str(e.message)))
+    """Check ``params`` against the schema and its references; raise :class:`ConfigError` naming the key."""
+    import jsonschema
+
+    plugins = params.get("plugins", []) if isinstance(params, Mapping) else []
+    if plugins:
+        import_plugins(plugins)
+        from darkside.schema import params_schema
+
+        schema = params_schema()
+    else:
+        schema = committed_schema()
+    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(params))
     if errors:
-        # the deepest error is the most specific one (oneOf/anyOf wrap their branches' errors)
-        best = jsonschema.exceptions.best_match(errors)
-        raise ConfigError(f"{source}: {_describe(best)}")
+        # the deepest error is the most specific one (anyOf wraps its branches' errors)
+        e = jsonschema.exceptions.best_match(errors)
+        path = list(e.absolute_path)
+        if e.validator == "additionalProperties" and isinstance(e.instance, Mapping):
+            extra = sorted(k for k in e.instance if k not in e.schema.get("properties", {}))
+            if extra:
+                raise ConfigError(f"{source}: {_key_path([*path, extra[0]])}: unknown key")
+        raise ConfigError(f"{source}: {_key_path(path)}: {e.message}")
     if params["preset"] not in params["presets"]:
         raise ConfigError(f"{source}: preset: {params['preset']!r} is not one of {sorted(params['presets'])}")
+    preset_schema = schema["properties"]["presets"]["additionalProperties"]
+    for name, preset in params["presets"].items():
+        try:
+            check_references(preset_schema, preset, f"presets.{name}")
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
     return params
 
 
-def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
-    """Read and validate a params file."""
+def _merge(base: Any, overlay: Any) -> Any:
+    """``overlay`` merged into ``base`` key by key (Snakemake's --configfile/--config semantics)."""
+    if isinstance(base, Mapping) and isinstance(overlay, Mapping):
+        return {**base, **{k: _merge(base.get(k), v) for k, v in overlay.items()}}
+    return overlay
+
+
+def read_yaml(path: str | Path) -> Any:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: parameter file does not exist")
     try:
-        params = yaml.safe_load(p.read_text(encoding="utf-8"))
+        return yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    return validate(params, str(p))
 
 
-@dataclass(frozen=True)
-class BackboneSpec:
-    name: str
-    arch: str
-    width: float
-    blocks: tuple[int, ...] | None
-    init: str
-    weights: str | None
+def load_params(path: str | Path = "params.yaml", overlays: Iterable[str | Path] = ()) -> dict[str, Any]:
+    """Read, merge the overlay files into, and validate a params file."""
+    params = read_yaml(path)
+    for overlay in overlays:
+        params = _merge(params, read_yaml(overlay))
+    return validate(params, str(path))
 
 
-@dataclass(frozen=True)
-class ExtractSettings:
-    image_size: int
-    scales: tuple[float, ...]
-    batch_size: int
-    on_corrupt: str
-
+# --- what one job reads -------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class EvaluateSettings:
-    chunk_size: int
-    bootstrap_samples: int
-    bootstrap_seed: int
-    recall_ks: tuple[int, ...]
-    pairs_topk: int
-    localization_thresholds: tuple[tuple[float, float], ...]
+class JobSettings:
+    """The part of one preset a job reads: ``values`` is a nested subset of ``presets.<preset>``."""
 
+    preset: str
+    values: dict[str, Any]
+    plugins: tuple[str, ...] = ()
 
-@dataclass(frozen=True)
-class Preset:
-    """Typed view of one preset of params.yaml (``raw`` keeps the validated dict)."""
+    @classmethod
+    def select(cls, params: Mapping[str, Any], reads: Iterable[str], preset: str | None = None) -> JobSettings:
+        """The ``reads`` (dotted paths of sections or leaves) of a validated params dict's preset."""
+        name = preset or params["preset"]
+        if name not in params["presets"]:
+            raise ConfigError(f"preset: {name!r} is not one of {sorted(params['presets'])}")
+        source, values = params["presets"][name], {}
+        for path in reads:
+            try:
+                value = lookup(source, path)
+            except KeyError:
+                raise ConfigError(f"presets.{name}.{path}: missing key") from None
+            *parents, last = path.split(".")
+            node = values
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[last] = value
+        return cls(name, values, tuple(params.get("plugins", ())))
 
-    name: str
-    raw: dict[str, Any]
-
-    @property
-    def seeds(self) -> tuple[int, ...]:
-        return tuple(self.raw["seeds"])
-
-    @property
-    def device(self) -> str:
-        return self.raw["device"]
-
-    @property
-    def roles(self) -> dict[str, Any]:
-        return self.raw["data"]["roles"]
-
-    def backbone(self, name: str) -> BackboneSpec:
+    @classmethod
+    def from_json(cls, text: str) -> JobSettings:
         try:
-            b = self.raw["backbones"][name]
+            d = json.loads(text)
+            job = cls(str(d["preset"]), dict(d["values"]), tuple(d.get("plugins", ())))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"--settings: not a job's settings ({exc})") from None
+        import_plugins(job.plugins)
+        return job
+
+    def to_json(self) -> str:
+        return json.dumps({"preset": self.preset, "plugins": list(self.plugins), "values": self.values},
+                          sort_keys=True, separators=(",", ":"))
+
+    def where(self, path: str) -> str:
+        return f"presets.{self.preset}.{path}"
+
+    def get(self, path: str) -> Any:
+        """The raw value at ``path`` (it must be one of the job's reads)."""
+        try:
+            return lookup(self.values, path)
         except KeyError:
-            raise ConfigError(f"presets.{self.name}.backbones.{name}: no such backbone") from None
-        return BackboneSpec(name=name, arch=b["arch"], width=float(b["width"]),
-                            blocks=tuple(b["blocks"]) if b["blocks"] is not None else None,
-                            init=b["init"], weights=b["weights"])
+            raise ConfigError(f"{self.where(path)}: not among this job's settings") from None
 
-    @property
-    def backbones(self) -> list[str]:
-        return list(self.raw["backbones"])
+    def section(self, path: str, cls: type[T]) -> T:
+        """The typed settings at ``path`` (one-line error naming the key path)."""
+        return parse(cls, self.get(path), self.where(path))
 
-    @property
-    def extract(self) -> ExtractSettings:
-        e = self.raw["extract"]
-        return ExtractSettings(e["image_size"], tuple(float(s) for s in e["scales"]), e["batch_size"],
-                               e["on_corrupt"])
-
-    @property
-    def evaluate(self) -> EvaluateSettings:
-        e = self.raw["evaluate"]
-        return EvaluateSettings(e["chunk_size"], e["bootstrap_samples"], e["bootstrap_seed"],
-                                tuple(e["recall_ks"]), e["pairs_topk"],
-                                tuple((float(t), float(r)) for t, r in e["localization_thresholds"]))
-
-
-def load_preset(path: str | Path = "params.yaml", name: str | None = None) -> Preset:
-    """Validated preset ``name`` (default: the file's ``preset`` key)."""
-    params = load_params(path)
-    name = name or params["preset"]
-    if name not in params["presets"]:
-        raise ConfigError(f"{path}: preset: {name!r} is not one of {sorted(params['presets'])}")
-    return Preset(name=name, raw=params["presets"][name])
+    def param_keys(self) -> list[str]:
+        """The params.yaml key paths of every leaf the job reads (DVC's ``params``)."""
+        return [self.where(p) for p in leaf_paths(self.values)] + (["plugins"] if self.plugins else [])

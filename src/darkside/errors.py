@@ -22,5 +22,10 @@ class MetricsError(DarksideError, ValueError):
     message names the files."""
 
 
-class WorkflowError(DarksideError, ValueError):
-    """The Snakemake rules and their DVC mirror disagree; the message names the rule and parameter."""
+#: exit status of a preempted run (128 + SIGTERM): never 0, so the workflow does not take the job as done
+PREEMPTED_STATUS = 143
+
+
+class Preempted(BaseException):
+    """SIGTERM arrived (SLURM preemption): the run stops at once; the last complete checkpoint is what
+    the requeued job resumes from. A BaseException, so that no ``except Exception`` swallows it."""

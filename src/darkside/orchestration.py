@@ -1,46 +1,34 @@
 """Keep DVC's pipeline and Snakemake's DAG one and the same.
 
 ``dvc.yaml`` is generated from the Snakemake DAG of the current ``params.yaml``: one DVC stage per
-Snakemake job, with the job's exact command, its inputs as deps, its outputs as outs (prepared
-datasets and raw downloads as whole folders, so DVC caches the images too), metric JSON files as
-uncached ``metrics`` and the preset sections the rule reads (its ``params:``) as DVC params.
-A test regenerates it and fails when the committed file has drifted from the Snakefile.
+Snakemake job with the job's command, its inputs as deps, its outputs as outs (prepared datasets
+and raw downloads as whole folders, so DVC caches the images too) and metric JSON files as
+uncached ``metrics``. Two things differ from the Snakemake job, on purpose:
+
+- the command takes its settings from params.yaml (which ``dvc exp run -S`` rewrites) instead of
+  the ``--settings`` that Snakemake hands over, and the stage's ``params`` are exactly the leaf
+  keys of those settings, so DVC reruns a stage when, and only when, a value it reads changes;
+- the stage depends on the code its command runs: the subpackages and modules of ``darkside``
+  that its verb imports (found by reading the source), not on all of ``src/``.
+
+A test regenerates the file and fails when the committed one has drifted from the Snakefile.
 """
 
 from __future__ import annotations
 
+import ast
 import re
+import shlex
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from darkside.atomic import atomic_write_text
-from darkside.errors import WorkflowError
+from darkside.config import JobSettings
 
-# rule `params:` name -> key path inside the active preset (None: not a params.yaml value)
-PARAM_KEYS: dict[str, str | None] = {
-    "synthetic": "data.synthetic",
-    "roles": "data.roles",
-    "day_night": "day_night",
-    "backbone": "backbones.{backbone}",
-    "extract": "extract",
-    "whitening": "whitening",
-    "evaluate": "evaluate",
-    "finetune": "finetune",
-    "gan": "gan",
-    "edges": "edges",
-    "backbone_pretrain": "backbone_pretrain",
-    "clahe": None,
-    "generator": None,
-    "models": None,
-    "datasets": None,
-    "run_dir": None,
-    "item_args": None,
-    "base_recipe": None,   # the recipe of a seeded model name, and its seed: both in the command
-    "seed": None,
-}
-
+PACKAGE = Path(__file__).resolve().parent
 _FOLDER_RULES = (re.compile(r"^(data/prepared/[^/]+)/"), re.compile(r"^(data/raw/[^/]+)/"))
 
 
@@ -54,8 +42,8 @@ def _folder(path: str) -> str:
 
 
 def snakemake_jobs(snakefile: Path = Path("Snakefile"), workdir: Path = Path(".")) -> list[dict[str, Any]]:
-    """The jobs of the full DAG (as with ``--forceall``): rule, wildcards, inputs, outputs, params,
-    shell command."""
+    """The jobs of the full DAG (as with ``--forceall``): rule, wildcards, inputs, outputs, the settings
+    the job is handed, shell command."""
     from snakemake.api import SnakemakeApi
     from snakemake.settings.types import (
         ConfigSettings,
@@ -74,7 +62,6 @@ def snakemake_jobs(snakefile: Path = Path("Snakefile"), workdir: Path = Path("."
         # Snakemake has no public API for the job list; these two calls are what `--rulegraph` does
         workflow._prepare_dag(forceall=True, ignore_incomplete=True, lock_warn_only=True, nolock=True)
         workflow._build_dag()
-        preset = workflow.config["preset"]
         for job in workflow.dag.jobs:
             if job.rule.name == "all":
                 continue
@@ -83,22 +70,112 @@ def snakemake_jobs(snakefile: Path = Path("Snakefile"), workdir: Path = Path("."
                 "wildcards": dict(job.wildcards_dict),
                 "input": [str(f) for f in job.input],
                 "output": [(str(f), bool(f.is_directory)) for f in job.output],
-                "params": list(job.params.keys()),
+                "settings": job.params.get("settings"),
                 "cmd": str(job.shellcmd).strip(),
-                "preset": preset,
+                "preset": workflow.config["preset"],
             })
     return sorted(jobs, key=lambda j: (j["rule"], list(j["wildcards"].values())))
 
 
 def _stage_name(job: dict[str, Any]) -> str:
-    parts = [job["rule"], *(str(v) for v in job["wildcards"].values())]
-    return "_".join(parts)
+    return "_".join([job["rule"], *(str(v) for v in job["wildcards"].values())])
+
+
+# --- the code a verb runs -----------------------------------------------------------------------------
+
+def _imports(nodes: list[ast.stmt] | ast.AST, module: str) -> set[str]:
+    """darkside modules imported by ``nodes`` (statements, or everything under a node)."""
+    out = set()
+    for node in (nodes if isinstance(nodes, list) else ast.walk(nodes)):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("darkside")}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative import
+                base = ".".join(module.split(".")[: -node.level] + ([base] if base else []))
+            if base.startswith("darkside"):
+                out.add(base)
+                out |= {f"{base}.{a.name}" for a in node.names}  # `from pkg import module`
+    return {m for m in out if _source(m) is not None}
+
+
+def _source(module: str) -> Path | None:
+    path = PACKAGE.parent.joinpath(*module.split("."))
+    for p in (path.with_suffix(".py"), path / "__init__.py"):
+        if p.is_file():
+            return p
+    return None
+
+
+@cache
+def _closure(module: str) -> frozenset[str]:
+    """``module`` and what it imports at module level, transitively. Imports inside a library's functions
+    are lazy on purpose (a registry's choices, what only some callers need) and mostly stay inside its
+    own subpackage, which is tracked whole."""
+    seen, todo = set(), [module]
+    while todo:
+        m = todo.pop()
+        if m in seen:
+            continue
+        seen.add(m)
+        src = _source(m)
+        text = src.read_text(encoding="utf-8")
+        body = ast.parse(text).body
+        todo += _imports([n for n in body if isinstance(n, (ast.Import, ast.ImportFrom))], m)
+        if src.name == "__init__.py" and "pkgutil.iter_modules" in text:  # a registry importing its modules
+            todo += [f"{m}.{p.stem}" for p in src.parent.glob("*.py") if p.stem != "__init__"]
+        todo += [m.rsplit(".", 1)[0]] if "." in m else []
+    return frozenset(seen)
+
+
+@cache
+def verb_code(verb: str) -> list[str]:
+    """The paths (relative to the repository root) of the darkside code that ``darkside <verb>`` runs:
+    the subpackages and top-level modules its function and the CLI helpers it calls import, with
+    everything they import in turn; the schema file where the config is read."""
+    import darkside.cli as cli
+
+    tree = ast.parse(Path(cli.__file__).read_text(encoding="utf-8"))
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    todo, seen = [cli.VERBS[verb].run.__name__, "main", "_job"], set()  # the verb, and how every verb starts
+    modules = _imports([n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))], "darkside.cli")
+    while todo:  # the verb's function, then every module-level helper it names
+        name = todo.pop()
+        if name in seen or name not in functions:
+            continue
+        seen.add(name)
+        modules |= _imports(functions[name], "darkside.cli")
+        todo += [n.id for n in ast.walk(functions[name]) if isinstance(n, ast.Name)]
+    code = {PACKAGE / "cli.py"} | {_tracked(dep) for m in modules for dep in _closure(m)}
+    if PACKAGE / "config.py" in code:  # it reads the committed schema
+        code.add(PACKAGE / "schemas")
+    return sorted(str(p.relative_to(PACKAGE.parent.parent)) for p in code)
+
+
+def _tracked(module: str) -> Path:
+    """What DVC tracks for a module: its subpackage's folder, or a top-level module's file."""
+    parts = module.split(".")
+    if len(parts) > 2 or (len(parts) == 2 and (PACKAGE / parts[1]).is_dir()):
+        return PACKAGE / parts[1]
+    return _source(module)
+
+
+# --- stages -------------------------------------------------------------------------------------------
+
+def _verb(cmd: str) -> str:
+    words = shlex.split(cmd)
+    return next(w for w in words[1:] if not w.startswith("-"))
 
 
 def dvc_stages(jobs: list[dict[str, Any]]) -> dict[str, Any]:
     stages: dict[str, Any] = {}
     for job in jobs:
-        deps = sorted({_folder(f) for f in job["input"]} | {"src/darkside"})
+        cmd, params = job["cmd"], []
+        if job["settings"] is not None:
+            # DVC runs the command as it stands in params.yaml: the job reads it there
+            cmd = cmd.replace(f"--settings {shlex.quote(job['settings'])} ", "")
+            params = JobSettings.from_json(job["settings"]).param_keys()
+        deps = sorted({_folder(f) for f in job["input"]} | set(verb_code(_verb(cmd))))
         outs: list[Any] = []
         metrics: list[Any] = []
         for path, _is_dir in job["output"]:
@@ -110,18 +187,9 @@ def dvc_stages(jobs: list[dict[str, Any]]) -> dict[str, Any]:
                 folder = _folder(path)
                 if folder not in outs:
                     outs.append(folder)
-        params = []
-        for name in job["params"]:
-            if name not in PARAM_KEYS:  # a new rule param must say whether DVC tracks it, not vanish
-                raise WorkflowError(f"rule {job['rule']}: params.{name} has no PARAM_KEYS entry in "
-                                 "darkside/orchestration.py (a params.yaml key path, or None)")
-            key = PARAM_KEYS[name]
-            if key is None:
-                continue
-            params.append(f"presets.{job['preset']}." + key.format(**job["wildcards"]))
-        stage: dict[str, Any] = {"cmd": job["cmd"], "deps": deps}
+        stage: dict[str, Any] = {"cmd": cmd, "deps": deps}
         if params:
-            stage["params"] = sorted(set(params))
+            stage["params"] = sorted(params)
         if outs:
             stage["outs"] = outs
         if metrics:

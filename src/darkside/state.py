@@ -1,15 +1,17 @@
 """Loading weight files into networks with one-line errors: tensors only (``weights_only``, never
 pickled code), and strict key and shape checks that name the file and the first bad key. Shared by
-the backbones (``darkside.embed``) and the edge detectors (``darkside.gan``)."""
+the backbones (``darkside.embed``) and the edge detectors (``darkside.gan``); and writing them."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
+from darkside.atomic import atomic_path
 from darkside.errors import DarksideError
 
 
@@ -48,3 +50,11 @@ def load_checked_state(module: nn.Module, state: Mapping[str, torch.Tensor], sou
             raise DarksideError(f"{source}: weights do not fit {target} (key {k!r} has shape "
                                 f"{tuple(v.shape)}, expected {tuple(own[k].shape)}; wrong width?)")
     module.load_state_dict(dict(state), strict=False)
+
+
+def save_torch(path: str | Path, obj: Any) -> Path:
+    """``torch.save`` to ``path`` atomically. Through a file handle, because torch stores the file's name
+    inside the archive: saved under a temporary name, identical objects would give different bytes."""
+    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+        torch.save(obj, fh)
+    return Path(path)

@@ -1,16 +1,32 @@
-# Shared definitions: validated config, the active preset, and the lists the rules expand over.
+# Shared definitions: the validated config, the active preset, each job's settings, and the lists the
+# rules expand over. Nothing here imports torch: the DAG resolves in a second.
 
-from snakemake.utils import validate
+import sys
 
-from darkside.embed.recipes import recipe_by_name
+from darkside.cli import job_settings
+from darkside.config import validate
+from darkside.data.registry import DATASETS
+from darkside.data.synthetic import DATASETS as SYNTHETIC_DATASETS
+from darkside.errors import ConfigError
+from darkside.recipes import recipe_by_name
+from darkside.tables.paper import paper_tables
 
-validate(config, schema="../schemas/params.schema.yaml")
+try:  # one line naming the key path, not Snakemake's dump of the schema
+    validate(config)
+except ConfigError as exc:
+    sys.exit(f"darkside: error: {exc}")
 
 PRESET = config["preset"]
 P = config["presets"][PRESET]
 ROLES = P["data"]["roles"]
-# every CLI call names the preset explicitly, so `--config preset=paper` reaches the jobs too
-DS = f"darkside --preset {PRESET}"
+DS = "darkside"
+
+
+def settings(verb, **options):
+    """The settings job `verb` reads (preset plus any --configfile/--config overlay), as the JSON the job is
+    handed with --settings. As a rule's `params`, exactly what Snakemake tracks for the job."""
+    return job_settings(verb, config, PRESET, options).to_json()
+
 
 BACKBONES = list(P["backbones"])
 FAMILIES = list(P["gan"]["families"])
@@ -26,6 +42,8 @@ MODELS = [f"{b}-{r}" for b, recipes in P["recipes"].items() for r in recipes] + 
 def recipe(name):
     """The typed recipe (CLAHE, diverse anchors, generator, N/D) behind a recipe name."""
     return recipe_by_name(name, families=FAMILIES)
+
+
 RETRIEVAL_DATASETS = [ROLES["tokyo"], ROLES["roxford"], ROLES["rparis"]]
 TEST_DATASETS = RETRIEVAL_DATASETS + list(ROLES["localization"])
 
@@ -61,14 +79,9 @@ wildcard_constraints:
     dataset="[a-z0-9][a-z0-9-]*",
 
 
-TABLE_NAMES = ["table1", "table3", "table4", "table5", "table6", "table7", "table8"]
+TABLE_NAMES = list(paper_tables())
 TABLES = expand("results/tables/{table}.{ext}", table=TABLE_NAMES, ext=["csv", "md", "tex"])
 METRICS = expand("results/metrics/{model}/{dataset}.json", model=MODELS, dataset=TEST_DATASETS)
-FIGURES = ["results/figures/synthetic-contact-sheet.png"] if ROLES["tokyo"].startswith("synth-") else []
+# the contact sheet shows the benchmark's own renderings (with their ground-truth edges)
+FIGURES = ["results/figures/synthetic-contact-sheet.png"] if ROLES["tokyo"] in SYNTHETIC_DATASETS else []
 DAY_NIGHT = [f"results/metrics/day_night/{ROLES['train']}.json"]
-GAN_TARGETS = (
-    ["results/figures/translations.png", "results/figures/edges.png"]
-    + [f"results/metrics/edges/{kind}.json" for kind, fam in (("hed", "hedngan"), ("rcf", "rcfngan")) if fam in FAMILIES]
-    + [f"results/metrics/gans/{f}.json" for f in FAMILIES]
-)
-ALL_TARGETS = TABLES + FIGURES + DAY_NIGHT + GAN_TARGETS

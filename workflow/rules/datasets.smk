@@ -1,19 +1,15 @@
 # Real datasets (paper preset): download (internet, runs on the login/head node) and import into the
-# manifest schema. The synthetic benchmark (synth-*) has its own rule in synthetic.smk, hence the
-# wildcard constraints below. Registration-only / unpublished data (foggy-cityscapes, synthia-seqs,
-# sfm120k-nd) are placed by hand as the README says; their "download" only checks that they are there.
+# manifest schema; each is declared by its importer module (darkside.data.registry.DATASETS), and only
+# those match these rules (the synthetic benchmark has its own rule in synthetic.smk). Registration-only /
+# unpublished data (foggy-cityscapes, synthia-seqs, sfm120k-nd) are placed by hand as the README says;
+# their "download" only checks that they are there.
 
-# datasets whose raw files another dataset's importer also reads (mirrors registry.DatasetEntry.requires)
-RAW_REQUIRES = {
-    "sfm120k-whiten": ["sfm120k"],
-    "sfm120k-daynight": ["sfm120k"],
-    "sfm120k-nd": ["sfm120k"],
-}
+REAL_DATASETS = "|".join(sorted(DATASETS))
 
 
 def raw_sentinels(wildcards):
-    """The download sentinels a prepare job needs: its own and those of the datasets it reads."""
-    names = [wildcards.dataset] + RAW_REQUIRES.get(wildcards.dataset, [])
+    """The download sentinels a prepare job needs: its own and those of the datasets its importer reads."""
+    names = [wildcards.dataset, *DATASETS[wildcards.dataset].requires]
     return [f"data/raw/{name}/.downloaded" for name in names]
 
 
@@ -21,8 +17,10 @@ rule download_dataset:
     output:
         "data/raw/{dataset}/.downloaded",
     wildcard_constraints:
-        dataset="(?!synth-)[a-z0-9][a-z0-9-]*",
+        dataset=REAL_DATASETS,
     localrule: True
+    params:
+        settings=settings("download"),
     log:
         "logs/download/{dataset}.log",
     threads: 1
@@ -31,7 +29,7 @@ rule download_dataset:
         mem_mb=2000,
         runtime=24 * 60,
     shell:
-        "{DS} download --dataset {wildcards.dataset} --log {log}"
+        "{DS} --settings {params.settings:q} download --dataset {wildcards.dataset} --log {log}"
 
 
 rule prepare_dataset:
@@ -42,7 +40,7 @@ rule prepare_dataset:
         meta="data/prepared/{dataset}/dataset.json",
         groundtruth="data/prepared/{dataset}/groundtruth.json",
     wildcard_constraints:
-        dataset="(?!synth-)[a-z0-9][a-z0-9-]*",
+        dataset=REAL_DATASETS,
     log:
         "logs/prepare/{dataset}.log",
     threads: 1

@@ -1,9 +1,5 @@
-# Descriptors (HDF5) and scores (JSON) per model and test dataset.
-
-
-def clahe_flag(model):
-    """CLAHE at test time when the model's recipe uses it (the `C` of the paper's recipe names)."""
-    return "--clahe" if recipe(recipe_of(model)).clahe else ""
+# Descriptors (HDF5) and scores (JSON) per model and test dataset. How a model's images are prepared
+# (CLAHE or not) is read from its model file, not from its name.
 
 
 rule extract:
@@ -15,8 +11,7 @@ rule extract:
     output:
         [f"results/descriptors/{{model}}/{d}.h5" for d in TEST_DATASETS],
     params:
-        extract=P["extract"],
-        clahe=lambda wc: clahe_flag(wc.model),
+        settings=settings("extract"),
         datasets=lambda wc: " ".join(f"--dataset data/prepared/{d} --out results/descriptors/{wc.model}/{d}.h5"
                                      for d in TEST_DATASETS),
     log:
@@ -27,8 +22,8 @@ rule extract:
         mem_mb=16000,
         runtime=8 * 60,
     shell:
-        "{DS} extract --model {input.model} --whitening {input.whitening} {params.datasets} {params.clahe}"
-        " --log {log}"
+        "{DS} --settings {params.settings:q} extract --model {input.model} --whitening {input.whitening}"
+        " {params.datasets} --log {log}"
 
 
 rule score:
@@ -40,7 +35,7 @@ rule score:
         metrics=[f"results/metrics/{{model}}/{d}.json" for d in TEST_DATASETS],
         pairs=[directory(f"results/pairs/{{model}}/{d}") for d in TEST_DATASETS],
     params:
-        evaluate=P["evaluate"],
+        settings=settings("score"),
         datasets=lambda wc: " ".join(
             f"--descriptors results/descriptors/{wc.model}/{d}.h5 --dataset data/prepared/{d}"
             f" --out results/metrics/{wc.model}/{d}.json --pairs-dir results/pairs/{wc.model}/{d}"
@@ -51,4 +46,4 @@ rule score:
         mem_mb=8000,
         runtime=60,
     shell:
-        "{DS} score {params.datasets} --log {log}"
+        "{DS} --settings {params.settings:q} score {params.datasets} --log {log}"

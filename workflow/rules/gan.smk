@@ -1,24 +1,25 @@
 # Day->night generators (SPEC section 5): teacher edge detectors where no published weights exist (mini),
 # one training job per family, the edge-quality comparison (HED vs HED^N) and Figures 1 and 2.
 
+DETECTORS = P["edges"]["detectors"]
+# detector kind -> the families whose settings name it (a family's typed `detector` field)
+DETECTOR_FAMILIES = {}
+for _family in FAMILIES:
+    if "detector" in P["gan"]["families"][_family]:
+        DETECTOR_FAMILIES.setdefault(P["gan"]["families"][_family]["detector"], []).append(_family)
 
-def gan_setting(family, key):
-    """A family's value: its own entry, else the `common` one (as darkside.gan.families.settings_for)."""
-    return P["gan"]["families"].get(family, {}).get(key, P["gan"]["common"].get(key))
 
-
-# detector kind -> the family that trains a night student of it
-STUDENTS = {"hed": "hedngan", "rcf": "rcfngan"}
-EDGE_FAMILIES = {k: f for k, f in STUDENTS.items() if f in FAMILIES}
+def teacher(kind):
+    return DETECTORS[kind]["weights"]
 
 
 def train_gan_inputs(wildcards):
     inputs = {"data": prepared(ROLES["train"]),
               "day": f"data/filtered/{ROLES['train']}/day.txt",
               "night": f"data/filtered/{ROLES['train']}/night.txt"}
-    weights = gan_setting(wildcards.family, "detector_weights")
-    if gan_setting(wildcards.family, "detector") and weights:
-        inputs["detector"] = weights
+    kind = P["gan"]["families"][wildcards.family].get("detector")
+    if kind is not None and teacher(kind):
+        inputs["detector"] = teacher(kind)
     return inputs
 
 
@@ -29,10 +30,9 @@ rule pretrain_edges:
         "results/edges/{kind}/teacher.pt",
         "results/edges/{kind}/teacher.json",
     wildcard_constraints:
-        kind="hed|rcf",
+        kind="|".join(DETECTORS),
     params:
-        edges=P["edges"],
-        gan=P["gan"],
+        settings=lambda wc: settings("pretrain-edges", kind=wc.kind),
     log:
         "logs/pretrain_edges/{kind}.log",
     threads: 1
@@ -41,8 +41,8 @@ rule pretrain_edges:
         mem_mb=8000,
         runtime=12 * 60,
     shell:
-        "{DS} pretrain-edges --kind {wildcards.kind} --dataset data/prepared/{ROLES[train]} --out {output[0]}"
-        " --log {log}"
+        "{DS} --settings {params.settings:q} pretrain-edges --kind {wildcards.kind}"
+        " --dataset data/prepared/{ROLES[train]} --out {output[0]} --log {log}"
 
 
 rule train_gan:
@@ -53,7 +53,7 @@ rule train_gan:
         "results/gans/{family}/log.json",
         summary="results/metrics/gans/{family}.json",
     params:
-        gan=P["gan"],
+        settings=lambda wc: settings("train-gan", family=wc.family),
     log:
         "logs/train_gan/{family}.log",
     threads: 1
@@ -62,23 +62,24 @@ rule train_gan:
         mem_mb=32000,
         runtime=5 * 24 * 60,
     shell:
-        "{DS} train-gan --family {wildcards.family} --dataset data/prepared/{ROLES[train]}"
-        " --lists data/filtered/{ROLES[train]} --out-dir results/gans/{wildcards.family}"
-        " --summary {output.summary} --log {log}"
+        "{DS} --settings {params.settings:q} train-gan --family {wildcards.family}"
+        " --dataset data/prepared/{ROLES[train]} --lists data/filtered/{ROLES[train]}"
+        " --out-dir results/gans/{wildcards.family} --summary {output.summary} --log {log}"
 
 
 rule edge_quality:
+    # the teacher against the night students of the families that use it (those that train one)
     input:
         prepared(ROLES["tokyo"]),
-        teacher=lambda wc: gan_setting(STUDENTS[wc.kind], "detector_weights"),
-        generator=lambda wc: f"results/gans/{STUDENTS[wc.kind]}/generator.pt",
+        teacher=lambda wc: teacher(wc.kind),
+        generators=lambda wc: [f"results/gans/{f}/generator.pt" for f in DETECTOR_FAMILIES[wc.kind]],
     output:
         "results/metrics/edges/{kind}.json",
     wildcard_constraints:
-        kind="hed|rcf",
+        kind="|".join(DETECTORS),
     params:
-        edges=P["edges"],
-        run_dir=lambda wc: f"results/gans/{STUDENTS[wc.kind]}",
+        settings=lambda wc: settings("edge-quality", kind=wc.kind),
+        run_dirs=lambda wc: " ".join(f"--run-dir results/gans/{f}" for f in DETECTOR_FAMILIES[wc.kind]),
     log:
         "logs/edge_quality/{kind}.log",
     threads: 1
@@ -87,9 +88,8 @@ rule edge_quality:
         mem_mb=8000,
         runtime=60,
     shell:
-        "{DS} edge-quality --kind {wildcards.kind} --teacher {input.teacher}"
-        " --run-dir {params.run_dir} --dataset data/prepared/{ROLES[tokyo]}"
-        " --out {output} --log {log}"
+        "{DS} --settings {params.settings:q} edge-quality --kind {wildcards.kind} --teacher {input.teacher}"
+        " {params.run_dirs} --dataset data/prepared/{ROLES[tokyo]} --out {output} --log {log}"
 
 
 rule figure_translations:
@@ -99,6 +99,7 @@ rule figure_translations:
     output:
         "results/figures/translations.png",
     params:
+        settings=settings("figure", kind="translations"),
         item_args=" ".join(f"--item {f}=results/gans/{f}/generator.pt" for f in FAMILIES),
     log:
         "logs/figures/translations.log",
@@ -106,23 +107,37 @@ rule figure_translations:
         mem_mb=4000,
         runtime=30,
     shell:
-        "{DS} figure translations --dataset data/prepared/{ROLES[tokyo]} {params.item_args} --out {output} --log {log}"
+        "{DS} --settings {params.settings:q} figure translations --dataset data/prepared/{ROLES[tokyo]}"
+        " {params.item_args} --out {output} --log {log}"
+
+
+_EDGE_FIGURE = {"teacher": [f"{k}={teacher(k)}" for k in DETECTOR_FAMILIES]}
 
 
 rule figure_edges:
     input:
         prepared(ROLES["tokyo"]),
-        teachers=[gan_setting(f, "detector_weights") for f in EDGE_FAMILIES.values()],
-        generators=[f"results/gans/{f}/generator.pt" for f in EDGE_FAMILIES.values()],
+        teachers=[teacher(k) for k in DETECTOR_FAMILIES],
+        generators=[f"results/gans/{f}/generator.pt" for fs in DETECTOR_FAMILIES.values() for f in fs],
     output:
         "results/figures/edges.png",
     params:
-        item_args=" ".join(f"--item {k.upper()}={gan_setting(f, 'detector_weights')} --item {k.upper()}^N=results/gans/{f}"
-                       for k, f in EDGE_FAMILIES.items()),
+        settings=settings("figure", kind="edges", **_EDGE_FIGURE),
+        item_args=" ".join([f"--teacher {t}" for t in _EDGE_FIGURE["teacher"]]
+                           + [f"--run-dir results/gans/{f}" for fs in DETECTOR_FAMILIES.values() for f in fs]),
     log:
         "logs/figures/edges.log",
     resources:
         mem_mb=4000,
         runtime=30,
     shell:
-        "{DS} figure edges --dataset data/prepared/{ROLES[tokyo]} {params.item_args} --out {output} --log {log}"
+        "{DS} --settings {params.settings:q} figure edges --dataset data/prepared/{ROLES[tokyo]} {params.item_args}"
+        " --out {output} --log {log}"
+
+
+GAN_TARGETS = (
+    ["results/figures/translations.png"]
+    + (["results/figures/edges.png"] if DETECTOR_FAMILIES else [])
+    + [f"results/metrics/edges/{kind}.json" for kind in DETECTOR_FAMILIES]
+    + [f"results/metrics/gans/{f}.json" for f in FAMILIES]
+)

@@ -1,5 +1,4 @@
-# Models: off-the-shelf initialisation (and, from the metric-learning issue on, fine-tuning) and the
-# learned whitening of each model.
+# Models: backbone weights, off-the-shelf initialisation, fine-tuning and the learned whitening of each model.
 
 
 def init_weights(wildcards):
@@ -15,15 +14,15 @@ rule filter_day_night:
         night="data/filtered/{dataset}/night.txt",
         report="results/metrics/day_night/{dataset}.json",
     params:
-        day_night=P["day_night"],
+        settings=settings("filter-day-night"),
     log:
         "logs/filter_day_night/{dataset}.log",
     resources:
         mem_mb=2000,
         runtime=60,
     shell:
-        "{DS} filter-day-night --dataset data/prepared/{wildcards.dataset} --out data/filtered/{wildcards.dataset}"
-        " --report {output.report} --log {log}"
+        "{DS} --settings {params.settings:q} filter-day-night --dataset data/prepared/{wildcards.dataset}"
+        " --out data/filtered/{wildcards.dataset} --report {output.report} --log {log}"
 
 
 rule download_weights:
@@ -32,6 +31,8 @@ rule download_weights:
     wildcard_constraints:
         weights=r"[A-Za-z0-9_.-]+\.pth",
     localrule: True
+    params:
+        settings=settings("download-weights"),
     log:
         "logs/download_weights/{weights}.log",
     retries: 1
@@ -39,7 +40,7 @@ rule download_weights:
         mem_mb=1000,
         runtime=120,
     shell:
-        "{DS} download-weights --out {output} --log {log}"
+        "{DS} --settings {params.settings:q} download-weights --out {output} --log {log}"
 
 
 rule pretrain_backbone:
@@ -50,8 +51,7 @@ rule pretrain_backbone:
         "results/backbones/{backbone}/pretrained.pt",
         "results/backbones/{backbone}/pretrained.json",
     params:
-        backbone=lambda wc: P["backbones"][wc.backbone],
-        backbone_pretrain=P["backbone_pretrain"],
+        settings=lambda wc: settings("pretrain-backbone", backbone=wc.backbone),
     log:
         "logs/pretrain_backbone/{backbone}.log",
     threads: 1
@@ -60,8 +60,8 @@ rule pretrain_backbone:
         mem_mb=8000,
         runtime=24 * 60,
     shell:
-        "{DS} pretrain-backbone --backbone {wildcards.backbone} --dataset data/prepared/{ROLES[whiten]}"
-        " --out {output[0]} --log {log}"
+        "{DS} --settings {params.settings:q} pretrain-backbone --backbone {wildcards.backbone}"
+        " --dataset data/prepared/{ROLES[whiten]} --out {output[0]} --log {log}"
 
 
 rule init_model:
@@ -70,14 +70,14 @@ rule init_model:
     output:
         "results/models/{backbone}-offtheshelf/model.pt",
     params:
-        backbone=lambda wc: P["backbones"][wc.backbone],
+        settings=lambda wc: settings("init-model", backbone=wc.backbone),
     log:
         "logs/init_model/{backbone}.log",
     resources:
         mem_mb=4000,
         runtime=10,
     shell:
-        "{DS} init-model --backbone {wildcards.backbone} --out {output} --log {log}"
+        "{DS} --settings {params.settings:q} init-model --backbone {wildcards.backbone} --out {output} --log {log}"
 
 
 rule whiten:
@@ -87,9 +87,7 @@ rule whiten:
     output:
         "results/models/{model}/whitening.npz",
     params:
-        extract=P["extract"],
-        whitening=P["whitening"],
-        clahe=lambda wc: clahe_flag(wc.model),
+        settings=settings("whiten"),
     log:
         "logs/whiten/{model}.log",
     threads: 1
@@ -98,8 +96,8 @@ rule whiten:
         mem_mb=16000,
         runtime=240,
     shell:
-        "{DS} whiten --model {input.model} --dataset data/prepared/{ROLES[whiten]} --out {output}"
-        " {params.clahe} --log {log}"
+        "{DS} --settings {params.settings:q} whiten --model {input.model} --dataset data/prepared/{ROLES[whiten]}"
+        " --out {output} --log {log}"
 
 
 def finetune_inputs(wildcards):
@@ -123,7 +121,7 @@ rule finetune:
     wildcard_constraints:
         recipe="(?!offtheshelf$)[a-z0-9][a-z0-9-]*(\\.seed[0-9]+)?",
     params:
-        finetune=P["finetune"],
+        settings=lambda wc: settings("finetune", backbone=wc.backbone),
         generator=generator_option,
         base_recipe=lambda wc: base_recipe(wc.recipe),
         seed=lambda wc: seed_of(wc.recipe),
@@ -135,7 +133,6 @@ rule finetune:
         mem_mb=32000,
         runtime=24 * 60,
     shell:
-        "{DS} finetune --backbone {wildcards.backbone} --recipe {params.base_recipe} --seed {params.seed} --init {input.init}"
-        " --dataset data/prepared/{ROLES[train]} --out-dir results/models/{wildcards.backbone}-{wildcards.recipe}"
-        " {params.generator} --log {log}"
-
+        "{DS} --settings {params.settings:q} finetune --backbone {wildcards.backbone} --recipe {params.base_recipe}"
+        " --seed {params.seed} --init {input.init} --dataset data/prepared/{ROLES[train]}"
+        " --out-dir results/models/{wildcards.backbone}-{wildcards.recipe} {params.generator} --log {log}"

@@ -1,6 +1,6 @@
-# The embedded synthetic day/night benchmark (mini preset): one job writes every synth-* dataset.
+# The embedded synthetic day/night benchmark (mini preset): one job writes every synth-* dataset it is asked for.
 
-SYNTH_DATASETS = ["synth-sfm", "synth-whiten", "synth-tokyo", "synth-roxford", "synth-rparis", "synth-aachen"]
+SYNTH_DATASETS = list(P["data"]["synthetic"]["datasets"])
 
 
 rule prepare_synthetic:
@@ -8,7 +8,7 @@ rule prepare_synthetic:
         [f for d in SYNTH_DATASETS for f in prepared(d)],
         calibration="results/metrics/synthetic-calibration.json",
     params:
-        synthetic=P["data"].get("synthetic"),
+        settings=settings("synth"),
     log:
         "logs/prepare_synthetic.log",
     threads: 1
@@ -16,7 +16,7 @@ rule prepare_synthetic:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{DS} synth --out data/prepared --calibration {output.calibration} --log {log}"
+        "{DS} --settings {params.settings:q} synth --out data/prepared --calibration {output.calibration} --log {log}"
 
 
 rule contact_sheet:

@@ -8,13 +8,13 @@ rule tables:
     output:
         TABLES,
     params:
-        evaluate=P["evaluate"],
-        roles=ROLES,
-        models=MODELS,
+        settings=settings("tables"),
+        trained=" ".join([f"--backbone {b}" for b in BACKBONES] + [f"--family {f}" for f in FAMILIES]),
     log:
         "logs/tables.log",
     resources:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{DS} tables --metrics results/metrics --out results/tables --log {log}"
+        "{DS} --settings {params.settings:q} tables --metrics results/metrics --out results/tables {params.trained}"
+        " --log {log}"

@@ -14,6 +14,9 @@ Refusals are one line naming the archive and the member. Extraction goes into a 
 sibling folder that is renamed to the target only when everything succeeded; the real path of
 every extracted link is checked again before that rename. For tar, Python's own ``data`` filter
 runs as a second line of defence.
+
+The target folder gets the umask's mode (not ``mkdtemp``'s 0700); zip members get the umask's
+modes as well, tar members the modes stored in the archive (after the ``data`` filter).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from darkside.atomic import shared_temp_dir
 from darkside.errors import DarksideError
 
 
@@ -77,9 +81,8 @@ def _check_members(archive: Path, members: list[_Member]) -> None:
             links.add(m.name)
         elif m.kind == "hardlink":
             if m.link not in files:
-                raise UnsafeArchiveError(
-                    f"{archive}: hard link {m.name!r} -> {m.link!r} does not name an earlier file of the archive"
-                )
+                raise UnsafeArchiveError(f"{archive}: hard link {m.name!r} -> {m.link!r} does not name an earlier "
+                                         "file of the archive")
             files.add(m.name)
         elif m.kind == "file":
             files.add(m.name)
@@ -182,7 +185,7 @@ def extract(archive: str | Path, target: str | Path) -> Path:
     if not src.is_file():
         raise DarksideError(f"{src}: archive does not exist")
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.extract-", dir=final.parent))
+    tmp = shared_temp_dir(final.parent, prefix=f".{final.name}.extract-")  # becomes the target: umask mode
     try:
         if zipfile.is_zipfile(src):
             try:
@@ -196,6 +199,7 @@ def extract(archive: str | Path, target: str | Path) -> Path:
             _extract_tar(src, tmp)
         _verify_links(src, tmp)
         if final.exists():
+            # private is fine here: it only holds the old target until it is deleted
             old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
             final.rename(old / "x")
             tmp.rename(final)

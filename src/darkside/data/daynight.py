@@ -22,18 +22,18 @@ from tqdm import tqdm
 from darkside.atomic import atomic_write_json, atomic_write_text
 from darkside.data.images import load_rgb
 from darkside.data.manifest import ImageRecord, Manifest
+from darkside.settings import setting
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class DayNightSettings:
-    min_side: int  # paper: 512
-    night_max_median_lightness: float  # L* in [0, 100]
+    """``day_night``: which generator-training images are kept, and the classifier of unlabelled ones."""
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DayNightSettings:
-        return cls(int(d["min_side"]), float(d["night_max_median_lightness"]))
+    min_side: int = setting("images whose smaller side is below this are dropped (paper 512)", ge=0)
+    night_max_median_lightness: float = setting("unlabelled images: night if the median L* (0-100) is below this",
+                                                ge=0, le=100)
 
 
 def median_lightness(rgb: np.ndarray) -> float:
@@ -56,10 +56,8 @@ def _classify(manifest: Manifest, record: ImageRecord, settings: DayNightSetting
     return is_night(np.asarray(load_rgb(manifest.image_path(record))), settings)
 
 
-def filter_day_night(
-    manifest: Manifest, settings: DayNightSettings, split: str = "train", accuracy_sample: int = 2000,
-    seed: int = 0,
-) -> tuple[list[ImageRecord], list[ImageRecord], dict[str, Any]]:
+def filter_day_night(manifest: Manifest, settings: DayNightSettings, split: str = "train", accuracy_sample: int = 2000,
+                     seed: int = 0) -> tuple[list[ImageRecord], list[ImageRecord], dict[str, Any]]:
     """Split the ``split`` images into day and night lists; return (day, night, report).
 
     Labels win where present; ``other`` images are classified. The report holds the counts, the
@@ -87,28 +85,17 @@ def filter_day_night(
     if len(labelled) > accuracy_sample:
         labelled = [labelled[i] for i in sorted(rng.choice(len(labelled), accuracy_sample, replace=False))]
     correct = sum(_classify(manifest, r, settings) == (r.domain == "night") for r in labelled)
-    report = {
-        "dataset": manifest.name,
-        "split": split,
-        "images": len(records),
-        "day": len(day),
-        "night": len(night),
-        "dropped_min_side": too_small,
-        "min_side": settings.min_side,
-        "classified_unlabelled": classified,
-        "classifier": {
-            "rule": f"night if median L* < {settings.night_max_median_lightness}",
-            "labelled_evaluated": len(labelled),
-            "accuracy": (100.0 * correct / len(labelled)) if labelled else None,
-        },
-    }
+    accuracy = (100.0 * correct / len(labelled)) if labelled else None
+    classifier = {"rule": f"night if median L* < {settings.night_max_median_lightness}",
+                  "labelled_evaluated": len(labelled), "accuracy": accuracy}
+    report = {"dataset": manifest.name, "split": split, "images": len(records), "day": len(day), "night": len(night),
+              "dropped_min_side": too_small, "min_side": settings.min_side, "classified_unlabelled": classified,
+              "classifier": classifier}
     return day, night, report
 
 
-def write_day_night_lists(
-    manifest: Manifest, settings: DayNightSettings, out_dir: str | Path, report_path: str | Path,
-    split: str = "train",
-) -> Path:
+def write_day_night_lists(manifest: Manifest, settings: DayNightSettings, out_dir: str | Path, report_path: str | Path,
+                          split: str = "train") -> Path:
     """Write ``day.txt`` / ``night.txt`` (image paths relative to the image root, as gandtr's lists)
     and the JSON report; return ``out_dir``."""
     day, night, report = filter_day_night(manifest, settings, split=split)

@@ -15,8 +15,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import http.client
 import json
 import re
@@ -26,12 +24,13 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from tqdm import tqdm
 
 from darkside.atomic import atomic_write_json
 from darkside.errors import DarksideError
+from darkside.hashing import sha256_file
+from darkside.settings import setting
 
 _CHUNK = 1 << 20
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -48,31 +47,11 @@ class _Retry(Exception):
 
 @dataclass(frozen=True)
 class DownloadSettings:
-    """How hard to try. ``backoff_s`` doubles after each failed attempt."""
+    """``data.download``: how hard to try. ``backoff_s`` doubles after each failed attempt."""
 
-    retries: int = 5
-    backoff_s: float = 2.0
-    timeout_s: float = 60.0
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DownloadSettings:
-        unknown = set(d) - {"retries", "backoff_s", "timeout_s"}
-        if unknown:
-            raise DarksideError(f"download settings: unknown key {sorted(unknown)[0]!r}")
-        return cls(
-            retries=int(d.get("retries", cls.retries)),
-            backoff_s=float(d.get("backoff_s", cls.backoff_s)),
-            timeout_s=float(d.get("timeout_s", cls.timeout_s)),
-        )
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks (archives are tens of GB)."""
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(_CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
+    retries: int = setting(ge=0, default=5)
+    backoff_s: float = setting(ge=0, default=2.0)
+    timeout_s: float = setting(gt=0, default=60.0)
 
 
 def read_digests(path: str | Path) -> dict[str, str]:
@@ -94,10 +73,6 @@ def record_digest(path: str | Path, url: str, digest: str) -> Path:
     digests = read_digests(path)
     digests[url] = digest
     return atomic_write_json(path, digests)
-
-
-def _part_path(dest: Path) -> Path:
-    return dest.with_name(dest.name + ".part")
 
 
 def _transfer(url: str, part: Path, timeout: float, progress: bool) -> None:
@@ -130,18 +105,8 @@ def _transfer(url: str, part: Path, timeout: float, progress: bool) -> None:
         length = response.headers.get("Content-Length")
         expected_total = offset + int(length) if length is not None else None
         written = offset
-        with (
-            part.open(mode) as fh,
-            tqdm(
-                total=expected_total,
-                initial=offset,
-                unit="B",
-                unit_scale=True,
-                desc=part.name[:-5],
-                disable=not progress,
-                leave=False,
-            ) as bar,
-        ):
+        with part.open(mode) as fh, tqdm(total=expected_total, initial=offset, unit="B", unit_scale=True,
+                                         desc=part.name[:-5], disable=not progress, leave=False) as bar:
             try:
                 for block in iter(lambda: response.read(_CHUNK), b""):
                     fh.write(block)
@@ -153,16 +118,9 @@ def _transfer(url: str, part: Path, timeout: float, progress: bool) -> None:
             raise _Retry(f"short body: {written} of {expected_total} bytes")
 
 
-def download(
-    url: str,
-    dest: str | Path,
-    sha256: str | None = None,
-    *,
-    digests_file: str | Path | None = None,
-    settings: DownloadSettings | None = None,
-    progress: bool = True,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Path:
+def download(url: str, dest: str | Path, sha256: str | None = None, *, digests_file: str | Path | None = None,
+             settings: DownloadSettings | None = None, progress: bool = True,
+             sleep: Callable[[float], None] = time.sleep) -> Path:
     """Download ``url`` to ``dest`` with resume, retries and SHA-256 verification; return ``dest``.
 
     ``sha256`` is the expected digest (hex); with ``None`` the digest recorded for ``url`` in
@@ -182,25 +140,20 @@ def download(
             return final
         final.unlink()  # stale or corrupt copy under the final name: fetch again
 
-    part = _part_path(final)
-    last_reason = ""
+    part = final.with_name(final.name + ".part")
     for attempt in range(settings.retries + 1):
         try:
             _transfer(url, part, settings.timeout_s, progress)
             break
         except _Retry as exc:
-            last_reason = str(exc)
             if attempt == settings.retries:
-                raise DownloadError(
-                    f"{url}: giving up after {settings.retries + 1} attempts ({last_reason}); "
-                    f"partial data kept in {part} for a later resume"
-                ) from None
+                raise DownloadError(f"{url}: giving up after {settings.retries + 1} attempts ({exc}); "
+                                    f"partial data kept in {part} for a later resume") from None
             sleep(settings.backoff_s * 2**attempt)
 
     got = sha256_file(part)
     if expected is not None and got != expected:
-        with contextlib.suppress(FileNotFoundError):
-            part.unlink()
+        part.unlink(missing_ok=True)
         raise DownloadError(f"{url}: SHA-256 mismatch: expected {expected}, got {got} (file removed)")
     part.replace(final)
     if expected is None and digests_file is not None:

@@ -75,10 +75,8 @@ class Manifest:
 
     def select(self, split: str | None = None, domain: str | None = None) -> list[ImageRecord]:
         """Records of a split and/or domain, in manifest order."""
-        return [
-            r for r in self.records
-            if (split is None or r.split == split) and (domain is None or r.domain == domain)
-        ]
+        return [r for r in self.records
+                if (split is None or r.split == split) and (domain is None or r.domain == domain)]
 
     @property
     def ids(self) -> list[str]:
@@ -178,23 +176,29 @@ def parse_groundtruth(obj: Any, path: Path, known_ids: set[str]) -> GroundTruth:
                 raise _gt_error(path, f"{where}.positives", "missing")
             queries.append(Query(qid, positives=ids(q["positives"], f"{where}.positives"),
                                  junk=ids(q.get("junk", []), f"{where}.junk"), bbox=bbox))
-    pairs: dict[str, list[tuple[str, str]]] = {}
-    for split, plist in (obj.get("pairs") or {}).items():
-        checked = []
+    def pair_list(plist: Any, where: str, shape: str) -> list[tuple[str, str]]:
+        out = []
         for j, p in enumerate(plist):
             if not (isinstance(p, list) and len(p) == 2):
-                raise _gt_error(path, f"pairs.{split}[{j}]", "expected [query, positive]")
-            a, b = ids(p, f"pairs.{split}[{j}]")
-            checked.append((a, b))
-        pairs[split] = checked
-    dn = []
-    for j, p in enumerate(obj.get("day_night_pairs") or []):
-        if not (isinstance(p, list) and len(p) == 2):
-            raise _gt_error(path, f"day_night_pairs[{j}]", "expected [night, day]")
-        a, b = ids(p, f"day_night_pairs[{j}]")
-        dn.append((a, b))
+                raise _gt_error(path, f"{where}[{j}]", f"expected {shape}")
+            a, b = ids(p, f"{where}[{j}]")
+            out.append((a, b))
+        return out
+
+    pairs = {split: pair_list(plist, f"pairs.{split}", "[query, positive]")
+             for split, plist in (obj.get("pairs") or {}).items()}
+    dn = pair_list(obj.get("day_night_pairs") or [], "day_night_pairs", "[night, day]")
     return GroundTruth(protocol=protocol, queries=queries, database_split=obj.get("database_split"),
                        pairs=pairs, day_night_pairs=dn)
+
+
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise ManifestError(f"{path}: missing (run the dataset's prepare step)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
 
 
 def _parse_row(row: dict[str, str], path: Path, line: int) -> ImageRecord:
@@ -229,10 +233,7 @@ def load_manifest(dataset_dir: str | Path, check_files: bool = True) -> Manifest
     for p in (meta_path, csv_path):
         if not p.is_file():
             raise ManifestError(f"{p}: missing (run the dataset's prepare step)")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ManifestError(f"{meta_path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    meta = _read_json(meta_path)
     for key in ("name", "image_root"):
         if key not in meta:
             raise ManifestError(f"{meta_path}: missing key {key!r}")
@@ -262,13 +263,7 @@ def load_groundtruth(dataset_dir: str | Path, manifest: Manifest | None = None) 
     root = Path(dataset_dir)
     manifest = manifest or load_manifest(root, check_files=False)
     path = root / "groundtruth.json"
-    if not path.is_file():
-        raise ManifestError(f"{path}: missing (run the dataset's prepare step)")
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ManifestError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    return parse_groundtruth(obj, path, set(manifest.ids))
+    return parse_groundtruth(_read_json(path), path, set(manifest.ids))
 
 
 def write_dataset(dataset_dir: str | Path, name: str, records: list[ImageRecord], groundtruth: GroundTruth,

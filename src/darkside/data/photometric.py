@@ -6,6 +6,7 @@ numpy / OpenCV / PIL only (the data layer knows no models).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,16 +26,11 @@ class ClaheSettings:
     grid: int = 8
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], where: str = "clahe") -> ClaheSettings:
-        unknown = set(d) - {"enabled", "clip_limit", "grid"}
-        if unknown:
-            raise DarksideError(f"{where}.{sorted(unknown)[0]}: unknown key")
-        if "enabled" not in d:
-            raise DarksideError(f"{where}.enabled: missing")
-        s = cls(bool(d["enabled"]), float(d.get("clip_limit", 1.0)), int(d.get("grid", 8)))
-        if s.clip_limit <= 0 or s.grid < 1:
-            raise DarksideError(f"{where}: clip_limit must be > 0 and grid >= 1")
-        return s
+    def of(cls, recorded: Mapping[str, Any] | None) -> ClaheSettings:
+        """From what a model file records (``{"clip_limit", "grid"}``, or None for no CLAHE)."""
+        if recorded is None:
+            return cls(False)
+        return cls(True, float(recorded["clip_limit"]), int(recorded["grid"]))
 
     def apply(self, rgb: np.ndarray) -> np.ndarray:
         """CLAHE if enabled, else the input unchanged."""

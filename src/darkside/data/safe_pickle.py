@@ -40,8 +40,7 @@ ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
     | {(f"numpy.{core}.multiarray", "scalar") for core in ("core", "_core")}
     | {(f"numpy.{core}.numeric", "_frombuffer") for core in ("core", "_core")}
     | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
-    | {("builtins", n) for n in ("set", "frozenset", "bytes", "bytearray", "complex")}
-    | {("__builtin__", n) for n in ("set", "frozenset", "bytes", "bytearray", "complex")}
+    | {(m, n) for m in ("builtins", "__builtin__") for n in ("set", "frozenset", "bytes", "bytearray", "complex")}
 )
 
 
@@ -75,10 +74,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in ALLOWED_GLOBALS:
-            raise ForbiddenGlobalError(
-                f"{self._source}: refusing to unpickle forbidden global {module}.{name} "
-                "(only containers, numbers, strings, bytes and numpy arrays are allowed)"
-            )
+            raise ForbiddenGlobalError(f"{self._source}: refusing to unpickle forbidden global {module}.{name} "
+                                       "(only containers, numbers, strings, bytes and numpy arrays are allowed)")
         return _resolve(module, name)
 
     def persistent_load(self, pid: Any) -> Any:
@@ -101,15 +98,6 @@ def load_pickle(path: str | Path, encoding: str = "latin1") -> Any:
             return _RestrictedUnpickler(fh, p, encoding).load()
     except ForbiddenGlobalError:
         raise
-    except (
-        pickle.UnpicklingError,
-        EOFError,
-        ValueError,
-        TypeError,
-        AttributeError,
-        IndexError,
-        KeyError,
-        UnicodeDecodeError,
-    ) as exc:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DarksideError(f"{p}: not a valid pickle ({reason})") from None

@@ -18,14 +18,11 @@ Rendering lives in :mod:`darkside.data.synthetic_render`.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import io
 import os
 import shutil
-import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,10 +32,13 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from darkside.atomic import atomic_path, atomic_write_json
+from darkside.atomic import atomic_path, atomic_write_json, shared_temp_dir
 from darkside.data import synthetic_render as sr
 from darkside.data.manifest import GroundTruth, ImageRecord, Query, write_dataset
-from darkside.errors import DarksideError
+from darkside.data.photometric import invert_lightness
+from darkside.errors import ConfigError, DarksideError
+from darkside.geometry import matrix_to_quaternion, rotation_angle_deg
+from darkside.settings import setting
 
 DATASETS: tuple[str, ...] = ("synth-sfm", "synth-whiten", "synth-tokyo", "synth-roxford", "synth-rparis",
                              "synth-aachen")
@@ -49,92 +49,54 @@ RPARIS_FAMILIES: tuple[str, ...] = ("haussmann", "plaster", "modern")
 
 @dataclass(frozen=True)
 class SyntheticParams:
-    """Sizes and counts of the synthetic benchmark (defaults = the mini preset)."""
+    """``data.synthetic``: sizes and counts of the synthetic benchmark (defaults: a small benchmark for tests)."""
 
-    seed: int = 0
-    max_side: int = 96  # long side of a normal image
-    small_max_side: int = 64  # long side of the "small" images the min-side filter drops
-    small_fraction: float = 0.15  # share of synth-sfm train/val images rendered small
-    portrait_fraction: float = 0.2
-    hfov_deg: tuple[float, float] = (55.0, 70.0)  # field of view of the long side, uniform
-    supersample: int = 2  # render at this factor and area-downsample (anti-aliasing)
-    texture_ppm: float = 8.0  # texture pixels per metre
-    train_scenes: int = 80
-    train_views: int = 10  # day views per training scene
-    night_fraction: float = 0.25  # unpaired night views per day view (training scenes)
-    dusk_fraction: float = 0.2  # of the paired training views, shot at dusk (SfM has evening photos too)
-    day_night_pairs: int = 80  # matching (night, day) pairs for the N/D recipe
-    val_scenes: int = 20
-    val_views: int = 10
-    pair_min_overlap: float = 0.3  # visible-facade IoU of a training query/positive pair
-    whiten_scenes: int = 80
-    whiten_views: int = 8
-    tokyo_places: int = 30
-    tokyo_directions: int = 3
-    revisited_landmarks: int = 10
-    revisited_queries: int = 2  # per landmark
-    revisited_views: int = 12  # database views per landmark
-    revisited_distractors: int = 50  # distractor scenes (each seen revisited_distractor_views times)
-    revisited_distractor_views: int = 2
-    aachen_facades: int = 10
-    aachen_grid_step_m: float = 5.0
-    aachen_yaws_deg: tuple[float, ...] = (-20.0, 0.0, 20.0)
-    aachen_day_queries: int = 30
-    aachen_night_queries: int = 30
-    lit_fraction: float = 0.5  # windows lit at night
-    lit_flip_prob: float = 0.08  # per-view variation of the lit pattern
-    datasets: tuple[str, ...] = DATASETS
+    seed: int = setting(default=0)
+    max_side: int = setting("long side of a normal image", ge=16, default=96)
+    small_max_side: int = setting("long side of the 'small' images the min-side filter drops", ge=8, default=64)
+    small_fraction: float = setting("share of synth-sfm train/val images rendered small", ge=0, le=1, default=0.15)
+    portrait_fraction: float = setting(ge=0, le=1, default=0.2)
+    hfov_deg: tuple[float, float] = setting("field of view of the long side, uniform", ge=20, le=80,
+                                            default=(55.0, 70.0))
+    supersample: int = setting("render at this factor and area-downsample (anti-aliasing)", ge=1, default=2)
+    texture_ppm: float = setting("texture pixels per metre", gt=0, default=8.0)
+    train_scenes: int = setting(ge=0, default=80)
+    train_views: int = setting("day views per training scene", ge=2, default=10)
+    night_fraction: float = setting("unpaired night views per day view (training scenes)", ge=0, default=0.25)
+    dusk_fraction: float = setting("of the paired training views, shot at dusk (SfM has evening photos too)",
+                                   ge=0, le=1, default=0.2)
+    day_night_pairs: int = setting("matching (night, day) pairs for the N/D recipe", ge=0, default=80)
+    val_scenes: int = setting(ge=0, default=20)
+    val_views: int = setting(ge=2, default=10)
+    pair_min_overlap: float = setting("visible-facade IoU of a training query/positive pair", ge=0, le=1,
+                                      default=0.3)
+    whiten_scenes: int = setting(ge=0, default=80)
+    whiten_views: int = setting(ge=2, default=8)
+    tokyo_places: int = setting(ge=1, default=30)
+    tokyo_directions: int = setting(ge=1, default=3)
+    revisited_landmarks: int = setting(ge=1, default=10)
+    revisited_queries: int = setting("per landmark", ge=1, default=2)
+    revisited_views: int = setting("database views per landmark", ge=2, default=12)
+    revisited_distractors: int = setting("distractor scenes (each seen revisited_distractor_views times)", ge=0,
+                                         default=50)
+    revisited_distractor_views: int = setting(ge=0, default=2)
+    aachen_facades: int = setting(ge=1, default=10)
+    aachen_grid_step_m: float = setting(gt=0, default=5.0)
+    aachen_yaws_deg: tuple[float, ...] = setting(ge=-40, le=40, min_items=1, default=(-20.0, 0.0, 20.0))
+    aachen_day_queries: int = setting(ge=0, default=30)
+    aachen_night_queries: int = setting(ge=0, default=30)
+    lit_fraction: float = setting("windows lit at night", ge=0, le=1, default=0.5)
+    lit_flip_prob: float = setting("per-view variation of the lit pattern", ge=0, le=1, default=0.08)
+    datasets: tuple[str, ...] = setting("which synth-* datasets to write", choices=DATASETS, default=DATASETS)
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> SyntheticParams:
-        """Build from a params.yaml block; unknown keys and wrong types raise one-line errors."""
-        d = dict(d or {})
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        kwargs: dict[str, Any] = {}
-        for key, value in d.items():
-            if key not in fields:
-                raise DarksideError(f"data.synthetic.{key}: unknown key")
-            default = fields[key].default
-            try:
-                if isinstance(default, tuple):
-                    if not isinstance(value, (list, tuple)):
-                        raise TypeError
-                    kind = type(default[0]) if default else float
-                    value = tuple(kind(v) if kind is not str else str(v) for v in value)
-                elif isinstance(value, bool) or not isinstance(value, (int, float)) or \
-                        (isinstance(default, int) and not float(value).is_integer()):
-                    raise TypeError
-                else:
-                    value = type(default)(value)
-            except (TypeError, ValueError):
-                raise DarksideError(f"data.synthetic.{key}: expected {type(default).__name__}, got {value!r}") \
-                    from None
-            kwargs[key] = value
-        params = cls(**kwargs)
-        params.check()
-        return params
-
-    def check(self) -> None:
-        """Reject values the generator cannot honour (one line naming the key)."""
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, (int, float)) and f.name != "seed" and value < 0:
-                raise DarksideError(f"data.synthetic.{f.name}: must not be negative")
-        for name in self.datasets:
-            if name not in DATASETS:
-                raise DarksideError(f"data.synthetic.datasets: unknown dataset {name!r}")
-        if self.small_max_side > self.max_side or self.small_max_side < 8:
-            raise DarksideError("data.synthetic.small_max_side: must be in [8, max_side]")
-        lo, hi = self.hfov_deg
-        if not 20.0 <= lo <= hi <= 80.0:
-            raise DarksideError("data.synthetic.hfov_deg: expected [lo, hi] within 20..80 degrees")
-        for key in ("train_views", "val_views", "whiten_views", "revisited_views"):
-            if getattr(self, key) < 2:
-                raise DarksideError(f"data.synthetic.{key}: at least 2 views per scene (pairs need two)")
+    def __post_init__(self) -> None:
+        """What a field's own rule cannot say (one line naming the key)."""
+        if self.small_max_side > self.max_side:
+            raise ConfigError("data.synthetic.small_max_side: must be at most max_side")
+        if self.hfov_deg[0] > self.hfov_deg[1]:
+            raise ConfigError("data.synthetic.hfov_deg: expected [low, high]")
         if self.tokyo_places * self.tokyo_directions < 2:
-            raise DarksideError("data.synthetic.tokyo_places: at least 2 Tokyo scenes")
-        if self.supersample < 1 or self.texture_ppm <= 0:
-            raise DarksideError("data.synthetic.supersample: must be >= 1 (texture_ppm > 0)")
+            raise ConfigError("data.synthetic.tokyo_places: at least 2 Tokyo scenes")
 
 
 # --- small helpers ------------------------------------------------------------------------------------
@@ -206,9 +168,7 @@ def overlap(vis_a: np.ndarray, vis_b: np.ndarray) -> float:
 
 def viewing_angle(cam: sr.Camera, facade: tuple[float, float, float, float]) -> float:
     """Angle (degrees) between the facade normal and the ray from the facade centre to the camera."""
-    c = cam.center
-    fc = np.array([(facade[0] + facade[2]) / 2, (facade[1] + facade[3]) / 2, 0.0])
-    v = c - fc
+    v = cam.center - np.array([(facade[0] + facade[2]) / 2, (facade[1] + facade[3]) / 2, 0.0])
     return float(np.degrees(np.arctan2(v[0], v[2])))
 
 
@@ -226,7 +186,7 @@ def _unit(h: np.ndarray) -> list[list[float]]:
 
 def pose_of(cam: sr.Camera) -> tuple[float, ...]:
     """(qw, qx, qy, qz, tx, ty, tz) world->camera, as stored in the manifest."""
-    q = sr.rotation_to_quaternion(cam.R)
+    q = matrix_to_quaternion(cam.R)
     return tuple(float(v) for v in (*q, *cam.t))
 
 
@@ -244,7 +204,7 @@ class _Writer:
         self.name = name
         self.final = out_root / name
         out_root.mkdir(parents=True, exist_ok=True)
-        self.root = Path(tempfile.mkdtemp(prefix=f".{name}.staging-", dir=out_root))
+        self.root = shared_temp_dir(out_root, prefix=f".{name}.staging-")
         self.records: list[ImageRecord] = []
         self.cameras: dict[str, Any] = {}
         self.facades: dict[str, list[float]] = {}
@@ -258,12 +218,9 @@ class _Writer:
         self.records.append(ImageRecord(rel, image_id, split, domain, cluster, place, cam.width, cam.height,
                                         pose_of(cam) if with_pose else None))
         k = cam.K
-        self.cameras[image_id] = {
-            "fx": float(k[0, 0]), "fy": float(k[1, 1]), "cx": float(k[0, 2]), "cy": float(k[1, 2]),
-            "width": cam.width, "height": cam.height,
-            "pose": list(pose_of(cam)),
-            "homography": _unit(cam.plane_homography()),
-        }
+        self.cameras[image_id] = {"fx": float(k[0, 0]), "fy": float(k[1, 1]), "cx": float(k[0, 2]),
+                                  "cy": float(k[1, 2]), "width": cam.width, "height": cam.height,
+                                  "pose": list(pose_of(cam)), "homography": _unit(cam.plane_homography())}
 
     def finish(self, gt: GroundTruth) -> Path:
         atomic_write_json(self.root / "cameras.json", {
@@ -324,6 +281,15 @@ class _Scene:
         return img, sr.edge_map(self.segments, cam)
 
 
+def _shoot(w: _Writer, scene: _Scene, rng: np.random.Generator, kind: str, rel: str, iid: str, split: str,
+           cluster: str, cond: str = "day", small_fraction: float = 0.0) -> sr.Camera:
+    """Render a view of viewpoint family ``kind`` under ``cond`` and add it to ``w``; return its camera."""
+    cam = sample_view(rng, scene.p, scene.facade, kind, _image_size(rng, scene.p, small_fraction))
+    img, edges = scene.render(cam, cond, rng)
+    w.add(rel, iid, split, cond, cluster, cluster, img, edges, cam)
+    return cam
+
+
 def _landmark(p: SyntheticParams, key: tuple[int, ...],
               families: tuple[str, ...]) -> tuple[_Scene, np.random.Generator]:
     rng = _rng(p.seed, *key)
@@ -368,11 +334,9 @@ def _training_split(w: _Writer, p: SyntheticParams, ds_code: int, split: str, fi
         # unpaired night views: own viewpoints, never a day image's pose
         n_night = n_night_total // n_scenes + (1 if i < n_night_total % n_scenes else 0)
         for v in range(n_night):
-            size = _image_size(rng, p, p.small_fraction)
-            cam = sample_view(rng, p, scene.facade, "train", size)
-            img, edges = scene.render(cam, "night", rng)
             iid = f"{cluster}-n{v:02d}"
-            w.add(f"{split}/{cluster}/{iid}.png", iid, split, "night", cluster, cluster, img, edges, cam)
+            _shoot(w, scene, rng, "train", f"{split}/{cluster}/{iid}.png", iid, split, cluster, "night",
+                   p.small_fraction)
         # N/D pairs: a night view near (not at) one day view's pose
         if dn_pairs is not None and i < n_dn:
             noon = [d for d in day if d[3] == "day"] or day
@@ -416,10 +380,12 @@ def _lightness(img: np.ndarray) -> np.ndarray:
 
 
 def lab_invert(img: np.ndarray) -> np.ndarray:
-    """Invert L* in Lab and convert back (the 'LAB inversion' baseline of the paper)."""
-    lab = cv2.cvtColor(img.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
-    lab[..., 0] = 100.0 - lab[..., 0]
-    rgb = np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0, 1)
+    """Invert L* in Lab and convert back (the 'LAB inversion' baseline of the paper), uint8 in and out.
+
+    The inversion itself is :func:`~darkside.data.photometric.invert_lightness`, the one the
+    ``lab-inversion`` translator applies, so the calibration measures the baseline that is trained.
+    """
+    rgb = np.clip(invert_lightness(img.astype(np.float32) / 255.0), 0, 1)
     return (rgb * 255 + 0.5).astype(np.uint8)
 
 
@@ -560,19 +526,14 @@ def write_revisited(out_root: Path, p: SyntheticParams, name: str, ds_code: int,
             w.facades[cluster] = list(scene.facade)
             qs = []
             for qi in range(p.revisited_queries):
-                size = _image_size(rng, p)
-                cam = sample_view(rng, p, scene.facade, "frontal", size)
-                img, edges = scene.render(cam, "day", rng)
                 iid = f"{cluster}-q{qi}"
-                w.add(f"query/{iid}.png", iid, "query", "day", cluster, cluster, img, edges, cam)
+                cam = _shoot(w, scene, rng, "frontal", f"query/{iid}.png", iid, "query", cluster)
                 qs.append((iid, cam, sr.facade_visibility(scene.facade, cam)))
             db = []
             for v in range(p.revisited_views):
-                size = _image_size(rng, p)
-                cam = sample_view(rng, p, scene.facade, _DB_KINDS[v % len(_DB_KINDS)], size)
-                img, edges = scene.render(cam, "day", rng)
                 iid = f"{cluster}-{v:02d}"
-                w.add(f"database/{cluster}/{iid}.png", iid, "database", "day", cluster, cluster, img, edges, cam)
+                cam = _shoot(w, scene, rng, _DB_KINDS[v % len(_DB_KINDS)], f"database/{cluster}/{iid}.png", iid,
+                             "database", cluster)
                 db.append((iid, cam, sr.facade_visibility(scene.facade, cam)))
             for qid, qcam, qvis in qs:
                 lab: dict[str, list[str]] = {"easy": [], "hard": [], "junk": []}
@@ -585,11 +546,8 @@ def write_revisited(out_root: Path, p: SyntheticParams, name: str, ds_code: int,
             cluster = f"{prefix}-x{x:03d}"
             w.facades[cluster] = list(scene.facade)
             for v in range(p.revisited_distractor_views):
-                size = _image_size(rng, p)
-                cam = sample_view(rng, p, scene.facade, "train", size)
-                img, edges = scene.render(cam, "day", rng)
                 iid = f"{cluster}-{v:02d}"
-                w.add(f"database/distractors/{iid}.png", iid, "database", "day", cluster, cluster, img, edges, cam)
+                _shoot(w, scene, rng, "train", f"database/distractors/{iid}.png", iid, "database", cluster)
         return w.finish(GroundTruth(protocol="revisited", queries=queries, database_split="database"))
 
 
@@ -604,12 +562,6 @@ def _street_camera(p: SyntheticParams, rng: np.random.Generator, x: float, dist:
     k = sr.intrinsics(size[0], size[1], hfov if hfov is not None else float(np.mean(p.hfov_deg)))
     r, t = sr.look_at(center, target, 0.0)
     return sr.Camera(k, r, t, size[0], size[1])
-
-
-def rotation_angle_deg(r1: np.ndarray, r2: np.ndarray) -> float:
-    """Angle of the relative rotation between two rotation matrices (degrees)."""
-    c = (np.trace(r1 @ r2.T) - 1) / 2
-    return float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))))
 
 
 def write_aachen(out_root: Path, p: SyntheticParams) -> Path:
@@ -675,7 +627,6 @@ def generate(out_root: Path, params: SyntheticParams, calibration_path: Path | N
     The calibration report goes to ``out_root/synthetic-calibration.json`` (and also to
     ``calibration_path`` when given, e.g. the pipeline's metrics folder). Same params -> same bytes.
     """
-    params.check()
     out_root = Path(out_root)
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)  # images are tiny: OpenCV's worker threads cost more than they save
@@ -688,20 +639,16 @@ def generate(out_root: Path, params: SyntheticParams, calibration_path: Path | N
 def _generate(out_root: Path, params: SyntheticParams, calibration_path: Path | None) -> list[Path]:
     out: list[Path] = []
     cal: dict[str, Any] | None = None
-    for name in params.datasets:
-        if name == "synth-sfm":
-            out.append(write_sfm(out_root, params))
-        elif name == "synth-whiten":
-            out.append(write_whiten(out_root, params))
-        elif name == "synth-tokyo":
+    for name in params.datasets:  # every name is one of DATASETS (the setting's choices)
+        if name == "synth-tokyo":
             path, cal = write_tokyo(out_root, params)
-            out.append(path)
-        elif name == "synth-roxford":
-            out.append(write_revisited(out_root, params, "synth-roxford", 4, ROXFORD_FAMILIES))
-        elif name == "synth-rparis":
-            out.append(write_revisited(out_root, params, "synth-rparis", 5, RPARIS_FAMILIES))
-        elif name == "synth-aachen":
-            out.append(write_aachen(out_root, params))
+        elif name in ("synth-roxford", "synth-rparis"):
+            code, families = (4, ROXFORD_FAMILIES) if name == "synth-roxford" else (5, RPARIS_FAMILIES)
+            path = write_revisited(out_root, params, name, code, families)
+        else:
+            write = {"synth-sfm": write_sfm, "synth-whiten": write_whiten, "synth-aachen": write_aachen}[name]
+            path = write(out_root, params)
+        out.append(path)
     if cal is not None:
         # no timings in here: the calibration file must be byte-identical across runs
         cal["params"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(params).items()}
@@ -747,26 +694,3 @@ def contact_sheet(tokyo_dir: Path, out_png: Path, n_views: int = 6) -> Path:
         fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
     plt.close(fig)
     return Path(out_png)
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m darkside.data.synthetic", description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="data/prepared", help="folder that receives the synth-* datasets")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--calibration", default=None, help="also write the calibration JSON here")
-    ap.add_argument("--contact-sheet", default=None, help="also draw the Tokyo contact sheet to this PNG")
-    args = ap.parse_args(argv)
-    params = SyntheticParams(seed=args.seed)
-    t0 = time.perf_counter()
-    paths = generate(Path(args.out), params, Path(args.calibration) if args.calibration else None)
-    for path in paths:
-        print(f"wrote {path}")
-    print(f"wrote {Path(args.out) / 'synthetic-calibration.json'}")
-    if args.contact_sheet:
-        print(f"wrote {contact_sheet(Path(args.out) / 'synth-tokyo', Path(args.contact_sheet))}")
-    print(f"generated in {time.perf_counter() - t0:.1f} s")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -23,34 +23,30 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from darkside.geometry import camera_center
+
 CONDITIONS: tuple[str, ...] = ("day", "sunset", "night")
 
 #: Style families. Similar scenes must exist (retrieval must not saturate), so a family fixes the
 #: look (materials, window shapes, roof) and a scene only draws its layout within the family.
-FAMILIES: dict[str, dict] = {
-    "classic": dict(wall=((0.78, 0.72, 0.60), (0.62, 0.60, 0.56)), floors=(4, 6), floor_h=(3.3, 3.8),
-                    win_w=(0.35, 0.5), win_h=(0.5, 0.62), frame=(0.12, 0.2), frame_rgb=(0.9, 0.88, 0.82),
-                    ledges="every", roof="cornice", shutters=False, arch=False, mullion=True),
-    "brick": dict(wall=((0.58, 0.30, 0.22), (0.48, 0.26, 0.20)), floors=(3, 5), floor_h=(3.0, 3.4),
-                  win_w=(0.3, 0.42), win_h=(0.45, 0.58), frame=(0.1, 0.16), frame_rgb=(0.92, 0.92, 0.9),
-                  ledges="some", roof="gable", shutters=False, arch=False, mullion=True),
-    "modern": dict(wall=((0.55, 0.58, 0.62), (0.35, 0.37, 0.40)), floors=(6, 9), floor_h=(3.2, 3.6),
-                   win_w=(0.7, 0.9), win_h=(0.55, 0.7), frame=(0.04, 0.08), frame_rgb=(0.2, 0.21, 0.23),
-                   ledges="none", roof="flat", shutters=False, arch=False, mullion=True),
-    "haussmann": dict(wall=((0.86, 0.80, 0.66), (0.80, 0.74, 0.62)), floors=(5, 6), floor_h=(3.2, 3.6),
-                      win_w=(0.38, 0.48), win_h=(0.62, 0.72), frame=(0.08, 0.12),
-                      frame_rgb=(0.95, 0.93, 0.88), ledges="balcony", roof="mansard", shutters=False,
-                      arch=False, mullion=True),
-    "plaster": dict(wall=((0.90, 0.78, 0.45), (0.80, 0.55, 0.55)), floors=(3, 4), floor_h=(3.0, 3.4),
-                    win_w=(0.3, 0.4), win_h=(0.5, 0.6), frame=(0.08, 0.12), frame_rgb=(0.95, 0.95, 0.92),
-                    ledges="some", roof="gable", shutters=True, arch=False, mullion=False),
-    "industrial": dict(wall=((0.42, 0.42, 0.42), (0.30, 0.31, 0.33)), floors=(3, 5), floor_h=(4.0, 4.8),
-                       win_w=(0.6, 0.8), win_h=(0.55, 0.7), frame=(0.06, 0.1), frame_rgb=(0.15, 0.16, 0.17),
-                       ledges="some", roof="flat", shutters=False, arch=False, mullion=True),
-    "gothic": dict(wall=((0.66, 0.60, 0.50), (0.52, 0.50, 0.46)), floors=(3, 4), floor_h=(4.2, 5.2),
-                   win_w=(0.3, 0.4), win_h=(0.6, 0.75), frame=(0.12, 0.18), frame_rgb=(0.75, 0.70, 0.62),
-                   ledges="some", roof="gable", shutters=False, arch=True, mullion=True),
-}
+_LOOK = ("wall", "floors", "floor_h", "win_w", "win_h", "frame", "frame_rgb", "ledges", "roof", "shutters", "arch",
+         "mullion")
+FAMILIES: dict[str, dict] = {name: dict(zip(_LOOK, look, strict=True)) for name, look in {
+    "classic": (((0.78, 0.72, 0.60), (0.62, 0.60, 0.56)), (4, 6), (3.3, 3.8), (0.35, 0.5), (0.5, 0.62), (0.12, 0.2),
+                (0.9, 0.88, 0.82), "every", "cornice", False, False, True),
+    "brick": (((0.58, 0.30, 0.22), (0.48, 0.26, 0.20)), (3, 5), (3.0, 3.4), (0.3, 0.42), (0.45, 0.58), (0.1, 0.16),
+              (0.92, 0.92, 0.9), "some", "gable", False, False, True),
+    "modern": (((0.55, 0.58, 0.62), (0.35, 0.37, 0.40)), (6, 9), (3.2, 3.6), (0.7, 0.9), (0.55, 0.7), (0.04, 0.08),
+               (0.2, 0.21, 0.23), "none", "flat", False, False, True),
+    "haussmann": (((0.86, 0.80, 0.66), (0.80, 0.74, 0.62)), (5, 6), (3.2, 3.6), (0.38, 0.48), (0.62, 0.72),
+                  (0.08, 0.12), (0.95, 0.93, 0.88), "balcony", "mansard", False, False, True),
+    "plaster": (((0.90, 0.78, 0.45), (0.80, 0.55, 0.55)), (3, 4), (3.0, 3.4), (0.3, 0.4), (0.5, 0.6), (0.08, 0.12),
+                (0.95, 0.95, 0.92), "some", "gable", True, False, False),
+    "industrial": (((0.42, 0.42, 0.42), (0.30, 0.31, 0.33)), (3, 5), (4.0, 4.8), (0.6, 0.8), (0.55, 0.7), (0.06, 0.1),
+                   (0.15, 0.16, 0.17), "some", "flat", False, False, True),
+    "gothic": (((0.66, 0.60, 0.50), (0.52, 0.50, 0.46)), (3, 4), (4.2, 5.2), (0.3, 0.4), (0.6, 0.75), (0.12, 0.18),
+               (0.75, 0.70, 0.62), "some", "gable", False, True, True),
+}.items()}
 
 
 @dataclass
@@ -230,17 +226,7 @@ def landmark_scene(rng: np.random.Generator, family: str, neighbour_families: tu
     spec = SceneSpec(x_range=(-width / 2 - margin, width / 2 + margin), y_range=(-6.0, 32.0))
     _pavement(spec, rng)
     main = add_building(spec, rng, -width / 2, width, family)
-    xl, xr = -width / 2, width / 2
-    while xl > spec.x_range[0]:
-        w = float(rng.uniform(8.0, 18.0))
-        add_building(spec, rng, xl - w, w, neighbour_families[int(rng.integers(0, len(neighbour_families)))],
-                     detail=False)
-        xl -= w + (float(rng.uniform(1.5, 4.0)) if rng.random() < 0.3 else 0.0)
-    while xr < spec.x_range[1]:
-        w = float(rng.uniform(8.0, 18.0))
-        add_building(spec, rng, xr, w, neighbour_families[int(rng.integers(0, len(neighbour_families)))],
-                     detail=False)
-        xr += w + (float(rng.uniform(1.5, 4.0)) if rng.random() < 0.3 else 0.0)
+    _neighbours(spec, rng, -width / 2, width / 2, neighbour_families, gaps=True)
     add_street_lamps(spec, rng, spec.x_range[0], spec.x_range[1])
     spec.facades = [main] + [f for f in spec.facades if f != main]
     return spec
@@ -258,16 +244,22 @@ def street_scene(rng: np.random.Generator, families: tuple[str, ...], n_facades:
     for w in widths:
         mains.append(add_building(spec, rng, x, float(w), families[int(rng.integers(0, len(families)))]))
         x += float(w)
-    for side in (-1, 1):
-        xx = 0.0 if side < 0 else total
-        while (xx > spec.x_range[0]) if side < 0 else (xx < spec.x_range[1]):
-            w = float(rng.uniform(8.0, 18.0))
-            add_building(spec, rng, xx - w if side < 0 else xx, w, families[int(rng.integers(0, len(families)))],
-                         detail=False)
-            xx += side * w
+    _neighbours(spec, rng, 0.0, total, families, gaps=False)
     add_street_lamps(spec, rng, spec.x_range[0], spec.x_range[1])
     spec.facades = mains
     return spec
+
+
+def _neighbours(spec: SceneSpec, rng: np.random.Generator, x_left: float, x_right: float, families: tuple[str, ...],
+                gaps: bool) -> None:
+    """Plain buildings (no detail) out to the scene's edges: leftwards from ``x_left``, then rightwards from
+    ``x_right``; with ``gaps`` some are separated by a small alley."""
+    for side, x in ((-1, x_left), (1, x_right)):
+        while (x > spec.x_range[0]) if side < 0 else (x < spec.x_range[1]):
+            w = float(rng.uniform(8.0, 18.0))
+            add_building(spec, rng, x - w if side < 0 else x, w, families[int(rng.integers(0, len(families)))],
+                         detail=False)
+            x += side * (w + (float(rng.uniform(1.5, 4.0)) if gaps and rng.random() < 0.3 else 0.0))
 
 
 def _pavement(spec: SceneSpec, rng: np.random.Generator) -> None:
@@ -409,7 +401,8 @@ class Camera:
 
     @property
     def center(self) -> np.ndarray:
-        return -self.R.T @ self.t
+        """Camera centre in world metres (``-R^T t``)."""
+        return camera_center(self.R, self.t)
 
     def plane_homography(self) -> np.ndarray:
         """Homography from world-plane points (X, Y, 1) on Z = 0 to pixels."""
@@ -439,35 +432,6 @@ def look_at(center: np.ndarray, target: np.ndarray, roll_deg: float = 0.0) -> tu
     c, s = np.cos(np.radians(roll_deg)), np.sin(np.radians(roll_deg))
     r = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]) @ r
     return r, -r @ center
-
-
-def rotation_to_quaternion(r: np.ndarray) -> np.ndarray:
-    """(qw, qx, qy, qz) of a rotation matrix, qw >= 0 (Shepperd's method, stable for all angles)."""
-    m = r
-    tr = np.trace(m)
-    if tr > 0:
-        s = np.sqrt(tr + 1.0) * 2
-        q = [0.25 * s, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s]
-    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
-        s = np.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2]) * 2
-        q = [(m[2, 1] - m[1, 2]) / s, 0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s]
-    elif m[1, 1] > m[2, 2]:
-        s = np.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2]) * 2
-        q = [(m[0, 2] - m[2, 0]) / s, (m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s]
-    else:
-        s = np.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1]) * 2
-        q = [(m[1, 0] - m[0, 1]) / s, (m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s]
-    q = np.array(q)
-    q /= np.linalg.norm(q)
-    return q if q[0] >= 0 else -q
-
-
-def quaternion_to_rotation(q: np.ndarray) -> np.ndarray:
-    """Rotation matrix of a unit quaternion (qw, qx, qy, qz)."""
-    w, x, y, z = np.asarray(q, np.float64) / np.linalg.norm(q)
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
 
 
 # --- rendering ------------------------------------------------------------------------------------

@@ -5,12 +5,12 @@ The schedule is cirtorch's with gandtr's changes: BatchNorm frozen, Adam on two 
 tuples (loss summed), ExponentialLR stepped at the END of each epoch, numpy/torch reseeded with
 seed + epoch, validation loss every ``val_every`` epochs and the epoch with the lowest one kept.
 
-Preemption (SLURM sends SIGTERM): a checkpoint with everything needed to continue (weights,
-optimiser, scheduler, RNG states, epoch, best-so-far, log) is written atomically after every
-epoch; SIGTERM abandons the running epoch at once and exits with status 143, so the last
-complete checkpoint is what the requeued job resumes from. Because every epoch is a pure
-function of (seed, epoch, weights, optimiser state), the resumed run ends with the same weights
-as an uninterrupted one (CPU).
+Preemption (SLURM sends SIGTERM, :mod:`darkside.training`): a checkpoint with everything needed to
+continue (weights, optimiser, scheduler, RNG states, epoch, best-so-far, log) is written atomically
+after every epoch; SIGTERM abandons the running epoch at once (the CLI exits with status 143), so
+the last complete checkpoint is what the requeued job resumes from. Because every epoch is a pure
+function of (seed, epoch, weights, optimiser state), the resumed run ends with the same weights as
+an uninterrupted one (CPU). The saved model records its test-time preprocessing (CLAHE or not).
 """
 
 from __future__ import annotations
@@ -19,11 +19,6 @@ import contextlib
 import importlib
 import logging
 import math
-import os
-import random
-import signal
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,10 +31,8 @@ from torch import nn
 from tqdm import tqdm
 
 from darkside.atomic import atomic_path, atomic_write_json
-from darkside.data.download import sha256_file
 from darkside.data.manifest import load_groundtruth, load_manifest
 from darkside.embed.losses import contrastive_loss
-from darkside.embed.recipes import FinetuneSettings, Recipe
 from darkside.embed.tuples import (
     ImagePipeline,
     TrainingTuple,
@@ -50,19 +43,17 @@ from darkside.embed.tuples import (
 )
 from darkside.errors import ConfigError, DarksideError
 from darkside.gan.translator import load_translator
+from darkside.hashing import sha256_file
+from darkside.recipes import FinetuneSettings, Recipe
+from darkside.settings import to_plain
+from darkside.training import load_checkpoint, preemptible, reseed, rng_states, save_checkpoint, set_rng_states
 
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"
 LOG = "training_log.json"
 CURVE = "training_curve.png"
-#: exit status after SIGTERM (128 + 15): not 0, so the workflow never takes the job as done
-PREEMPTED_STATUS = 143
 
 logger = logging.getLogger(__name__)
-
-
-class Preempted(BaseException):
-    """Raised from the SIGTERM handler; a BaseException so that no ``except Exception`` swallows it."""
 
 
 def _network() -> ModuleType:
@@ -74,11 +65,9 @@ def _network() -> ModuleType:
 
 
 def parameter_groups(net: nn.Module, settings: FinetuneSettings) -> list[dict[str, Any]]:
-    """Adam groups: everything else at (lr, weight_decay); GeM p at lr x multiplier, own decay.
-
-    Same split as ``darkside.embed.network.parameter_groups``, but the multiplier and the p decay
-    come from :class:`FinetuneSettings` so the paper numbers live with the others and are pinned.
-    """
+    """Adam groups: everything else at (lr, weight_decay); GeM p at lr x multiplier, own decay (cirtorch's
+    convention, which gandtr keeps: p is one scalar that would barely move at the backbone's rate, and
+    decaying it towards 0 would be meaningless)."""
     p = net.pool.p  # type: ignore[union-attr]
     rest = [q for q in net.parameters() if q.requires_grad and q is not p]
     groups: list[dict[str, Any]] = [{"params": rest, "lr": settings.lr,
@@ -92,57 +81,7 @@ def parameter_groups(net: nn.Module, settings: FinetuneSettings) -> list[dict[st
 def train_mode(net: nn.Module) -> None:
     """Train mode with every BatchNorm in eval mode (frozen running statistics, as cirtorch)."""
     net.train()
-    fn = getattr(_network(), "freeze_batchnorm", None)
-    if fn is not None:
-        fn(net)
-    else:  # pragma: no cover - the network module always provides it
-        for m in net.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.eval()
-
-
-def reseed(seed: int) -> None:
-    """Reseed python, numpy and torch (cirtorch/mdir reseed every epoch with seed + epoch)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def rng_states() -> dict[str, Any]:
-    """All global RNG states as tensors / plain lists (loadable with ``weights_only=True``)."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    version, internal, gauss = random.getstate()
-    return {
-        "python": {"version": version, "state": list(internal), "gauss": gauss},
-        "numpy": {"kind": kind, "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached": float(cached)},
-        "torch": torch.get_rng_state(),
-    }
-
-
-def set_rng_states(s: dict[str, Any]) -> None:
-    random.setstate((s["python"]["version"], tuple(s["python"]["state"]), s["python"]["gauss"]))
-    n = s["numpy"]
-    keys = n["keys"].numpy().astype(np.uint32)
-    np.random.set_state((n["kind"], keys, n["pos"], n["has_gauss"], n["cached"]))
-    torch.set_rng_state(s["torch"])
-
-
-@contextlib.contextmanager
-def sigterm_raises() -> Iterator[None]:
-    """Within the block SIGTERM raises :class:`Preempted` (main thread only; elsewhere a no-op)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        raise Preempted()
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    _network().freeze_batchnorm(net)
 
 
 @contextlib.contextmanager
@@ -172,16 +111,15 @@ def _backbone_name(net: nn.Module, backbone: str | None, settings: FinetuneSetti
 def _load_net(path: Path) -> nn.Module:
     if not Path(path).is_file():
         raise DarksideError(f"{path}: input model does not exist (run the init stage)")
-    loaded = _network().load_model(path)
-    return loaded[0] if isinstance(loaded, tuple) else loaded
+    return _network().load_model(path)
 
 
 def _config(recipe: Recipe, settings: FinetuneSettings, seed: int, backbone: str, model_in: Path,
             translator_checkpoint: Path | None) -> dict[str, Any]:
     """What a checkpoint must match to be resumed: the starting weights and the generator count too
     (a re-trained generator or re-initialised backbone makes the old run meaningless)."""
-    return {"recipe": recipe.to_dict(), "finetune": settings.to_dict(), "seed": seed, "backbone": backbone,
-            "init_sha256": _network().model_sha256(model_in),
+    return {"recipe": to_plain(recipe), "finetune": to_plain(settings), "seed": seed, "backbone": backbone,
+            "init_sha256": sha256_file(model_in),
             "generator_sha256": sha256_file(translator_checkpoint) if translator_checkpoint else None}
 
 
@@ -238,8 +176,7 @@ def write_curve(log: list[dict[str, Any]], path: Path, title: str) -> Path:
     val = [(e["epoch"], e["val_loss"]) for e in log if e["val_loss"] is not None]
     if val:
         ax.plot(*zip(*val, strict=True), "s--", ms=4, label="validation")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("contrastive loss / tuple")
+    ax.set(xlabel="epoch", ylabel="contrastive loss / tuple")
     ax.set_title(title, fontsize=9)
     ax.legend()
     fig.tight_layout()
@@ -265,11 +202,9 @@ def finetune(model_in: Path, dataset_dir: Path, recipe: Recipe, settings: Finetu
              val_split: str = "val") -> Path:
     """Fine-tune ``model_in`` with ``recipe`` on the prepared dataset; return ``out_dir/model.pt``.
 
-    Resumes from ``out_dir/checkpoint.pt`` when present (it must have been written for the same
-    recipe, settings, seed and backbone). ``seed`` defaults to ``settings.seed``; ``backbone``
-    (for the margin) defaults to the loaded network's ``spec.name``. On SIGTERM exits with
-    status 143 keeping the last complete checkpoint. ``finetune=False`` recipes (off-the-shelf)
-    save the input network unchanged.
+    Resumes from ``out_dir/checkpoint.pt`` when it was written for the same recipe, settings, seed and
+    backbone. ``seed`` defaults to ``settings.seed``; ``backbone`` (for the margin) to the loaded network's
+    ``spec.name``. ``finetune=False`` recipes (off-the-shelf) save the input network unchanged.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -278,6 +213,9 @@ def finetune(model_in: Path, dataset_dir: Path, recipe: Recipe, settings: Finetu
     net = _load_net(Path(model_in))
     backbone = _backbone_name(net, backbone, settings, Path(model_in))
     config = _config(recipe, settings, seed, backbone, Path(model_in), translator_checkpoint)
+    # test images are prepared as the training images were: the model file says so (see network)
+    net.preprocessing = {"clahe": {"clip_limit": settings.clahe_clip_limit, "grid": settings.clahe_grid}
+                         if recipe.clahe else None}
     if not recipe.finetune:
         return _network().save_model(net, out_dir / MODEL, {**config, "best_epoch": None})
     margin = settings.margin(backbone)
@@ -287,12 +225,10 @@ def finetune(model_in: Path, dataset_dir: Path, recipe: Recipe, settings: Finetu
     translator = load_translator(recipe.generator, translator_checkpoint, dev) if recipe.translates else None
     clahe = (settings.clahe_clip_limit, settings.clahe_grid) if recipe.clahe else None
     pipeline = ImagePipeline(manifest, settings.image_size, clahe, translator, settings.cache_images)
-    train_pairs = split_pairs(gt, train_split)
-    val_pairs = split_pairs(gt, val_split)
-    nd = recipe.day_night_pairs
-    train_nd = split_day_night_pairs(gt, manifest, train_split) if nd else []
-    val_nd = split_day_night_pairs(gt, manifest, val_split) if nd else []
-    if nd and not train_nd:
+    train_pairs, val_pairs = split_pairs(gt, train_split), split_pairs(gt, val_split)
+    train_nd, val_nd = (split_day_night_pairs(gt, manifest, split) if recipe.day_night_pairs else []
+                        for split in (train_split, val_split))
+    if recipe.day_night_pairs and not train_nd:
         raise DarksideError(f"{Path(dataset_dir) / 'groundtruth.json'}: day_night_pairs: none in split "
                             f"{train_split!r}, but recipe {recipe.name!r} trains on N/D pairs")
     train_ids = [r.image_id for r in manifest.select(split=train_split)]
@@ -307,42 +243,43 @@ def finetune(model_in: Path, dataset_dir: Path, recipe: Recipe, settings: Finetu
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=settings.lr_gamma)
     start, best, log = 0, {"epoch": None, "val_loss": math.inf, "state": None}, []
     ckpt_path = out_dir / CHECKPOINT
-    if ckpt_path.is_file():
-        resumed = _resume(ckpt_path, config, net, optimizer, scheduler)
-        if resumed is not None:
-            start, best, log = resumed
+    state = load_checkpoint(ckpt_path, config)
+    if state is not None:
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        set_rng_states(state["rng"])
+        start, best, log = int(state["epoch"]), state["best"], list(state["log"])
 
-    try:
-        with sigterm_raises(), deterministic():
-            for epoch in range(start, settings.epochs):
-                t0 = time.perf_counter()
-                reseed(seed + epoch)
-                rng = np.random.default_rng(seed + epoch)
-                anchors: list[str] = []  # what the epoch's anchors are made of, after diverse picking
-                tuples = epoch_tuples(net, pipeline, train_pairs, train_ids, recipe, settings, rng, dev,
-                                      night_pairs=train_nd, progress=anchors.append)
-                logger.info("%s epoch %d: %s", recipe.name, epoch + 1, "; ".join(anchors))
-                lr = optimizer.param_groups[0]["lr"]
-                loss = train_epoch(net, pipeline, tuples, optimizer, margin, settings.tuples_per_batch, dev,
-                                   desc=f"{recipe.name} epoch {epoch + 1}/{settings.epochs}")
-                scheduler.step()
-                val_loss = None
-                last = epoch + 1 == settings.epochs
-                if validates and ((epoch + 1) % settings.val_every == 0 or last):
-                    vrng = np.random.default_rng((seed, epoch, 1))
-                    vt = epoch_tuples(net, pipeline, val_pairs, val_ids, recipe, settings, vrng, dev,
-                                      all_pairs=True, night_pairs=val_nd)
-                    val_loss = validation_loss(net, pipeline, vt, margin, dev)
-                if (val_loss is not None and val_loss < best["val_loss"]) or (not validates and last):
-                    best = {"epoch": epoch + 1, "val_loss": val_loss if val_loss is not None else math.nan,
-                            "state": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}}
-                log.append({"epoch": epoch + 1, "loss": loss, "val_loss": val_loss, "lr": lr,
-                            "seconds": round(time.perf_counter() - t0, 3), "anchors": "; ".join(anchors)})
-                _save_checkpoint(ckpt_path, config, epoch + 1, net, optimizer, scheduler, best, log)
-                _write_log(out_dir, config, log, best, selection)
-    except Preempted:
-        print(f"darkside: preempted (SIGTERM); resume from {ckpt_path}", file=sys.stderr)
-        raise SystemExit(PREEMPTED_STATUS) from None
+    with preemptible(), deterministic():
+        for epoch in range(start, settings.epochs):
+            t0 = time.perf_counter()
+            reseed(seed + epoch)
+            rng = np.random.default_rng(seed + epoch)
+            anchors: list[str] = []  # what the epoch's anchors are made of, after diverse picking
+            tuples = epoch_tuples(net, pipeline, train_pairs, train_ids, recipe, settings, rng, dev,
+                                  night_pairs=train_nd, progress=anchors.append)
+            logger.info("%s epoch %d: %s", recipe.name, epoch + 1, "; ".join(anchors))
+            lr = optimizer.param_groups[0]["lr"]
+            loss = train_epoch(net, pipeline, tuples, optimizer, margin, settings.tuples_per_batch, dev,
+                               desc=f"{recipe.name} epoch {epoch + 1}/{settings.epochs}")
+            scheduler.step()
+            val_loss = None
+            last = epoch + 1 == settings.epochs
+            if validates and ((epoch + 1) % settings.val_every == 0 or last):
+                vrng = np.random.default_rng((seed, epoch, 1))
+                vt = epoch_tuples(net, pipeline, val_pairs, val_ids, recipe, settings, vrng, dev,
+                                  all_pairs=True, night_pairs=val_nd)
+                val_loss = validation_loss(net, pipeline, vt, margin, dev)
+            if (val_loss is not None and val_loss < best["val_loss"]) or (not validates and last):
+                best = {"epoch": epoch + 1, "val_loss": val_loss if val_loss is not None else math.nan,
+                        "state": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}}
+            log.append({"epoch": epoch + 1, "loss": loss, "val_loss": val_loss, "lr": lr,
+                        "seconds": round(time.perf_counter() - t0, 3), "anchors": "; ".join(anchors)})
+            save_checkpoint(ckpt_path, config, {
+                "epoch": epoch + 1, "model": net.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "rng": rng_states(), "best": best, "log": log})
+            _write_log(out_dir, config, log, best, selection)
 
     if best["state"] is not None:
         net.load_state_dict(best["state"])
@@ -350,33 +287,3 @@ def finetune(model_in: Path, dataset_dir: Path, recipe: Recipe, settings: Finetu
     _write_log(out_dir, config, log, best, selection)
     extra = {**config, "best_epoch": best["epoch"], "best_val_loss": best["val_loss"]}
     return _network().save_model(net.cpu(), out_dir / MODEL, extra)
-
-
-def _save_checkpoint(path: Path, config: dict[str, Any], epoch: int, net: nn.Module,
-                     optimizer: torch.optim.Optimizer, scheduler: Any, best: dict[str, Any],
-                     log: list[dict[str, Any]]) -> Path:
-    state = {"config": config, "epoch": epoch, "model": net.state_dict(), "optimizer": optimizer.state_dict(),
-             "scheduler": scheduler.state_dict(), "rng": rng_states(), "best": best, "log": log}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-    return path
-
-
-def _resume(path: Path, config: dict[str, Any], net: nn.Module, optimizer: torch.optim.Optimizer,
-            scheduler: Any) -> tuple[int, dict[str, Any], list[dict[str, Any]]] | None:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a checkpoint is only ever written whole, so this is foreign damage
-        raise DarksideError(f"{path}: unreadable checkpoint ({type(exc).__name__}); delete it") from None
-    if state.get("config") != config:
-        # the DAG re-runs a job when its recipe or settings change; the old run cannot be continued
-        stale = path.with_name("checkpoint.stale.pt")
-        os.replace(path, stale)
-        logger.warning("%s: written for another recipe/settings/seed/backbone; kept as %s, starting afresh",
-                       path, stale.name)
-        return None
-    net.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    set_rng_states(state["rng"])
-    return int(state["epoch"]), state["best"], list(state["log"])

@@ -7,6 +7,8 @@ change). So, where no published weights can be had, the DAG first trains the tru
 of scenes that the test sets do not contain (the synthetic whitening scenes), with the photometric
 jitter an ImageNet recipe uses, and saves the trunk in cirtorch's key layout: the off-the-shelf
 model then loads it exactly as it would load ``imagenet-caffe-vgg16-features-d369c8e.pth``.
+Training checkpoints every ``checkpoint_every`` steps and resumes from the last one
+(:mod:`darkside.training`).
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import numpy as np
 import torch
@@ -24,38 +26,37 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from darkside.atomic import atomic_path, atomic_write_json
-from darkside.config import BackboneSpec, check_keys
+from darkside.atomic import atomic_write_json
+from darkside.config import BackboneSpec
 from darkside.data.images import load_rgb
 from darkside.data.manifest import load_manifest
 from darkside.embed.network import IMAGENET_MEAN, IMAGENET_STD, build_embedding_net
 from darkside.errors import ConfigError, DarksideError
+from darkside.settings import setting, to_plain
+from darkside.state import save_torch
+from darkside.training import load_checkpoint, preemptible, rng_states, save_checkpoint, set_rng_states
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class BackbonePretrainSettings:
-    """Scene classification with an ImageNet-style augmentation, every number explicit."""
+    """``backbone_pretrain``: scene classification with an ImageNet-style augmentation, every number explicit."""
 
-    steps: int | Mapping[str, int]  # one count for all backbones, or one per backbone name
-    batch_size: int
-    lr: float
-    image_size: int  # max side the images are loaded at
-    crop: tuple[int, int]  # (height, width) of the training crops
-    scale_min: float  # crops cover a random fraction in [scale_min, 1] of each side
-    brightness: tuple[float, float]  # global gain range
-    colour_gain: tuple[float, float]  # per-channel gain range (colour casts)
-    contrast: tuple[float, float]
-    logit_scale: float  # the classifier sees scaled L2-normalised descriptors (cosine classifier)
-    split: str
-    domains: tuple[str, ...]
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any], where: str = "backbone_pretrain") -> BackbonePretrainSettings:
-        check_keys(d, [f.name for f in fields(cls)], where)
-        tuples = {"crop", "brightness", "colour_gain", "contrast", "domains"}
-        return cls(**{k: tuple(v) if k in tuples else v for k, v in d.items()})
+    steps: int | dict[str, int] = setting("one count for all backbones, or one per backbone name", ge=1,
+                                          keys_of="backbones")
+    batch_size: int = setting(ge=1)
+    lr: float = setting(gt=0)
+    image_size: int = setting("max side the images are loaded at", ge=1)
+    crop: tuple[int, int] = setting("(height, width) of the training crops", ge=1)
+    scale_min: float = setting("crops cover a random fraction in [scale_min, 1] of each side", gt=0, le=1)
+    brightness: tuple[float, float] = setting("global gain range", ge=0)
+    colour_gain: tuple[float, float] = setting("per-channel gain range (colour casts)", ge=0)
+    contrast: tuple[float, float] = setting(ge=0)
+    logit_scale: float = setting("the classifier sees scaled L2-normalised descriptors (cosine classifier)", gt=0)
+    split: str = setting(pattern=".")
+    domains: tuple[Literal["day", "sunset", "night", "other"], ...] = setting(min_items=1)
+    checkpoint_every: int = setting("steps between checkpoints (a preempted run resumes from the last)", ge=1)
 
     def steps_for(self, backbone: str) -> int:
         """Training steps of ``backbone`` (a deeper trunk may need more than a shallow one)."""
@@ -96,7 +97,7 @@ def pretrain_backbone(spec: BackboneSpec, dataset_dir: str | Path, settings: Bac
     images = [np.asarray(resize_max_side(load_rgb(manifest.image_path(r)), settings.image_size), np.float32) / 255
               for r in records]
     targets = np.array([label[r.cluster] for r in records])
-    random_spec = BackboneSpec(spec.name, spec.arch, spec.width, spec.blocks, "random", None)
+    random_spec = BackboneSpec(spec.arch, spec.width, spec.blocks, "random", None, spec.name)
     net = build_embedding_net(random_spec, seed=seed).to(device).train()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -105,28 +106,42 @@ def pretrain_backbone(spec: BackboneSpec, dataset_dir: str | Path, settings: Bac
     mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
     rng = np.random.default_rng(seed)
-    losses, t0 = [], time.perf_counter()
-    for _ in tqdm(range(settings.steps_for(spec.name)), desc=f"pretrain {spec.name}", disable=None):
-        idx = rng.integers(0, len(images), settings.batch_size)
-        x = torch.stack([_augment(images[i], settings, rng) for i in idx]).to(device)
-        logits = settings.logit_scale * F.linear(net((x - mean) / std), F.normalize(head.weight, dim=1))
-        loss = F.cross_entropy(logits, torch.from_numpy(targets[idx]).to(device))
-        if not torch.isfinite(loss):
-            raise DarksideError(f"pretrain-backbone {spec.name}: the loss became {loss.item()} (lower lr)")
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    wall = time.perf_counter() - t0
-    state = {k: v.detach().cpu().clone() for k, v in net.backbone.state_dict().items()}
     out = Path(out_path)
-    with atomic_path(out) as tmp:
-        torch.save(state, tmp)
+    ckpt_path = out.with_name(out.stem + ".checkpoint.pt")
+    config = {"backbone": to_plain(spec), "settings": to_plain(settings), "seed": seed, "classes": classes}
+    losses, start, t0 = [], 0, time.perf_counter()
+    state = load_checkpoint(ckpt_path, config)
+    if state is not None:
+        net.load_state_dict(state["net"])
+        head.load_state_dict(state["head"])
+        opt.load_state_dict(state["optimizer"])
+        set_rng_states(state["rng"], rng)
+        losses, start = list(state["losses"]), int(state["step"])
+    total = settings.steps_for(spec.name)
+    with preemptible():
+        for step in tqdm(range(start + 1, total + 1), desc=f"pretrain {spec.name}", disable=None):
+            idx = rng.integers(0, len(images), settings.batch_size)
+            x = torch.stack([_augment(images[i], settings, rng) for i in idx]).to(device)
+            logits = settings.logit_scale * F.linear(net((x - mean) / std), F.normalize(head.weight, dim=1))
+            loss = F.cross_entropy(logits, torch.from_numpy(targets[idx]).to(device))
+            if not torch.isfinite(loss):
+                raise DarksideError(f"pretrain-backbone {spec.name}: the loss became {loss.item()} (lower lr)")
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            if step % settings.checkpoint_every == 0 and step < total:
+                save_checkpoint(ckpt_path, config, {"step": step, "net": net.state_dict(), "head": head.state_dict(),
+                                                    "optimizer": opt.state_dict(), "rng": rng_states(rng),
+                                                    "losses": losses})
+    wall = time.perf_counter() - t0
+    save_torch(out, {k: v.detach().cpu().clone() for k, v in net.backbone.state_dict().items()})
     quarter = max(1, len(losses) // 4)
     first, last = float(np.mean(losses[:quarter])), float(np.mean(losses[-quarter:]))
     atomic_write_json(out.with_suffix(".json"), {
         "backbone": spec.name, "dataset": manifest.name, "classes": len(classes), "images": len(images),
-        "seed": seed, "settings": asdict(settings), "wall_s": wall,
+        "seed": seed, "settings": to_plain(settings), "wall_s": wall,
         "loss_first_quarter": first, "loss_last_quarter": last})
     log.info("pretrained %s on %d scenes in %.0f s (loss %.3f -> %.3f)", spec.name, len(classes), wall, first, last)
+    ckpt_path.unlink(missing_ok=True)
     return out

@@ -8,11 +8,9 @@ hard-negative mining see the night version; positives and negatives are never tr
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import torch
@@ -20,18 +18,14 @@ from torch import nn
 
 from darkside.data.images import load_rgb
 from darkside.data.manifest import GroundTruth, Manifest
+from darkside.data.photometric import clahe, resize_max_side
 from darkside.embed.mining import diverse_anchors, hard_negatives, hash_selected
-from darkside.embed.recipes import FinetuneSettings, Recipe
 from darkside.errors import ManifestError
 from darkside.gan.translator import Translator
+from darkside.recipes import FinetuneSettings, Recipe
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
-
-
-def _photometric() -> ModuleType:
-    """``darkside.data.photometric`` (resize_max_side, clahe), looked up at call time."""
-    return importlib.import_module("darkside.data.photometric")
 
 
 @dataclass(frozen=True)
@@ -119,7 +113,7 @@ class ImagePipeline:
         arr = self._rgb.get(image_id)
         if arr is None:
             record = self.manifest.records[self.manifest.index(image_id)]
-            pil = _photometric().resize_max_side(load_rgb(self.manifest.image_path(record)), self.image_size)
+            pil = resize_max_side(load_rgb(self.manifest.image_path(record)), self.image_size)
             arr = np.asarray(pil, dtype=np.uint8)
             if self.cache:
                 self._rgb[image_id] = arr
@@ -138,7 +132,7 @@ class ImagePipeline:
             rgb = np.ascontiguousarray(y.permute(1, 2, 0).numpy(), dtype=np.float32)
         if self.clahe is not None:
             clip, grid = self.clahe
-            rgb = np.asarray(_photometric().clahe(rgb, clip, (grid, grid)), dtype=np.float32)
+            rgb = np.asarray(clahe(rgb, clip, (grid, grid)), dtype=np.float32)
         t = (torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1) - IMAGENET_MEAN) / IMAGENET_STD
         if self.cache and not translate:
             self._done[image_id] = t
@@ -209,18 +203,13 @@ def epoch_tuples(net: nn.Module, pipeline: ImagePipeline, pairs: Sequence[tuple[
     cand_anchors = [a for a, _ in cand_pairs]
     flags = translation_flags(cand_anchors, manifest, recipe, rng) & ~is_night
     cand_desc = describe(net, pipeline, cand_anchors, flags, device, settings.mining_batch_size)
-    if recipe.diverse_anchors and not all_pairs:
-        pick = diverse_anchors(cand_desc, settings.anchors_per_epoch, rng, settings.band)
-    else:
-        pick = np.arange(len(cand_pairs))
+    pick = (diverse_anchors(cand_desc, settings.anchors_per_epoch, rng, settings.band)
+            if recipe.diverse_anchors and not all_pairs else np.arange(len(cand_pairs)))
     if progress:
         progress(f"anchors: {len(pick)} of {len(cand_pairs)} candidates, {int(flags[pick].sum())} translated, "
                  f"{int(is_night[pick].sum())} N/D night anchors")
-    if all_pairs:
-        pool = list(split_ids)
-    else:
-        size = min(settings.negative_pool, len(split_ids))
-        pool = [split_ids[i] for i in rng.choice(len(split_ids), size=size, replace=False)]
+    size = min(settings.negative_pool, len(split_ids))
+    pool = list(split_ids) if all_pairs else [split_ids[i] for i in rng.choice(len(split_ids), size, replace=False)]
     pool_desc = describe(net, pipeline, pool, [False] * len(pool), device, settings.mining_batch_size)
     anchors = [cand_anchors[i] for i in pick]
     negs = hard_negatives(cand_desc[pick], pool_desc, [cluster[a] for a in anchors],

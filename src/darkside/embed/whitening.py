@@ -32,27 +32,6 @@ class Whitening:
     P: np.ndarray
 
 
-@dataclass(frozen=True)
-class WhiteningSettings:
-    """params.yaml ``whitening``: image max side for the whitening images, dimensions kept."""
-
-    image_size: int
-    dims: int | None = None
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any], where: str = "whitening") -> WhiteningSettings:
-        unknown = set(d) - {"image_size", "dims"}
-        if unknown:
-            raise DarksideError(f"{where}.{sorted(unknown)[0]}: unknown key")
-        if "image_size" not in d:
-            raise DarksideError(f"{where}.image_size: missing")
-        dims = d.get("dims")
-        s = cls(int(d["image_size"]), int(dims) if dims is not None else None)
-        if s.image_size < 1 or (s.dims is not None and s.dims < 1):
-            raise DarksideError(f"{where}: image_size and dims must be positive")
-        return s
-
-
 def cholesky_jittered(S: np.ndarray) -> np.ndarray:
     """Lower Cholesky factor of S, adding alpha*I (1e-10, x10 each retry) until S is positive definite."""
     alpha = 0.0

@@ -14,13 +14,11 @@ import numpy as np
 
 
 def compute_ap(pos_ranks: np.ndarray, n_pos: int) -> float:
-    """Trapezoid-rule AP of positives at junk-adjusted 0-based ``pos_ranks`` (cirtorch's rule).
+    """Trapezoid-rule AP of positives at junk-adjusted 0-based ``pos_ranks`` (cirtorch's rule); NaN if ``n_pos`` is 0.
 
-    For the j-th positive (0-based, ascending rank r_j) the precision just before it is
-    ``j / r_j`` (1 when r_j == 0) and just after it ``(j + 1) / (r_j + 1)``; AP averages the two
-    and sums over positives, each weighted by 1 / n_pos. A single positive at rank r > 0 therefore
-    scores 1 / (2 (r + 1)), not TREC's 1 / (r + 1). ``n_pos`` may exceed ``len(pos_ranks)``
-    (positives that were never ranked contribute zero). Returns NaN when ``n_pos`` is 0.
+    The j-th positive (0-based, rank r_j) adds the mean of the precisions just before it, ``j / r_j`` (1 when
+    r_j == 0), and just after it, ``(j + 1) / (r_j + 1)``, over n_pos: a single positive at rank r > 0 scores
+    1 / (2 (r + 1)), not TREC's 1 / (r + 1). Positives never ranked (``n_pos > len(pos_ranks)``) add zero.
     """
     if n_pos <= 0:
         return float("nan")
@@ -33,11 +31,8 @@ def compute_ap(pos_ranks: np.ndarray, n_pos: int) -> float:
 
 
 def junk_adjusted_ranks(pos_ranks: np.ndarray, junk_ranks: np.ndarray | None) -> np.ndarray:
-    """Sorted positive ranks after removing junk from the ranking.
-
-    Each positive moves up by the number of junk items ranked strictly before it, which is what
-    cirtorch's ``compute_map`` does (junk is neither rewarded nor punished).
-    """
+    """Sorted positive ranks after removing junk from the ranking: each moves up by the junk ranked before it
+    (cirtorch's ``compute_map``: junk is neither rewarded nor punished)."""
     pos = np.sort(np.asarray(pos_ranks, dtype=np.int64).ravel())
     if junk_ranks is None or len(junk_ranks) == 0:
         return pos
@@ -47,22 +42,15 @@ def junk_adjusted_ranks(pos_ranks: np.ndarray, junk_ranks: np.ndarray | None) ->
 
 def average_precision(pos_ranks: np.ndarray, junk_ranks: np.ndarray | None = None,
                       n_pos: int | None = None) -> float:
-    """cirtorch AP of one query: junk removed from the ranking, then :func:`compute_ap`.
-
-    ``n_pos`` defaults to the number of positives given; NaN when there are none (the query is
-    skipped by the means, as in cirtorch).
-    """
+    """cirtorch AP of one query: junk removed, then :func:`compute_ap` (``n_pos``: default, the positives given)."""
     n = len(pos_ranks) if n_pos is None else n_pos
     return compute_ap(junk_adjusted_ranks(pos_ranks, junk_ranks), n)
 
 
 def precision_at_k(pos_ranks: np.ndarray, junk_ranks: np.ndarray | None = None,
                    ks: Sequence[int] = (1, 5, 10)) -> np.ndarray:
-    """cirtorch's P@k per k: ``kq = min(max positive position (1-based), k)``, P = #(pos <= kq) / kq.
-
-    The denominator shrinks when every positive is found before k, so a query with 2 positives at
-    ranks 1 and 2 has P@10 = 1. NaN for every k when there are no positives.
-    """
+    """cirtorch's P@k per k: ``kq = min(max positive position (1-based), k)``, P = #(pos <= kq) / kq (NaN without
+    positives). The denominator shrinks when every positive is found before k: positives at ranks 1, 2 give P@10 = 1."""
     pos = junk_adjusted_ranks(pos_ranks, junk_ranks) + 1
     out = np.full(len(ks), np.nan)
     if pos.size == 0:
@@ -96,7 +84,6 @@ def mean_average_precision(ok_ranks: Sequence[np.ndarray], junk_ranks: Sequence[
         raise ValueError("ok_ranks and junk_ranks must have one entry per query")
     pairs = list(zip(ok_ranks, junk_ranks, strict=True))
     ap = np.array([average_precision(o, j) for o, j in pairs], dtype=np.float64)
-    pk = np.array([precision_at_k(o, j, ks) for o, j in pairs],
-                  dtype=np.float64).reshape(len(ok_ranks), len(ks))
+    pk = np.array([precision_at_k(o, j, ks) for o, j in pairs], dtype=np.float64).reshape(len(ok_ranks), len(ks))
     return MapResult(map=_nanmean(ap), mp_at_k={int(k): _nanmean(pk[:, i]) for i, k in enumerate(ks)},
                      ap=ap, p_at_k=pk)

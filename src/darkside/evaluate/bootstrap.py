@@ -36,20 +36,15 @@ def _interval(means: np.ndarray, alpha: float) -> tuple[float, float]:
 
 def bootstrap_ci(per_query: np.ndarray, samples: int, seed: int,
                  alpha: float = 0.05) -> tuple[float, float, float]:
-    """(mean, lo, hi): mean of the non-NaN values and its percentile bootstrap (1 - alpha) interval.
-
-    Deterministic for a seed. All NaN / empty input gives (nan, nan, nan); ``samples`` 0 gives the
-    mean with a degenerate interval (mean, mean).
-    """
+    """(mean, lo, hi): mean of the non-NaN values and its percentile bootstrap (1 - alpha) interval, deterministic
+    for a seed. All NaN / empty input gives (nan, nan, nan); ``samples`` 0 the degenerate (mean, mean, mean)."""
     v = _clean(per_query)
     if v.size == 0:
         return float("nan"), float("nan"), float("nan")
     mean = float(v.mean())
     if samples <= 0:
         return mean, mean, mean
-    means = _resampled_means(v, samples, np.random.default_rng(seed))
-    lo, hi = _interval(means, alpha)
-    return mean, lo, hi
+    return (mean, *_interval(_resampled_means(v, samples, np.random.default_rng(seed)), alpha))
 
 
 def bootstrap_mean_of_means(per_query: Sequence[np.ndarray], samples: int, seed: int,
@@ -65,8 +60,6 @@ def bootstrap_mean_of_means(per_query: Sequence[np.ndarray], samples: int, seed:
     mean = float(np.mean([s.mean() for s in sets]))
     if samples <= 0:
         return mean, mean, mean
-    streams = np.random.SeedSequence(seed).spawn(len(sets))
-    rngs = [np.random.default_rng(ss) for ss in streams]
+    rngs = [np.random.default_rng(ss) for ss in np.random.SeedSequence(seed).spawn(len(sets))]
     means = np.mean([_resampled_means(s, samples, g) for s, g in zip(sets, rngs, strict=True)], axis=0)
-    lo, hi = _interval(means, alpha)
-    return mean, lo, hi
+    return (mean, *_interval(means, alpha))

@@ -1,79 +1,56 @@
 """Visual localization, paradigm 1 (pose of the top-1 retrieved image), scoring and exports.
 
-Poses are world->camera ``(qw, qx, qy, qz, tx, ty, tz)`` as in kapture and visuallocalization.net:
-a world point p maps to the camera frame as ``R(q) p + t``, so the camera centre is
-``c = -R^T t``. Position error is the distance between camera centres (metres); rotation error
-is the angle of the relative rotation (degrees). A query counts for a threshold (T m, R deg)
-when both errors are within it (inclusive); a query without an estimate counts as a failure,
-so the percentage is over every query that has a ground-truth pose.
+Poses are world->camera ``(qw, qx, qy, qz, tx, ty, tz)`` as in kapture and visuallocalization.net (maths:
+:mod:`darkside.geometry`). Position error: distance between camera centres (metres); rotation error: angle of the
+relative rotation (degrees). A query counts for a threshold (T m, R deg) when both errors are within it (inclusive);
+one without an estimate is a failure, so the percentage is over every query that has a ground-truth pose.
 
-Exports: retrieval pairs for kapture's paradigms 2a/2b (hloc text ``query db`` per line and
-kapture CSV ``query, db, score``), and the LTVL2020 poses file that visuallocalization.net takes
-(``name qw qx qy qz tx ty tz`` per line).
+Scored (:func:`score`): queries = rows of split ``query``, database = the ground truth's ``database_split`` (default
+``database``). ``metrics`` holds the percentage localised within each threshold, keyed ``"0.25m,2deg"`` etc., plus
+``mAP`` when the ground truth lists positives. ``localization``: ``{"thresholds", "rates", "n_scored",
+"median_position_error_m", "median_rotation_error_deg", "files"}`` and per-query ``{"ids", "top1",
+"position_error_m", "rotation_error_deg"}`` (null = no estimate, a failure).
+
+Exports (with ``pairs_dir``): retrieval pairs for kapture's paradigms 2a/2b (see :mod:`.database`), ``pairs-top{K}``
+(K = pairs_topk) and ``pairs-top1``, ``.txt`` and ``.csv`` each, and ``poses-top1.txt``, the LTVL2020 poses file
+visuallocalization.net takes (``name qw qx qy qz tx ty tz`` per line); image names = manifest paths.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from darkside.atomic import atomic_write_text
-from darkside.errors import DarksideError
+from darkside.config import ScoreSettings
+from darkside.data.manifest import GroundTruth, Manifest
+from darkside.evaluate.ap import mean_average_precision
+from darkside.evaluate.database import (
+    body,
+    build_database,
+    ids_to_db,
+    list_ranks,
+    pct,
+    pct_list,
+    query_batch,
+    query_vectors,
+    row_lookup,
+    write_lines,
+    write_pairs_hloc,
+    write_pairs_kapture,
+)
+from darkside.evaluate.ranking import topk
+from darkside.extract.hdf5 import DescriptorSet
+from darkside.geometry import pose_errors
 
-
-def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
-    """Rotation matrices (..., 3, 3) from quaternions (..., 4) ``(w, x, y, z)``, normalised first."""
-    q = np.asarray(q, dtype=np.float64)
-    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
-    R = np.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-    ], axis=-1)
-    return R.reshape(*q.shape[:-1], 3, 3)
-
-
-def camera_centers(poses: np.ndarray) -> np.ndarray:
-    """Camera centres (..., 3) of world->camera poses (..., 7): ``c = -R^T t``."""
-    poses = np.asarray(poses, dtype=np.float64)
-    R = quaternion_to_matrix(poses[..., :4])
-    return -np.einsum("...ji,...j->...i", R, poses[..., 4:7])
-
-
-def _qmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    aw, ax, ay, az = np.moveaxis(a, -1, 0)
-    bw, bx, by, bz = np.moveaxis(b, -1, 0)
-    return np.stack([aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
-                     aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw], axis=-1)
-
-
-def pose_errors(estimated: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(position error in metres, rotation error in degrees) per row; NaN rows give NaN errors.
-
-    The rotation angle comes from ``2 atan2(|v|, |w|)`` of the relative quaternion, which stays
-    accurate near 0 degrees where ``acos`` of a trace would lose half the digits.
-    """
-    est = np.atleast_2d(np.asarray(estimated, dtype=np.float64))
-    gt = np.atleast_2d(np.asarray(truth, dtype=np.float64))
-    if est.shape != gt.shape or est.shape[-1] != 7:
-        raise DarksideError(f"localization: pose arrays must be (N, 7), got {est.shape} and {gt.shape}")
-    pos = np.linalg.norm(camera_centers(est) - camera_centers(gt), axis=-1)
-    qe = est[:, :4] / np.linalg.norm(est[:, :4], axis=-1, keepdims=True)
-    qg = gt[:, :4] * np.array([1.0, -1.0, -1.0, -1.0]) / np.linalg.norm(gt[:, :4], axis=-1, keepdims=True)
-    rel = _qmul(qe, qg)
-    rot = np.degrees(2.0 * np.arctan2(np.linalg.norm(rel[:, 1:], axis=-1), np.abs(rel[:, 0])))
-    return pos, rot
+PROTOCOL = "localization"
 
 
 def localization_rates(position_error: np.ndarray, rotation_error: np.ndarray,
                        thresholds: Sequence[tuple[float, float]]) -> list[float]:
-    """Percentage of queries with both errors within each (metres, degrees) threshold, inclusive.
-
-    NaN errors (no estimate) are failures; the denominator is every query given.
-    """
+    """Percentage of queries with both errors within each (metres, degrees) threshold, inclusive (NaN fails)."""
     t = np.asarray(position_error, dtype=np.float64)
     r = np.asarray(rotation_error, dtype=np.float64)
     if t.size == 0:
@@ -96,26 +73,70 @@ def approximate_poses(top1: np.ndarray, database_poses: np.ndarray) -> np.ndarra
     return out
 
 
-def write_pairs_hloc(path: str | Path, query_names: Sequence[str], db_names: Sequence[str],
-                     indices: np.ndarray) -> Path:
-    """hloc pairs file: ``query db`` per line, queries in order, each with its ranked db images."""
-    lines = [f"{q} {db_names[j]}" for q, row in zip(query_names, indices, strict=True) for j in row if j >= 0]
-    return atomic_write_text(path, "".join(line + "\n" for line in lines))
-
-
-def write_pairs_kapture(path: str | Path, query_names: Sequence[str], db_names: Sequence[str],
-                        indices: np.ndarray, scores: np.ndarray) -> Path:
-    """kapture pairs file: header comment, then ``query, db, score`` per line (score as similarity)."""
-    lines = ["# query_image, map_image, score"]
-    for q, row, srow in zip(query_names, indices, scores, strict=True):
-        lines += [f"{q}, {db_names[j]}, {float(s):.6f}" for j, s in zip(row, srow, strict=True) if j >= 0]
-    return atomic_write_text(path, "".join(line + "\n" for line in lines))
-
-
 def write_ltvl_poses(path: str | Path, names: Sequence[str], poses: np.ndarray) -> Path:
     """visuallocalization.net (LTVL2020) file: ``name qw qx qy qz tx ty tz``; rows with NaN are omitted."""
-    lines = []
-    for name, p in zip(names, np.asarray(poses, dtype=np.float64), strict=True):
-        if np.all(np.isfinite(p)):
-            lines.append(name + " " + " ".join(repr(float(v)) for v in p))
-    return atomic_write_text(path, "".join(line + "\n" for line in lines))
+    return write_lines(path, [name + " " + " ".join(repr(float(v)) for v in p)
+                              for name, p in zip(names, np.asarray(poses, dtype=np.float64), strict=True)
+                              if np.all(np.isfinite(p))])
+
+
+def score(manifest: Manifest, gt: GroundTruth, ds: DescriptorSet, settings: ScoreSettings,
+          gt_path: Path, h5: Path, pairs_dir: Path | None) -> dict[str, Any]:
+    """The JSON body of a localization dataset (see the module docstring); with ``pairs_dir``, the exports."""
+    db = build_database(manifest.select(split=gt.database_split or "database"), ds)
+    queries = manifest.select(split="query")
+    rows = row_lookup(ds)
+    have = [r.image_id in rows for r in queries]
+    Q = np.asarray([ds.descriptors[rows[r.image_id]] for r, h in zip(queries, have, strict=True) if h],
+                   dtype=ds.descriptors.dtype).reshape(-1, ds.descriptors.shape[1])
+    kmax = max(1, settings.pairs_topk)
+    top = np.full((len(queries), kmax), -1, dtype=np.int64)
+    top_s = np.full((len(queries), kmax), -np.inf)
+    if len(Q) and len(db.X):
+        present_db = np.nonzero(db.present >= 0)[0]  # X position -> db index
+        qb = query_batch(settings, len(db.X))
+        got = [topk(Q[s:s + qb], db.X, kmax, settings.chunk_size) for s in range(0, len(Q), qb)]
+        idx, sc = (np.concatenate(g) for g in zip(*got, strict=True))
+        sel = np.nonzero(have)[0]
+        top[sel, : idx.shape[1]] = np.where(idx >= 0, present_db[np.maximum(idx, 0)], -1)
+        top_s[sel, : idx.shape[1]] = sc
+    db_poses = np.array([r.pose if r.pose is not None else (np.nan,) * 7 for r in db.records],
+                        dtype=np.float64).reshape(-1, 7)
+    est = approximate_poses(top[:, 0], db_poses)
+    scored = [i for i, r in enumerate(queries) if r.pose is not None]
+    gt_poses = np.array([queries[i].pose for i in scored], dtype=np.float64).reshape(-1, 7)
+    perr, rerr = pose_errors(est[scored], gt_poses) if scored else (np.zeros(0), np.zeros(0))
+    thresholds = [(float(t), float(r)) for t, r in settings.localization_thresholds]
+    rates = localization_rates(perr, rerr, thresholds)
+    metrics: dict[str, Any] = {threshold_key(t, r): v for (t, r), v in zip(thresholds, rates, strict=True)}
+    files: list[str] = []
+    if pairs_dir is not None:
+        qnames = [r.path for r, h in zip(queries, have, strict=True) if h]
+        dbnames = [r.path for r in db.records]
+        hv = np.asarray(have, dtype=bool)
+        for k in sorted({kmax, 1}):
+            t, ts = top[hv, :k], top_s[hv, :k]
+            files += [write_pairs_hloc(pairs_dir / f"pairs-top{k}.txt", qnames, dbnames, t).name,
+                      write_pairs_kapture(pairs_dir / f"pairs-top{k}.csv", qnames, dbnames, t, ts).name]
+        files.append(write_ltvl_poses(pairs_dir / "poses-top1.txt", [r.path for r in queries], est).name)
+    finite = ~np.isnan(perr)
+    median = {k: float(np.median(e[finite])) if finite.any() else None
+              for k, e in (("median_position_error_m", perr), ("median_rotation_error_deg", rerr))}
+    per_query = {"ids": [queries[i].image_id for i in scored],
+                 "top1": [db.records[t].image_id if t >= 0 else None for t in top[scored, 0]],
+                 "position_error_m": [None if np.isnan(v) else float(v) for v in perr],
+                 "rotation_error_deg": [None if np.isnan(v) else float(v) for v in rerr]}
+    loc = {"thresholds": [list(t) for t in thresholds], "rates": dict(metrics), "n_scored": len(scored), **median,
+           "files": files, "per_query": per_query}
+    out = body(db, len(queries), metrics, {}, localization=loc)
+    gq = [q for q in gt.queries if q.positives]
+    if gq:  # retrieval ground truth as well (e.g. the synthetic benchmark): mAP like tokyo
+        qids = [q.query for q in gq]
+        ok = [ids_to_db(q.positives, db, f"{gt_path}: query {q.query}") for q in gq]
+        jk = [ids_to_db(q.junk, db, f"{gt_path}: query {q.query}") for q in gq]
+        Q = query_vectors(qids, ds, cropped=False, where=str(gt_path))
+        sub = list_ranks(Q, db, list(zip(ok, jk, strict=True)), settings)
+        res = mean_average_precision([s[0] for s in sub], [s[1] for s in sub])
+        metrics["mAP"] = pct(res.map)
+        out["per_query"]["mAP"] = {"ids": qids, "ap": pct_list(res.ap)}
+    return out

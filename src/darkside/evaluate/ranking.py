@@ -1,12 +1,11 @@
 """Bounded-memory ranking: exact ranks of chosen items and running top-k, database in blocks.
 
-A database of a million descriptors does not fit a (queries x database) similarity matrix, so
-both functions walk the database in blocks of ``chunk_size`` rows and keep O(M * (K + chunk))
-memory. The ranking they define is exactly ``np.argsort(-s, kind="stable")`` of the similarity
-``s = X @ q``: descending similarity, ties broken by database index. The similarities are the
-block products (:func:`block_scores`); a single full ``Q @ X.T`` may differ from them in the last
-float32 bit (BLAS sums in a shape-dependent order), which can swap two items whose scores agree
-to ~1e-7 - a genuine tie at float32 precision, not an error of the blocked ranking.
+A database of a million descriptors does not fit a (queries x database) similarity matrix, so both functions walk
+the database in blocks of ``chunk_size`` rows and keep O(M * (K + chunk)) memory. The ranking they define is exactly
+``np.argsort(-s, kind="stable")`` of the similarity ``s = X @ q``: descending similarity, ties broken by database
+index. The similarities are the block products (:func:`block_scores`); a single full ``Q @ X.T`` may differ from
+them in the last float32 bit (BLAS sums in a shape-dependent order), which can swap two items whose scores agree to
+~1e-7 - a genuine tie at float32 precision, not an error of the blocked ranking.
 """
 
 from __future__ import annotations
@@ -40,23 +39,17 @@ def _as_queries(Q: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, bool]:
 
 
 def positive_ranks(Q: np.ndarray, X: np.ndarray, idx: np.ndarray, chunk_size: int) -> np.ndarray:
-    """Exact 0-based ranks of database items ``idx`` in each query's ranking.
+    """Exact 0-based ranks of database items ``idx`` in each query's ranking: the items scoring higher plus those
+    with an equal score and a smaller index. ``Q`` is one query (D,) with ``idx`` (K,), or (M, D) with ``idx``
+    (M, K); entries -1 in ``idx`` are padding (ragged lists) and come back as -1.
 
-    ``Q`` is one query (D,) with ``idx`` (K,), or a block (M, D) with ``idx`` (M, K); entries -1 in
-    ``idx`` are padding (ragged lists) and come back as -1. The rank of item i equals its position
-    in ``np.argsort(-s, kind="stable")``: the number of items scoring higher, plus the items with an
-    equal score and a smaller index.
-
-    Two passes over the database: the first reads each target's score out of the very block
-    product used for counting in the second, so a target never compares against a copy of its
-    own score computed by a different BLAS path (which could differ in the last bit and shift
-    the rank by one).
+    Two passes over the database: the first reads each target's score out of the very block product used for
+    counting in the second, so a target never compares against a copy of its own score computed by a different
+    BLAS path (which could differ in the last bit and shift the rank by one).
     """
     X = np.asarray(X)
     Q2, single = _as_queries(Q, X)
-    idx2 = np.asarray(idx, dtype=np.int64)
-    if single:
-        idx2 = idx2.reshape(1, -1)
+    idx2 = np.asarray(idx, dtype=np.int64).reshape(1, -1) if single else np.asarray(idx, dtype=np.int64)
     M, N = Q2.shape[0], X.shape[0]
     if idx2.ndim != 2 or idx2.shape[0] != M:
         raise DarksideError(f"ranking: idx shape {np.shape(idx)} does not match {M} queries")
@@ -108,12 +101,11 @@ def ranks_of(Q: np.ndarray, X: np.ndarray, items: Sequence[np.ndarray], chunk_si
 
 def topk(Q: np.ndarray, X: np.ndarray, k: int, chunk_size: int,
          exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` database indices and scores per query, ordered as ``np.argsort(-s, kind="stable")``.
+    """Top-``k`` database indices and scores per query, (M, min(k, N)) or (k,) for one query; slots with nothing
+    left hold index -1 and score -inf. ``exclude`` (M,) drops one database index per query (-1 drops nothing).
 
-    A running (M, k) best list is merged with each block; because blocks arrive in index order
-    and the merge sort is stable, ties stay ordered by database index. ``exclude`` (M,) drops one
-    database index per query (the query itself; -1 drops nothing). Returns (M, min(k, N)) arrays
-    (or (k,) for a single query); slots with nothing left to return hold index -1 and score -inf.
+    A running (M, k) best list is merged with each block; as blocks arrive in index order and the merge sort is
+    stable, ties stay ordered by database index (``np.argsort(-s, kind="stable")``).
     """
     X = np.asarray(X)
     Q2, single = _as_queries(Q, X)
@@ -121,12 +113,9 @@ def topk(Q: np.ndarray, X: np.ndarray, k: int, chunk_size: int,
     if k < 1:
         raise DarksideError(f"ranking: k must be >= 1, got {k}")
     kk = min(int(k), N)
-    ex = None
-    if exclude is not None:
-        ex = np.asarray(exclude, dtype=np.int64).reshape(M)
+    ex = None if exclude is None else np.asarray(exclude, dtype=np.int64).reshape(M)
     dtype = np.result_type(Q2.dtype, X.dtype)
-    best_s = np.empty((M, 0), dtype=dtype)
-    best_i = np.empty((M, 0), dtype=np.int64)
+    best_s, best_i = np.empty((M, 0), dtype=dtype), np.empty((M, 0), dtype=np.int64)
     for start, stop in _blocks(N, chunk_size):
         S = block_scores(Q2, X[start:stop]).astype(dtype, copy=False)
         ids = np.broadcast_to(np.arange(start, stop, dtype=np.int64), S.shape)

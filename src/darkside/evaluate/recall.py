@@ -49,19 +49,11 @@ def recall_at_k(A: np.ndarray, B: np.ndarray, ks: Sequence[int], chunk_size: int
         raise DarksideError(f"evaluate.recall_ks: expected positive integers, got {list(ks)}")
     n, kmax = A.shape[0], max(int(k) for k in ks)
     a, b = names
-    own = np.arange(n, dtype=np.int64)
-    out: dict[str, RecallResult] = {}
     if n == 0:
-        empty = np.zeros((0, len(ks)), dtype=bool)
-        return {f"{a}->{b}": _result(empty, ks), f"{b}->{a}": _result(empty, ks),
-                f"{a}<->{b}": _result(empty, ks)}
-    top_ab, _ = topk(A, B, kmax, chunk_size)
-    out[f"{a}->{b}"] = _result(hits_at_k(top_ab, own, ks), ks)
-    top_ba, _ = topk(B, A, kmax, chunk_size)
-    out[f"{b}->{a}"] = _result(hits_at_k(top_ba, own, ks), ks)
-    X = np.concatenate([A, B], axis=0)
-    every = np.arange(2 * n, dtype=np.int64)
-    top_x, _ = topk(X, X, kmax, chunk_size, exclude=every)
-    counterpart = (every + n) % (2 * n)
-    out[f"{a}<->{b}"] = _result(hits_at_k(top_x, counterpart, ks), ks)
-    return out
+        return {m: _result(np.zeros((0, len(ks)), dtype=bool), ks) for m in (f"{a}->{b}", f"{b}->{a}", f"{a}<->{b}")}
+    own, every, X = np.arange(n, dtype=np.int64), np.arange(2 * n, dtype=np.int64), np.concatenate([A, B], axis=0)
+    # mode -> (queries, gallery, excluded gallery index per query, positive per query)
+    runs = {f"{a}->{b}": (A, B, None, own), f"{b}->{a}": (B, A, None, own),
+            f"{a}<->{b}": (X, X, every, (every + n) % (2 * n))}
+    return {m: _result(hits_at_k(topk(q, g, kmax, chunk_size, exclude=ex)[0], pos, ks), ks)
+            for m, (q, g, ex, pos) in runs.items()}

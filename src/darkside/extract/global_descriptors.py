@@ -6,17 +6,15 @@ if enabled (after resizing); ImageNet mean/std. Then for each scale s: bilinear 
 the tensor (align_corners False), forward, unit GeM vector f_s; combine
 v = (mean_s f_s^p)^(1/p) with the network's GeM p; L2. Whitening (if any) and L2 again.
 
-:func:`extract_descriptors` batches images whose preprocessed size is equal (aspect-ratio /
-size buckets; nothing is padded, so every image is seen exactly as alone) and on CUDA runs
-channels-last with autocast. :func:`extract_descriptors_reference` is the per-image fp32 loop
-the batched path must reproduce (and is benchmarked against).
+:func:`extract_descriptors` batches images of equal preprocessed size (nothing is padded);
+:func:`extract_descriptors_reference` is the per-image fp32 loop it must reproduce.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
-import hashlib
 import logging
 import math
 import os
@@ -41,19 +39,18 @@ from darkside.embed.network import (
     EmbeddingNet,
     build_embedding_net,
     load_model,
-    model_sha256,
-    resolve_device,
     save_model,
 )
 from darkside.embed.whitening import apply_whitening, learn_whitening, load_whitening, save_whitening
 from darkside.errors import DarksideError, ImageError
 from darkside.extract.hdf5 import DescriptorSet, write_descriptors
+from darkside.hashing import sha256_file
+from darkside.training import resolve_device
 
 log = logging.getLogger(__name__)
 
 ImageLike = str | os.PathLike[str] | Image.Image
 BBox = tuple[float, float, float, float]
-ON_CORRUPT = ("error", "skip")
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -110,11 +107,9 @@ def multiscale_descriptor(net: EmbeddingNet, x: torch.Tensor, scales: Sequence[f
         h, w = max(min_side, math.ceil(h * f)), max(min_side, math.ceil(w * f))
         x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
     # interpolate(scale_factor=s) produces floor(side * s) pixels
-    usable = [s for s in scales if s == 1.0 or min(math.floor(h * s), math.floor(w * s)) >= min_side]
     if not scales:
         raise DarksideError("extract.scales: at least one scale is needed")
-    if not usable:
-        usable = [1.0]
+    usable = [s for s in scales if s == 1.0 or min(math.floor(h * s), math.floor(w * s)) >= min_side] or [1.0]
     acc: torch.Tensor | None = None
     for s in usable:
         xs = x if s == 1.0 else F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False)
@@ -125,32 +120,30 @@ def multiscale_descriptor(net: EmbeddingNet, x: torch.Tensor, scales: Sequence[f
     return v / torch.linalg.vector_norm(v, dim=-1, keepdim=True).clamp_min(1e-12)
 
 
-class _EvalMode:
+@contextlib.contextmanager
+def _eval_mode(net: torch.nn.Module) -> Iterator[None]:
     """Eval mode (and no grad) for the duration; restores every module's own flag afterwards.
 
     Restoring per module (not ``net.train(was_training)``) keeps a caller's frozen BatchNorm
     layers frozen when extraction runs inside a training loop (hard-negative mining).
     """
-
-    def __init__(self, net: torch.nn.Module) -> None:
-        self.net = net
-        self.modes: list[tuple[torch.nn.Module, bool]] = []
-        self.grad = torch.no_grad()
-
-    def __enter__(self) -> None:
-        self.modes = [(m, m.training) for m in self.net.modules()]
-        self.net.eval()
-        self.grad.__enter__()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.grad.__exit__(*exc)
-        for m, mode in self.modes:
+    modes = [(m, m.training) for m in net.modules()]
+    net.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for m, mode in modes:
             m.training = mode
 
 
-def _check_on_corrupt(value: str) -> None:
-    if value not in ON_CORRUPT:
-        raise DarksideError(f"extract.on_corrupt: {value!r} is not one of {list(ON_CORRUPT)}")
+def _skip(exc: ImageError, settings: ExtractSettings, i: int, skipped: list[int] | None) -> None:
+    """Re-raise an unreadable image's error, or (``on_corrupt: skip``) log it and record its index."""
+    if settings.on_corrupt == "error":
+        raise exc
+    log.warning("skipping %s", exc)
+    if skipped is not None:
+        skipped.append(i)
 
 
 def _check_bboxes(images: Sequence[ImageLike], bboxes: Sequence[BBox | None] | None) -> list[BBox | None]:
@@ -170,21 +163,16 @@ def extract_descriptors_reference(net: EmbeddingNet, images: Sequence[ImageLike]
                                   bboxes: Sequence[BBox | None] | None = None, progress: bool = False,
                                   skipped: list[int] | None = None) -> np.ndarray:
     """The cirtorch way: one image at a time, fp32, no buckets (contract of :func:`extract_descriptors`)."""
-    _check_on_corrupt(settings.on_corrupt)
     dev = resolve_device(device)
     boxes = _check_bboxes(images, bboxes)
     net.to(dev)
     rows: list[np.ndarray] = []
-    with _EvalMode(net):
+    with _eval_mode(net):
         for i, item in enumerate(tqdm(images, desc="extract (reference)", disable=not progress)):
             try:
                 img = load_image(item)
             except ImageError as exc:
-                if settings.on_corrupt == "error":
-                    raise
-                log.warning("skipping %s", exc)
-                if skipped is not None:
-                    skipped.append(i)
+                _skip(exc, settings, i, skipped)
                 continue
             x = prepare_image(img, settings.image_size, clahe, boxes[i])[None].to(dev)
             rows.append(multiscale_descriptor(net, x, settings.scales).cpu().numpy()[0])
@@ -231,11 +219,8 @@ def extract_descriptors(net: EmbeddingNet, images: Sequence[ImageLike], settings
     format, which training tolerates). The result equals :func:`extract_descriptors_reference`
     (allclose, atol 1e-5) in fp32. ``num_workers`` threads decode and preprocess ahead.
     """
-    _check_on_corrupt(settings.on_corrupt)
     if precision not in ("auto", "fp32"):
         raise DarksideError(f"extract: precision {precision!r} is not one of ['auto', 'fp32']")
-    if settings.batch_size < 1:
-        raise DarksideError(f"extract.batch_size: must be >= 1, got {settings.batch_size}")
     dev = resolve_device(device)
     boxes = _check_bboxes(images, bboxes)
     mixed = precision == "auto" and dev.type == "cuda"
@@ -261,9 +246,7 @@ def extract_descriptors(net: EmbeddingNet, images: Sequence[ImageLike], settings
         x = (x.pin_memory() if dev.type == "cuda" else x).to(dev, non_blocking=True)
         if mixed:
             x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device_type="cuda", dtype=_autocast_dtype()):
-                v = multiscale_descriptor(net, x, settings.scales, p)
-        else:
+        with torch.autocast(device_type="cuda", dtype=_autocast_dtype()) if mixed else contextlib.nullcontext():
             v = multiscale_descriptor(net, x, settings.scales, p)
         out[idx] = v.float().cpu().numpy()
         done[idx] = True
@@ -271,15 +254,11 @@ def extract_descriptors(net: EmbeddingNet, images: Sequence[ImageLike], settings
 
     buckets: dict[tuple[int, int], list[tuple[int, torch.Tensor]]] = {}
     n_pending = 0
-    with _EvalMode(net), tqdm(total=len(images), desc="extract", disable=not progress) as bar:
+    with _eval_mode(net), tqdm(total=len(images), desc="extract", disable=not progress) as bar:
         for res in _prefetch(prepare, range(len(images)), num_workers, depth=max(2, 2 * num_workers)):
             i, t = res.result() if isinstance(res, Future) else res
             if isinstance(t, ImageError):
-                if settings.on_corrupt == "error":
-                    raise t
-                log.warning("skipping %s", t)
-                if skipped is not None:
-                    skipped.append(i)
+                _skip(t, settings, i, skipped)
                 bar.update(1)
                 continue
             key = (int(t.shape[1]), int(t.shape[2]))
@@ -315,25 +294,26 @@ def _settings_attr(settings: ExtractSettings, clahe: ClaheSettings, **more: Any)
 
 
 def extract_dataset(model_path: str | os.PathLike[str], dataset_dir: str | os.PathLike[str],
-                    out_h5: str | os.PathLike[str], settings: ExtractSettings, clahe: ClaheSettings,
+                    out_h5: str | os.PathLike[str], settings: ExtractSettings, clahe: ClaheSettings | None = None,
                     whitening_path: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu",
                     preset_name: str = "", on_corrupt: str | None = None, whitening_dims: int | None = None,
                     progress: bool = True, num_workers: int = 0) -> Path:
     """Descriptors of every manifest image (+ cropped queries of box protocols) -> HDF5; return the path.
 
-    ``/descriptors`` are final: multi-scale GeM, whitened (``whitening_path``) and L2-normalised.
+    ``/descriptors`` are final: multi-scale GeM, whitened (``whitening_path``, keeping ``whitening_dims``)
+    and L2-normalised. ``clahe`` None: as the model file records (the model is the authority).
     Skipped images (``on_corrupt="skip"``, overriding ``settings.on_corrupt`` when given) are
     left out of ``image_ids`` / ``descriptors`` (and the queries group), counted in the
     attributes ``skipped_images`` / ``skipped_ids``.
     """
     if on_corrupt is not None:
         settings = dataclasses.replace(settings, on_corrupt=on_corrupt)
-    _check_on_corrupt(settings.on_corrupt)
     dataset_dir = Path(dataset_dir)
     manifest = load_manifest(dataset_dir, check_files=False)  # missing files: our ImageError / skip path
     gt = load_groundtruth(dataset_dir, manifest) if (dataset_dir / "groundtruth.json").is_file() else None
     whitening = load_whitening(whitening_path) if whitening_path is not None else None
     net = load_model(model_path)
+    clahe = clahe or ClaheSettings.of(net.preprocessing["clahe"])
 
     paths = [manifest.image_path(r) for r in manifest.records]
     skipped: list[int] = []
@@ -362,11 +342,11 @@ def extract_dataset(model_path: str | os.PathLike[str], dataset_dir: str | os.Pa
         if qdesc is not None:
             qdesc = apply_whitening(qdesc, whitening, whitening_dims).astype(np.float32)
     attrs = {
-        "model": str(model_path), "model_sha256": model_sha256(model_path), "preset": preset_name,
+        "model": str(model_path), "model_sha256": sha256_file(model_path), "preset": preset_name,
         "dataset": manifest.name,
         "settings": _settings_attr(settings, clahe, gem_p=net.gem_p,
                                    whitening=str(whitening_path) if whitening_path is not None else None,
-                                   whitening_sha256=_file_sha256(whitening_path) if whitening_path else None,
+                                   whitening_sha256=sha256_file(whitening_path) if whitening_path else None,
                                    whitening_dims=whitening_dims),
         "skipped_images": len(skipped_ids), "skipped_ids": skipped_ids,
     }
@@ -376,22 +356,15 @@ def extract_dataset(model_path: str | os.PathLike[str], dataset_dir: str | os.Pa
     return write_descriptors(out_h5, DescriptorSet(ids, desc, qids, qdesc, attrs))
 
 
-def _file_sha256(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def fit_whitening(model_path: str | os.PathLike[str], dataset_dir: str | os.PathLike[str],
-                  out_npz: str | os.PathLike[str], settings: ExtractSettings, clahe: ClaheSettings,
+                  out_npz: str | os.PathLike[str], settings: ExtractSettings, clahe: ClaheSettings | None = None,
                   device: str | torch.device = "cpu", split: str = "whiten", progress: bool = True,
                   num_workers: int = 0) -> Path:
     """Learn Lw on the ``split`` images of a dataset and its ``pairs[split]``; write the ``.npz``, return it.
 
     ``settings.image_size`` is the whitening image size (params ``whitening.image_size``; pass
     ``dataclasses.replace(extract, image_size=...)``). Pairs touching a skipped image are dropped.
+    ``clahe`` None: as the model file records.
     CLAHE is applied once before the multi-scale resize, exactly as at evaluation time (gandtr's
     whitening stage applies it per scale; see the reference notes §1.5).
     """
@@ -410,6 +383,7 @@ def fit_whitening(model_path: str | os.PathLike[str], dataset_dir: str | os.Path
                 raise DarksideError(f"{dataset_dir / 'groundtruth.json'}: pairs.{split}: image {x!r} "
                                     f"is not in split {split!r}")
     net = load_model(model_path)
+    clahe = clahe or ClaheSettings.of(net.preprocessing["clahe"])
     skipped: list[int] = []
     X = extract_descriptors(net, [manifest.image_path(r) for r in records], settings, clahe, device,
                             progress=progress, skipped=skipped, num_workers=num_workers)

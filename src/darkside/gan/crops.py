@@ -24,9 +24,7 @@ def crop_window(height: int, width: int, crop: int, scale_min: float,
     lo = min(1.0, max(scale_min, crop / min_side))
     s = float(rng.uniform(lo, 1.0)) if lo < 1.0 else 1.0
     side = min(math.ceil(crop / s), min_side)
-    top = int(rng.integers(0, height - side + 1))
-    left = int(rng.integers(0, width - side + 1))
-    return top, left, side
+    return int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1)), side  # top, left
 
 
 def _cut(img: np.ndarray, top: int, left: int, side: int, crop: int) -> np.ndarray:
@@ -39,9 +37,8 @@ def _cut(img: np.ndarray, top: int, left: int, side: int, crop: int) -> np.ndarr
 def paired_crop(day: np.ndarray, night: np.ndarray, crop: int, scale_min: float,
                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Cut the same window from ``day`` and ``night`` (H x W x 3 uint8) and resize both to crop."""
-    h = min(day.shape[0], night.shape[0])
-    w = min(day.shape[1], night.shape[1])
-    top, left, side = crop_window(h, w, crop, scale_min, rng)
+    top, left, side = crop_window(min(day.shape[0], night.shape[0]), min(day.shape[1], night.shape[1]), crop,
+                                  scale_min, rng)
     return _cut(day, top, left, side, crop), _cut(night, top, left, side, crop)
 
 

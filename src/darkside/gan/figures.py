@@ -58,13 +58,12 @@ def save_grid(panels: Sequence[Sequence[np.ndarray]], titles: Sequence[str], out
     for i, row in enumerate(panels):
         for j, panel in enumerate(row):
             ax = axes[i][j]
-            cmap = cmaps[j] if cmaps is not None else None
             if panel.ndim == 2:
-                ax.imshow(panel, cmap=cmap or "gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+                ax.imshow(panel, cmap=(cmaps[j] if cmaps is not None else None) or "gray", vmin=0.0, vmax=1.0,
+                          interpolation="nearest")
             else:
                 ax.imshow(panel, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
+            ax.set(xticks=[], yticks=[])
             if i == 0:
                 ax.set_title(titles[j], fontsize=8)
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.25 / (rows * cell_in), wspace=0.04,
@@ -93,15 +92,13 @@ def edges_figure(night_images: Sequence[str | Path], detectors: Mapping[str, nn.
     """Figure 2: each row a night image, then every detector's edge map (eval mode, dark = edge)."""
     if not night_images or not detectors:
         raise DarksideError(f"{out_png}: edges figure needs night images and at least one detector")
+    for det in detectors.values():
+        det.eval()
     rows = []
     for path in night_images:
         x = _to_tensor(np.asarray(load_rgb(path)))
-        row: list[np.ndarray] = [_to_image(x)]
-        for det in detectors.values():
-            det.eval()
-            with torch.no_grad():
-                row.append(det(x)[0, 0].float().clamp(0, 1).cpu().numpy())
-        rows.append(row)
+        with torch.no_grad():
+            rows.append([_to_image(x)] + [det(x)[0, 0].float().clamp(0, 1).cpu().numpy() for det in detectors.values()])
     return save_grid(rows, ["night image", *detectors], out_png,
                      cmaps=[None] + ["gray_r"] * len(detectors))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from darkside.gan.translator import _check_batch
+from darkside.gan.translator import check_batch
 
 
 class LabInversion:
@@ -19,7 +19,7 @@ class LabInversion:
     def translate(self, images: torch.Tensor) -> torch.Tensor:
         from darkside.data.photometric import invert_lightness
 
-        _check_batch(images)
+        check_batch(images)
         out = []
         for img in images.detach().cpu():
             rgb = np.ascontiguousarray(img.permute(1, 2, 0).numpy().astype(np.float32))

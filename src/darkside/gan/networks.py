@@ -102,9 +102,8 @@ class PatchGAN(nn.Module):
 def init_weights(net: nn.Module, kind: str, gain: float) -> nn.Module:
     """Initialise ``net`` in place and return it.
 
-    ``normal``: conv/linear weights ~ N(0, gain) (CycleGAN official gain 0.02; gandtr ran 0.2 because
-    its YAML gave none and the code default is 0.2). ``kaiming``: Kaiming-normal fan-in for conv/linear
-    weights. Both: biases 0, batch-norm weights ~ N(1, gain), batch-norm biases 0.
+    ``normal``: conv/linear weights ~ N(0, gain) (see the CycleGAN family for the gains); ``kaiming``:
+    Kaiming-normal fan-in. Both: biases 0, batch-norm weights ~ N(1, gain), batch-norm biases 0.
     """
     if kind not in INITS:
         raise ConfigError(f"gan.init: {kind!r} is not one of {list(INITS)}")

@@ -6,16 +6,12 @@ epoch, log), ``log.json`` (per-epoch mean losses, lr factor, images/s, wall time
 (the day->night generator the translator loads). Every file is written atomically.
 
 Resume: the data of epoch e is drawn from a Generator seeded by (seed, e), so redoing an epoch from
-the last complete checkpoint reproduces it exactly; SIGTERM (SLURM preemption) stops the run after
-the current step, keeps the last complete checkpoint and raises :class:`TrainingInterrupted`.
+the last complete checkpoint reproduces it exactly; SIGTERM (SLURM preemption) stops the run and keeps
+the last complete checkpoint (:mod:`darkside.training`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
-import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -29,18 +25,13 @@ from darkside.atomic import atomic_path, atomic_write_json
 from darkside.data.images import load_rgb
 from darkside.errors import DarksideError
 from darkside.gan.crops import epoch_pairs, paired_crop, to_tensor_batch
-from darkside.gan.families import GanBundle, GanSettings, build, save_generator
+from darkside.gan.family import GanBundle, GanSetup, build, save_generator
 from darkside.gan.schedule import lr_factor
+from darkside.training import load_checkpoint, preemptible, save_checkpoint
 
 CHECKPOINT = "checkpoint.pt"
 GENERATOR = "generator.pt"
 LOG = "log.json"
-
-log = logging.getLogger(__name__)
-
-
-class TrainingInterrupted(DarksideError):
-    """SIGTERM arrived; the last complete epoch's checkpoint is on disk, rerun to resume."""
 
 
 class _ImageSource:
@@ -67,18 +58,17 @@ def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
     return np.random.default_rng([seed, epoch])
 
 
-def iterate_epoch(day: _ImageSource, night: _ImageSource, s: GanSettings, seed: int,
+def iterate_epoch(day: _ImageSource, night: _ImageSource, setup: GanSetup, seed: int,
                   epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Batches of (day, night) crops in [-1, 1]; pairs_per_epoch // batch_size full batches."""
     rng = epoch_rng(seed, epoch)
+    s, c = setup.settings, setup.common
     pairs = epoch_pairs(len(day), len(night), s.pairs_per_epoch, rng)
     for b in range(s.pairs_per_epoch // s.batch_size):
-        days, nights = [], []
-        for di, ni in pairs[b * s.batch_size:(b + 1) * s.batch_size]:
-            dc, nc = paired_crop(day[int(di)], night[int(ni)], s.crop, s.scale_min, rng)
-            days.append(dc)
-            nights.append(nc)
-        yield torch.from_numpy(to_tensor_batch(days)), torch.from_numpy(to_tensor_batch(nights))
+        crops = [paired_crop(day[int(di)], night[int(ni)], c.crop, c.scale_min, rng)
+                 for di, ni in pairs[b * s.batch_size:(b + 1) * s.batch_size]]
+        days, nights = zip(*crops, strict=True)
+        yield torch.from_numpy(to_tensor_batch(list(days))), torch.from_numpy(to_tensor_batch(list(nights)))
 
 
 def _center_square(img: np.ndarray, side: int) -> np.ndarray:
@@ -92,9 +82,9 @@ def _center_square(img: np.ndarray, side: int) -> np.ndarray:
 def write_sample_grid(bundle: GanBundle, day: _ImageSource, path: Path) -> Path:
     """PNG grid: the first ``sample_images`` day images (centre square at the crop size) on the top
     row, their translations (generator in eval mode, as used downstream) below."""
-    s = bundle.settings
-    n = min(s.sample_images, len(day))
-    inputs = [_center_square(day[i], s.crop) for i in range(n)]
+    c = bundle.setup.common
+    n = min(c.sample_images, len(day))
+    inputs = [_center_square(day[i], c.crop) for i in range(n)]
     x = torch.from_numpy(to_tensor_batch(inputs)).to(bundle.device)
     gen = bundle.generator()
     was_training = gen.training
@@ -109,99 +99,54 @@ def write_sample_grid(bundle: GanBundle, day: _ImageSource, path: Path) -> Path:
     return path
 
 
-@contextlib.contextmanager
-def _sigterm_flag() -> Iterator[dict[str, bool]]:
-    """Turn SIGTERM into a flag checked between steps (only possible in the main thread)."""
-    flag = {"stop": False}
-
-    def handler(signum: int, frame: Any) -> None:
-        flag["stop"] = True
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: no handler, run uninterruptible
-        yield flag
-        return
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _load_checkpoint(path: Path, family: str, settings: GanSettings, seed: int) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        # weights only: a checkpoint holds tensors, numbers and strings, never code; a file that needs
-        # arbitrary unpickling is foreign (or hostile) and is refused rather than executed
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated file cannot happen (atomic writes) but a foreign one can
-        raise DarksideError(f"{path}: unreadable checkpoint ({type(exc).__name__}); delete it to restart") \
-            from None
-    if ckpt.get("family") != family or ckpt.get("settings") != settings.to_dict() or ckpt.get("seed") != seed:
-        # the DAG re-runs a job when its settings change; the old run cannot be continued
-        stale = path.with_name("checkpoint.stale.pt")
-        os.replace(path, stale)
-        log.warning("%s: written with other family/settings/seed; kept as %s, starting afresh", path, stale.name)
-        return None
-    return ckpt
-
-
-def train_gan(family: str, day_paths: Sequence[str | Path], night_paths: Sequence[str | Path],
-              settings: GanSettings, out_dir: str | Path, device: torch.device | str = "cpu", seed: int = 0,
+def train_gan(setup: GanSetup, day_paths: Sequence[str | Path], night_paths: Sequence[str | Path],
+              out_dir: str | Path, device: torch.device | str = "cpu", seed: int = 0,
               *, on_step: Callable[[int, int], None] | None = None) -> Path:
-    """Train ``family`` (resuming from ``out_dir/checkpoint.pt``) and return the generator.pt path.
+    """Train ``setup.family`` (resuming from ``out_dir/checkpoint.pt``) and return the generator.pt path.
 
     ``on_step(epoch, step)`` is called after every optimisation step (progress, tests).
     """
-    if settings.family != family:
-        raise DarksideError(f"train_gan: settings are for family {settings.family!r}, not {family!r}")
     if not day_paths or not night_paths:
         raise DarksideError("train_gan: the day and the night image lists must not be empty")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path, gen_path = out / CHECKPOINT, out / GENERATOR
+    s = setup.settings
+    config = {"setup": setup.to_plain(), "seed": seed}
 
-    bundle = build(settings, device, seed)
+    bundle = build(setup, device, seed)
     log: list[dict[str, Any]] = []
-    start = 0
-    ckpt = _load_checkpoint(ckpt_path, family, settings, seed)
+    start = 0  # number of completed epochs
+    ckpt = load_checkpoint(ckpt_path, config)
     if ckpt is not None:
         bundle.load_training_state(ckpt["bundle"])
         torch.set_rng_state(ckpt["torch_rng"])
-        log = list(ckpt["log"])
-        start = int(ckpt["epoch"])  # number of completed epochs
-    if start >= settings.epochs and gen_path.is_file():
+        log, start = list(ckpt["log"]), int(ckpt["epoch"])
+    if start >= s.epochs and gen_path.is_file():
         return gen_path
 
-    day = _ImageSource(day_paths, settings.cache_images)
-    night = _ImageSource(night_paths, settings.cache_images)
+    day, night = (_ImageSource(paths, setup.common.cache_images) for paths in (day_paths, night_paths))
     bundle.train()
-    with _sigterm_flag() as flag:
-        for epoch in range(start, settings.epochs):
+    with preemptible():
+        for epoch in range(start, s.epochs):
             bundle.set_epoch(epoch)
             t0 = time.perf_counter()
             sums: dict[str, float] = {}
             steps = 0
-            for step, batch in enumerate(iterate_epoch(day, night, settings, seed, epoch)):
+            for step, batch in enumerate(iterate_epoch(day, night, setup, seed, epoch)):
                 for k, v in bundle.train_step(batch).items():
                     sums[k] = sums.get(k, 0.0) + v
                 steps += 1
                 if on_step is not None:
                     on_step(epoch, step)
-                if flag["stop"]:
-                    raise TrainingInterrupted(
-                        f"{ckpt_path}: SIGTERM during epoch {epoch + 1}; rerun to resume after epoch {epoch}")
             wall = time.perf_counter() - t0
             log.append({"epoch": epoch + 1, "steps": steps, "lr_factor": lr_factor(
-                epoch, settings.epochs_constant, settings.epochs_decay), "wall_s": wall,
-                "images_per_s": steps * settings.batch_size / wall if wall > 0 else float("inf"),
+                epoch, s.epochs_constant, s.epochs_decay), "wall_s": wall,
+                "images_per_s": steps * s.batch_size / wall if wall > 0 else float("inf"),
                 "losses": {k: v / max(steps, 1) for k, v in sums.items()}})
             write_sample_grid(bundle, day, out / "samples" / f"epoch_{epoch + 1:03d}.png")
             bundle.epoch = epoch + 1
-            state = {"family": family, "settings": settings.to_dict(), "seed": seed, "epoch": epoch + 1,
-                     "bundle": bundle.training_state(), "torch_rng": torch.get_rng_state(), "log": log}
-            with atomic_path(ckpt_path) as tmp:
-                torch.save(state, tmp)
-            atomic_write_json(out / LOG, {"family": family, "seed": seed, "epochs": log})
+            save_checkpoint(ckpt_path, config, {"epoch": epoch + 1, "bundle": bundle.training_state(),
+                                                "torch_rng": torch.get_rng_state(), "log": log})
+            atomic_write_json(out / LOG, {"family": setup.family, "seed": seed, "epochs": log})
     return save_generator(bundle, gen_path)

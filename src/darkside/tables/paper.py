@@ -1,4 +1,4 @@
-"""The paper's numbers, transcribed once into ``paper_tables.yaml`` (package data)."""
+"""The paper's numbers and each table's layout, transcribed once into ``paper_tables.yaml`` (package data)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ PAPER_TABLES = Path(__file__).with_name("paper_tables.yaml")
 
 @cache
 def paper_tables() -> dict[str, Any]:
-    """All transcribed tables: ``{table: {title, columns, blocks: {key: {title, rows}}}}``."""
+    """All tables: ``{table: {builder, title, columns, blocks: {key: {title, rows, ...}}, ...}}``."""
     return yaml.safe_load(PAPER_TABLES.read_text(encoding="utf-8"))
 
 

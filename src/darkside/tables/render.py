@@ -1,8 +1,6 @@
-"""Writers for regenerated tables: CSV (long format, one cell per line), Markdown and LaTeX.
-
-Every regenerated cell stands next to the paper's value and the difference, with its 95%
-bootstrap confidence interval over queries; a cell the preset cannot produce carries the reason.
-"""
+"""Writers for regenerated tables: CSV (long format, one cell per line), Markdown and LaTeX. Every regenerated cell
+stands next to the paper's value and the difference, with its 95% bootstrap CI over queries; a cell the preset
+cannot produce carries the reason."""
 
 from __future__ import annotations
 
@@ -26,9 +24,7 @@ class Cell:
 
     @property
     def diff(self) -> float | None:
-        if isinstance(self.paper, (int, float)) and self.ours is not None:
-            return self.ours - float(self.paper)
-        return None
+        return self.ours - float(self.paper) if isinstance(self.paper, (int, float)) and self.ours is not None else None
 
 
 @dataclass
@@ -76,8 +72,7 @@ def _ours(c: Cell) -> str:
 
 
 def _diff(c: Cell) -> str:
-    d = c.diff
-    return "" if d is None else f"{d:+.1f}"
+    return "" if c.diff is None else f"{c.diff:+.1f}"
 
 
 def to_csv(t: Table) -> str:
@@ -87,23 +82,15 @@ def to_csv(t: Table) -> str:
     for b in t.blocks:
         for r in b.rows:
             for col, c in zip(t.columns, r.cells, strict=True):
-                w.writerow([t.name, b.key, r.method, r.recipe or "", col,
-                            "" if c.paper is None else c.paper,
-                            "" if c.ours is None else f"{c.ours:.4f}",
-                            "" if c.ci_low is None else f"{c.ci_low:.4f}",
-                            "" if c.ci_high is None else f"{c.ci_high:.4f}",
-                            "" if c.diff is None else f"{c.diff:.4f}", c.note])
+                w.writerow([t.name, b.key, r.method, r.recipe or "", col, "" if c.paper is None else c.paper,
+                            *("" if v is None else f"{v:.4f}" for v in (c.ours, c.ci_low, c.ci_high, c.diff)), c.note])
     return buf.getvalue()
 
 
 def _notes(t: Table) -> tuple[dict[str, int], list[str]]:
     """Number the distinct reasons so the tables stay narrow."""
-    index: dict[str, int] = {}
-    for b in t.blocks:
-        for r in b.rows:
-            for c in r.cells:
-                if c.note and c.note not in index:
-                    index[c.note] = len(index) + 1
+    notes = dict.fromkeys(c.note for b in t.blocks for r in b.rows for c in r.cells if c.note)
+    index = {n: i for i, n in enumerate(notes, 1)}
     return index, [f"({i}) {n}" for n, i in index.items()]
 
 
@@ -114,11 +101,8 @@ def to_markdown(t: Table) -> str:
            "`n/p` = not produced by this preset (reason in the notes).", ""]
     for b in t.blocks:
         out += [f"## {b.title}", ""]
-        head = ["Method"]
-        for col in t.columns:
-            head += [f"{col} ours", f"{col} paper", "Δ"]
-        out.append("| " + " | ".join(head) + " |")
-        out.append("|" + "---|" * len(head))
+        head = ["Method"] + [h for col in t.columns for h in (f"{col} ours", f"{col} paper", "Δ")]
+        out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in b.rows:
             cells = [r.method + (" *" if r.extra else "")]
             for c in r.cells:
@@ -162,6 +146,5 @@ def to_latex(t: Table) -> str:
 
 def write_table(t: Table, out_dir: Path) -> list[Path]:
     """Write ``<name>.csv``, ``.md`` and ``.tex`` atomically; return the paths."""
-    return [atomic_write_text(out_dir / f"{t.name}.csv", to_csv(t)),
-            atomic_write_text(out_dir / f"{t.name}.md", to_markdown(t)),
-            atomic_write_text(out_dir / f"{t.name}.tex", to_latex(t))]
+    return [atomic_write_text(out_dir / f"{t.name}.{ext}", fn(t))
+            for ext, fn in (("csv", to_csv), ("md", to_markdown), ("tex", to_latex))]

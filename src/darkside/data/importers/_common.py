@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,36 @@ from darkside.data.images import image_size, load_rgb
 from darkside.data.manifest import GroundTruth, ImageRecord, write_dataset
 from darkside.data.safe_pickle import load_pickle
 from darkside.errors import DarksideError, ImageError
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One published file: saved as ``<raw>/<its name in the URL>``; archives extracted into ``<raw>/<extract_to>``."""
+
+    url: str
+    sha256: str | None = None
+    extract_to: str | None = None
+
+    @property
+    def filename(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """A dataset: its files, licence, size, native layout and importer."""
+
+    name: str
+    prepare: Callable[[Path, Path], Path]  # (raw_root, out_dir) -> out_dir: the importer
+    licence: str
+    size: str
+    layout: str
+    files: tuple[RemoteFile, ...] = ()
+    requires: tuple[str, ...] = ()  # datasets whose raw files the importer also reads
+    manual: str = ""  # what to place where, for registration-only / unpublished data
+    manual_check: tuple[str, ...] = ()  # any of these paths (relative to <raw>) existing = placed
+    notes: str = ""
+
 
 # How many trailing bytes to search for the end-of-image marker: real JPEGs sometimes carry a
 # few bytes of padding after EOI; a truncated one ends inside entropy-coded data, where 0xFFD9
@@ -52,6 +83,12 @@ def cid_to_path(cid: str) -> str:
     return f"{cid[-2:]}/{cid[-4:-2]}/{cid[-6:-4]}/{cid}"
 
 
+def probe_cid(image_dir: Path, cid: str) -> tuple[str, int, int]:
+    """(image path, width, height) of the Retrieval-SfM image ``cid`` below ``image_dir``."""
+    rel = cid_to_path(cid)
+    return (rel, *probe_image(image_dir / rel))
+
+
 def require(path: Path, what: str) -> Path:
     """``path`` if it exists, else a one-line error saying what belongs there."""
     if not path.exists():
@@ -66,6 +103,11 @@ def first_existing(candidates: Iterable[Path], what: str) -> Path:
         if c.exists():
             return c
     raise DarksideError(f"{cands[0]}: missing ({what})")
+
+
+def sfm_images(sfm_raw: Path, how: str = "darkside download --dataset sfm120k") -> Path:
+    """The SfM-120k image folder: ``ims/ims`` or ``ims``, depending on how ims.tar.gz was extracted."""
+    return first_existing([sfm_raw / "ims" / "ims", sfm_raw / "ims"], f"SfM-120k images ({how})")
 
 
 def as_str_list(value: Any, where: str) -> list[str]:
@@ -98,15 +140,8 @@ def load_gnd(gnd_path: Path) -> tuple[list[str], list[str], list[Any]]:
     return imlist, qimlist, gnd
 
 
-def write_prepared(
-    out_dir: str | Path,
-    name: str,
-    records: list[ImageRecord],
-    groundtruth: GroundTruth,
-    image_dir: str | Path,
-    source: str,
-    metadata: dict[str, Any] | None = None,
-) -> Path:
+def write_prepared(out_dir: str | Path, name: str, records: list[ImageRecord], groundtruth: GroundTruth,
+                   image_dir: str | Path, source: str, metadata: dict[str, Any] | None = None) -> Path:
     """Write the prepared dataset; ``image_root`` is stored relative to ``out_dir`` when possible.
 
     ``metadata`` (counts, caveats such as "query ground truth not public") is added to
@@ -160,15 +195,8 @@ def daco_layout_pairs(root: Path) -> list[tuple[str, Path, Path]]:
     return out
 
 
-def paired_dataset(
-    pairs: list[tuple[str, Path, Path, str]],
-    domains: tuple[str, str],
-    image_dir: Path,
-    out_dir: Path,
-    name: str,
-    source: str,
-    metadata: dict[str, Any] | None = None,
-) -> Path:
+def paired_dataset(pairs: list[tuple[str, Path, Path, str]], domains: tuple[str, str], image_dir: Path, out_dir: Path,
+                   name: str, source: str, metadata: dict[str, Any] | None = None) -> Path:
     """Prepared dataset of cross-domain pairs (DaCo's Recall@K data).
 
     ``pairs``: (split, image of domain A, image of domain B, place). Both images of pair ``k``
@@ -186,12 +214,5 @@ def paired_dataset(
             ids.append(rel)
         gt_pairs.setdefault(split, []).append((ids[1], ids[0]))
     counts = {s: len(v) for s, v in gt_pairs.items()}
-    return write_prepared(
-        out_dir,
-        name,
-        records,
-        GroundTruth(protocol="training", pairs=gt_pairs),
-        image_dir,
-        source=source,
-        metadata={"pairs": counts, **(metadata or {})},
-    )
+    return write_prepared(out_dir, name, records, GroundTruth(protocol="training", pairs=gt_pairs), image_dir,
+                          source=source, metadata={"pairs": counts, **(metadata or {})})

@@ -17,29 +17,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from darkside.data.importers._common import daco_layout_pairs, paired_dataset
+from darkside.data.importers._common import DatasetEntry, daco_layout_pairs, paired_dataset
 from darkside.errors import DarksideError
+from darkside.settings import setting
 
 BETAS = ("0.005", "0.01", "0.02")
 
 
 @dataclass(frozen=True)
 class FoggySettings:
-    """``beta``: fog density of the foggy images paired with the clear ones."""
-
-    beta: str = "0.02"
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> FoggySettings:
-        unknown = set(d) - {"beta"}
-        if unknown:
-            raise DarksideError(f"foggy_cityscapes: unknown key {sorted(unknown)[0]!r}")
-        beta = str(d.get("beta", cls.beta))
-        if beta not in BETAS:
-            raise DarksideError(f"foggy_cityscapes.beta: {beta!r} is not one of {', '.join(BETAS)}")
-        return cls(beta=beta)
+    beta: str = setting("fog density of the foggy images paired with the clear ones", choices=BETAS, default="0.02")
 
 
 def native_pairs(root: Path, beta: str) -> list[tuple[str, Path, Path, str]]:
@@ -48,17 +36,11 @@ def native_pairs(root: Path, beta: str) -> list[tuple[str, Path, Path, str]]:
     for split in ("train", "val"):
         clear_dir = root / "leftImg8bit" / split
         for clear in sorted(clear_dir.glob("*/*_leftImg8bit.png")):
-            stem = clear.name[: -len("_leftImg8bit.png")]
-            foggy = (
-                root
-                / "leftImg8bit_foggyDBF"
-                / split
-                / clear.parent.name
-                / (f"{stem}_leftImg8bit_foggy_beta_{beta}.png")
-            )
+            stem, city = clear.name[: -len("_leftImg8bit.png")], clear.parent.name
+            foggy = root / "leftImg8bit_foggyDBF" / split / city / f"{stem}_leftImg8bit_foggy_beta_{beta}.png"
             if not foggy.is_file():
                 raise DarksideError(f"{foggy}: missing foggy counterpart of {clear.name}")
-            pairs.append((split, clear, foggy, clear.parent.name))
+            pairs.append((split, clear, foggy, city))
     return pairs
 
 
@@ -80,11 +62,24 @@ def import_foggy_cityscapes(
         )
     if not pairs:
         raise DarksideError(f"{base}: no clear/foggy image pairs found")
-    return paired_dataset(
-        pairs, ("day", "other"), base, Path(out_dir), name, "Foggy Cityscapes", metadata={"layout": layout}
-    )
+    return paired_dataset(pairs, ("day", "other"), base, Path(out_dir), name, "Foggy Cityscapes",
+                          metadata={"layout": layout})
 
 
 def prepare(raw_root: Path, out_dir: Path, settings: FoggySettings | None = None) -> Path:
     """Registry entry point for ``foggy-cityscapes``."""
     return import_foggy_cityscapes(Path(raw_root) / "foggy-cityscapes", out_dir, settings)
+
+
+#: the datasets this module imports (darkside.data.registry collects them)
+DATASETS = (
+    DatasetEntry(
+        "foggy-cityscapes", prepare, "Cityscapes terms: registration, non-commercial, no redistribution",
+        "about 11 GB (leftImg8bit) + 30 GB (foggyDBF), unverified",
+        "leftImg8bit/{train,val}/<city>/, leftImg8bit_foggyDBF/{train,val}/<city>/ (or DaCo's original/)",
+        manual="register at https://www.cityscapes-dataset.com, download leftImg8bit_trainvaltest.zip and "
+                "leftImg8bit_trainvaltest_foggyDBF.zip, extract both into data/raw/foggy-cityscapes/ (folders "
+                "leftImg8bit/ and leftImg8bit_foggyDBF/)",
+        manual_check=("leftImg8bit", "original", "domain_a"),
+    ),
+)

@@ -13,28 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from darkside.data.importers._common import cid_to_path, first_existing, probe_image, require, write_prepared
+from darkside.data.importers._common import DatasetEntry, probe_cid, require, sfm_images, write_prepared
 from darkside.data.manifest import GroundTruth, ImageRecord
 from darkside.errors import DarksideError
+from darkside.settings import setting
 
 PAPER_COUNTS: dict[str, int] = {"day": 86385, "night": 10039}
 
 
 @dataclass(frozen=True)
 class DayNightListSettings:
-    """``min_side``: images whose smaller side is below it are dropped (paper: 512)."""
-
-    min_side: int = 512
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DayNightListSettings:
-        unknown = set(d) - {"min_side"}
-        if unknown:
-            raise DarksideError(f"daynight_lists: unknown key {sorted(unknown)[0]!r}")
-        value = d.get("min_side", cls.min_side)
-        if not isinstance(value, int) or value < 0:
-            raise DarksideError("daynight_lists.min_side: expected a non-negative integer")
-        return cls(min_side=value)
+    min_side: int = setting("images whose smaller side is below it are dropped (paper 512)", ge=0, default=512)
 
 
 def read_cid_list(path: str | Path) -> list[str]:
@@ -48,32 +37,21 @@ def read_cid_list(path: str | Path) -> list[str]:
     return cids
 
 
-def filter_min_side(cids: list[str], image_dir: Path, min_side: int) -> tuple[list[ImageRecord], int]:
-    """Records of the images whose smaller side is >= ``min_side``, and how many were dropped."""
+def filter_min_side(cids: list[str], image_dir: Path, min_side: int, domain: str) -> tuple[list[ImageRecord], int]:
+    """Records (split ``gan``) of the images whose smaller side is >= ``min_side``, and how many were dropped."""
     kept: list[ImageRecord] = []
     dropped = 0
-    seen: set[str] = set()
-    for cid in cids:
-        if cid in seen:
-            continue
-        seen.add(cid)
-        rel = cid_to_path(cid)
-        w, h = probe_image(image_dir / rel)
+    for cid in dict.fromkeys(cids):  # a repeated cid is one image
+        rel, w, h = probe_cid(image_dir, cid)
         if min(w, h) < min_side:
             dropped += 1
             continue
-        kept.append(ImageRecord(rel, cid, "gan", "day", "0", "0", w, h))
+        kept.append(ImageRecord(rel, cid, "gan", domain, "0", "0", w, h))
     return kept, dropped
 
 
-def import_daynight_lists(
-    day_list: str | Path,
-    night_list: str | Path,
-    image_dir: str | Path,
-    out_dir: str | Path,
-    settings: DayNightListSettings | None = None,
-    name: str = "sfm120k-daynight",
-) -> Path:
+def import_daynight_lists(day_list: str | Path, night_list: str | Path, image_dir: str | Path, out_dir: str | Path,
+                          settings: DayNightListSettings | None = None, name: str = "sfm120k-daynight") -> Path:
     """Prepared dataset of the generator-training images: split ``gan``, domain day/night.
 
     An image in both lists is refused (it cannot be both). Counts before and after the
@@ -88,26 +66,25 @@ def import_daynight_lists(
     records: list[ImageRecord] = []
     counts: dict[str, Any] = {"min_side": settings.min_side, "paper": dict(PAPER_COUNTS)}
     for domain, cids in (("day", day_cids), ("night", night_cids)):
-        kept, dropped = filter_min_side(cids, images, settings.min_side)
-        records += [
-            ImageRecord(r.path, r.image_id, r.split, domain, r.cluster, r.place, r.width, r.height) for r in kept
-        ]
+        kept, dropped = filter_min_side(cids, images, settings.min_side, domain)
+        records += kept
         counts[domain] = {"listed": len(set(cids)), "kept": len(kept), "dropped_small": dropped}
-    return write_prepared(
-        out_dir,
-        name,
-        records,
-        GroundTruth(protocol="training"),
-        images,
-        source="gandtr train_day.txt / train_night.txt",
-        metadata={"counts": counts},
-    )
+    return write_prepared(out_dir, name, records, GroundTruth(protocol="training"), images,
+                          source="gandtr train_day.txt / train_night.txt", metadata={"counts": counts})
 
 
 def prepare(raw_root: Path, out_dir: Path, settings: DayNightListSettings | None = None) -> Path:
     """Registry entry point: lists and images from ``<raw_root>/sfm120k``."""
     raw = Path(raw_root) / "sfm120k"
-    image_dir = first_existing(
-        [raw / "ims" / "ims", raw / "ims"], "SfM-120k images (darkside download --dataset sfm120k)"
-    )
-    return import_daynight_lists(raw / "train_day.txt", raw / "train_night.txt", image_dir, out_dir, settings)
+    return import_daynight_lists(raw / "train_day.txt", raw / "train_night.txt", sfm_images(raw), out_dir, settings)
+
+
+#: the datasets this module imports (darkside.data.registry collects them)
+DATASETS = (
+    DatasetEntry(
+        "sfm120k-daynight", prepare, "gandtr release (MIT code); images as sfm120k",
+        "none of its own (lists and images from sfm120k)", "../sfm120k/train_day.txt, train_night.txt, ims/",
+        requires=("sfm120k",),
+        notes="generator-training lists after the 512 px minimum side filter (paper: 86,385 day, 10,039 night)",
+    ),
+)

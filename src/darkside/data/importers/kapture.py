@@ -18,9 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from darkside.data.importers._common import probe_image, write_prepared
+import numpy as np
+
+from darkside.data.importers._common import DatasetEntry, RemoteFile, probe_image, write_prepared
 from darkside.data.manifest import GroundTruth, ImageRecord, Query
 from darkside.errors import DarksideError
+from darkside.geometry import compose_poses
 
 Pose = tuple[float, float, float, float, float, float, float]
 
@@ -60,29 +63,9 @@ def _pose(fields: list[str], path: Path) -> Pose:
     return values  # type: ignore[return-value]
 
 
-def quat_mul(a: tuple[float, ...], b: tuple[float, ...]) -> tuple[float, float, float, float]:
-    """Hamilton product a*b of (w, x, y, z) quaternions."""
-    aw, ax, ay, az = a
-    bw, bx, by, bz = b
-    return (
-        aw * bw - ax * bx - ay * by - az * bz,
-        aw * bx + ax * bw + ay * bz - az * by,
-        aw * by - ax * bz + ay * bw + az * bx,
-        aw * bz + ax * by - ay * bx + az * bw,
-    )
-
-
-def quat_rotate(q: tuple[float, ...], v: tuple[float, float, float]) -> tuple[float, float, float]:
-    """Rotate vector ``v`` by unit quaternion ``q``."""
-    _, x, y, z = quat_mul(quat_mul(q, (0.0, *v)), (q[0], -q[1], -q[2], -q[3]))
-    return x, y, z
-
-
 def compose(first: Pose, then: Pose) -> Pose:
     """Pose of ``then`` after ``first``: world->rig followed by rig->camera gives world->camera."""
-    q = quat_mul(then[:4], first[:4])
-    r = quat_rotate(then[:4], first[4:])
-    return (*q, r[0] + then[4], r[1] + then[5], r[2] + then[6])  # type: ignore[return-value]
+    return tuple(float(v) for v in compose_poses(np.array(first), np.array(then)))  # type: ignore[return-value]
 
 
 def read_poses(root: Path) -> dict[tuple[str, str], Pose]:
@@ -142,9 +125,8 @@ def find_parts(raw_dir: Path) -> list[KapturePart]:
     return parts
 
 
-def import_kapture(
-    parts: list[KapturePart], base_dir: str | Path, out_dir: str | Path, name: str, source: str = ""
-) -> Path:
+def import_kapture(parts: list[KapturePart], base_dir: str | Path, out_dir: str | Path, name: str,
+                   source: str = "") -> Path:
     """Prepared localization dataset: ``database`` rows with poses, ``query`` rows, protocol ``localization``.
 
     Image paths are relative to ``base_dir`` (the common parent of the parts); image ids are
@@ -170,19 +152,8 @@ def import_kapture(
                 w, h = probe_image(file)
             else:
                 raise DarksideError(f"{rec_path}: camera {cam!r} has no size in sensors.txt and {file} is missing")
-            records.append(
-                ImageRecord(
-                    file.relative_to(base).as_posix(),
-                    image_path,
-                    part.split,
-                    domain_of(image_path, part.domain),
-                    cam,
-                    cam,
-                    w,
-                    h,
-                    poses.get((ts, cam)),
-                )
-            )
+            records.append(ImageRecord(file.relative_to(base).as_posix(), image_path, part.split,
+                                       domain_of(image_path, part.domain), cam, cam, w, h, poses.get((ts, cam))))
             key = f"{part.split}_{records[-1].domain}"
             counts[key] = counts.get(key, 0) + 1
     if not any(r.split == "database" for r in records):
@@ -205,3 +176,35 @@ def prepare_robotcar(raw_root: Path, out_dir: Path) -> Path:
     """Registry entry point for ``robotcar-seasons``."""
     raw = Path(raw_root) / "robotcar-seasons"
     return import_kapture(find_parts(raw), raw, out_dir, "robotcar-seasons", source="RobotCar Seasons v1 (kapture)")
+
+
+_VL = "https://data.ciirc.cvut.cz/public/projects/2020VisualLocalization/kapture"
+_NAVER = "https://download.europe.naverlabs.com/kapture"
+#: the datasets this module imports (darkside.data.registry collects them)
+DATASETS = (
+    DatasetEntry(
+        "aachen-v11", prepare_aachen, f"non-commercial, see {_VL}/Aachen-Day-Night-v1.1_LICENSE.txt",
+        "several GB (unverified)", "mapping/, query_day/, query_night/ kapture folders",
+        files=(
+            RemoteFile(f"{_VL}/Aachen-Day-Night-v1.1_mapping.tar.gz",
+                       "f33b706baaaeecc11821112c9a557971c41114e43dd6f44df62ad51d287c231c", "mapping"),
+            RemoteFile(f"{_VL}/Aachen-Day-Night-v1.1_query_day.tar.gz",
+                       "66c8bd81cfc4331ce987b7a7d001115106b94d9b455a07d6a7a83b0d961aaaf3", "query_day"),
+            RemoteFile(f"{_VL}/Aachen-Day-Night-v1.1_query_night.tar.gz",
+                       "443a9157c02ab35f17208f6d65b624533a0c8ccae38351e185f166b00fe8ac19", "query_night"),
+        ),
+        notes="query ground truth not public: results go to visuallocalization.net",
+    ),
+    DatasetEntry(
+        "robotcar-seasons", prepare_robotcar, "non-commercial (Oxford RobotCar terms), see the kapture index",
+        "tens of GB with images (unverified)", "mapping/, query/ kapture folders; images in */sensors/records_data",
+        files=(
+            RemoteFile(f"{_NAVER}/RobotCar_Seasons-v1_mapping_wo_images.tar.gz", None, "mapping"),
+            RemoteFile(f"{_NAVER}/RobotCar_Seasons-v1_query_wo_images.tar.gz", None, "query"),
+        ),
+        manual="the v1 kapture archives come without images: extract the RobotCar Seasons images "
+                "(https://data.ciirc.cvut.cz/public/projects/2020VisualLocalization/RobotCar-Seasons/) so that each "
+                "kapture image path exists under data/raw/robotcar-seasons/{mapping,query}/sensors/records_data/",
+        notes="query ground truth not public: results go to visuallocalization.net (rear camera only)",
+    ),
+)

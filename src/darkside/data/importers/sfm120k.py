@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from darkside.data.importers._common import (
+    DatasetEntry,
+    RemoteFile,
     as_int_list,
     as_str_list,
-    cid_to_path,
-    first_existing,
-    probe_image,
+    probe_cid,
+    sfm_images,
     write_prepared,
 )
 from darkside.data.importers.gandtr_lists import read_cid_list
@@ -52,8 +53,7 @@ def _split_records(
             ids.append(local[cid])
             continue
         image_id = cid if cid not in taken else f"{split}:{cid}"
-        rel = cid_to_path(cid)
-        w, h = probe_image(image_dir / rel)
+        rel, w, h = probe_cid(image_dir, cid)
         records.append(ImageRecord(rel, image_id, split, domains.get(cid, "other"), str(cluster), str(cluster), w, h))
         local[cid] = image_id
         taken.add(image_id)
@@ -82,14 +82,8 @@ def daynight_domains(day_list: Path | None, night_list: Path | None) -> dict[str
     return domains
 
 
-def import_sfm120k(
-    db_pkl: str | Path,
-    image_dir: str | Path,
-    out_dir: str | Path,
-    day_list: str | Path | None = None,
-    night_list: str | Path | None = None,
-    name: str = "sfm120k",
-) -> Path:
+def import_sfm120k(db_pkl: str | Path, image_dir: str | Path, out_dir: str | Path, day_list: str | Path | None = None,
+                   night_list: str | Path | None = None, name: str = "sfm120k") -> Path:
     """Splits ``train``/``val`` with their query-positive pairs; domain from the gandtr lists."""
     db_path, images = Path(db_pkl), Path(image_dir)
     db = load_pickle(db_path)
@@ -110,26 +104,15 @@ def import_sfm120k(
         recs, ids = _split_records(db[split], split, where, images, domains, taken)
         records += recs
         pairs[split] = _pairs(db[split], ids, where)
-        counts[split] = {
-            "images": len(recs),
-            "pairs": len(pairs[split]),
-            "day": sum(r.domain == "day" for r in recs),
-            "night": sum(r.domain == "night" for r in recs),
-        }
-    return write_prepared(
-        out_dir,
-        name,
-        records,
-        GroundTruth(protocol="training", pairs=pairs),
-        images,
-        source=f"cirtorch {db_path.name}",
-        metadata={"counts": counts, "daynight_lists": bool(domains)},
-    )
+        counts[split] = {"images": len(recs), "pairs": len(pairs[split]), "day": sum(r.domain == "day" for r in recs),
+                         "night": sum(r.domain == "night" for r in recs)}
+    meta = {"counts": counts, "daynight_lists": bool(domains)}
+    return write_prepared(out_dir, name, records, GroundTruth(protocol="training", pairs=pairs), images,
+                          source=f"cirtorch {db_path.name}", metadata=meta)
 
 
-def import_sfm120k_whiten(
-    whiten_pkl: str | Path, image_dir: str | Path, out_dir: str | Path, name: str = "sfm120k-whiten"
-) -> Path:
+def import_sfm120k_whiten(whiten_pkl: str | Path, image_dir: str | Path, out_dir: str | Path,
+                          name: str = "sfm120k-whiten") -> Path:
     """The whitening set: split ``whiten``, pairs ``pairs['whiten']``."""
     path = Path(whiten_pkl)
     db = load_pickle(path)
@@ -139,38 +122,43 @@ def import_sfm120k_whiten(
         raise DarksideError(f"{path}: expected a dict with cids, qidxs, pidxs")
     recs, ids = _split_records(db, "whiten", str(path), Path(image_dir), {}, set())
     gt = GroundTruth(protocol="training", pairs={"whiten": _pairs(db, ids, str(path))})
-    return write_prepared(
-        out_dir,
-        name,
-        recs,
-        gt,
-        image_dir,
-        source=f"cirtorch {path.name}",
-        metadata={"counts": {"images": len(recs), "pairs": len(gt.pairs["whiten"])}},
-    )
-
-
-def _image_dir(raw: Path) -> Path:
-    return first_existing([raw / "ims" / "ims", raw / "ims"], "SfM-120k images (ims.tar.gz)")
+    return write_prepared(out_dir, name, recs, gt, image_dir, source=f"cirtorch {path.name}",
+                          metadata={"counts": {"images": len(recs), "pairs": len(gt.pairs["whiten"])}})
 
 
 def prepare(raw_root: Path, out_dir: Path) -> Path:
     """Registry entry point for ``sfm120k``."""
     raw = Path(raw_root) / "sfm120k"
     day, night = raw / "train_day.txt", raw / "train_night.txt"
-    return import_sfm120k(
-        raw / "retrieval-SfM-120k.pkl",
-        _image_dir(raw),
-        out_dir,
-        day if day.is_file() else None,
-        night if night.is_file() else None,
-    )
+    return import_sfm120k(raw / "retrieval-SfM-120k.pkl", sfm_images(raw, "ims.tar.gz"), out_dir,
+                          day if day.is_file() else None, night if night.is_file() else None)
 
 
 def prepare_whiten(raw_root: Path, out_dir: Path) -> Path:
     """Registry entry point for ``sfm120k-whiten`` (images shared with ``sfm120k``)."""
-    return import_sfm120k_whiten(
-        Path(raw_root) / "sfm120k-whiten" / "retrieval-SfM-120k-whiten.pkl",
-        _image_dir(Path(raw_root) / "sfm120k"),
-        out_dir,
-    )
+    return import_sfm120k_whiten(Path(raw_root) / "sfm120k-whiten" / "retrieval-SfM-120k-whiten.pkl",
+                                 sfm_images(Path(raw_root) / "sfm120k", "ims.tar.gz"), out_dir)
+
+
+_CMP = "http://cmp.felk.cvut.cz/cnnimageretrieval/data"
+_GANDTR = "http://ptak.felk.cvut.cz/personal/jenicto2/download/iccv23_gan"
+#: the datasets this module imports (darkside.data.registry collects them)
+DATASETS = (
+    DatasetEntry(
+        "sfm120k", prepare, "no explicit licence (Flickr images, research use); no registration",
+        "tens of GB (ims.tar.gz; cirtorch issue #52 says >50 GB)",
+        "ims/<cid[-2:]>/<cid[-4:-2]>/<cid[-6:-4]>/<cid>, retrieval-SfM-120k.pkl, train_day.txt, train_night.txt",
+        files=(
+            RemoteFile(f"{_CMP}/train/ims/ims.tar.gz", None, "ims"),
+            RemoteFile(f"{_CMP}/train/dbs/retrieval-SfM-120k.pkl"),
+            RemoteFile(f"{_GANDTR}/train_day.txt"),
+            RemoteFile(f"{_GANDTR}/train_night.txt"),
+        ),
+        notes="91,642 train and 6,403 val images; day/night labels from gandtr's lists",
+    ),
+    DatasetEntry(
+        "sfm120k-whiten", prepare_whiten, "as sfm120k", "small (pickle); images shared with sfm120k",
+        "retrieval-SfM-120k-whiten.pkl (images from ../sfm120k/ims)",
+        files=(RemoteFile(f"{_CMP}/train/dbs/retrieval-SfM-120k-whiten.pkl"),), requires=("sfm120k",),
+    ),
+)

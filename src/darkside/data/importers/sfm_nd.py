@@ -14,12 +14,13 @@ import re
 from pathlib import Path
 
 from darkside.data.importers._common import (
+    DatasetEntry,
     as_int_list,
     as_str_list,
-    cid_to_path,
     first_existing,
-    probe_image,
+    probe_cid,
     require,
+    sfm_images,
     write_prepared,
 )
 from darkside.data.manifest import GroundTruth, ImageRecord
@@ -65,13 +66,8 @@ def clusters_from_db(db_pkl: Path | None) -> dict[str, str]:
     return out
 
 
-def import_sfm_nd(
-    pairs_file: str | Path,
-    image_dir: str | Path,
-    out_dir: str | Path,
-    db_pkl: str | Path | None = None,
-    name: str = "sfm120k-nd",
-) -> Path:
+def import_sfm_nd(pairs_file: str | Path, image_dir: str | Path, out_dir: str | Path, db_pkl: str | Path | None = None,
+                  name: str = "sfm120k-nd") -> Path:
     """Prepared N/D pair set (see the module docstring)."""
     images = Path(image_dir)
     pairs = read_pairs(pairs_file)
@@ -83,32 +79,30 @@ def import_sfm_nd(
                 raise DarksideError(f"{pairs_file}: image {cid} is listed both as night and as day")
     records = []
     for cid, role in roles.items():
-        rel = cid_to_path(cid)
-        w, h = probe_image(images / rel)
+        rel, w, h = probe_cid(images, cid)
         cluster = clusters.get(cid, "-1")
         records.append(ImageRecord(rel, cid, "train", role, cluster, cluster, w, h))
-    gt = GroundTruth(protocol="training", day_night_pairs=pairs)
-    return write_prepared(
-        out_dir,
-        name,
-        records,
-        gt,
-        images,
-        source=f"user pair list {Path(pairs_file).name}",
-        metadata={
-            "counts": {
-                "pairs": len(pairs),
-                "night": sum(r == "night" for r in roles.values()),
-                "day": sum(r == "day" for r in roles.values()),
-            },
-            "clusters_from_db": bool(clusters),
-        },
-    )
+    night = sum(r == "night" for r in roles.values())
+    counts = {"pairs": len(pairs), "night": night, "day": len(roles) - night}
+    return write_prepared(out_dir, name, records, GroundTruth(protocol="training", day_night_pairs=pairs), images,
+                          source=f"user pair list {Path(pairs_file).name}",
+                          metadata={"counts": counts, "clusters_from_db": bool(clusters)})
 
 
 def prepare(raw_root: Path, out_dir: Path) -> Path:
     """Registry entry point for ``sfm120k-nd``."""
     raw, sfm = Path(raw_root) / "sfm120k-nd", Path(raw_root) / "sfm120k"
     pairs = first_existing([raw / "pairs.csv", raw / "pairs.txt"], "night/day pair list: place pairs.csv here")
-    images = first_existing([sfm / "ims" / "ims", sfm / "ims"], "SfM-120k images (darkside download --dataset sfm120k)")
-    return import_sfm_nd(pairs, images, out_dir, sfm / "retrieval-SfM-120k.pkl")
+    return import_sfm_nd(pairs, sfm_images(sfm), out_dir, sfm / "retrieval-SfM-120k.pkl")
+
+
+#: the datasets this module imports (darkside.data.registry collects them)
+DATASETS = (
+    DatasetEntry(
+        "sfm120k-nd", prepare, "as sfm120k; the pair list is yours", "small (text)",
+        "pairs.csv: night_cid,day_cid per line (images from ../sfm120k/ims)", requires=("sfm120k",),
+        manual="Retrieval-SfM N/D is not published as a file: place a pair list at data/raw/sfm120k-nd/pairs.csv "
+                "(one 'night_cid,day_cid' per line; '#' comments and a 'night,day' header allowed)",
+        manual_check=("pairs.csv", "pairs.txt"),
+    ),
+)

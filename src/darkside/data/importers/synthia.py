@@ -23,25 +23,17 @@ from typing import Any
 
 import numpy as np
 
-from darkside.data.importers._common import daco_layout_pairs, paired_dataset
+from darkside.data.importers._common import DatasetEntry, daco_layout_pairs, paired_dataset
 from darkside.errors import DarksideError
+from darkside.settings import setting
 
 _SEQ = re.compile(r"SYNTHIA-SEQS-(\d+)-(SUNSET|RAINNIGHT)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class SynthiaSettings:
-    """``val_pairs`` pairs (seeded by ``seed``) form split ``val`` for the native layout."""
-
-    val_pairs: int = 60
-    seed: int = 0
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SynthiaSettings:
-        unknown = set(d) - {"val_pairs", "seed"}
-        if unknown:
-            raise DarksideError(f"synthia: unknown key {sorted(unknown)[0]!r}")
-        return cls(val_pairs=int(d.get("val_pairs", cls.val_pairs)), seed=int(d.get("seed", cls.seed)))
+    val_pairs: int = setting("pairs (seeded by seed) that form split val for the native layout", ge=0, default=60)
+    seed: int = setting(default=0)
 
 
 def native_pairs(root: Path) -> tuple[list[tuple[Path, Path, str]], int]:
@@ -86,14 +78,23 @@ def import_synthia(
         rng = np.random.default_rng(settings.seed)
         val = set(rng.choice(len(native), size=min(settings.val_pairs, len(native)), replace=False).tolist())
         pairs = [("val" if i in val else "train", a, b, place) for i, (a, b, place) in enumerate(native)]
-        meta = {
-            "layout": "synthia-seqs",
-            "unpaired_frames_dropped": dropped,
-            "val_rule": f"{len(val)} pairs drawn with numpy default_rng({settings.seed}); not DaCo's split",
-        }
+        meta = {"layout": "synthia-seqs", "unpaired_frames_dropped": dropped,
+                "val_rule": f"{len(val)} pairs drawn with numpy default_rng({settings.seed}); not DaCo's split"}
     return paired_dataset(pairs, ("sunset", "night"), base, Path(out_dir), name, "SYNTHIA-SEQS", metadata=meta)
 
 
 def prepare(raw_root: Path, out_dir: Path, settings: SynthiaSettings | None = None) -> Path:
     """Registry entry point for ``synthia-seqs``."""
     return import_synthia(Path(raw_root) / "synthia-seqs", out_dir, settings)
+
+
+#: the datasets this module imports (darkside.data.registry collects them)
+DATASETS = (
+    DatasetEntry(
+        "synthia-seqs", prepare, "CC BY-NC-SA 3.0 (check the site); terms accepted on download",
+        "several GB per sequence", "SYNTHIA-SEQS-XX-SUNSET/, SYNTHIA-SEQS-XX-RAINNIGHT/ (or DaCo's original/)",
+        manual="download SYNTHIA-SEQS-XX-SUNSET and SYNTHIA-SEQS-XX-RAINNIGHT (DaCo: XX = 02, 05) from "
+                "https://synthia-dataset.net/downloads/ and extract them into data/raw/synthia-seqs/",
+        manual_check=("original", "domain_a", "SYNTHIA-SEQS-02-SUNSET", "SYNTHIA-SEQS-05-SUNSET"),
+    ),
+)

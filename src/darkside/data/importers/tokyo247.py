@@ -20,16 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from darkside.data.importers._common import (
+    DatasetEntry,
+    RemoteFile,
     as_int_list,
-    as_str_list,
-    load_gnd,
     index_images,
+    load_gnd,
     probe_image,
     require,
     write_prepared,
 )
 from darkside.data.manifest import GroundTruth, ImageRecord, Query
-from darkside.data.safe_pickle import load_pickle
 from darkside.errors import DarksideError
 
 LIGHTING: dict[str, str] = {"D": "day", "S": "sunset", "N": "night"}
@@ -68,18 +68,8 @@ def import_tokyo247(image_dir: str | Path, gnd_pkl: str | Path, out_dir: str | P
         domain = read_lighting(img.with_suffix(".csv"))
         labels.append(domain)
         w, h = probe_image(img)
-        records.append(
-            ImageRecord(
-                img.relative_to(images).as_posix(),
-                stem,
-                "test",
-                domain,
-                f"scene{idx // 3:04d}",
-                f"place{idx // 9:04d}",
-                w,
-                h,
-            )
-        )
+        records.append(ImageRecord(img.relative_to(images).as_posix(), stem, "test", domain, f"scene{idx // 3:04d}",
+                                   f"place{idx // 9:04d}", w, h))
     for start in range(0, len(labels), 3):
         if sorted(labels[start : start + 3]) != ["day", "night", "sunset"]:
             raise DarksideError(
@@ -98,20 +88,28 @@ def import_tokyo247(image_dir: str | Path, gnd_pkl: str | Path, out_dir: str | P
         "counts": {LIGHTING[k]: labels.count(LIGHTING[k]) for k in "DSN"},
         "scene_rule": "sorted name order: 3 consecutive images = 1 scene, 9 = 1 place",
     }
-    return write_prepared(
-        out_dir,
-        name,
-        records,
-        GroundTruth(protocol="tokyo", queries=queries),
-        images,
-        source="Tokyo 24/7 247query_v3 + gnd_247tokyo1k.pkl",
-        metadata=meta,
-    )
+    return write_prepared(out_dir, name, records, GroundTruth(protocol="tokyo", queries=queries), images,
+                          source="Tokyo 24/7 247query_v3 + gnd_247tokyo1k.pkl", metadata=meta)
 
 
 def prepare(raw_root: Path, out_dir: Path) -> Path:
     """Registry entry point for ``tokyo247``."""
     raw = Path(raw_root) / "tokyo247"
-    return import_tokyo247(
-        require(raw / "247query_v3", "247query_v3.zip extracted"), raw / "gnd_247tokyo1k.pkl", out_dir
-    )
+    images = require(raw / "247query_v3", "247query_v3.zip extracted")
+    return import_tokyo247(images, raw / "gnd_247tokyo1k.pkl", out_dir)
+
+
+#: the datasets this module imports (darkside.data.registry collects them)
+DATASETS = (
+    DatasetEntry(
+        "tokyo247", prepare, "no explicit licence (research use); no registration",
+        "1,125 phone JPEGs + CSVs (size unverified)", "247query_v3/**/NNNNN.jpg + NNNNN.csv, gnd_247tokyo1k.pkl",
+        files=(
+            RemoteFile("http://www.ok.ctrl.titech.ac.jp/~torii/project/247/download/247query_v3.zip",
+                       None, "247query_v3"),
+            RemoteFile("http://cmp.felk.cvut.cz/daynightretrieval/download/data/gnd_247tokyo1k.pkl"),
+        ),
+        notes="mirror of the images: https://data.ciirc.cvut.cz/public/projects/2015netVLAD/Tokyo247/queries/"
+                "247query_v3.zip",
+    ),
+)

@@ -1,13 +1,18 @@
-"""Backbone registry: one module per family, each mapping an arch name to ``(trunk, channels)``.
+"""Backbone registry: one module per architecture family, each registering its architectures.
+
+An :class:`Arch` builds the trunk (``(width, blocks) -> (trunk, output channels)``) and says where its
+ImageNet weights are: cirtorch's Caffe-converted trunk (``imagenet-caffe``, downloaded to
+``data/weights/<file>``) and torchvision's file in the local hub cache (``imagenet-torchvision``),
+with the renaming of torchvision's classification keys to the trunk's. Adding an architecture: a
+module here that calls :func:`register_arch` (or a module named in params.yaml's ``plugins``).
 
 Weights (``BackboneSpec.init``):
 
 ``random``
     seeded He initialisation (torchvision's scheme), reproducible from ``seed`` alone;
 ``imagenet-caffe``
-    cirtorch's Caffe-converted ImageNet trunk (``imagenet-caffe-vgg16-features-d369c8e.pth``...),
-    a state dict of the Sequential trunk (``0.weight``, ``4.0.conv1.weight``...) read from
-    ``spec.weights``;
+    cirtorch's Caffe-converted ImageNet trunk, a state dict of the Sequential trunk (``0.weight``,
+    ``4.0.conv1.weight``...) read from ``spec.weights``;
 ``imagenet-torchvision``
     torchvision's own ImageNet weights from the local torch hub cache (never downloaded here);
 ``pretrained``
@@ -17,42 +22,44 @@ Weights (``BackboneSpec.init``):
 
 from __future__ import annotations
 
+import importlib
 import logging
-import re
+import pkgutil
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from darkside.config import BackboneSpec
-from darkside.embed.backbones.resnet import build_resnet
-from darkside.embed.backbones.vgg import build_vgg
 from darkside.errors import DarksideError
 from darkside.state import load_checked_state, read_state_file
 
 log = logging.getLogger(__name__)
 
-#: arch -> builder(arch, width, blocks) -> (trunk, output channels). Add a family: one module + one entry.
-BACKBONES: dict[str, Callable[..., tuple[nn.Sequential, int]]] = {
-    "vgg16": build_vgg,
-    "resnet18": build_resnet,
-    "resnet50": build_resnet,
-    "resnet101": build_resnet,
-}
+CIRTORCH_IMAGENET = "http://cmp.felk.cvut.cz/cnnimageretrieval/data/networks/imagenet/"
+
+
+@dataclass(frozen=True)
+class Arch:
+    build: Callable[[float, tuple[int, ...] | None], tuple[nn.Sequential, int]]
+    torchvision_file: str | None = None     # ImageNet V1 weights (cirtorch's era) in the torch hub cache
+    caffe_url: str | None = None            # cirtorch's Caffe-converted trunk
+    torchvision_keys: Callable[[Mapping[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
+
+
+#: arch name -> Arch, filled by the modules of this package (imported below) and by plugins
+ARCHS: dict[str, Arch] = {}
 
 INITS: tuple[str, ...] = ("random", "imagenet-caffe", "imagenet-torchvision", "pretrained")
 
-#: torchvision weight files (ImageNet V1, the ones cirtorch's era used), looked up in the hub cache
-TORCHVISION_FILES: dict[str, str] = {
-    "vgg16": "vgg16-397923af.pth",
-    "resnet18": "resnet18-f37072fd.pth",
-    "resnet50": "resnet50-0676ba61.pth",
-    "resnet101": "resnet101-63fe2227.pth",
-}
 
-# torchvision ResNet child name -> index in the trunk Sequential (cirtorch's children()[:-2])
-_RESNET_CHILDREN = {"conv1": "0", "bn1": "1", "layer1": "4", "layer2": "5", "layer3": "6", "layer4": "7"}
+def register_arch(name: str, arch: Arch) -> Arch:
+    if name in ARCHS and ARCHS[name] is not arch:
+        raise DarksideError(f"backbone arch {name!r} is registered twice")
+    ARCHS[name] = arch
+    return arch
 
 
 def init_random(trunk: nn.Module, seed: int) -> None:
@@ -62,18 +69,14 @@ def init_random(trunk: nn.Module, seed: int) -> None:
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        _he_init(trunk)
-
-
-def _he_init(trunk: nn.Module) -> None:
-    for m in trunk.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
+        for m in trunk.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
 
 
 def load_trunk_state(trunk: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
@@ -84,59 +87,46 @@ def load_trunk_state(trunk: nn.Module, state: Mapping[str, torch.Tensor], source
     load_checked_state(trunk, state, source, optional_suffixes=("num_batches_tracked",), target="the backbone")
 
 
-def _read_state(path: Path) -> dict[str, torch.Tensor]:
-    return read_state_file(path, "backbone weight")
-
-
-def torchvision_to_trunk_keys(arch: str, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename a torchvision classification state dict to the trunk's keys; drop the classifier."""
-    out: dict[str, torch.Tensor] = {}
-    for k, v in state.items():
-        if arch.startswith("vgg"):
-            m = re.match(r"features\.(.+)$", k)
-            if m:
-                out[m.group(1)] = v
-        else:
-            head, _, rest = k.partition(".")
-            if head in _RESNET_CHILDREN:
-                out[f"{_RESNET_CHILDREN[head]}.{rest}"] = v
-    return out
-
-
 def torchvision_weights_path(arch: str) -> Path:
     """Where torchvision's ImageNet weights of ``arch`` live in the local torch hub cache."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_FILES[arch]
+    file = ARCHS[arch].torchvision_file
+    if file is None:
+        raise DarksideError(f"backbone arch {arch!r}: torchvision publishes no ImageNet weights for it")
+    return Path(torch.hub.get_dir()) / "checkpoints" / file
 
 
 def build_backbone(spec: BackboneSpec, seed: int = 0) -> tuple[nn.Sequential, int]:
     """Build the trunk described by ``spec``, initialise it, and return ``(trunk, output channels)``."""
     where = f"backbones.{spec.name}"
-    if spec.arch not in BACKBONES:
-        raise DarksideError(f"{where}.arch: {spec.arch!r} is not one of {sorted(BACKBONES)}")
+    if spec.arch not in ARCHS:
+        raise DarksideError(f"{where}.arch: {spec.arch!r} is not one of {sorted(ARCHS)}")
     if spec.init not in INITS:
         raise DarksideError(f"{where}.init: {spec.init!r} is not one of {list(INITS)}")
     if not spec.width > 0:
         raise DarksideError(f"{where}.width: must be positive, got {spec.width}")
     with torch.random.fork_rng(devices=[]):
         # the layers' default initialisation draws from the global RNG too: keep it out of the caller's
-        trunk, channels = BACKBONES[spec.arch](spec.arch, spec.width, spec.blocks)
+        trunk, channels = ARCHS[spec.arch].build(spec.width, spec.blocks)
     init_random(trunk, seed)
-    if spec.init in ("imagenet-caffe", "pretrained"):
-        # `pretrained`: a trunk state dict in the same layout, written by `darkside pretrain-backbone`
-        # (the mini preset's stand-in for ImageNet weights)
+    if spec.init in ("imagenet-caffe", "pretrained"):  # a trunk state dict in cirtorch's layout
         if not spec.weights:
             raise DarksideError(f"{where}.weights: init {spec.init!r} needs the weight file's path")
         path = Path(spec.weights)
-        load_trunk_state(trunk, _read_state(path), str(path))
+        load_trunk_state(trunk, read_state_file(path, "backbone weight"), str(path))
         log.info("backbone %s: %s weights from %s", spec.name, spec.init, path)
     elif spec.init == "imagenet-torchvision":
         path = Path(spec.weights) if spec.weights else torchvision_weights_path(spec.arch)
         if not path.is_file():
             raise DarksideError(f"{path}: torchvision ImageNet weights not in the local torch hub cache "
                                 "(no downloads here; place the file there or set weights:)")
-        state = _read_state(path)
-        if any(k.startswith(("features.", "conv1.")) for k in state):  # a classification net's keys
-            state = torchvision_to_trunk_keys(spec.arch, state)
+        state = read_state_file(path, "backbone weight")
+        convert = ARCHS[spec.arch].torchvision_keys
+        if convert is not None and not set(state) & set(trunk.state_dict()):  # a classification net's keys
+            state = convert(state)
         load_trunk_state(trunk, state, str(path))
         log.info("backbone %s: torchvision ImageNet weights from %s", spec.name, path)
     return trunk, channels
+
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

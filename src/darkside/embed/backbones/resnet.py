@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import partial
+
+import torch
 from torch import nn
 
+from darkside.embed.backbones import CIRTORCH_IMAGENET, Arch, register_arch
 from darkside.embed.backbones.blocks import BasicBlock, Bottleneck
 from darkside.errors import DarksideError
 
@@ -21,10 +26,8 @@ def _stage(block: type[nn.Module], inplanes: int, planes: int, n: int,
     expansion = block.expansion  # type: ignore[attr-defined]
     downsample = None
     if stride != 1 or inplanes != planes * expansion:
-        downsample = nn.Sequential(
-            nn.Conv2d(inplanes, planes * expansion, kernel_size=1, stride=stride, bias=False),
-            nn.BatchNorm2d(planes * expansion),
-        )
+        downsample = nn.Sequential(nn.Conv2d(inplanes, planes * expansion, kernel_size=1, stride=stride, bias=False),
+                                   nn.BatchNorm2d(planes * expansion))
     layers = [block(inplanes, planes, stride, downsample)]
     inplanes = planes * expansion
     layers += [block(inplanes, planes) for _ in range(1, n)]
@@ -47,14 +50,31 @@ def build_resnet(arch: str, width: float = 1.0,
     if len(blocks) != 4 or any(int(b) < 1 for b in blocks):
         raise DarksideError(f"backbone arch {arch!r}: blocks must be 4 positive integers, got {list(blocks)}")
     base = max(1, round(64 * width))
-    modules: list[nn.Module] = [
-        nn.Conv2d(3, base, kernel_size=7, stride=2, padding=3, bias=False),
-        nn.BatchNorm2d(base),
-        nn.ReLU(inplace=True),
-        nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
-    ]
+    modules: list[nn.Module] = [nn.Conv2d(3, base, kernel_size=7, stride=2, padding=3, bias=False),
+                                nn.BatchNorm2d(base), nn.ReLU(inplace=True), nn.MaxPool2d(3, stride=2, padding=1)]
     inplanes = base
     for i, n in enumerate(blocks):
         stage, inplanes = _stage(block, inplanes, base * 2**i, int(n), 1 if i == 0 else 2)
         modules.append(stage)
     return nn.Sequential(*modules), inplanes
+
+
+# torchvision ResNet child name -> index in the trunk Sequential (cirtorch's children()[:-2])
+_CHILDREN = {"conv1": "0", "bn1": "1", "layer1": "4", "layer2": "5", "layer3": "6", "layer4": "7"}
+
+
+def torchvision_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """torchvision's ResNet classification keys as the trunk's; ``fc`` dropped."""
+    out = {}
+    for k, v in state.items():
+        head, _, rest = k.partition(".")
+        if head in _CHILDREN:
+            out[f"{_CHILDREN[head]}.{rest}"] = v
+    return out
+
+
+for _name, _file, _caffe in (("resnet18", "resnet18-f37072fd.pth", None),
+                             ("resnet50", "resnet50-0676ba61.pth", "imagenet-caffe-resnet50-features-ac468af.pth"),
+                             ("resnet101", "resnet101-63fe2227.pth", "imagenet-caffe-resnet101-features-10a101d.pth")):
+    register_arch(_name, Arch(partial(build_resnet, _name), _file, _caffe and CIRTORCH_IMAGENET + _caffe,
+                              torchvision_keys))

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from functools import partial
+
+import torch
 from torch import nn
 
+from darkside.embed.backbones import CIRTORCH_IMAGENET, Arch, register_arch
 from darkside.embed.backbones.blocks import VGG_CFGS, make_vgg_layers
 from darkside.errors import DarksideError
 
@@ -29,15 +35,18 @@ def build_vgg(arch: str, width: float = 1.0,
     if blocks is not None:
         if len(blocks) != 5 or any(int(b) < 1 for b in blocks):
             raise DarksideError(f"backbone arch {arch!r}: blocks must be 5 positive integers, got {list(blocks)}")
-        stages, current = [], []
-        for v in cfg:
-            if v == "M":
-                stages.append(current)
-                current = []
-            else:
-                current.append(v)
-        cfg = [v for stage, n in zip(stages, blocks, strict=True) for v in [stage[0]] * int(n) + ["M"]]
+        firsts = [v for k, v in enumerate(cfg) if v != "M" and (k == 0 or cfg[k - 1] == "M")]  # of each stage
+        cfg = [v for first, n in zip(firsts, blocks, strict=True) for v in [first] * int(n) + ["M"]]
     layers = make_vgg_layers(cfg)
     trunk = nn.Sequential(*list(layers.children())[:-1])
     out = next(v for v in reversed(cfg) if v != "M")
     return trunk, int(out)
+
+
+def torchvision_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """torchvision's VGG classification keys (``features.N.*``) as the trunk's (``N.*``); the classifier dropped."""
+    return {m.group(1): v for k, v in state.items() if (m := re.match(r"features\.(.+)$", k))}
+
+
+register_arch("vgg16", Arch(partial(build_vgg, "vgg16"), "vgg16-397923af.pth",
+                            CIRTORCH_IMAGENET + "imagenet-caffe-vgg16-features-d369c8e.pth", torchvision_keys))

@@ -7,8 +7,10 @@ loaded through :func:`load_detector`; nothing here ships weights.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import nn
@@ -16,21 +18,58 @@ from torch import nn
 from darkside.errors import ConfigError, DarksideError
 from darkside.gan.edges.hed import HED, hed_param_groups, hed_state_from_published
 from darkside.gan.edges.rcf import RCF, rcf_state_from_published
+from darkside.settings import setting
 from darkside.state import load_checked_state
 
-DETECTORS = ("hed", "rcf")
 
-__all__ = ["DETECTORS", "HED", "RCF", "build_detector", "detector_param_groups", "load_detector",
-           "unwrap_state"]
+@dataclass(frozen=True)
+class DetectorGeometry:
+    """``edges.detectors.<kind>``: how the edge detector is built (one teacher file serves every family)."""
+
+    width: float = setting("channel multiplier (1 = published)", gt=0)
+    input: Literal["caffe255", "gandtr01"] = setting("input scaling (see darkside.gan.edges.hed.caffe_input)")
+
+
+@dataclass(frozen=True)
+class DetectorSettings(DetectorGeometry):
+    weights: str | None = setting("teacher weights: published (paper) or pre-trained by the DAG (mini)")
+
+
+@dataclass(frozen=True)
+class Detector:
+    """An edge detector family: its network, the converter of its published weights, the 1x1 conv that
+    fuses its five side outputs (pre-training supervises what goes in), and where its weights are."""
+
+    network: Callable[..., nn.Module]  # (width=, input_mode=) -> an untrained detector
+    from_published: Callable[[Mapping[str, torch.Tensor]], dict[str, torch.Tensor]]
+    fusion: str
+    weights_url: str  # the published file (BSDS); its name is the data/weights/ file the paper preset reads
+
+
+_GANDTR = "http://ptak.felk.cvut.cz/personal/jenicto2/download/iccv23_gan/"
+#: kind -> detector. Adding one: its module (network + key converter) and an entry here.
+DETECTORS: dict[str, Detector] = {
+    "hed": Detector(HED, hed_state_from_published, "fusion", _GANDTR + "hed_sniklaus_github.pth"),
+    "rcf": Detector(RCF, rcf_state_from_published, "score_fuse", _GANDTR + "rcf_bsds500_pascal_model.pth"),
+}
+
+__all__ = ["DETECTORS", "HED", "RCF", "Detector", "DetectorGeometry", "DetectorSettings", "build_detector",
+           "detector_of", "detector_param_groups", "load_detector", "load_detector_file", "unwrap_state"]
 
 
 def build_detector(kind: str, width: float = 1.0, input_mode: str = "caffe255") -> nn.Module:
-    """An untrained detector of ``kind`` ('hed' or 'rcf') with channel widths scaled by ``width``."""
-    if kind == "hed":
-        return HED(width=width, input_mode=input_mode)
-    if kind == "rcf":
-        return RCF(width=width, input_mode=input_mode)
-    raise ConfigError(f"gan.detector: {kind!r} is not one of {list(DETECTORS)}")
+    """An untrained detector of ``kind`` (a key of :data:`DETECTORS`) with channel widths scaled by ``width``."""
+    if kind not in DETECTORS:
+        raise ConfigError(f"edges.detectors: {kind!r} is not one of {list(DETECTORS)}")
+    return DETECTORS[kind].network(width=width, input_mode=input_mode)
+
+
+def detector_of(model: nn.Module) -> Detector:
+    """The registry entry of a detector network."""
+    for d in DETECTORS.values():
+        if isinstance(model, d.network):  # type: ignore[arg-type]
+            return d
+    raise DarksideError(f"{type(model).__name__} is not a registered edge detector ({', '.join(DETECTORS)})")
 
 
 def unwrap_state(obj: object, source: str) -> dict[str, torch.Tensor]:
@@ -46,9 +85,7 @@ def unwrap_state(obj: object, source: str) -> dict[str, torch.Tensor]:
 
 def load_detector(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> nn.Module:
     """Load a published state dict (any supported key layout) into ``model``; one-line errors."""
-    state = unwrap_state(state, source)
-    convert = hed_state_from_published if isinstance(model, HED) else rcf_state_from_published
-    state = convert(state)
+    state = detector_of(model).from_published(unwrap_state(state, source))
     load_checked_state(model, state, source)
     return model
 

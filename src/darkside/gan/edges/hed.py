@@ -19,7 +19,8 @@ from darkside.errors import ConfigError
 
 CAFFE_MEAN_BGR = (104.00698793, 116.66876762, 122.67891434)
 INPUT_MODES = ("caffe255", "gandtr01")
-_STAGES = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
+#: channels of VGG16's 3x3 convs per stage (HED and RCF alike)
+VGG_STAGES = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
 _ORDINALS = ("One", "Two", "Thr", "Fou", "Fiv")
 
 
@@ -33,29 +34,28 @@ def caffe_input(x: torch.Tensor, mode: str) -> torch.Tensor:
     sniklaus/RCF), or BGR in [0, 1] minus mean/255 ('gandtr01', what gandtr's HED adapter fed)."""
     mean = torch.tensor(CAFFE_MEAN_BGR, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     bgr = x.flip(1)
-    if mode == "caffe255":
-        return bgr * 255.0 - mean
-    if mode == "gandtr01":
-        return bgr - mean / 255.0
-    raise ConfigError(f"gan.detector_input: {mode!r} is not one of {list(INPUT_MODES)}")
+    return bgr * 255.0 - mean if check_input_mode(mode) == "caffe255" else bgr - mean / 255.0
+
+
+def check_input_mode(mode: str) -> str:
+    """``mode`` if it is one of :data:`INPUT_MODES`, else a ConfigError."""
+    if mode not in INPUT_MODES:
+        raise ConfigError(f"gan.detector_input: {mode!r} is not one of {list(INPUT_MODES)}")
+    return mode
 
 
 class HED(nn.Module):
     def __init__(self, width: float = 1.0, input_mode: str = "caffe255") -> None:
         super().__init__()
-        if input_mode not in INPUT_MODES:
-            raise ConfigError(f"gan.detector_input: {input_mode!r} is not one of {list(INPUT_MODES)}")
-        self.input_mode = input_mode
+        self.input_mode = check_input_mode(input_mode)
         cin = 3
-        outs = []
-        for i, stage in enumerate(_STAGES, start=1):
+        for i, stage in enumerate(VGG_STAGES, start=1):
             layers: list[nn.Module] = [] if i == 1 else [nn.MaxPool2d(2, 2)]
             for c in stage:
                 layers += [nn.Conv2d(cin, scaled(c, width), 3, padding=1), nn.ReLU(inplace=False)]
                 cin = scaled(c, width)
             setattr(self, f"vgg{i}", nn.Sequential(*layers))
             setattr(self, f"score{i}", nn.Conv2d(cin, 1, 1))
-            outs.append(cin)
         self.fusion = nn.Sequential(nn.Conv2d(5, 1, 1))
 
     def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
@@ -74,18 +74,13 @@ class HED(nn.Module):
 def hed_state_from_published(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename sniklaus' keys (``netVggOne.0.weight``, older ``moduleVggOne...``, ``netScoreOne``,
     ``netCombine.0``) to ours; gandtr's layout (``vgg1.0.weight``...) passes through unchanged."""
+    names = {f"{prefix}{kind}{name}": f"{kind.lower()}{i}" for prefix in ("net", "module")
+             for kind in ("Vgg", "Score") for i, name in enumerate(_ORDINALS, start=1)}
+    names |= {"netCombine": "fusion", "moduleCombine": "fusion"}
     out = {}
     for key, val in state.items():
-        new = key
-        for prefix in ("net", "module"):
-            for i, name in enumerate(_ORDINALS, start=1):
-                if key.startswith(f"{prefix}Vgg{name}."):
-                    new = f"vgg{i}." + key.split(".", 1)[1]
-                elif key.startswith(f"{prefix}Score{name}."):
-                    new = f"score{i}." + key.split(".", 1)[1]
-            if key.startswith(f"{prefix}Combine."):
-                new = "fusion." + key.split(".", 1)[1]
-        out[new] = val
+        head, _, rest = key.partition(".")
+        out[f"{names[head]}.{rest}" if head in names and rest else key] = val
     return out
 
 

@@ -10,20 +10,20 @@ HED/RCF recipe written from the papers' description (not from their code):
 * deep supervision: the same loss on each of the five side outputs and on the fused output;
 * Adam, random square crops with a horizontal flip, everything seeded.
 
-The network is built exactly as the families build their teacher (``build_detector`` with the gan
-section's ``detector_width`` / ``detector_input``), and the file is written in a key layout that
-:func:`darkside.gan.edges.load_detector_file` accepts, so ``detector_weights: <this file>`` works.
+The network is built exactly as the families build their teacher (``build_detector`` with the
+settings of ``edges.detectors.<kind>``), and the file is written in a key layout that
+:func:`darkside.gan.edges.load_detector_file` accepts, so ``weights: <this file>`` works. Training
+checkpoints every ``checkpoint_every`` steps and resumes from the last one (:mod:`darkside.training`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -31,97 +31,46 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from darkside.atomic import atomic_path, atomic_write_json
-from darkside.config import check_keys
+from darkside.atomic import atomic_write_json
 from darkside.data.images import load_rgb
-from darkside.data.manifest import load_manifest
+from darkside.data.manifest import ImageRecord, Manifest, load_manifest
 from darkside.errors import ConfigError, DarksideError
-from darkside.gan.edges import DETECTORS, HED, RCF, build_detector
+from darkside.gan.edges import DETECTORS, DetectorGeometry, build_detector, detector_of
+from darkside.settings import setting, to_plain
+from darkside.state import save_torch
+from darkside.training import load_checkpoint, preemptible, rng_states, save_checkpoint, set_rng_states
 
 TEACHER_FORMAT = "darkside-edge-teacher/1"
 
 
 @dataclass(frozen=True)
 class EdgePretrainSettings:
-    """Every number of teacher pre-training (params ``presets.<p>.edges``)."""
+    """``edges.pretrain``: every number of teacher pre-training."""
 
-    crop: int                  # square training crop side; smaller images are upscaled to fit
-    batch_size: int
-    steps: int                 # optimisation steps (no epochs: the data is tiny and cached)
-    lr: float                  # Adam
-    beta1: float
-    beta2: float
-    weight_decay: float
-    side_weight: float         # weight of each of the five side-output losses (HED/RCF: 1)
-    fuse_weight: float         # weight of the fused-output loss (HED/RCF: 1)
-    hflip: bool                # random horizontal flip of the crop
-    split: str                 # manifest split to train on
-    domains: tuple[str, ...]   # manifest domains to train on (teachers see day light only)
-    log_every: int             # steps per entry of the loss log
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any], where: str = "edges") -> EdgePretrainSettings:
-        """Strict constructor: unknown/missing keys and wrong types raise ConfigError naming the key."""
-        check_keys(d, [f.name for f in dataclasses.fields(cls)], where)
-        ints = ("crop", "batch_size", "steps", "log_every")
-        floats = ("lr", "beta1", "beta2", "weight_decay", "side_weight", "fuse_weight")
-        values: dict[str, Any] = {}
-        for key in ints:
-            v = d[key]
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(f"{where}.{key}: expected an integer >= 1, got {v!r}")
-            values[key] = v
-        for key in floats:
-            v = d[key]
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
-                raise ConfigError(f"{where}.{key}: expected a number >= 0, got {v!r}")
-            values[key] = float(v)
-        if not isinstance(d["hflip"], bool):
-            raise ConfigError(f"{where}.hflip: expected a boolean, got {d['hflip']!r}")
-        if not isinstance(d["split"], str) or not d["split"]:
-            raise ConfigError(f"{where}.split: expected a split name, got {d['split']!r}")
-        doms = d["domains"]
-        if not isinstance(doms, (list, tuple)) or not doms or not all(isinstance(x, str) for x in doms):
-            raise ConfigError(f"{where}.domains: expected a non-empty list of domain names, got {doms!r}")
-        if values["lr"] <= 0:
-            raise ConfigError(f"{where}.lr: must be > 0")
-        for key in ("beta1", "beta2"):
-            if not values[key] < 1:
-                raise ConfigError(f"{where}.{key}: must be in [0, 1)")
-        return cls(**values, hflip=d["hflip"], split=d["split"], domains=tuple(doms))
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["domains"] = list(self.domains)
-        return out
-
-
-def teacher_geometry(gan_section: Mapping[str, Any], kind: str) -> tuple[float, str]:
-    """(detector_width, detector_input) that every family with ``detector: kind`` builds its teacher
-    with, read from a params ``gan`` section; they must agree, since one teacher file serves all."""
-    from darkside.gan.families import settings_for
-
-    found: set[tuple[float, str]] = set()
-    for family in (gan_section.get("families") or {}):
-        s = settings_for(gan_section, family)
-        if s.detector == kind:
-            found.add((s.detector_width, s.detector_input))
-    if not found:
-        raise ConfigError(f"gan.families: no family uses detector {kind!r}")
-    if len(found) > 1:
-        raise ConfigError(f"gan.families: families using {kind!r} disagree on detector_width/detector_input "
-                          f"{sorted(found)}")
-    return found.pop()
+    crop: int = setting("square training crop side; smaller images are upscaled to fit", ge=1)
+    batch_size: int = setting(ge=1)
+    steps: int = setting("optimisation steps (no epochs: the data is tiny and cached)", ge=1)
+    lr: float = setting("Adam", gt=0)
+    beta1: float = setting(ge=0, lt=1)
+    beta2: float = setting(ge=0, lt=1)
+    weight_decay: float = setting(ge=0)
+    side_weight: float = setting("weight of each of the five side-output losses (HED/RCF: 1)", ge=0)
+    fuse_weight: float = setting("weight of the fused-output loss (HED/RCF: 1)", ge=0)
+    hflip: bool = setting("random horizontal flip of the crop")
+    split: str = setting("manifest split to train on", pattern=".")
+    domains: tuple[Literal["day", "sunset", "night", "other"], ...] = setting(
+        "manifest domains to train on (teachers see day light only)", min_items=1)
+    log_every: int = setting("steps per entry of the loss log", ge=1)
+    checkpoint_every: int = setting("steps between checkpoints (a preempted run resumes from the last)", ge=1)
 
 
 # -- loss ---------------------------------------------------------------------------------------
 
 def balanced_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """HED's class-balanced sigmoid cross-entropy, mean over pixels, averaged over the batch.
+    """HED's class-balanced sigmoid cross-entropy (beta per image, see above), mean over pixels and batch.
 
-    Per image, ``beta = |Y-| / |Y|`` weights the edge pixels and ``1 - beta`` the others; an image
-    without edges has beta 1 and contributes nothing (as in HED). Mean rather than HED's sum keeps
-    the loss scale independent of the crop size.
+    An image without edges has beta 1 and contributes nothing (as in HED). Mean rather than HED's sum
+    keeps the loss scale independent of the crop size.
     """
     target = target.to(logits.dtype)
     n = target[0].numel()
@@ -139,12 +88,7 @@ def _capture_fusion_input(model: nn.Module) -> Iterator[list[torch.Tensor]]:
     Hooking rather than re-implementing the forward keeps one definition of HED/RCF (edges.hed,
     edges.rcf); the side maps are exactly what the fusion sees.
     """
-    if isinstance(model, HED):
-        fusion = model.fusion
-    elif isinstance(model, RCF):
-        fusion = model.score_fuse
-    else:
-        raise DarksideError(f"side outputs: {type(model).__name__} is not HED or RCF")
+    fusion = getattr(model, detector_of(model).fusion)
     seen: list[torch.Tensor] = []
     handle = fusion.register_forward_pre_hook(lambda mod, args: seen.append(args[0]))
     try:
@@ -172,35 +116,27 @@ def deep_supervision_loss(model: nn.Module, x: torch.Tensor, target: torch.Tenso
 
 # -- data ---------------------------------------------------------------------------------------
 
-def edge_path(dataset_dir: Path, rel: str) -> Path:
-    """Ground-truth edge map of an image of the synthetic benchmark: ``<dataset>/edges/<rel>``."""
-    return Path(dataset_dir) / "edges" / rel
-
-
-def load_edge_map(path: Path) -> np.ndarray:
-    """A ground-truth edge PNG as a bool array (any non-zero pixel is an edge)."""
-    img = load_rgb(path)
-    return np.asarray(img)[..., 0] > 0
+def image_and_edges(man: Manifest, r: ImageRecord) -> tuple[np.ndarray, np.ndarray]:
+    """(RGB uint8 image, bool edges) of a record; the synthetic benchmark's ground-truth edge map of an
+    image is ``<dataset>/edges/<its path>`` (any non-zero pixel is an edge)."""
+    img = np.asarray(load_rgb(man.image_path(r)))
+    ep = man.root / "edges" / r.path
+    if not ep.is_file():
+        raise DarksideError(f"{ep}: ground-truth edge map missing (only the synthetic benchmark has them)")
+    edges = np.asarray(load_rgb(ep))[..., 0] > 0
+    if edges.shape != img.shape[:2]:
+        raise DarksideError(f"{ep}: edge map {edges.shape} does not match its image {img.shape[:2]}")
+    return img, edges
 
 
 def training_pairs(dataset_dir: Path, split: str, domains: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(RGB uint8 image, bool edges) of every manifest row of ``split`` in ``domains``, manifest order."""
+    """:func:`image_and_edges` of every manifest row of ``split`` in ``domains``, manifest order."""
     man = load_manifest(dataset_dir)
     recs = [r for r in man.records if r.split == split and r.domain in domains]
     if not recs:
         raise DarksideError(f"{Path(dataset_dir) / 'manifest.csv'}: no images of split {split!r} in domains "
                             f"{list(domains)}")
-    pairs = []
-    for r in recs:
-        img = np.asarray(load_rgb(man.image_path(r)))
-        ep = edge_path(man.root, r.path)
-        if not ep.is_file():
-            raise DarksideError(f"{ep}: ground-truth edge map missing (only the synthetic benchmark has them)")
-        edges = load_edge_map(ep)
-        if edges.shape != img.shape[:2]:
-            raise DarksideError(f"{ep}: edge map {edges.shape} does not match its image {img.shape[:2]}")
-        pairs.append((img, edges))
-    return pairs
+    return [image_and_edges(man, r) for r in recs]
 
 
 def random_crop(img: np.ndarray, edges: np.ndarray, crop: int, hflip: bool,
@@ -227,56 +163,63 @@ def sample_batch(pairs: Sequence[tuple[np.ndarray, np.ndarray]], s: EdgePretrain
                  rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, 3, crop, crop) RGB in [0, 1] and (B, 1, crop, crop) {0, 1} targets, images drawn with
     replacement."""
-    idx = rng.integers(0, len(pairs), s.batch_size)
-    imgs, tgts = [], []
-    for i in idx:
-        im, ed = random_crop(*pairs[int(i)], s.crop, s.hflip, rng)
-        imgs.append(im)
-        tgts.append(ed)
-    x = torch.from_numpy(np.stack(imgs).astype(np.float32) / 255.0).permute(0, 3, 1, 2).contiguous()
-    y = torch.from_numpy(np.stack(tgts).astype(np.float32)).unsqueeze(1)
+    crops = [random_crop(*pairs[int(i)], s.crop, s.hflip, rng) for i in rng.integers(0, len(pairs), s.batch_size)]
+    x = torch.from_numpy(np.stack([im for im, _ in crops]).astype(np.float32) / 255.0).permute(0, 3, 1, 2).contiguous()
+    y = torch.from_numpy(np.stack([ed for _, ed in crops]).astype(np.float32)).unsqueeze(1)
     return x, y
 
 
 # -- training -----------------------------------------------------------------------------------
 
 def train_detector(model: nn.Module, pairs: Sequence[tuple[np.ndarray, np.ndarray]], s: EdgePretrainSettings,
-                   device: torch.device | str, seed: int) -> list[dict[str, float]]:
-    """Train ``model`` in place; returns the loss log (means over ``log_every`` steps)."""
+                   device: torch.device | str, seed: int, checkpoint: Path | None = None,
+                   config: dict[str, Any] | None = None) -> list[dict[str, float]]:
+    """Train ``model`` in place; returns the loss log (means over ``log_every`` steps). With
+    ``checkpoint``, resumes from it (when written for ``config``) and writes it every
+    ``checkpoint_every`` steps."""
     dev = torch.device(device)
     model.to(dev).train()
     opt = torch.optim.Adam(model.parameters(), lr=s.lr, betas=(s.beta1, s.beta2), weight_decay=s.weight_decay)
     rng = np.random.default_rng([seed, 1])  # data stream separate from the init stream
     log: list[dict[str, float]] = []
     acc = {"loss": 0.0, "fused": 0.0, "sides": 0.0}
-    for step in range(1, s.steps + 1):
-        x, y = sample_batch(pairs, s, rng)
-        loss, parts = deep_supervision_loss(model, x.to(dev), y.to(dev), s.side_weight, s.fuse_weight)
-        if not torch.isfinite(loss):
-            raise DarksideError(f"pretrain_edges: loss is {float(loss)} at step {step} (lower edges.lr)")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        acc["loss"] += float(loss.detach())
-        acc["fused"] += parts["fused"]
-        acc["sides"] += parts["sides"]
-        if step % s.log_every == 0 or step == s.steps:
-            k = (step - 1) % s.log_every + 1
-            log.append({"step": step, **{name: v / k for name, v in acc.items()}})
-            acc = dict.fromkeys(acc, 0.0)
+    start = 0
+    state = load_checkpoint(checkpoint, config or {}) if checkpoint is not None else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        set_rng_states(state["rng"], rng)
+        start, log, acc = int(state["step"]), list(state["log"]), dict(state["acc"])
+    with preemptible():
+        for step in range(start + 1, s.steps + 1):
+            x, y = sample_batch(pairs, s, rng)
+            loss, parts = deep_supervision_loss(model, x.to(dev), y.to(dev), s.side_weight, s.fuse_weight)
+            if not torch.isfinite(loss):
+                raise DarksideError(f"pretrain_edges: loss is {float(loss)} at step {step} (lower edges.lr)")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            for name, v in {"loss": float(loss.detach()), **parts}.items():
+                acc[name] += v
+            if step % s.log_every == 0 or step == s.steps:
+                k = (step - 1) % s.log_every + 1
+                log.append({"step": step, **{name: v / k for name, v in acc.items()}})
+                acc = dict.fromkeys(acc, 0.0)
+            if checkpoint is not None and step % s.checkpoint_every == 0 and step < s.steps:
+                save_checkpoint(checkpoint, config or {}, {
+                    "step": step, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                    "rng": rng_states(rng), "log": log, "acc": acc})
     model.eval()
     return log
 
 
 def pretrain_edges(kind: str, dataset_dir: str | Path, settings: EdgePretrainSettings, out_path: str | Path,
-                   device: torch.device | str = "cpu", seed: int = 0, *, width: float = 1.0,
-                   input_mode: str = "caffe255") -> Path:
-    """Train a ``kind`` ('hed' | 'rcf') teacher on the dataset's ground-truth edges; write ``out_path``.
+                   geometry: DetectorGeometry, device: torch.device | str = "cpu", seed: int = 0) -> Path:
+    """Train a ``kind`` teacher (a key of DETECTORS) on the dataset's ground-truth edges; write ``out_path``.
 
-    ``width`` / ``input_mode``: the gan section's ``detector_width`` / ``detector_input`` (see
-    :func:`teacher_geometry`), so the file loads into the families' teacher. The file holds
-    ``state_dict`` plus metadata (format, kind, width, input_mode, settings, seed, loss log); a
-    training summary is written beside it as ``<out_path stem>.json``.
+    ``geometry``: ``edges.detectors.<kind>``'s width and input scaling, so the file loads into the
+    families' teacher. The file holds ``state_dict`` plus metadata (format, kind, width, input_mode,
+    settings, seed, loss log); a training summary is written beside it as ``<out_path stem>.json``.
     """
     if kind not in DETECTORS:
         raise ConfigError(f"pretrain_edges: kind {kind!r} is not one of {list(DETECTORS)}")
@@ -284,39 +227,16 @@ def pretrain_edges(kind: str, dataset_dir: str | Path, settings: EdgePretrainSet
     pairs = training_pairs(Path(dataset_dir), settings.split, settings.domains)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = build_detector(kind, width, input_mode)
-    log = train_detector(model, pairs, settings, device, seed)
+        model = build_detector(kind, geometry.width, geometry.input)
+    out = Path(out_path)
+    config = {"kind": kind, "geometry": to_plain(geometry), "settings": to_plain(settings), "seed": int(seed)}
+    log = train_detector(model, pairs, settings, device, seed, out.with_name(out.stem + ".checkpoint.pt"), config)
     wall = time.perf_counter() - t0
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    meta = {"format": TEACHER_FORMAT, "kind": kind, "width": float(width), "input_mode": input_mode,
-            "settings": settings.to_dict(), "seed": int(seed), "dataset": str(dataset_dir),
+    meta = {"format": TEACHER_FORMAT, "kind": kind, "width": float(geometry.width), "input_mode": geometry.input,
+            "settings": to_plain(settings), "seed": int(seed), "dataset": str(dataset_dir),
             "images": len(pairs), "wall_s": wall, "log": log}
-    out = Path(out_path)
-    with atomic_path(out) as tmp:
-        torch.save({**meta, "state_dict": state}, tmp)
+    save_torch(out, {**meta, "state_dict": state})
     atomic_write_json(out.with_suffix(".json"), meta)
+    out.with_name(out.stem + ".checkpoint.pt").unlink(missing_ok=True)
     return out
-
-
-def load_teacher_file(path: str | Path, device: torch.device | str = "cpu", kind: str | None = None,
-                      width: float | None = None, input_mode: str | None = None) -> nn.Module:
-    """A detector (eval mode) from a weights file: a file written by :func:`pretrain_edges` carries
-    its kind/width/input_mode; a published file needs them as arguments."""
-    from darkside.gan.edges import load_detector_file
-
-    p = Path(path)
-    meta: dict[str, Any] = {}
-    if p.is_file():
-        try:
-            obj = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise DarksideError(f"{p}: cannot read detector weights ({type(exc).__name__})") from None
-        if isinstance(obj, dict) and obj.get("format") == TEACHER_FORMAT:
-            meta = obj
-    kind = kind or meta.get("kind")
-    if kind is None:
-        raise DarksideError(f"{p}: not a darkside teacher file; give the detector kind (hed | rcf)")
-    model = build_detector(kind, width if width is not None else float(meta.get("width", 1.0)),
-                           input_mode or str(meta.get("input_mode", "caffe255")))
-    load_detector_file(model, p)
-    return model.to(torch.device(device)).eval()

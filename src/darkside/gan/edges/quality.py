@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -24,13 +24,12 @@ import torch
 from torch import nn
 
 from darkside.atomic import atomic_write_json
-from darkside.config import check_keys
-from darkside.data.images import load_rgb
 from darkside.data.manifest import load_manifest
-from darkside.errors import ConfigError, DarksideError
+from darkside.errors import DarksideError
 from darkside.evaluate.bootstrap import bootstrap_ci
 from darkside.gan.edges import build_detector
-from darkside.gan.edges.pretrain import edge_path, load_edge_map
+from darkside.gan.edges.pretrain import image_and_edges
+from darkside.settings import setting
 
 DEFAULT_THRESHOLDS = np.linspace(0.01, 0.99, 99)
 # columns of a count array: predicted pixels near GT, predicted pixels, GT pixels near a prediction, GT pixels
@@ -39,30 +38,14 @@ MATCHED_PRED, PRED, MATCHED_GT, GT = range(4)
 
 @dataclass(frozen=True)
 class EdgeQualitySettings:
-    """How the edge report is scored (params ``presets.<p>.edges.quality``)."""
+    """``edges.quality``: how the edge report is scored."""
 
-    tolerance_px: int            # match distance in pixels (0 = exact pixels)
-    thresholds: int              # number of thresholds, evenly spaced in [0.01, 0.99]
-    domains: tuple[str, ...]     # manifest domains to score, e.g. (day, night)
-    split: str | None            # manifest split (null = every split)
-    limit: int | None            # first N images per domain in manifest order (null = all)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any], where: str = "edges.quality") -> EdgeQualitySettings:
-        """Strict constructor: unknown/missing keys and wrong types raise ConfigError naming the key."""
-        check_keys(d, ("tolerance_px", "thresholds", "domains", "split", "limit"), where)
-        for key, low, optional in (("tolerance_px", 0, False), ("thresholds", 2, False), ("limit", 1, True)):
-            v = d[key]
-            if v is None and optional:
-                continue
-            if not isinstance(v, int) or isinstance(v, bool) or v < low:
-                raise ConfigError(f"{where}.{key}: expected an integer >= {low}, got {v!r}")
-        doms = d["domains"]
-        if not isinstance(doms, (list, tuple)) or not doms or not all(isinstance(x, str) for x in doms):
-            raise ConfigError(f"{where}.domains: expected a non-empty list of domain names, got {doms!r}")
-        if d["split"] is not None and not isinstance(d["split"], str):
-            raise ConfigError(f"{where}.split: expected a split name or null, got {d['split']!r}")
-        return cls(d["tolerance_px"], d["thresholds"], tuple(doms), d["split"], d["limit"])
+    tolerance_px: int = setting("match distance in pixels (0 = exact pixels)", ge=0)
+    thresholds: int = setting("number of thresholds, evenly spaced in [0.01, 0.99]", ge=2)
+    domains: tuple[Literal["day", "sunset", "night", "other"], ...] = setting("manifest domains to score",
+                                                                              min_items=1)
+    split: str | None = setting("manifest split (null: every split)")
+    limit: int | None = setting("first N images per domain in manifest order (null: all)", ge=1)
 
     @property
     def threshold_values(self) -> np.ndarray:
@@ -115,6 +98,11 @@ def _f(p: np.ndarray, r: np.ndarray) -> np.ndarray:
     return _ratio(2 * p * r, p + r)
 
 
+def _precision_recall(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Precision and recall of counts (..., 4) (one row per threshold, or one row)."""
+    return _ratio(counts[..., MATCHED_PRED], counts[..., PRED]), _ratio(counts[..., MATCHED_GT], counts[..., GT])
+
+
 def average_precision(precision: np.ndarray, recall: np.ndarray) -> float:
     """Area under the P-R steps of arrays ordered by ascending threshold: walking the thresholds
     from high to low, each recall gain is weighted by the precision reached there. Recall can only
@@ -127,9 +115,7 @@ def average_precision(precision: np.ndarray, recall: np.ndarray) -> float:
 
 def scores_from_counts(counts: np.ndarray, thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> dict[str, Any]:
     """ODS precision/recall/F (best fixed threshold over the accumulated counts) and AP."""
-    counts = np.asarray(counts)
-    p = _ratio(counts[:, MATCHED_PRED], counts[:, PRED])
-    r = _ratio(counts[:, MATCHED_GT], counts[:, GT])
+    p, r = _precision_recall(np.asarray(counts))
     f = _f(p, r)
     best = int(np.argmax(f))  # first maximum: the lowest threshold among ties
     return {"threshold": float(thresholds[best]), "precision": float(p[best]), "recall": float(r[best]),
@@ -149,13 +135,8 @@ def dataset_scores(per_image: Sequence[np.ndarray], thresholds: Sequence[float] 
         raise DarksideError("edge scores: no images to score")
     total = np.sum(per_image, axis=0)
     out = scores_from_counts(total, thresholds)
-    best_rows = []
-    for c in per_image:
-        f = _f(_ratio(c[:, MATCHED_PRED], c[:, PRED]), _ratio(c[:, MATCHED_GT], c[:, GT]))
-        best_rows.append(c[int(np.argmax(f))])
-    ois = np.sum(best_rows, axis=0)
-    p, r = _ratio(ois[MATCHED_PRED], ois[PRED]), _ratio(ois[MATCHED_GT], ois[GT])
-    out["ois_f"] = float(_f(p, r))
+    ois = np.sum([c[int(np.argmax(_f(*_precision_recall(c))))] for c in per_image], axis=0)
+    out["ois_f"] = float(_f(*_precision_recall(ois)))
     out["images"] = len(per_image)
     # per image, for the paired comparison of two detectors on the same images
     out["per_image_ap"] = [scores_from_counts(c, thresholds)["ap"] for c in per_image]
@@ -198,49 +179,51 @@ def score_detectors(dataset_dir: str | Path, detectors: Mapping[str, nn.Module],
     for net in detectors.values():
         net.eval()
     for r in recs:
-        img = np.asarray(load_rgb(man.image_path(r)))
-        ep = edge_path(man.root, r.path)
-        if not ep.is_file():
-            raise DarksideError(f"{ep}: ground-truth edge map missing")
-        gt = load_edge_map(ep)
+        img, gt = image_and_edges(man, r)
         for name, net in detectors.items():
             counts[name].append(edge_counts(predict_edges(net, img, device), gt, thresholds, tolerance_px))
     return {name: dataset_scores(c, thresholds) for name, c in counts.items()}
 
 
-# -- detectors of a finished GAN run ------------------------------------------------------------
+# -- detectors of finished GAN runs ------------------------------------------------------------
 
-def load_run_detector(run_dir: str | Path, role: str = "student", device: torch.device | str = "cpu") -> nn.Module:
-    """The student (HED^N / RCF^N) or teacher detector of a hedngan / rcfngan / hedgan run, from the
-    run's ``checkpoint.pt`` (``bundle.nets`` holds ``detector_student.*`` / ``detector_teacher.*``)."""
-    from darkside.gan.families import GanSettings
+def run_detector(run_dir: str | Path, role: str = "student", device: torch.device | str = "cpu") -> nn.Module | None:
+    """The ``student`` (HED^N / RCF^N) or ``teacher`` detector of a generator run, rebuilt from the setup its
+    ``checkpoint.pt`` records; None when the run's family has none."""
+    from darkside.gan.family import GanSetup
     from darkside.gan.train import CHECKPOINT
 
-    if role not in ("student", "teacher"):
-        raise DarksideError(f"load_run_detector: role {role!r} is not 'student' or 'teacher'")
     path = Path(run_dir) / CHECKPOINT
     if not path.is_file():
         raise DarksideError(f"{path}: GAN checkpoint does not exist (train the family first)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        nets = ckpt["bundle"]["nets"]
-        settings = GanSettings.from_dict(ckpt["settings"], where=f"{path}:settings")
+        nets, setup = ckpt["bundle"]["nets"], GanSetup.from_plain(ckpt["config"]["setup"], f"{path}:setup")
     except DarksideError:
         raise
     except Exception as exc:
         raise DarksideError(f"{path}: not a readable GAN checkpoint ({type(exc).__name__})") from None
     prefix = f"detector_{role}."
     state = {k[len(prefix):]: v for k, v in nets.items() if k.startswith(prefix)}
-    if not state or settings.detector is None:
-        raise DarksideError(f"{path}: family {ckpt.get('family')!r} has no {role} detector")
-    model = build_detector(settings.detector, settings.detector_width, settings.detector_input)
+    if not state or setup.detector is None:
+        return None
+    model = build_detector(setup.settings.detector, setup.detector.width, setup.detector.input)
     model.load_state_dict(state)
     return model.to(torch.device(device)).eval()
 
 
-def load_student(run_dir: str | Path, device: torch.device | str = "cpu") -> nn.Module:
-    """The trained HED^N / RCF^N student of a finished hedngan / rcfngan run."""
-    return load_run_detector(run_dir, "student", device)
+def night_students(run_dirs: Sequence[str | Path], device: torch.device | str = "cpu") -> dict[str, nn.Module]:
+    """The night-adapted students among finished generator runs, named ``<KIND>^N`` after their
+    detector (``<KIND>^N (<family>)`` when several runs adapt the same one); runs of families
+    without a student are left out. The DAG hands every run of a detector's families, so which
+    family trains a student is the families' business, not a list of names in the workflow."""
+    found = []
+    for run in map(Path, run_dirs):
+        student = run_detector(run, "student", device)
+        if student is not None:
+            found.append((type(student).__name__.upper(), run.name, student))
+    kinds = [k for k, _, _ in found]
+    return {f"{k}^N" if kinds.count(k) == 1 else f"{k}^N ({name})": net for k, name, net in found}
 
 
 def edge_quality_report(out_path: str | Path, dataset_dir: str | Path, detectors: Mapping[str, nn.Module],

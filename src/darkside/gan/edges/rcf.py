@@ -17,10 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from darkside.errors import ConfigError, DarksideError
-from darkside.gan.edges.hed import INPUT_MODES, caffe_input, scaled
+from darkside.errors import DarksideError
+from darkside.gan.edges.hed import VGG_STAGES, caffe_input, check_input_mode, scaled
 
-_STAGES = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
 _UP = {2: (4, 2, 1), 3: (8, 4, 2), 4: (16, 8, 4), 5: (16, 8, 0)}  # stage: (kernel, stride, crop offset)
 SIDE_CHANNELS = 21
 
@@ -37,11 +36,9 @@ def bilinear_kernel(size: int) -> torch.Tensor:
 class RCF(nn.Module):
     def __init__(self, width: float = 1.0, input_mode: str = "caffe255") -> None:
         super().__init__()
-        if input_mode not in INPUT_MODES:
-            raise ConfigError(f"gan.detector_input: {input_mode!r} is not one of {list(INPUT_MODES)}")
-        self.input_mode = input_mode
+        self.input_mode = check_input_mode(input_mode)
         cin = 3
-        for s, stage in enumerate(_STAGES, start=1):
+        for s, stage in enumerate(VGG_STAGES, start=1):
             for j, c in enumerate(stage, start=1):
                 dil = 2 if s == 5 else 1
                 setattr(self, f"conv{s}_{j}", nn.Conv2d(cin, scaled(c, width), 3, padding=dil, dilation=dil))
@@ -59,7 +56,7 @@ class RCF(nn.Module):
         h, w = x.shape[-2:]
         feat = caffe_input(x, self.input_mode)
         outs = []
-        for s, stage in enumerate(_STAGES, start=1):
+        for s, stage in enumerate(VGG_STAGES, start=1):
             if s > 1:
                 feat = self.pools[s - 2](feat)
             acc = None

@@ -6,18 +6,31 @@ G loss = LSGAN + edge_weight * mean |E(G(x)) - E(x)| on sigmoid edge maps of the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from darkside.gan.families.base import (
+from darkside.gan.edges import DETECTORS
+from darkside.gan.family import (
     BlockSpec,
     GanBundle,
-    GanSettings,
+    GanSetup,
+    ResnetGanSettings,
     detector_spec,
     discriminator_spec,
     generator_spec,
+    register_family,
     set_requires_grad,
 )
 from darkside.gan.losses import discriminator_loss, generator_adv_loss, l1
+from darkside.settings import setting
+
+
+@dataclass(frozen=True)
+class EdgeGanSettings(ResnetGanSettings):
+    detector: str = setting("the frozen edge detector (its settings: edges.detectors.<kind>)",
+                            choices=tuple(DETECTORS), key_in="edges.detectors")
+    edge_weight: float = setting("weight of the edge-consistency L1 in the generator loss", ge=0)
 
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:
@@ -25,28 +38,25 @@ def to_unit(x: torch.Tensor) -> torch.Tensor:
     return x * 0.5 + 0.5
 
 
+@register_family
 class HedGan(GanBundle):
-    family = "hedgan"
+    name = "hedgan"
+    title = "HEDGAN"
+    Settings = EdgeGanSettings
 
     @classmethod
-    def block_specs(cls, s: GanSettings) -> list[BlockSpec]:
+    def block_specs(cls, setup: GanSetup) -> list[BlockSpec]:
+        s = setup.settings
         return [generator_spec(s, "generator_X"), discriminator_spec(s, "discriminator_X"),
-                detector_spec(s, "detector_teacher", "frozen")]
+                detector_spec(setup, "detector_teacher", "frozen")]
 
     def discriminator_step(self, fake: torch.Tensor, night: torch.Tensor) -> torch.Tensor:
         d = self.nets["discriminator_X"]
         set_requires_grad([d], True)
         loss_d = discriminator_loss(d(night), d(fake.detach()))
-        self.optimizers["discriminator_X"].zero_grad(set_to_none=True)
-        loss_d.backward()
-        self.optimizers["discriminator_X"].step()
+        self.optimise(loss_d, "discriminator_X")
         set_requires_grad([d], False)  # G's step must not leave gradients in D
         return loss_d
-
-    def generator_step(self, loss_g: torch.Tensor) -> None:
-        self.optimizers["generator_X"].zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.optimizers["generator_X"].step()
 
     def train_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
         day, night = (t.to(self.device) for t in batch)
@@ -58,6 +68,6 @@ class HedGan(GanBundle):
         adv = generator_adv_loss(d(fake))
         edge = self.settings.edge_weight * l1(e(to_unit(fake)), edges_real)
         loss_g = adv + edge
-        self.generator_step(loss_g)
+        self.optimise(loss_g, "generator_X")
         return {"G": float(loss_g.detach()), "G_adv": float(adv.detach()),
                 "edge": float(edge.detach()), "D": float(loss_d.detach())}

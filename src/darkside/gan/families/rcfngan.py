@@ -1,18 +1,23 @@
-"""RCF^N GAN: HED^N GAN with RCF as teacher and student (plain Adam, no per-layer multipliers)."""
+"""RCF^N GAN: HED^N GAN with RCF as teacher and student, and plain Adam (RCF has no Caffe multipliers)."""
 
 from __future__ import annotations
 
-import torch
+from dataclasses import dataclass
+from typing import Literal
 
-from darkside.errors import ConfigError
-from darkside.gan.families.base import GanSettings
-from darkside.gan.families.hedngan import HedNGan
+from darkside.gan.families.hedngan import HedNGan, StudentSettings
+from darkside.gan.family import register_family
+from darkside.settings import setting
 
 
+@dataclass(frozen=True)
+class RcfNGanSettings(StudentSettings):
+    detector: Literal["rcf"] = setting("the frozen edge detector (its settings: edges.detectors.rcf)",
+                                       key_in="edges.detectors")
+
+
+@register_family
 class RcfNGan(HedNGan):
-    family = "rcfngan"
-
-    def __init__(self, settings: GanSettings, device: torch.device | str = "cpu", seed: int = 0) -> None:
-        if settings.detector != "rcf":
-            raise ConfigError(f"gan.families.rcfngan.detector: must be 'rcf', got {settings.detector!r}")
-        super().__init__(settings, device, seed)
+    name = "rcfngan"
+    title = "RCF^N GAN"
+    Settings = RcfNGanSettings

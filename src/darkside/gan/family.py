@@ -1,0 +1,346 @@
+"""What every generator family (:mod:`darkside.gan.families`) shares: its settings' common part, the
+network bundle, the registry, and the generator file that the translator loads.
+
+A family declares its typed ``Settings`` (a frozen dataclass, as hloc's models declare ``default_conf``,
+that its params.yaml entry is checked against), its networks once in :meth:`GanBundle.block_specs` (to
+build them, count their parameters and rebuild the generator from a file) and one optimisation step in
+:meth:`GanBundle.train_step`. Named variants are overlays of its settings, selected by the entry's
+``variant``. Images inside training are tensors in [-1, 1] (mean 0.5, std 0.5).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from darkside.errors import ConfigError, DarksideError
+from darkside.gan.edges import DetectorSettings, build_detector, load_detector_file
+from darkside.gan.networks import PatchGAN, ResnetGenerator, init_weights
+from darkside.gan.pool import ImagePool
+from darkside.gan.schedule import lr_factor, set_epoch_lr
+from darkside.settings import parse, setting, to_plain
+from darkside.state import save_torch
+
+GENERATOR_FORMAT = "darkside-gan-generator/2"
+
+
+# --- settings -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GanTraining:
+    """``gan.common``: the data and optimiser block every generator family shares (SPEC section 5)."""
+
+    crop: int = setting("training crop side (paper 256)", ge=1)
+    scale_min: float = setting("lower bound of the crop scale s (paper 0.8)", gt=0, le=1)
+    lr: float = setting("Adam lr of generators and discriminators", gt=0)
+    beta1: float = setting(ge=0, le=1)
+    beta2: float = setting(ge=0, le=1)
+    sample_images: int = setting("translations in the per-epoch sample grid", ge=0)
+    cache_images: bool = setting("decode the training images once and keep them in memory")
+
+
+@dataclass(frozen=True)
+class FamilySettings:
+    """The schedule every family's entry gives (SPEC section 5's table: batch and epochs per family)."""
+
+    batch_size: int = setting(ge=1)
+    pairs_per_epoch: int = setting("random (day, night) pairs per epoch, drawn with replacement (paper 10000)",
+                                   ge=1)
+    epochs_constant: int = setting("epochs at the base lr", ge=0)
+    epochs_decay: int = setting("epochs of linear decay towards zero", ge=0)
+
+    @property
+    def epochs(self) -> int:
+        return self.epochs_constant + self.epochs_decay
+
+
+@dataclass(frozen=True)
+class ResnetGanSettings(FamilySettings):
+    """A family built from the ResNet generator and the 70x70 PatchGAN (SPEC section 5)."""
+
+    ngf: int = setting("generator base filters (paper 64)", ge=1)
+    n_blocks: int = setting("residual blocks (paper 9)", ge=0)
+    ndf: int = setting("discriminator base filters (paper 64)", ge=1)
+    n_layers_d: int = setting("PatchGAN layers (3 = 70x70)", ge=1)
+    norm: Literal["instance", "batch"] = setting("norm of generator and discriminator")
+    init: Literal["normal", "kaiming"] = setting()
+    init_gain: float = setting("std of the normal init, and of batch-norm gammas around 1", ge=0)
+
+
+@dataclass(frozen=True)
+class GanSetup:
+    """Everything one generator run is built from: the shared block, the family's own settings (its
+    variant applied) and, for edge families, the detector's settings."""
+
+    family: str
+    common: GanTraining
+    settings: Any
+    detector: DetectorSettings | None = None
+
+    @property
+    def epochs(self) -> int:
+        return self.settings.epochs
+
+    def to_plain(self) -> dict[str, Any]:
+        return to_plain(self)
+
+    @classmethod
+    def from_plain(cls, d: Mapping[str, Any], where: str) -> GanSetup:
+        """Rebuild a setup a run recorded (its generator file, its checkpoint)."""
+        try:
+            family = family_class(str(d["family"]))
+            det = d.get("detector")
+            return cls(family.name, parse(GanTraining, d["common"], f"{where}.common"),
+                       parse(family.Settings, d["settings"], f"{where}.settings"),
+                       parse(DetectorSettings, det, f"{where}.detector") if det is not None else None)
+        except (KeyError, TypeError) as exc:
+            raise DarksideError(f"{where}: not a generator setup ({exc})") from None
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """One network of a family. ``role`` decides the paper's Table 8 convention (see params.py)."""
+
+    name: str
+    role: str                     # generator | discriminator | student | frozen
+    build: Callable[[], nn.Module]
+
+
+# --- the registry -------------------------------------------------------------------------------------
+
+FAMILIES: dict[str, type[GanBundle]] = {}
+
+
+def register_family(cls: type[GanBundle]) -> type[GanBundle]:
+    """Class decorator: make ``cls`` the family ``cls.name`` (a module of darkside.gan.families or a plugin)."""
+    if cls.name in FAMILIES and FAMILIES[cls.name] is not cls:
+        raise DarksideError(f"gan family {cls.name!r} is registered twice")
+    FAMILIES[cls.name] = cls
+    return cls
+
+
+def family_class(name: str) -> type[GanBundle]:
+    import darkside.gan.families  # noqa: F401  (imports every built-in family module)
+
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise ConfigError(f"gan family {name!r} is not one of {sorted(FAMILIES)}") from None
+
+
+def family_settings() -> dict[str, type]:
+    """family name -> its settings class (the schema of ``gan.families``)."""
+    import darkside.gan.families  # noqa: F401
+
+    return {name: cls.Settings for name, cls in FAMILIES.items()}
+
+
+def setup_for(family: str, common: GanTraining, settings: Any, detectors: Mapping[str, DetectorSettings]
+              ) -> GanSetup:
+    """The setup of ``family`` from its parsed entry, its variant applied, with its detector if it has one."""
+    cls = family_class(family)
+    settings = cls.effective(settings)
+    kind = getattr(settings, "detector", None)
+    if kind is not None and kind not in detectors:
+        raise ConfigError(f"gan.families.{family}.detector: no edges.detectors.{kind} settings")
+    return GanSetup(family, common, settings, detectors[kind] if kind is not None else None)
+
+
+# --- building blocks of the families ------------------------------------------------------------------
+
+def generator_spec(s: ResnetGanSettings, name: str) -> BlockSpec:
+    return BlockSpec(name, "generator", lambda: ResnetGenerator(s.ngf, s.n_blocks, s.norm))
+
+
+def discriminator_spec(s: ResnetGanSettings, name: str) -> BlockSpec:
+    return BlockSpec(name, "discriminator", lambda: PatchGAN(s.ndf, s.n_layers_d, s.norm))
+
+
+def detector_spec(setup: GanSetup, name: str, role: str) -> BlockSpec:
+    d, kind = setup.detector, getattr(setup.settings, "detector", None)
+    if d is None or kind is None:
+        raise ConfigError(f"gan.families.{setup.family}.detector: this family needs an edge detector")
+    return BlockSpec(name, role, lambda: build_detector(kind, d.width, d.input))
+
+
+def set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
+    for net in nets:
+        for p in net.parameters():
+            p.requires_grad_(flag)
+
+
+def adam(params: Any, lr: float, betas: tuple[float, float], weight_decay: float = 0.0) -> torch.optim.Adam:
+    opt = torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay)
+    set_epoch_lr(opt, 1.0)  # records initial_lr per group (the base lr x its Caffe multiplier)
+    return opt
+
+
+class GanBundle(nn.Module):
+    """All networks, optimisers and pools of one family, built deterministically from ``seed``."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]                              # how tables and figures name the family
+    Settings: ClassVar[type]
+    variants: ClassVar[Mapping[str, Mapping[str, Any]]] = {}   # named overlays of Settings (``variant``)
+    generator_name: ClassVar[str] = "generator_X"   # the day->night generator used downstream
+
+    def __init__(self, setup: GanSetup, device: torch.device | str = "cpu", seed: int = 0) -> None:
+        super().__init__()
+        self.setup = setup
+        self.settings = setup.settings
+        self.device = torch.device(device)
+        self.seed = seed
+        self.nets = nn.ModuleDict()
+        self.roles: dict[str, str] = {}
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for spec in self.block_specs(setup):
+                net = spec.build()
+                if spec.role in ("generator", "discriminator"):
+                    init_weights(net, self.settings.init, self.settings.init_gain)
+                self.nets[spec.name] = net
+                self.roles[spec.name] = spec.role
+        self._init_detectors()
+        self.to(self.device)
+        for name, role in self.roles.items():
+            if role == "frozen":
+                self.nets[name].eval()
+                set_requires_grad([self.nets[name]], False)
+        self.optimizers: dict[str, torch.optim.Optimizer] = self.build_optimizers()
+        self.pools: dict[str, ImagePool] = {}
+        self.epoch = 0
+
+    # -- declared by each family -------------------------------------------------------------
+    @classmethod
+    def effective(cls, settings: Any) -> Any:
+        """``settings`` with the overlay of its ``variant`` (if the family has variants) applied."""
+        overlay = cls.variants.get(getattr(settings, "variant", ""), {})
+        return dataclasses.replace(settings, **overlay) if overlay else settings
+
+    @classmethod
+    def block_specs(cls, setup: GanSetup) -> list[BlockSpec]:
+        raise NotImplementedError
+
+    def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.setup.common
+        return {name: adam(self.nets[name].parameters(), c.lr, (c.beta1, c.beta2))
+                for name, role in self.roles.items() if role in ("generator", "discriminator")}
+
+    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
+        """One optimisation step on (day, night) batches in [-1, 1]; returns the loss values."""
+        raise NotImplementedError
+
+    # -- shared ------------------------------------------------------------------------------
+    def _init_detectors(self) -> None:
+        """Teacher/frozen detector from the weights file (or its seeded init); student = teacher."""
+        teacher = next((n for n, r in self.roles.items() if r == "frozen"), None)
+        if teacher is None:
+            return
+        if self.setup.detector is not None and self.setup.detector.weights is not None:
+            load_detector_file(self.nets[teacher], self.setup.detector.weights)
+        for name, role in self.roles.items():
+            if role == "student":
+                self.nets[name].load_state_dict(self.nets[teacher].state_dict())
+
+    def optimise(self, loss: torch.Tensor, *names: str) -> None:
+        """One step of the optimisers ``names`` on ``loss``: zero their gradients, backward, step each."""
+        for n in names:
+            self.optimizers[n].zero_grad(set_to_none=True)
+        loss.backward()
+        for n in names:
+            self.optimizers[n].step()
+
+    def generator(self) -> nn.Module:
+        """The day->night generator (for the translator and sample grids)."""
+        return self.nets[self.generator_name]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set every optimiser's lr for 0-based ``epoch`` (constant then linear decay)."""
+        self.epoch = epoch
+        factor = lr_factor(epoch, self.settings.epochs_constant, self.settings.epochs_decay)
+        for opt in self.optimizers.values():
+            set_epoch_lr(opt, factor)
+
+    def train(self, mode: bool = True) -> GanBundle:
+        super().train(mode)
+        for name, role in self.roles.items():
+            if role == "frozen":
+                self.nets[name].eval()  # the frozen detector never leaves eval mode
+        return self
+
+    def training_state(self) -> dict[str, Any]:
+        """Everything a resumed run needs besides the data RNG (which is derived from the epoch)."""
+        return {"nets": self.nets.state_dict(),
+                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                "pools": {k: p.state_dict() for k, p in self.pools.items()},
+                "epoch": self.epoch}
+
+    def load_training_state(self, state: Mapping[str, Any]) -> None:
+        self.nets.load_state_dict(state["nets"])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        for k, p in self.pools.items():
+            p.load_state_dict(state["pools"][k], self.device)
+        self.epoch = int(state["epoch"])
+
+
+def build(setup: GanSetup, device: torch.device | str = "cpu", seed: int = 0) -> GanBundle:
+    """All networks, optimisers and pools of ``setup.family``, deterministic in ``seed``."""
+    return family_class(setup.family)(setup, device, seed)
+
+
+# --- generator file and translator --------------------------------------------------------------------
+
+def save_generator(bundle: GanBundle, path: str | Path) -> Path:
+    """Write the day->night generator with the setup that rebuilds it (atomic)."""
+    state = {k: v.detach().cpu() for k, v in bundle.generator().state_dict().items()}
+    return save_torch(path, {"format": GENERATOR_FORMAT, "family": bundle.name, "setup": bundle.setup.to_plain(),
+                             "state_dict": state})
+
+
+class GeneratorTranslator:
+    """Day->night translation of RGB images in [0, 1], generator in eval mode (batch-norm running
+    statistics, as gandtr's frozen generator), any size (reflect-padded to a multiple of 4)."""
+
+    def __init__(self, generator: nn.Module, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.generator = generator.to(self.device).eval()
+        for p in self.generator.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def translate(self, images: torch.Tensor) -> torch.Tensor:
+        h, w = images.shape[-2:]
+        x = images.to(self.device, torch.float32) * 2.0 - 1.0
+        ph, pw = (-h) % 4, (-w) % 4
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="reflect")
+        y = self.generator(x)[..., :h, :w]
+        return ((y + 1.0) / 2.0).clamp(0.0, 1.0).to(images.device, images.dtype)
+
+
+def load_generator(path: str | Path, device: torch.device | str = "cpu") -> GeneratorTranslator:
+    """Rebuild a translator from a ``generator.pt`` written by :func:`save_generator`: its family builds
+    the generator from the recorded setup."""
+    p = Path(path)
+    if not p.is_file():
+        raise DarksideError(f"{p}: generator file does not exist")
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DarksideError(f"{p}: cannot read generator ({type(exc).__name__})") from None
+    if not isinstance(obj, dict) or obj.get("format") != GENERATOR_FORMAT:
+        raise DarksideError(f"{p}: not a darkside generator file (format {GENERATOR_FORMAT})")
+    setup = GanSetup.from_plain(obj["setup"], f"{p}:setup")
+    cls = family_class(setup.family)
+    spec = next(s for s in cls.block_specs(setup) if s.name == cls.generator_name)
+    gen = spec.build()
+    gen.load_state_dict(obj["state_dict"])
+    return GeneratorTranslator(gen, device)

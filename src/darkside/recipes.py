@@ -1,0 +1,154 @@
+"""Metric-learning recipes (the table rows) and the fine-tuning settings (SPEC section 6).
+
+A :class:`Recipe` names its ingredients as explicit typed fields instead of gandtr's mini-DSL
+strings, so "which anchors go through which generator" is readable in one place. The named recipes
+follow from the translators: each built-in one (:data:`BUILTIN_TRANSLATORS`) and each generator
+family gives ``{name}``, ``{name}-c``, ``{name}-cd``, ``{name}-cd-nd`` and ``{name}-cd-nd50``.
+:class:`FinetuneSettings` holds every number of the training schedule. Nothing here imports torch:
+the DAG and the tables read recipes too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from darkside.errors import ConfigError
+from darkside.settings import setting
+
+TRANSLATE_SELECTIONS: tuple[str, ...] = ("hash", "epoch-random")
+#: translators that need no trained checkpoint (darkside.gan.translator.BUILTIN loads them)
+BUILTIN_TRANSLATORS: tuple[str, ...] = ("lab-inversion",)
+
+
+def _number(value: Any, where: str, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+        raise ConfigError(f"{where}: expected a number in [{lo}, {hi}], got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One training recipe = one table row (per backbone).
+
+    ``generator``: None (no translation), ``"lab-inversion"`` or a trained family name.
+    ``translate_selection``: ``"hash"`` reproduces gandtr (MD5 of the image name: a FIXED 25%
+    subset of images is always translated when it is an anchor); ``"epoch-random"`` draws afresh
+    each epoch (the paper text's wording, a named option). ``day_night_pairs`` adds the N/D
+    (night, day) pairs: ``day_night_fraction`` of each epoch's anchor candidates are N/D night
+    anchors (the paper keeps 25% night anchors for SfM N/D, as for translation; Table 7's
+    "C-GAN+N/D" mixes generated and real nights 1:1). ``finetune=False`` is the off-the-shelf
+    network (ImageNet backbone + GeM, no metric learning).
+    """
+
+    name: str
+    clahe: bool
+    diverse_anchors: bool
+    generator: str | None
+    translate_fraction: float = 0.25
+    translate_selection: str = "hash"
+    day_night_pairs: bool = False
+    day_night_fraction: float = 0.25
+    finetune: bool = True
+
+    def __post_init__(self) -> None:
+        where = f"recipes.{self.name}"
+        if self.generator is not None and (not isinstance(self.generator, str) or self.generator in ("", "none")):
+            raise ConfigError(f"{where}.generator: use null for 'no generator', got {self.generator!r}")
+        if self.translate_selection not in TRANSLATE_SELECTIONS:
+            raise ConfigError(f"{where}.translate_selection: {self.translate_selection!r} is not one of "
+                              f"{list(TRANSLATE_SELECTIONS)}")
+        _number(self.translate_fraction, f"{where}.translate_fraction", 0.0, 1.0)
+        _number(self.day_night_fraction, f"{where}.day_night_fraction", 0.0, 1.0)
+        if not self.finetune and (self.generator or self.diverse_anchors or self.day_night_pairs):
+            raise ConfigError(f"{where}.finetune: an off-the-shelf recipe cannot use training ingredients")
+
+    @property
+    def translates(self) -> bool:
+        """Whether any anchor can go through a generator."""
+        return self.generator is not None and self.translate_fraction > 0
+
+
+def _builtin_recipes(families: Iterable[str]) -> dict[str, Recipe]:
+    """The recipes that name rows of the paper's tables (Tables 1, 4, 5, 6, 7), for the built-in
+    translators and the generator ``families``."""
+    r: dict[str, Recipe] = {}
+
+    def add(name: str, **kw: Any) -> None:
+        r[name] = Recipe(name=name, **kw)
+
+    add("offtheshelf", clahe=False, diverse_anchors=False, generator=None, finetune=False)
+    add("gem", clahe=False, diverse_anchors=False, generator=None)                 # GeM [30]
+    add("gem-nd", clahe=False, diverse_anchors=False, generator=None, day_night_pairs=True)  # GeM N/D
+    add("clahe-c", clahe=True, diverse_anchors=False, generator=None)              # CLAHE C
+    add("clahe-cd", clahe=True, diverse_anchors=True, generator=None)              # CLAHE CD (Table 5)
+    add("clahe-nd-c", clahe=True, diverse_anchors=False, generator=None, day_night_pairs=True)
+    add("clahe-nd-cd", clahe=True, diverse_anchors=True, generator=None, day_night_pairs=True)
+    for fam in (*BUILTIN_TRANSLATORS, *families):
+        if not fam or fam == "none":
+            raise ConfigError(f"generator family name {fam!r} is reserved")
+        add(f"{fam}-c", clahe=True, diverse_anchors=False, generator=fam)
+        add(f"{fam}-cd", clahe=True, diverse_anchors=True, generator=fam)
+        add(fam, clahe=False, diverse_anchors=False, generator=fam)                  # Table 5: neither C nor D
+        # Table 7 bottom block: generated and real (N/D) nights 1:1, 25% (default) or 50% night anchors
+        # in all; the generator sees only day anchors, hence f/2 of all = (f/2) / (1 - f/2) of those
+        for suffix, night_share in (("-cd-nd", 0.25), ("-cd-nd50", 0.5)):
+            half = night_share / 2
+            add(f"{fam}{suffix}", clahe=True, diverse_anchors=True, generator=fam, day_night_pairs=True,
+                day_night_fraction=half, translate_fraction=half / (1 - half))
+    return r
+
+
+def named_recipes(families: Iterable[str] = ()) -> dict[str, Recipe]:
+    """All built-in recipes, with ``{family}``, ``{family}-c``, ``-cd`` and ``-cd-nd`` per generator family."""
+    return _builtin_recipes(list(families))
+
+
+def recipe_by_name(name: str, families: Iterable[str] = ()) -> Recipe:
+    """A built-in recipe by its name (the ``{recipe}`` wildcard of the DAG)."""
+    recipes = _builtin_recipes(list(families))
+    try:
+        return recipes[name]
+    except KeyError:
+        raise ConfigError(f"recipe: unknown recipe {name!r} (known: {', '.join(sorted(recipes))})") from None
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    """``finetune``: every number of the metric-learning schedule (SPEC section 6, gandtr + cirtorch)."""
+
+    margins: dict[str, float] = setting("contrastive margin per backbone (paper: VGG16 0.75, ResNet-101 0.85)",
+                                        gt=0, keys_of="backbones")
+    lr: float = setting("Adam learning rate", gt=0)
+    betas: tuple[float, float] = setting(ge=0, lt=1)
+    weight_decay: float = setting(ge=0)
+    gem_lr_multiplier: float = setting("GeM p trains at lr x this ...", gt=0)
+    gem_weight_decay: float = setting("... without weight decay (cirtorch)", ge=0)
+    lr_gamma: float = setting("ExponentialLR, stepped at the END of each epoch (mdir)", gt=0, le=1)
+    epochs: int = setting(ge=1)
+    anchors_per_epoch: int = setting("cirtorch's query_size", ge=1)
+    anchor_pool: int = setting("diverse anchors: random candidate pairs per epoch", ge=1)
+    negative_pool: int = setting("random images the hard negatives are mined from", ge=1)
+    negatives: int = setting("hard negatives per tuple", ge=1)
+    tuples_per_batch: int = setting("one backward per tuple, one optimiser step per batch", ge=1)
+    image_size: int = setting("training images: max side", ge=1)
+    seed: int = setting(ge=0)
+    val_every: int = setting("validation loss every N epochs (and at the last epoch)", ge=1)
+    band: tuple[float, float] = setting("diverse anchors: percentile band of the similarity ordering", ge=0, le=1)
+    clahe_clip_limit: float = setting("CLAHE on L* (the model file records it for test time)", gt=0)
+    clahe_grid: int = setting(ge=1)
+    mining_batch_size: int = setting("images per forward when computing mining descriptors", ge=1)
+    cache_images: bool = setting("keep decoded resized images in memory (small datasets)")
+
+    def __post_init__(self) -> None:
+        lo, hi = self.band
+        if not lo < hi:
+            raise ConfigError(f"finetune.band: expected low < high, got {list(self.band)}")
+
+    def margin(self, backbone: str) -> float:
+        """The contrastive margin of ``backbone`` (0.75 VGG16, 0.85 ResNet-101 in the paper)."""
+        try:
+            return float(self.margins[backbone])
+        except KeyError:
+            raise ConfigError(f"finetune.margins.{backbone}: no margin for this backbone") from None

@@ -1,0 +1,202 @@
+"""What the table builders share: inputs, metric reader, cells (per-query means with a 95% bootstrap CI over
+queries), paired differences and why a cell is empty. ``<backbone>-<recipe>`` models have their metrics in
+``<metrics>/<model>/<dataset>.json``; a table's specifics (backbones, rows, reasons) are in its layout in
+``paper_tables.yaml``, so builders name no backbone, recipe or generator family."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from darkside.errors import ConfigError, MetricsError
+from darkside.evaluate.bootstrap import bootstrap_ci, bootstrap_mean_of_means
+from darkside.recipes import recipe_by_name
+from darkside.tables.render import Block, Cell, Row, Table
+
+PerQuery = tuple[list[str], np.ndarray]  # query ids (may be empty in old files) and per-query values
+
+
+@dataclass(frozen=True)
+class TableInputs:
+    """What the builders need of a preset, as plain values (building tables imports no torch)."""
+
+    preset: str                    # the preset's name, only quoted in notes
+    tokyo: str                     # dataset names of the roles a layout's `sources` name
+    roxford: str
+    rparis: str
+    localization: tuple[str, ...]  # in the order of a localization layout's `datasets`
+    seeds: tuple[int, ...]         # fine-tuning seeds; a row is the per-query mean over them
+    bootstrap_samples: int
+    bootstrap_seed: int
+    backbones: tuple[str, ...]     # backbones the preset trains
+    families: tuple[str, ...]      # generator families the preset trains
+
+
+Builder = Callable[[str, dict[str, Any], TableInputs, "Metrics"], Table]  # (name, layout, inputs, metrics)
+BUILDERS: dict[str, Builder] = {}
+
+
+def builder(kind: str) -> Callable[[Builder], Builder]:
+    """Register the builder of the tables whose layout says ``builder: <kind>``."""
+    def register(fn: Builder) -> Builder:
+        BUILDERS[kind] = fn
+        return fn
+    return register
+
+
+class Metrics:
+    """Lazy reader of ``<root>/<model>/<dataset>.json``. Seed 0 of a model is ``<backbone>-<recipe>``,
+    a further seed ``<backbone>-<recipe>.seed<N>``; :meth:`per_query` averages a query's value over the
+    seeds that were scored, so a row is the mean of its seeds, query by query."""
+
+    def __init__(self, root: Path, seeds: tuple[int, ...] = (0,)) -> None:
+        self.root = root
+        self.seeds = tuple(seeds)
+        self._cache: dict[Path, dict[str, Any] | None] = {}
+
+    def get(self, model: str, dataset: str) -> dict[str, Any] | None:
+        p = self.root / model / f"{dataset}.json"
+        if p not in self._cache:
+            self._cache[p] = json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
+        return self._cache[p]
+
+    def generator(self, family: str) -> dict[str, Any] | None:  # the run's summary, <root>/gans/<family>.json
+        return self.get("gans", family)
+
+    def seed_models(self, model: str, dataset: str) -> list[str]:
+        """``model`` and its further seeds that have metrics for ``dataset``."""
+        more = [f"{model}.seed{s}" for s in self.seeds[1:]]
+        return [model] + [m for m in more if self.get(m, dataset) is not None]
+
+    def per_query(self, model: str, dataset: str, key: str) -> PerQuery | None:
+        """(ids, values) of ``per_query[key]``, averaged over the model's seeds (matched by id)."""
+        runs = [(m, self.get(m, dataset)) for m in self.seed_models(model, dataset)]
+        entries = [(m, r["per_query"].get(key)) for m, r in runs if r is not None]
+        if not entries or any(e is None for _, e in entries):
+            return None
+        ids = list(entries[0][1].get("ids", []))
+        stack = [_values(entries[0][1])] + [_aligned(ids, (list(e.get("ids", [])), _values(e)),
+                                                     f"{self.root / m / dataset}.json against {model}")
+                                            for m, e in entries[1:]]
+        return ids, np.mean(stack, axis=0)
+
+
+def _aligned(ids: list[str], other: PerQuery, where: str = "per-query values") -> np.ndarray:
+    """``other``'s values in the order of ``ids`` (by position when either carries no ids)."""
+    o_ids, o_v = other
+    if ids and o_ids:
+        index = {q: i for i, q in enumerate(o_ids)}
+        missing = [q for q in ids if q not in index]
+        if missing:
+            raise MetricsError(f"{where}: scored different queries (e.g. {missing[0]!r} is missing)")
+        return o_v[[index[q] for q in ids]]
+    if o_v.size != len(ids) and ids:
+        raise MetricsError(f"{where}: scored {o_v.size} queries, not {len(ids)}")
+    return o_v
+
+
+def _values(entry: dict[str, Any], key: str = "ap") -> np.ndarray:
+    return np.array([np.nan if v is None else float(v) for v in entry[key]], dtype=np.float64)
+
+
+def cell(paper: Any, samples: list[np.ndarray] | None, inputs: TableInputs, note: str = "") -> Cell:
+    """One sample: its bootstrap CI; several (Table 1's Avg): the CI of their mean of means."""
+    if samples is None:
+        return Cell(paper=paper, note=note)
+    n, seed = inputs.bootstrap_samples, inputs.bootstrap_seed
+    mean, lo, hi = bootstrap_ci(samples[0], n, seed) if len(samples) == 1 else bootstrap_mean_of_means(samples, n, seed)
+    if math.isnan(mean):
+        return Cell(paper=paper, note="no scored queries")
+    return Cell(paper=paper, ours=mean, ci_low=lo, ci_high=hi, note=note)
+
+
+def blocks_of(spec: dict[str, Any], inputs: TableInputs, metrics: Metrics,
+              cells_of: Callable[[dict[str, Any], dict[str, Any]], list[Cell]]) -> list[Block]:
+    """The layout's blocks, rows ``cells_of(block, row)``: the block's ``extra_rows``, the paper's ``rows``,
+    then a ``family_rows`` row per trained family the block has none for (both kinds ``extra``, no paper values)."""
+    blocks = []
+    for key, b in spec["blocks"].items():
+        rows = [{**r, "extra": True} for r in b.get("extra_rows", [])] + list(b["rows"])
+        for fam in inputs.families if "family_rows" in b else ():
+            title = (metrics.generator(fam) or {}).get("title", fam)
+            new = {k: v.format(family=fam, title=title) for k, v in b["family_rows"].items()}
+            if not any(all(r.get(k) == v for k, v in new.items() if k != "method") for r in rows):
+                rows.append({**new, "extra": True})
+        blocks.append(Block(key, b["title"], [Row(r["method"], r.get("recipe", r.get("family")), cells_of(b, r),
+                                                  extra=r.get("extra", False)) for r in rows]))
+    return blocks
+
+
+def model_note(row: dict[str, Any], backbone: str, datasets: Iterable[str], inputs: TableInputs,
+               metrics: Metrics) -> tuple[str | None, str]:
+    """(model, '') when the row's model has metrics for every dataset, else (None, reason)."""
+    recipe = row.get("recipe")
+    if reason := row.get("missing") or ("external model, not reproduced by the suite" if recipe is None else ""):
+        return None, reason
+    if backbone not in inputs.backbones:
+        return None, f"backbone {backbone} is not in preset {inputs.preset!r}"
+    model = f"{backbone}-{recipe}"
+    if missing := [d for d in datasets if metrics.get(model, d) is None]:
+        return None, f"recipe {recipe!r} not produced by this preset's DAG (no {model}/{missing[0]}.json)"
+    return model, ""
+
+
+def seeds_note(metrics: Metrics, model: str, dataset: str) -> str:
+    n = len(metrics.seed_models(model, dataset))
+    return f"mean of {n} fine-tuning seeds, query by query" if n > 1 else ""
+
+
+def paired_differences(a: PerQuery, b: PerQuery) -> np.ndarray:
+    """Per-query ``a - b`` over the queries both score (matched by id; by position when the files
+    carry no ids); queries either side skips (NaN) are dropped."""
+    (a_ids, a_v), (b_ids, b_v) = a, b
+    if a_ids and b_ids:
+        common = set(b_ids)
+        keep = [i for i, q in enumerate(a_ids) if q in common]
+        a_ids, a_v = [a_ids[i] for i in keep], a_v[keep]
+    elif a_v.size != b_v.size:
+        raise MetricsError(f"per-query values of different lengths ({a_v.size} vs {b_v.size}) and no ids")
+    d = a_v - _aligned(a_ids, (b_ids, b_v))
+    return d[~np.isnan(d)]
+
+
+def uses_generator(recipe: str | None, families: Iterable[str]) -> bool:
+    """The recipe's typed ``generator`` field is set; a name that is not a suite recipe has none."""
+    try:
+        return recipe is not None and recipe_by_name(recipe, families).generator is not None
+    except ConfigError:
+        return False
+
+
+def paired_block(key: str, backbone: str, rows: list[Row], columns: list[str],
+                 per_col: Callable[[str, str], PerQuery | None], baseline: dict[str, str] | None,
+                 inputs: TableInputs, combined: dict[str, list[str]] | None = None) -> Block | None:
+    """``<generator recipe> - <baseline>`` rows of a block (None without a trained baseline): the paper's claim as
+    a paired bootstrap over the same queries, which can separate where the rows' own intervals overlap (both see
+    the same hard queries). ``per_col(model, column)``: per-query values; ``combined``: Avg -> its columns."""
+    combined = combined or {}
+    plain = [c for c in columns if c not in combined]
+    # the baseline's per-query values, read once for every row of the block
+    base = {col: per_col(f"{backbone}-{baseline['recipe']}", col) for col in plain} if baseline else {}
+    if baseline is None or all(v is None for v in base.values()):
+        return None
+    out = []
+    for row in rows:
+        if not uses_generator(row.recipe, inputs.families) or all(c.ours is None for c in row.cells):
+            continue
+        mine = {col: per_col(f"{backbone}-{row.recipe}", col) for col in plain}
+        diffs = {col: paired_differences(a, base[col]) if a and base[col] else None for col, a in mine.items()}
+        cells = []
+        for col in columns:
+            parts = [diffs[c] for c in combined.get(col, [col])]
+            ok = all(p is not None and p.size for p in parts)
+            cells.append(cell(None, parts if ok else None, inputs, "" if ok else "no common scored queries"))
+        out.append(Row(f"{row.method} - {baseline['method']}", row.recipe, cells, extra=True))
+    title = f"Paired difference against {baseline['method']} ({backbone}), same queries"
+    return Block(f"paired-{key}", title, out) if out else None

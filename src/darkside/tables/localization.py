@@ -1,0 +1,43 @@
+"""Table 3: night queries localized within (position, rotation) thresholds, %, a column per paradigm and
+threshold: the pose of the top-1 image; a paradigm whose layout says ``missing`` is not computed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from darkside.tables.common import Metrics, TableInputs, blocks_of, builder, cell, model_note, seeds_note
+from darkside.tables.render import Cell, Table
+
+
+def _hits(run: dict[str, Any], t_m: float, t_deg: float) -> np.ndarray:
+    """100 x (position and rotation within the thresholds) per query; unlocalised queries miss."""
+    pos, rot = (np.array([np.inf if v is None else v for v in run["localization"]["per_query"][k]], dtype=float)
+                for k in ("position_error_m", "rotation_error_deg"))
+    return 100.0 * ((pos <= t_m) & (rot <= t_deg))
+
+
+@builder("localization")
+def build(name: str, spec: dict[str, Any], inputs: TableInputs, metrics: Metrics) -> Table:
+    columns = [(p, tuple(t)) for p in spec["paradigms"] for t in spec["thresholds"]]
+    datasets = dict(zip(spec["datasets"], inputs.localization, strict=False))  # a role the preset lacks is absent
+
+    def cells(b: dict[str, Any], row: dict[str, Any]) -> list[Cell]:
+        paper = [v for group in row["values"] for v in group] if "values" in row else [None] * len(columns)
+        dataset = datasets.get(b["dataset"])
+        model, note = (model_note(row, b["backbone"], [dataset], inputs, metrics) if dataset else
+                       (None, f"no {b['dataset']}-like localization dataset in preset {inputs.preset!r}"))
+        out = []
+        for v, (paradigm, (t_m, t_deg)) in zip(paper, columns, strict=True):
+            if not model or "missing" in paradigm:
+                out.append(Cell(paper=v, note=paradigm["missing"] if model else note))
+                continue
+            hits = np.mean([_hits(metrics.get(m, dataset), t_m, t_deg) for m in metrics.seed_models(model, dataset)],
+                           axis=0)
+            why = seeds_note(metrics, model, dataset) if hits.size else "no query with a ground-truth pose"
+            out.append(cell(v, [hits] if hits.size else None, inputs, why))
+        return out
+
+    return Table(name, spec["title"], [f"{p['name']} {t[0]}m,{t[1]}deg" for p, t in columns],
+                 blocks_of(spec, inputs, metrics, cells))
