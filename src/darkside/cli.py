@@ -255,11 +255,10 @@ def _finetune_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[
             arg("--generator", default=None, help="generator.pt of the recipe's trained family"),
             arg("--seed", type=int, default=None, help="fine-tuning seed (default: finetune.seed)")])
 def run_finetune(args: argparse.Namespace, job: Any) -> Path:
-    import darkside.gan.families  # noqa: F401  (registers the families: their recipes are then known)
     from darkside.embed.finetune import finetune
-    from darkside.gan.family import FAMILIES
+    from darkside.gan.family import family_settings
     from darkside.recipes import FinetuneSettings, recipe_by_name
-    recipe = recipe_by_name(args.recipe, families=list(FAMILIES))
+    recipe = recipe_by_name(args.recipe, families=list(family_settings()))  # the registered families' recipes
     generator = Path(args.generator) if args.generator else None
     return finetune(Path(args.init), Path(args.dataset), recipe, job.section("finetune", FinetuneSettings),
                     Path(args.out_dir), device=_device(job.get("device")), translator_checkpoint=generator,

@@ -40,12 +40,6 @@ def _archs() -> list[str]:
     return sorted(ARCHS)
 
 
-def _datasets() -> list[str]:
-    from darkside.data.registry import dataset_names
-
-    return dataset_names()
-
-
 @dataclass(frozen=True)
 class BackboneSettings:
     """``backbones.<name>``: the trunk of an embedding network."""
@@ -108,18 +102,6 @@ class BootstrapSettings:
 @dataclass(frozen=True)
 class EvaluateSettings(ScoreSettings, BootstrapSettings):
     """``evaluate``: scoring and table settings in one section."""
-
-
-@dataclass(frozen=True)
-class Roles:
-    """``data.roles``: which prepared dataset plays which part of the paper."""
-
-    train: str = setting(choices=_datasets)
-    whiten: str = setting(choices=_datasets)
-    tokyo: str = setting(choices=_datasets)
-    roxford: str = setting(choices=_datasets)
-    rparis: str = setting(choices=_datasets)
-    localization: tuple[str, ...] = setting(choices=_datasets)
 
 
 # --- loading and validation ---------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import yaml
 
 from darkside.atomic import atomic_write_text
-from darkside.config import SCHEMA_PATH, BackboneSettings, EvaluateSettings, ExtractSettings, Roles, WhiteningSettings
+from darkside.config import SCHEMA_PATH, BackboneSettings, EvaluateSettings, ExtractSettings, WhiteningSettings
 from darkside.data.daynight import DayNightSettings
 from darkside.data.download import DownloadSettings
 from darkside.data.synthetic import SyntheticParams
@@ -30,6 +30,24 @@ from darkside.recipes import FinetuneSettings
 from darkside.settings import json_schema, setting
 
 NAME = "^[a-z0-9]+$"
+
+
+def _datasets() -> list[str]:
+    from darkside.data.registry import dataset_names
+
+    return dataset_names()
+
+
+@dataclass(frozen=True)
+class Roles:
+    """``data.roles``: which prepared dataset plays which part of the paper."""
+
+    train: str = setting(choices=_datasets)
+    whiten: str = setting(choices=_datasets)
+    tokyo: str = setting(choices=_datasets)
+    roxford: str = setting(choices=_datasets)
+    rparis: str = setting(choices=_datasets)
+    localization: tuple[str, ...] = setting(choices=_datasets)
 
 
 @dataclass(frozen=True)

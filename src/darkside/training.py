@@ -28,8 +28,8 @@ import torch
 from darkside.errors import PREEMPTED_STATUS, DarksideError, Preempted
 from darkside.state import save_torch
 
-__all__ = ["PREEMPTED_STATUS", "Preempted", "load_checkpoint", "preemptible", "reseed", "resolve_device",
-           "rng_states", "save_checkpoint", "set_rng_states"]
+__all__ = ["PREEMPTED_STATUS", "Preempted", "checkpoint_path", "load_checkpoint", "preemptible", "reseed",
+           "resolve_device", "rng_states", "save_checkpoint", "set_rng_states"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,13 @@ def set_rng_states(s: Mapping[str, Any], generator: np.random.Generator | None =
     torch.set_rng_state(s["torch"])
     if generator is not None:
         generator.bit_generator.state = s["generator"]
+
+
+def checkpoint_path(out: str | Path) -> Path:
+    """Where a run that writes ``out`` keeps its checkpoint: ``<out stem>.checkpoint.pt`` beside it (the
+    pre-trainings; it goes once ``out`` is written)."""
+    out = Path(out)
+    return out.with_name(out.stem + ".checkpoint.pt")
 
 
 def save_checkpoint(path: str | Path, config: Mapping[str, Any], state: Mapping[str, Any]) -> Path:

@@ -34,7 +34,7 @@ from darkside.embed.network import IMAGENET_MEAN, IMAGENET_STD, build_embedding_
 from darkside.errors import ConfigError, DarksideError
 from darkside.settings import setting, to_plain
 from darkside.state import save_torch
-from darkside.training import load_checkpoint, preemptible, rng_states, save_checkpoint, set_rng_states
+from darkside.training import checkpoint_path, load_checkpoint, preemptible, rng_states, save_checkpoint, set_rng_states
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def pretrain_backbone(spec: BackboneSpec, dataset_dir: str | Path, settings: Bac
     std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
     rng = np.random.default_rng(seed)
     out = Path(out_path)
-    ckpt_path = out.with_name(out.stem + ".checkpoint.pt")
+    ckpt_path = checkpoint_path(out)
     config = {"backbone": to_plain(spec), "settings": to_plain(settings), "seed": seed, "classes": classes}
     losses, start, t0 = [], 0, time.perf_counter()
     state = load_checkpoint(ckpt_path, config)

@@ -38,7 +38,7 @@ from darkside.errors import ConfigError, DarksideError
 from darkside.gan.edges import DETECTORS, DetectorGeometry, build_detector, detector_of
 from darkside.settings import setting, to_plain
 from darkside.state import save_torch
-from darkside.training import load_checkpoint, preemptible, rng_states, save_checkpoint, set_rng_states
+from darkside.training import checkpoint_path, load_checkpoint, preemptible, rng_states, save_checkpoint, set_rng_states
 
 TEACHER_FORMAT = "darkside-edge-teacher/1"
 
@@ -230,7 +230,7 @@ def pretrain_edges(kind: str, dataset_dir: str | Path, settings: EdgePretrainSet
         model = build_detector(kind, geometry.width, geometry.input)
     out = Path(out_path)
     config = {"kind": kind, "geometry": to_plain(geometry), "settings": to_plain(settings), "seed": int(seed)}
-    log = train_detector(model, pairs, settings, device, seed, out.with_name(out.stem + ".checkpoint.pt"), config)
+    log = train_detector(model, pairs, settings, device, seed, checkpoint_path(out), config)
     wall = time.perf_counter() - t0
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     meta = {"format": TEACHER_FORMAT, "kind": kind, "width": float(geometry.width), "input_mode": geometry.input,
@@ -238,5 +238,5 @@ def pretrain_edges(kind: str, dataset_dir: str | Path, settings: EdgePretrainSet
             "images": len(pairs), "wall_s": wall, "log": log}
     save_torch(out, {**meta, "state_dict": state})
     atomic_write_json(out.with_suffix(".json"), meta)
-    out.with_name(out.stem + ".checkpoint.pt").unlink(missing_ok=True)
+    checkpoint_path(out).unlink(missing_ok=True)
     return out
