@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from darkside.config import load_preset
+from darkside.config import BackboneSettings, BackboneSpec, ExtractSettings, JobSettings, load_params
 from darkside.data.manifest import load_manifest
 from darkside.data.photometric import ClaheSettings
 from darkside.embed.network import build_embedding_net
@@ -51,15 +51,16 @@ def main(argv=None) -> Path:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default="benchmarks/results")
     args = ap.parse_args(argv)
-    preset = load_preset(args.params, args.preset)
-    settings = preset.extract
+    job = JobSettings.select(load_params(args.params), ["backbones", "extract"], args.preset)
+    settings = job.section("extract", ExtractSettings)
     if args.image_size:
         settings = replace(settings, image_size=args.image_size)
     if args.batch_size:
         settings = replace(settings, batch_size=args.batch_size)
     manifest = load_manifest(args.dataset)
     images = [manifest.image_path(r) for r in manifest.records[: args.limit]]
-    net = build_embedding_net(preset.backbone(args.backbone), seed=0).eval()
+    spec = BackboneSpec.named(args.backbone, job.section(f"backbones.{args.backbone}", BackboneSettings))
+    net = build_embedding_net(spec, seed=0).eval()
     clahe = ClaheSettings(enabled=False)
     # warm-up (allocator, cudnn autotuning) so neither side pays it
     extract_descriptors(net, images[:4], settings, clahe, args.device, progress=False)
@@ -67,7 +68,7 @@ def main(argv=None) -> Path:
     fast, t_fast = _timed(lambda: extract_descriptors(net, images, settings, clahe, args.device, progress=False),
                           args.device)
     row = {
-        "dataset": manifest.name, "images": len(images), "backbone": args.backbone, "preset": preset.name,
+        "dataset": manifest.name, "images": len(images), "backbone": args.backbone, "preset": job.preset,
         "image_size": settings.image_size, "batch_size": settings.batch_size, "device": args.device,
         "torch_threads": torch.get_num_threads(),
         "reference_images_per_s": len(images) / t_ref, "batched_images_per_s": len(images) / t_fast,
@@ -76,7 +77,7 @@ def main(argv=None) -> Path:
     print(json.dumps(row, indent=2))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"extraction-{args.backbone}-{preset.name}-{args.device}.json"
+    path = out / f"extraction-{args.backbone}-{job.preset}-{args.device}.json"
     path.write_text(json.dumps(row, indent=2) + "\n")
     return path
 

@@ -11,8 +11,8 @@ from darkside.errors import ConfigError
 from darkside.settings import parse
 
 SETTINGS = dict(steps=30, batch_size=8, lr=3e-3, image_size=32, crop=[24, 32], scale_min=0.7, brightness=[0.5, 1.2],
-                colour_gain=[0.8, 1.2], contrast=[0.8, 1.2], logit_scale=10.0, split="whiten", domains=["day"],
-                checkpoint_every=10)
+                colour_gain=[0.8, 1.2], contrast=[0.8, 1.2], gamma=[0.7, 1.4], grayscale=0.3, logit_scale=10.0,
+                split="whiten", domains=["day"], checkpoint_every=10)
 S = parse(BackbonePretrainSettings, SETTINGS, "backbone_pretrain")
 
 

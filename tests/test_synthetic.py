@@ -30,7 +30,7 @@ from darkside.geometry import matrix_to_quaternion, quaternion_to_matrix
 from darkside.settings import parse
 
 SMALL = dict(train_scenes=3, train_views=4, day_night_pairs=2, val_scenes=2, val_views=3, whiten_scenes=2,
-             whiten_views=3, tokyo_places=6, tokyo_directions=2, revisited_landmarks=2, revisited_queries=2,
+             whiten_views=3, tokyo_places=10, tokyo_directions=2, revisited_landmarks=2, revisited_queries=2,
              revisited_views=12, revisited_distractors=2, revisited_distractor_views=2, aachen_facades=3,
              aachen_day_queries=4, aachen_night_queries=4, small_fraction=0.3)
 
@@ -113,8 +113,8 @@ def test_tokyo_structure(bench: Path) -> None:
     gt = load_groundtruth(bench / "synth-tokyo", man)
     cams = json.loads((bench / "synth-tokyo" / "cameras.json").read_text())["images"]
     rec = {r.image_id: r for r in man.records}
-    assert len(man) == 6 * 2 * 3 and len(gt.queries) == len(man) and gt.database_split is None
-    assert len({r.place for r in man.records}) == 6
+    assert len(man) == 10 * 2 * 3 and len(gt.queries) == len(man) and gt.database_split is None
+    assert len({r.place for r in man.records}) == 10
     for q in gt.queries:
         assert len(q.positives) == 2 and q.junk == [q.query]
         domains = {rec[i].domain for i in [q.query, *q.positives]}
@@ -255,9 +255,10 @@ def test_night_is_not_a_global_gain(bench: Path) -> None:
         by.setdefault(r.cluster, {})[r.domain] = np.asarray(Image.open(man.image_path(r))).astype(float).mean(2)
     brighter = [np.mean(v["night"] > v["day"] + 20) for v in by.values()]
     assert np.mean(brighter) > 0.005
-    # darker in every view, much darker typically (an overcast day next to a lamp-lit night comes close)
+    # darker in every view, much darker typically (an overcast day next to a lamp-lit night comes close; the
+    # ambient is bright enough that facades keep their structure, so the typical ratio is about two thirds)
     ratios = [np.median(v["night"]) / np.median(v["day"]) for v in by.values()]
-    assert max(ratios) < 1.0 and np.median(ratios) < 0.65
+    assert max(ratios) < 1.0 and np.median(ratios) < 0.7
     # the brightest day pixels (sky-reflecting windows, sky) split at night: some dark, some lit
     top = [v["day"] > np.percentile(v["day"], 85) for v in by.values()]
     dark = np.mean([np.mean(v["night"][t] < 40) for v, t in zip(by.values(), top, strict=True)])
@@ -301,3 +302,25 @@ def test_contact_sheet(bench: Path, tmp_path: Path) -> None:
     assert out == tmp_path / "sheet.png" and Image.open(out).size[0] > 300
     with pytest.raises(DarksideError):
         contact_sheet(bench / "synth-sfm", tmp_path / "x.png")
+
+
+def test_night_twins_are_the_same_views_at_night(bench: Path) -> None:
+    """Every day and dusk view of the training set (train and val splits) has its night rendering at the same
+    camera (the oracle's input); no other dataset has any, and no manifest lists them."""
+    from darkside.data.synthetic import NIGHT_TWINS
+
+    man = load_manifest(bench / "synth-sfm")
+    twins = bench / "synth-sfm" / NIGHT_TWINS
+    day = [r for r in man.records if r.split in ("train", "val") and r.domain in ("day", "sunset")]
+    assert sorted(str(p.relative_to(twins)) for p in twins.rglob("*.png")) == sorted(r.path for r in day)
+    for r in day:
+        img = np.asarray(Image.open(man.image_path(r)).convert("RGB"))
+        twin = np.asarray(Image.open(twins / r.path).convert("RGB"))
+        assert twin.shape == img.shape
+        lum = [cv2.cvtColor(a, cv2.COLOR_RGB2Lab)[..., 0] for a in (img, twin)]
+        assert np.median(lum[1]) < np.median(lum[0])  # night is darker than the day/dusk shot
+        edges = np.asarray(Image.open(bench / "synth-sfm" / "edges" / r.path).convert("L")) > 0
+        grad = cv2.Laplacian(lum[1].astype(np.float32), cv2.CV_32F)
+        # the twin's structure sits on the day view's ground-truth edges (same camera), not beside them
+        assert np.abs(grad[edges]).mean() > np.abs(grad[~edges]).mean()
+    assert not list((bench / "synth-whiten").glob(f"{NIGHT_TWINS}/**/*.png"))

@@ -205,14 +205,15 @@ def test_a_new_family_gets_rows_in_tables_7_and_8(tmp_path, mini):
     _retrieval_metrics(tmp_path, "vgg16-toygan-cd", shift=5.0)
     t7 = build_table("table7", toy, tmp_path)
     gens = next(b for b in t7.blocks if b.key == "generators")
-    assert [r.method for r in gens.rows if r.extra] == ["ToyGAN CD"]
+    extra = [r.method for r in gens.rows if r.extra]
+    assert extra == ["Oracle CD (the benchmark's night renderer)", "ToyGAN CD"]  # the layout's, then the family's
     row = gens.rows[-1]
     assert row.recipe == "toygan-cd" and row.cells[1].ours is not None and row.cells[1].paper is None
     paired = next(b for b in t7.blocks if b.key == "paired-generators")
     assert [(r.method, r.recipe) for r in paired.rows] == [("ToyGAN CD - CLAHE CD", "toygan-cd")]
     # the layout's families keep their own rows: no duplicates, and the preset without toygan adds none
-    assert len(gens.rows) == len(paper_tables()["table7"]["blocks"]["generators"]["rows"]) + 1
-    assert not any(r.extra for r in build_table("table7", mini, tmp_path).blocks[0].rows)
+    assert len(gens.rows) == len(paper_tables()["table7"]["blocks"]["generators"]["rows"]) + 2
+    assert [r.method for r in build_table("table7", mini, tmp_path).blocks[0].rows if r.extra] == extra[:1]
     t8 = build_table("table8", toy, tmp_path)
     (new,) = [r for r in t8.blocks[0].rows if r.extra]
     assert (new.method, new.recipe) == ("ToyGAN", "toygan")
@@ -265,3 +266,44 @@ def test_table8_params_note_only_where_the_count_differs_from_the_paper(tmp_path
     assert rows["cyclegan"].cells[3].note == "" and rows["hedgan"].cells[3].note == note
     assert rows["drit"].cells[0].note == "DRIT++ is not implemented yet"
     assert rows["hedngan"].cells[0].note == "generator not trained by this preset's DAG (no gans/hedngan.json)"
+
+
+def _findings_metrics(root, model, base, shift):
+    """Tokyo (mAP and the four night cells), ROxf and RPar per-query values ``base + shift`` for ``model``."""
+    ids = [f"q{i}" for i in range(len(base))]
+    night = {k: {"ids": ids, "ap": list(base + shift)}
+             for k in ("sunset->night", "night->sunset", "day->night", "night->day")}
+    _write_metrics(root, model, "synth-tokyo", {"per_query": {"mAP": {"ids": ids, "ap": list(base + shift)}, **night}})
+    for ds in ("synth-roxford", "synth-rparis"):
+        _write_metrics(root, model, ds, {"per_query": {"medium": {"ids": ids, "ap": list(base + shift)}}})
+
+
+def test_findings_are_paired_claims_that_hold_or_not_by_their_interval(tmp_path, mini):
+    rng = np.random.default_rng(3)
+    base = rng.uniform(10, 80, 60)
+    noise = rng.normal(0, 0.5, 60)
+    shifts = {"offtheshelf": -5.0, "gem": 0.0, "clahe-c": 0.0, "clahe-nd-c": 3.0, "clahe-cd": 0.0,
+              "hedngan-cd": 2.0, "cyclegan-cd": 2.5 + noise, "lab-inversion-cd": -1.0, "oracle-cd": 12.0}
+    for recipe, s in shifts.items():
+        _findings_metrics(tmp_path, f"vgg16-{recipe}", base, s)
+    t = build_table("findings", mini, tmp_path)
+    rows = {r.method: r.cells[0] for b in t.blocks for r in b.rows}
+    assert all(c.note.startswith("holds") for c in rows.values()), {m: c.note for m, c in rows.items()}
+    gem = rows["fine-tuning helps: GeM - off-the-shelf, Tokyo"]
+    assert gem.ours == pytest.approx(5.0) and gem.ci_low == pytest.approx(5.0)  # a constant shift: no spread
+    cyc = rows["CycleGAN CD - CLAHE CD, mean night cell"]
+    assert cyc.ours == pytest.approx(2.5 + noise.mean()) and cyc.ci_low < cyc.ours < cyc.ci_high
+
+    # a day cell 1.5 points lower breaks "day stays"; an oracle only 8 points up is not room enough
+    _findings_metrics(tmp_path, "vgg16-hedngan-cd", base, np.r_[np.full(30, -1.5), np.full(30, -1.5)])
+    _findings_metrics(tmp_path, "vgg16-oracle-cd", base, 8.0)
+    rows = {r.method: r.cells[0] for b in build_table("findings", mini, tmp_path).blocks for r in b.rows}
+    assert rows["day stays: HED^N GAN CD - CLAHE CD, ROxf"].note.startswith("does not hold")
+    assert rows["HED^N GAN CD - CLAHE CD, Tokyo"].note.startswith("does not hold")
+    assert rows["room left: Oracle CD - CLAHE CD, mean night cell"].note == \
+        "does not hold (claim: difference >= 10, interval above 0)"
+
+    (tmp_path / "vgg16-oracle-cd" / "synth-tokyo.json").unlink()
+    rows = {r.method: r.cells[0] for b in build_table("findings", mini, tmp_path).blocks for r in b.rows}
+    assert rows["room left: Oracle CD - CLAHE CD, mean night cell"].ours is None
+    assert "oracle-cd" in rows["room left: Oracle CD - CLAHE CD, mean night cell"].note

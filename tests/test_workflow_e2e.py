@@ -15,7 +15,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-# A safety net, not a performance test: the one-seed mini suite takes about 20 min on 2 CPU cores,
+# A safety net, not a performance test: the one-seed mini suite takes about 15 min on 2 CPU cores,
 # so a slower CI machine must not time out before the suite's own checks run.
 SUITE_TIMEOUT_S = 3600
 
@@ -64,6 +64,80 @@ def test_generators_edges_and_table8(suite):
     assert measured == {"cyclegan", "hedgan", "hedngan", "rcfngan"}
 
 
+def _rows(work: Path, table: str) -> list[dict[str, str]]:
+    return list(csv.DictReader((work / "results" / "tables" / f"{table}.csv").open()))
+
+
+def test_every_trained_row_is_filled_and_every_metric_is_a_percentage(suite):
+    import yaml
+
+    from darkside.tables.paper import paper_tables
+
+    work, _ = suite
+    preset = yaml.safe_load((work / "params.yaml").read_text())["presets"]["mini"]
+    trained = {(b, r) for b, recipes in preset["recipes"].items() for r in recipes}
+    checked = 0
+    for table in ("table1", "table5", "table6", "table7"):
+        blocks = paper_tables()[table]["blocks"]
+        for r in _rows(work, table):
+            if r["block"] not in blocks:  # the paired-difference blocks: differences, not metrics
+                continue
+            if (blocks[r["block"]]["backbone"], r["recipe"]) in trained:
+                assert r["ours"], (table, r["block"], r["method"], r["column"], r["note"])
+                assert 0.0 <= float(r["ours"]) <= 100.0, (table, r["method"], r["column"], r["ours"])
+                checked += 1
+    assert checked >= 100
+
+
+# Claims of the findings table the mini benchmark does not resolve yet (issue 13 keeps them open): CycleGAN CD's
+# Tokyo gain over CLAHE CD is +1.5 [-0.1, 3.1], and the oracle's room above CLAHE CD at night is +7.9, not 10.
+NOT_YET_RESOLVED = {"CycleGAN CD - CLAHE CD, Tokyo", "room left: Oracle CD - CLAHE CD, mean night cell"}
+
+
+def test_the_papers_findings_hold_with_paired_intervals(suite):
+    """The instrument resolves what the paper found: each claim's paired 95% interval is on its side."""
+    work, _ = suite
+    rows = _rows(work, "findings")
+    assert len(rows) == 14 and all(r["ours"] for r in rows)
+    assert {r["method"] for r in rows} >= NOT_YET_RESOLVED
+    failing = [(r["method"], r["ours"], r["ci_low"], r["ci_high"]) for r in rows
+               if r["method"] not in NOT_YET_RESOLVED and not r["note"].startswith("holds")]
+    assert not failing, failing
+    edges = json.loads((work / "results/metrics/edges/hed.json").read_text())["scores"]["night"]
+    assert edges["HED^N"]["ap"] > edges["HED"]["ap"]  # HED^N edges still beat HED's on night images
+
+
+def test_night_cells_resolve_above_chance_and_leave_room(suite):
+    """Every VGG16 row retrieves at night above chance (mean night cell at least 3x the chance mean), no night
+    cell saturates (room for generators), and day retrieval of the fine-tuned rows is at least twice chance."""
+    work, _ = suite
+    chance = json.loads((work / "results/metrics/chance/synth-tokyo.json").read_text())["breakdown"]
+    night = {"S->N": "sunset->night", "N->S": "night->sunset", "D->N": "day->night", "N->D": "night->day"}
+    floor = sum(chance[k] for k in night.values()) / 4
+    cells: dict[str, list[float]] = {}
+    for r in _rows(work, "table6"):
+        if r["ours"] and r["column"] in night and not r["block"].startswith("paired"):
+            assert float(r["ours"]) <= 90.0, (r["method"], r["column"], r["ours"])
+            cells.setdefault(r["recipe"], []).append(float(r["ours"]))
+    assert {"clahe-c", "clahe-cd", "oracle-cd"} <= set(cells)
+    for recipe, v in cells.items():
+        assert len(v) == 4 and sum(v) / 4 >= 3 * floor, (recipe, v, floor)
+    gem = json.loads((work / "results/metrics/vgg16-gem/synth-tokyo.json").read_text())["breakdown"]
+    assert sum(gem[k]["mAP"] for k in night.values()) / 4 >= 3 * floor
+    rox = json.loads((work / "results/metrics/chance/synth-roxford.json").read_text())["metrics"]["medium.mAP"]
+    for r in _rows(work, "table1"):
+        if r["block"] == "vgg16" and r["recipe"] != "offtheshelf" and r["ours"] and r["column"] in ("ROxf", "RPar"):
+            assert 2 * rox <= float(r["ours"]) <= 75.0, (r["method"], r["column"], r["ours"])
+
+
+def test_chance_levels_are_the_floor(suite):
+    work, _ = suite
+    tokyo = json.loads((work / "results/metrics/chance/synth-tokyo.json").read_text())
+    assert all(v < 1.0 for v in tokyo["breakdown"].values()) and tokyo["draws"] == 20
+    rox = json.loads((work / "results/metrics/chance/synth-roxford.json").read_text())
+    assert 1.0 < rox["metrics"]["medium.mAP"] < 4.0
+
+
 def test_metrics_have_per_query_values(suite):
     work, _ = suite
     m = json.loads((work / "results/metrics/vgg16-offtheshelf/synth-tokyo.json").read_text())
@@ -77,7 +151,7 @@ def test_second_run_does_nothing(repo_root, suite):
     proc = _run(repo_root, work)
     assert proc.returncode == 0
     assert "Nothing to be done" in proc.stdout + proc.stderr
-    assert time.perf_counter() - t0 < 60
+    assert time.perf_counter() - t0 < 60  # a safety net; the no-op's measured time is in the README
 
 
 def _overlay(work: Path, name: str, overlay: dict) -> Path:

@@ -420,6 +420,23 @@ def run_score(args: argparse.Namespace, job: Any) -> list[Path]:
             for h5, d, o, pd in zip(args.descriptors, args.dataset, args.out, pairs, strict=True)]
 
 
+@verb("chance", "chance levels of test datasets: random unit descriptors through the same scorer",
+      ("evaluate.chunk_size", "evaluate.recall_ks", "evaluate.pairs_topk", "evaluate.localization_thresholds"),
+      args=[arg("--dataset", required=True, action="append", help="prepared dataset (repeatable)"),
+            arg("--out", required=True, action="append", help="chance JSON, one per --dataset"),
+            arg("--draws", type=int, default=20, help="random descriptor sets averaged"),
+            arg("--dim", type=int, default=128, help="descriptor dimension"),
+            arg("--seed", type=int, default=0)])
+def run_chance(args: argparse.Namespace, job: Any) -> list[Path]:
+    from darkside.config import ScoreSettings
+    from darkside.evaluate.chance import write_chance_levels
+    if len(args.dataset) != len(args.out):
+        raise DarksideError(f"chance: {len(args.dataset)} --dataset but {len(args.out)} --out (give one each)")
+    settings = job.section("evaluate", ScoreSettings)
+    return [write_chance_levels(Path(d), settings, Path(o), args.draws, args.dim, args.seed)
+            for d, o in zip(args.dataset, args.out, strict=True)]
+
+
 @verb("tables", "regenerate the paper's tables from the metric files",
       ("seeds", "evaluate.bootstrap_samples", "evaluate.bootstrap_seed", "data.roles.tokyo", "data.roles.roxford",
        "data.roles.rparis", "data.roles.localization"),
@@ -438,6 +455,22 @@ def run_tables(args: argparse.Namespace, job: Any) -> list[Path]:
                          bootstrap_seed=boot.bootstrap_seed, backbones=tuple(args.backbone),
                          families=tuple(args.family))
     return build_tables(inputs, Path(args.metrics), Path(args.out), tables=args.table)
+
+
+@verb("profile", "where the suite's time goes: the DAG's per-job benchmark files summed per rule",
+      args=[arg("--root", default="logs/benchmarks", help="the rules' benchmark folder"),
+            arg("--out", default=None, help="also write the per-rule table as JSON here")])
+def run_profile(args: argparse.Namespace, job: Any) -> Path | None:
+    import dataclasses
+
+    from darkside.atomic import atomic_write_json
+    from darkside.profiling import format_profile, per_rule, read_benchmarks, wall_span
+    jobs = read_benchmarks(Path(args.root))
+    print(format_profile(jobs))
+    if args.out is None:
+        return None
+    return atomic_write_json(Path(args.out), {"wall_span_s": wall_span(jobs),
+                                              "rules": [dataclasses.asdict(r) for r in per_rule(jobs)]})
 
 
 @verb("dvc-yaml", "write dvc.yaml from the Snakemake DAG of the current params (keeps the two in sync)",

@@ -18,8 +18,9 @@ from darkside.errors import ConfigError
 from darkside.settings import setting
 
 TRANSLATE_SELECTIONS: tuple[str, ...] = ("hash", "epoch-random")
-#: translators that need no trained checkpoint (darkside.gan.translator.BUILTIN loads them)
-BUILTIN_TRANSLATORS: tuple[str, ...] = ("lab-inversion",)
+#: translators that need no trained checkpoint (darkside.gan.translator.BUILTIN loads them): the paper's LAB
+#: inversion baseline and the synthetic benchmark's own night renderer (``oracle``, the ceiling of any generator)
+BUILTIN_TRANSLATORS: tuple[str, ...] = ("lab-inversion", "oracle")
 
 
 def _number(value: Any, where: str, lo: float, hi: float) -> float:

@@ -85,3 +85,4 @@ METRICS = expand("results/metrics/{model}/{dataset}.json", model=MODELS, dataset
 # the contact sheet shows the benchmark's own renderings (with their ground-truth edges)
 FIGURES = ["results/figures/synthetic-contact-sheet.png"] if ROLES["tokyo"] in SYNTHETIC_DATASETS else []
 DAY_NIGHT = [f"results/metrics/day_night/{ROLES['train']}.json"]
+CHANCE = [f"results/metrics/chance/{d}.json" for d in TEST_DATASETS]

@@ -23,6 +23,8 @@ rule download_dataset:
         settings=settings("download"),
     log:
         "logs/download/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/download_dataset/{dataset}.tsv"
     threads: 1
     retries: 1
     resources:
@@ -43,6 +45,8 @@ rule prepare_dataset:
         dataset=REAL_DATASETS,
     log:
         "logs/prepare/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/prepare_dataset/{dataset}.tsv"
     threads: 1
     resources:
         mem_mb=8000,

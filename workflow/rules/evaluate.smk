@@ -16,6 +16,8 @@ rule extract:
                                      for d in TEST_DATASETS),
     log:
         "logs/extract/{model}.log",
+    benchmark:
+        "logs/benchmarks/extract/{model}.tsv"
     threads: 1
     resources:
         gpu=1,
@@ -42,8 +44,30 @@ rule score:
             for d in TEST_DATASETS),
     log:
         "logs/score/{model}.log",
+    benchmark:
+        "logs/benchmarks/score/{model}.tsv"
     resources:
         mem_mb=8000,
         runtime=60,
     shell:
         "{DS} --settings {params.settings:q} score {params.datasets} --log {log}"
+
+
+rule chance:
+    # the floor every number of a test dataset is read against: random unit descriptors through the same scorer
+    input:
+        [f for d in TEST_DATASETS for f in prepared(d)],
+    output:
+        [f"results/metrics/chance/{d}.json" for d in TEST_DATASETS],
+    params:
+        settings=settings("chance"),
+        datasets=" ".join(f"--dataset data/prepared/{d} --out results/metrics/chance/{d}.json" for d in TEST_DATASETS),
+    log:
+        "logs/chance.log",
+    benchmark:
+        "logs/benchmarks/chance/chance.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "{DS} --settings {params.settings:q} chance {params.datasets} --log {log}"

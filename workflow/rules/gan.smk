@@ -35,6 +35,8 @@ rule pretrain_edges:
         settings=lambda wc: settings("pretrain-edges", kind=wc.kind),
     log:
         "logs/pretrain_edges/{kind}.log",
+    benchmark:
+        "logs/benchmarks/pretrain_edges/{kind}.tsv"
     threads: 1
     resources:
         gpu=1,
@@ -56,6 +58,8 @@ rule train_gan:
         settings=lambda wc: settings("train-gan", family=wc.family),
     log:
         "logs/train_gan/{family}.log",
+    benchmark:
+        "logs/benchmarks/train_gan/{family}.tsv"
     threads: 1
     resources:
         gpu=1,
@@ -82,6 +86,8 @@ rule edge_quality:
         run_dirs=lambda wc: " ".join(f"--run-dir results/gans/{f}" for f in DETECTOR_FAMILIES[wc.kind]),
     log:
         "logs/edge_quality/{kind}.log",
+    benchmark:
+        "logs/benchmarks/edge_quality/{kind}.tsv"
     threads: 1
     resources:
         gpu=1,
@@ -103,6 +109,8 @@ rule figure_translations:
         item_args=" ".join(f"--item {f}=results/gans/{f}/generator.pt" for f in FAMILIES),
     log:
         "logs/figures/translations.log",
+    benchmark:
+        "logs/benchmarks/figure_translations/translations.tsv"
     resources:
         mem_mb=4000,
         runtime=30,
@@ -127,6 +135,8 @@ rule figure_edges:
                            + [f"--run-dir results/gans/{f}" for fs in DETECTOR_FAMILIES.values() for f in fs]),
     log:
         "logs/figures/edges.log",
+    benchmark:
+        "logs/benchmarks/figure_edges/edges.tsv"
     resources:
         mem_mb=4000,
         runtime=30,

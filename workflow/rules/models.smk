@@ -17,6 +17,8 @@ rule filter_day_night:
         settings=settings("filter-day-night"),
     log:
         "logs/filter_day_night/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/filter_day_night/{dataset}.tsv"
     resources:
         mem_mb=2000,
         runtime=60,
@@ -35,6 +37,8 @@ rule download_weights:
         settings=settings("download-weights"),
     log:
         "logs/download_weights/{weights}.log",
+    benchmark:
+        "logs/benchmarks/download_weights/{weights}.tsv"
     retries: 1
     resources:
         mem_mb=1000,
@@ -54,6 +58,8 @@ rule pretrain_backbone:
         settings=lambda wc: settings("pretrain-backbone", backbone=wc.backbone),
     log:
         "logs/pretrain_backbone/{backbone}.log",
+    benchmark:
+        "logs/benchmarks/pretrain_backbone/{backbone}.tsv"
     threads: 1
     resources:
         gpu=1,
@@ -73,6 +79,8 @@ rule init_model:
         settings=lambda wc: settings("init-model", backbone=wc.backbone),
     log:
         "logs/init_model/{backbone}.log",
+    benchmark:
+        "logs/benchmarks/init_model/{backbone}.tsv"
     resources:
         mem_mb=4000,
         runtime=10,
@@ -90,6 +98,8 @@ rule whiten:
         settings=settings("whiten"),
     log:
         "logs/whiten/{model}.log",
+    benchmark:
+        "logs/benchmarks/whiten/{model}.tsv"
     threads: 1
     resources:
         gpu=1,
@@ -127,6 +137,8 @@ rule finetune:
         seed=lambda wc: seed_of(wc.recipe),
     log:
         "logs/finetune/{backbone}-{recipe}.log",
+    benchmark:
+        "logs/benchmarks/finetune/{backbone}-{recipe}.tsv"
     threads: 1
     resources:
         gpu=1,

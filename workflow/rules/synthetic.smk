@@ -11,6 +11,8 @@ rule prepare_synthetic:
         settings=settings("synth"),
     log:
         "logs/prepare_synthetic.log",
+    benchmark:
+        "logs/benchmarks/prepare_synthetic/prepare_synthetic.tsv"
     threads: 1
     resources:
         mem_mb=2000,
@@ -26,6 +28,8 @@ rule contact_sheet:
         "results/figures/synthetic-contact-sheet.png",
     log:
         "logs/contact_sheet.log",
+    benchmark:
+        "logs/benchmarks/contact_sheet/contact_sheet.tsv"
     resources:
         mem_mb=1000,
         runtime=5,

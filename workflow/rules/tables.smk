@@ -12,6 +12,8 @@ rule tables:
         trained=" ".join([f"--backbone {b}" for b in BACKBONES] + [f"--family {f}" for f in FAMILIES]),
     log:
         "logs/tables.log",
+    benchmark:
+        "logs/benchmarks/tables/tables.tsv"
     resources:
         mem_mb=2000,
         runtime=10,

@@ -12,7 +12,10 @@ Six prepared datasets are written under ``out_root`` in the manifest schema, plu
 ``synth-aachen``   localization: a street, database on a pose grid, day and night queries.
 
 Each dataset folder also holds ``cameras.json`` (intrinsics, the world-plane homography used to
-render each image, the facade rectangles) and ``edges/<image path>`` (ground-truth edge maps).
+render each image, the facade rectangles) and ``edges/<image path>`` (ground-truth edge maps);
+``synth-sfm`` also holds ``night-twins/<image path>`` for its day views (train and val splits): the same view
+rendered at night, which only the ``oracle`` translator reads (it is in no manifest, so no
+recipe, pre-training or generator sees it otherwise).
 Rendering lives in :mod:`darkside.data.synthetic_render`.
 """
 
@@ -40,6 +43,8 @@ from darkside.errors import ConfigError, DarksideError
 from darkside.geometry import matrix_to_quaternion, rotation_angle_deg
 from darkside.settings import setting
 
+#: folder of a dataset that holds the night rendering of each day view (same camera), by image path
+NIGHT_TWINS: str = "night-twins"
 DATASETS: tuple[str, ...] = ("synth-sfm", "synth-whiten", "synth-tokyo", "synth-roxford", "synth-rparis",
                              "synth-aachen")
 ALL_FAMILIES: tuple[str, ...] = tuple(sr.FAMILIES)
@@ -222,6 +227,12 @@ class _Writer:
                                   "cy": float(k[1, 2]), "width": cam.width, "height": cam.height,
                                   "pose": list(pose_of(cam)), "homography": _unit(cam.plane_homography())}
 
+    def add_night_twin(self, rel: str, img: np.ndarray) -> None:
+        """The night rendering of the day view ``rel`` (same camera), for the oracle translator."""
+        path = self.root / NIGHT_TWINS / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(_png_bytes(img))
+
     def finish(self, gt: GroundTruth) -> Path:
         atomic_write_json(self.root / "cameras.json", {
             "convention": ("world->camera pose (qw, qx, qy, qz, tx, ty, tz), OpenCV camera axes, pixel centres at "
@@ -302,8 +313,9 @@ def _landmark(p: SyntheticParams, key: tuple[int, ...],
 
 def _training_split(w: _Writer, p: SyntheticParams, ds_code: int, split: str, first: int, n_scenes: int,
                     n_views: int, prefix: str, night: bool, pairs_out: list[tuple[str, str]],
-                    dn_pairs: list[tuple[str, str]] | None, n_dn: int) -> None:
-    """Day views (+ unpaired night views and N/D pairs when ``night``) of scenes first..first+n-1."""
+                    dn_pairs: list[tuple[str, str]] | None, n_dn: int, twins: bool = False) -> None:
+    """Day views (+ unpaired night views and N/D pairs when ``night``, + night twins of the day views
+    when ``twins``) of scenes first..first+n-1."""
     n_night_total = round(p.night_fraction * n_views * n_scenes) if night else 0
     for i in range(n_scenes):
         s = first + i
@@ -321,6 +333,11 @@ def _training_split(w: _Writer, p: SyntheticParams, ds_code: int, split: str, fi
             img, edges = scene.render(cam, cond, rng)
             iid = f"{cluster}-d{v:02d}"
             w.add(f"{split}/{cluster}/{iid}.png", iid, split, cond, cluster, cluster, img, edges, cam)
+            if twins:
+                # the oracle's night: the benchmark's own renderer at the same camera, from a stream of its
+                # own so that writing twins changes no other image
+                twin, _ = scene.render(cam, "night", _rng(p.seed, ds_code, s, 7, v))
+                w.add_night_twin(f"{split}/{cluster}/{iid}.png", twin)
             day.append((iid, cam, sr.facade_visibility(scene.facade, cam), cond))
         # query/positive pairs: each day view with its most overlapping other view (SfM co-visibility)
         for qi, (qid, _, qvis, _) in enumerate(day):
@@ -357,9 +374,9 @@ def write_sfm(out_root: Path, p: SyntheticParams) -> Path:
         val_pairs: list[tuple[str, str]] = []
         dn: list[tuple[str, str]] = []
         _training_split(w, p, 1, "train", 0, p.train_scenes, p.train_views, "sfm", True, train_pairs, dn,
-                        p.day_night_pairs)
+                        p.day_night_pairs, twins=True)
         _training_split(w, p, 1, "val", p.train_scenes, p.val_scenes, p.val_views, "sfm", False, val_pairs,
-                        None, 0)
+                        None, 0, twins=True)
         gt = GroundTruth(protocol="training", pairs={"train": train_pairs, "val": val_pairs}, day_night_pairs=dn)
         return w.finish(gt)
 

@@ -49,6 +49,12 @@ FAMILIES: dict[str, dict] = {name: dict(zip(_LOOK, look, strict=True)) for name,
 }.items()}
 
 
+#: hues of the blade signs (a scene has one to three): distinct at night, where they glow
+BLADE_PALETTE: tuple[tuple[float, float, float], ...] = (
+    (0.9, 0.1, 0.1), (0.1, 0.8, 0.2), (0.1, 0.3, 0.95), (0.95, 0.85, 0.1), (0.9, 0.2, 0.8), (0.1, 0.85, 0.9),
+    (0.95, 0.5, 0.1), (0.9, 0.9, 0.9))
+
+
 @dataclass
 class SceneSpec:
     """Vector description of a scene in world metres, filled by the facade generators."""
@@ -196,6 +202,19 @@ def add_building(spec: SceneSpec, rng: np.random.Generator, x0: float, width: fl
             spec.fills.append((sign, sign_rgb))
             spec.signs.append((sign, sign_rgb))
             spec.edges.append(sign)
+    # blade signs: tall, narrow, lit panels on the upper floors. What identifies a street at night is its
+    # light sources; by day the same panels are coloured boards, so they are structure in both domains
+    if detail:
+        for _ in range(int(rng.integers(1, 4))):
+            bw = float(rng.uniform(0.6, 1.0))
+            bh = float(rng.uniform(2.5, min(6.0, max(2.6, top - ground_h))))
+            bx = x0 + float(rng.uniform(0.2, max(0.3, width - bw - 0.2)))
+            by = float(rng.uniform(ground_h, max(ground_h + 0.1, top - bh)))
+            blade = rect(bx, by, bx + bw, by + bh)
+            blade_rgb = _jitter(BLADE_PALETTE[int(rng.integers(0, len(BLADE_PALETTE)))], rng, 0.05)
+            spec.fills.append((blade, blade_rgb))
+            spec.signs.append((blade, blade_rgb))
+            spec.edges.append(blade)
     # ornaments: a few small rosettes / plaques between windows
     if detail:
         for _ in range(int(rng.integers(0, 4))):
@@ -450,7 +469,7 @@ DAY_TINT: float = 0.12
 DAY_EXPOSURE: tuple[float, float] = (0.8, 1.15)
 #: Night ambient light (moon, sky glow, the city's scattered light) on the walls, RGB. Low and blue,
 #: but not so low that facades vanish: night must keep some structure or nothing can bridge the gap.
-NIGHT_AMBIENT: tuple[float, float, float] = (0.26, 0.32, 0.5)
+NIGHT_AMBIENT: tuple[float, float, float] = (0.4, 0.44, 0.62)
 
 
 def _supersample(ss: int) -> np.ndarray:

@@ -72,6 +72,9 @@ class EmbeddingNet(nn.Module):
         self.extra: dict[str, Any] = {}
         #: ``{"clahe": {"clip_limit", "grid"} | None}``; fine-tuning sets it from the recipe
         self.preprocessing: dict[str, Any] = {"clahe": None}
+        # channels-last convolutions: on the CPU 1.5-3.7x faster inference and 1.1-1.3x faster training for
+        # the mini trunks (benchmarks/bench_channels_last.py); on a GPU the layout mixed precision prefers
+        self.to(memory_format=torch.channels_last)
 
     @property
     def gem_p(self) -> float:
@@ -79,7 +82,7 @@ class EmbeddingNet(nn.Module):
         return float(self.pool.p.detach().reshape(-1)[0])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.pool(self.backbone(x)))
+        return self.norm(self.pool(self.backbone(x.contiguous(memory_format=torch.channels_last))))
 
 
 def build_embedding_net(spec: BackboneSpec, seed: int = 0) -> EmbeddingNet:
@@ -122,7 +125,8 @@ def save_model(net: EmbeddingNet, path: str | os.PathLike[str], extra: dict[str,
     return save_torch(path, {
         "format": MODEL_FORMAT, "version": MODEL_VERSION, "spec": spec_to_dict(net.spec),
         "meta": dict(net.meta), "preprocessing": dict(net.preprocessing), "extra": extra,
-        "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+        # contiguous: the file holds plain row-major tensors whatever layout the network computes in
+        "state_dict": {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
     })
 
 

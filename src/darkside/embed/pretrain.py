@@ -53,6 +53,9 @@ class BackbonePretrainSettings:
     brightness: tuple[float, float] = setting("global gain range", ge=0)
     colour_gain: tuple[float, float] = setting("per-channel gain range (colour casts)", ge=0)
     contrast: tuple[float, float] = setting(ge=0)
+    gamma: tuple[float, float] = setting("exponent range, drawn log-uniformly: under- and over-exposed tone curves",
+                                         gt=0)
+    grayscale: float = setting("probability of a grey copy (colour is not what identifies a place)", ge=0, le=1)
     logit_scale: float = setting("the classifier sees scaled L2-normalised descriptors (cosine classifier)", gt=0)
     split: str = setting(pattern=".")
     domains: tuple[Literal["day", "sunset", "night", "other"], ...] = setting(min_items=1)
@@ -78,8 +81,12 @@ def _augment(img: np.ndarray, s: BackbonePretrainSettings, rng: np.random.Genera
     x = x * float(rng.uniform(*s.brightness))
     x = x * torch.from_numpy(rng.uniform(*s.colour_gain, size=(3, 1, 1)).astype(np.float32))
     mean = x.mean()
-    x = (x - mean) * float(rng.uniform(*s.contrast)) + mean
-    return x.clamp(0, 1)
+    x = ((x - mean) * float(rng.uniform(*s.contrast)) + mean).clamp(0, 1)
+    lo, hi = np.log(s.gamma[0]), np.log(s.gamma[1])
+    x = x ** float(np.exp(rng.uniform(lo, hi)))
+    if rng.random() < s.grayscale:
+        x = (x * torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)).sum(0, keepdim=True).expand(3, -1, -1)
+    return x.contiguous()
 
 
 def pretrain_backbone(spec: BackboneSpec, dataset_dir: str | Path, settings: BackbonePretrainSettings,
@@ -135,7 +142,7 @@ def pretrain_backbone(spec: BackboneSpec, dataset_dir: str | Path, settings: Bac
                                                     "optimizer": opt.state_dict(), "rng": rng_states(rng),
                                                     "losses": losses})
     wall = time.perf_counter() - t0
-    save_torch(out, {k: v.detach().cpu().clone() for k, v in net.backbone.state_dict().items()})
+    save_torch(out, {k: v.detach().cpu().contiguous() for k, v in net.backbone.state_dict().items()})
     quarter = max(1, len(losses) // 4)
     first, last = float(np.mean(losses[:quarter])), float(np.mean(losses[-quarter:]))
     atomic_write_json(out.with_suffix(".json"), {

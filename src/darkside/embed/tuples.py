@@ -21,7 +21,7 @@ from darkside.data.manifest import GroundTruth, Manifest
 from darkside.data.photometric import clahe, resize_max_side
 from darkside.embed.mining import diverse_anchors, hard_negatives, hash_selected
 from darkside.errors import ManifestError
-from darkside.gan.translator import Translator
+from darkside.gan.translator import Translator, ViewTranslator
 from darkside.recipes import FinetuneSettings, Recipe
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
@@ -99,7 +99,7 @@ class ImagePipeline:
     """
 
     def __init__(self, manifest: Manifest, image_size: int, clahe: tuple[float, int] | None,
-                 translator: Translator | None, cache: bool) -> None:
+                 translator: Translator | ViewTranslator | None, cache: bool) -> None:
         self.manifest = manifest
         self.image_size = image_size
         self.clahe = clahe
@@ -127,9 +127,12 @@ class ImagePipeline:
         if translate:
             if self.translator is None:
                 raise ValueError("translate requested but the recipe has no generator")
-            x = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0)
-            y = self.translator.translate(x)[0].detach().cpu().clamp(0.0, 1.0)
-            rgb = np.ascontiguousarray(y.permute(1, 2, 0).numpy(), dtype=np.float32)
+            if isinstance(self.translator, ViewTranslator):
+                rgb = self.translator.translate_view(self.manifest, image_id, self.image_size)
+            else:
+                x = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0)
+                y = self.translator.translate(x)[0].detach().cpu().clamp(0.0, 1.0)
+                rgb = np.ascontiguousarray(y.permute(1, 2, 0).numpy(), dtype=np.float32)
         if self.clahe is not None:
             clip, grid = self.clahe
             rgb = np.asarray(clahe(rgb, clip, (grid, grid)), dtype=np.float32)

@@ -214,10 +214,10 @@ def extract_descriptors(net: EmbeddingNet, images: Sequence[ImageLike], settings
     at most a few batches' worth of images wait in their buckets (the fullest is flushed
     first), so memory is bounded. With ``settings.on_corrupt == "skip"`` an unreadable image
     is left out of the result, logged, and its input index appended to ``skipped``.
-    ``precision``: ``auto`` = channels-last + autocast (bf16, else fp16) on CUDA, fp32 on CPU;
-    ``fp32`` forces fp32 everywhere (on CUDA ``auto`` leaves ``net`` in channels-last memory
-    format, which training tolerates). The result equals :func:`extract_descriptors_reference`
-    (allclose, atol 1e-5) in fp32. ``num_workers`` threads decode and preprocess ahead.
+    ``precision``: ``auto`` = autocast (bf16, else fp16) on CUDA, fp32 on CPU; ``fp32`` forces fp32
+    everywhere (the network computes in channels-last memory format on every device). The result
+    equals :func:`extract_descriptors_reference` (allclose, atol 1e-5) in fp32. ``num_workers``
+    threads decode and preprocess ahead.
     """
     if precision not in ("auto", "fp32"):
         raise DarksideError(f"extract: precision {precision!r} is not one of ['auto', 'fp32']")
@@ -225,8 +225,6 @@ def extract_descriptors(net: EmbeddingNet, images: Sequence[ImageLike], settings
     boxes = _check_bboxes(images, bboxes)
     mixed = precision == "auto" and dev.type == "cuda"
     net.to(dev)
-    if mixed:
-        net.to(memory_format=torch.channels_last)
     p = net.gem_p
     out = np.full((len(images), net.dim), np.nan, dtype=np.float32)
     done = np.zeros(len(images), dtype=bool)
@@ -244,8 +242,6 @@ def extract_descriptors(net: EmbeddingNet, images: Sequence[ImageLike], settings
         idx = [i for i, _ in items]
         x = torch.stack([t for _, t in items])
         x = (x.pin_memory() if dev.type == "cuda" else x).to(dev, non_blocking=True)
-        if mixed:
-            x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device_type="cuda", dtype=_autocast_dtype()) if mixed else contextlib.nullcontext():
             v = multiscale_descriptor(net, x, settings.scales, p)
         out[idx] = v.float().cpu().numpy()

@@ -14,8 +14,10 @@ import importlib
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 import torch
 
+from darkside.data.manifest import Manifest
 from darkside.errors import DarksideError
 
 
@@ -28,9 +30,20 @@ class Translator(Protocol):
         ...
 
 
+@runtime_checkable
+class ViewTranslator(Protocol):
+    """A translator that must know WHICH training view it translates (the benchmark's own renderer,
+    :mod:`darkside.gan.oracle`): it returns that view's night, not a function of the pixels."""
+
+    def translate_view(self, manifest: Manifest, image_id: str, max_side: int) -> np.ndarray:
+        """RGB float32 (H, W, 3) in [0, 1] of ``image_id``'s night at ``max_side``."""
+        ...
+
+
 #: translators without weights: name -> "module:class" (darkside.recipes.BUILTIN_TRANSLATORS names them too;
 #: a test keeps the two equal, since recipes must be known where torch is not imported)
-BUILTIN: dict[str, str] = {"lab-inversion": "darkside.gan.lab_inversion:LabInversion"}
+BUILTIN: dict[str, str] = {"lab-inversion": "darkside.gan.lab_inversion:LabInversion",
+                           "oracle": "darkside.gan.oracle:RenderedNight"}
 
 
 def check_batch(images: torch.Tensor) -> None:
@@ -39,7 +52,7 @@ def check_batch(images: torch.Tensor) -> None:
 
 
 def load_translator(kind: str | None, checkpoint: Path | None,
-                    device: torch.device | str = "cpu") -> Translator:
+                    device: torch.device | str = "cpu") -> Translator | ViewTranslator:
     """The frozen translator of generator ``kind`` (a recipe's ``generator`` field).
 
     ``None`` means "no generator" and is handled by the caller: asking for a translator that does
