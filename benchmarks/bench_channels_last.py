@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from darkside.atomic import atomic_write_json
 from darkside.config import BackboneSettings, BackboneSpec, JobSettings, load_params
 from darkside.embed.network import build_embedding_net
 
@@ -77,11 +78,7 @@ def main(argv=None) -> Path:
             for name in job.get("backbones")]
     result = {"preset": job.preset, "torch_threads": torch.get_num_threads(), "device": "cpu", "rows": rows}
     print(json.dumps(result, indent=2))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"channels-last-{job.preset}-cpu.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    return path
+    return atomic_write_json(Path(args.out) / f"channels-last-{job.preset}-cpu.json", result)
 
 
 if __name__ == "__main__":

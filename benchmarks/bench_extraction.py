@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from darkside.atomic import atomic_write_json
 from darkside.config import BackboneSettings, BackboneSpec, ExtractSettings, JobSettings, load_params
 from darkside.data.manifest import load_manifest
 from darkside.data.photometric import ClaheSettings
@@ -75,11 +76,7 @@ def main(argv=None) -> Path:
         "speedup": t_ref / t_fast, "max_abs_diff": float(np.abs(ref - fast).max()),
     }
     print(json.dumps(row, indent=2))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"extraction-{args.backbone}-{job.preset}-{args.device}.json"
-    path.write_text(json.dumps(row, indent=2) + "\n")
-    return path
+    return atomic_write_json(Path(args.out) / f"extraction-{args.backbone}-{job.preset}-{args.device}.json", row)
 
 
 if __name__ == "__main__":

@@ -201,3 +201,9 @@ def test_paper_preset_evaluation_values(params):
     assert ev.recall_ks == (1, 2, 4, 8)
     assert ev.localization_thresholds == ((0.25, 2.0), (0.5, 5.0), (5.0, 10.0))
     assert ev.pairs_topk == 20
+
+
+def test_paper_preset_backbone_pretraining_adds_no_lighting_jitter(params):
+    # the paper starts from ImageNet weights; its (unused) pre-training block leaves tone curves and colour alone
+    bp = params["presets"]["paper"]["backbone_pretrain"]
+    assert bp["gamma"] == [1.0, 1.0] and bp["grayscale"] == 0.0

@@ -90,3 +90,21 @@ def test_steps_per_backbone():
     assert S.steps_for("anything") == 30
     with pytest.raises(ConfigError, match=r"^backbone_pretrain\.steps: no entry for backbone 'resnet50'"):
         per.steps_for("resnet50")
+
+
+def test_tone_curve_and_grey_copies_of_the_augmentation():
+    from darkside.embed.pretrain import _augment
+
+    img = np.random.default_rng(0).uniform(0.05, 0.95, (24, 32, 3)).astype(np.float32)
+    plain = {**SETTINGS, "scale_min": 1.0, "brightness": [1.0, 1.0], "colour_gain": [1.0, 1.0], "contrast": [1.0, 1.0],
+             "crop": [24, 32], "gamma": [1.0, 1.0], "grayscale": 0.0}
+    base = _augment(img, parse(BackbonePretrainSettings, plain, "bp"), np.random.default_rng(1))
+    np.testing.assert_allclose(base.numpy(), img.transpose(2, 0, 1), atol=1e-6)  # identity jitter: the image
+    squared = _augment(img, parse(BackbonePretrainSettings, {**plain, "gamma": [2.0, 2.0]}, "bp"),
+                       np.random.default_rng(1))
+    np.testing.assert_allclose(squared.numpy(), base.numpy() ** 2, atol=1e-6)
+    grey = _augment(img, parse(BackbonePretrainSettings, {**plain, "grayscale": 1.0}, "bp"), np.random.default_rng(1))
+    want = (img @ np.array([0.299, 0.587, 0.114], np.float32))[None]
+    np.testing.assert_allclose(grey.numpy(), np.repeat(want, 3, 0), atol=1e-6)
+    with pytest.raises(ConfigError, match=r"bp\.grayscale"):
+        parse(BackbonePretrainSettings, {**plain, "grayscale": 1.5}, "bp")

@@ -401,8 +401,12 @@ def run_figure(args: argparse.Namespace, job: Any) -> Path:
 
 # --- evaluation and tables ---------------------------------------------------------------------------
 
+#: what scoring reads (chance levels run the same scorer)
+_SCORE_READS = ("evaluate.chunk_size", "evaluate.recall_ks", "evaluate.pairs_topk", "evaluate.localization_thresholds")
+
+
 @verb("score", "retrieval / localization metrics of descriptor files to JSON (one per dataset)",
-      ("evaluate.chunk_size", "evaluate.recall_ks", "evaluate.pairs_topk", "evaluate.localization_thresholds"),
+      _SCORE_READS,
       args=[arg("--descriptors", required=True, action="append", help="HDF5 file (repeatable)"),
             arg("--dataset", required=True, action="append", help="prepared dataset, one per --descriptors"),
             arg("--out", required=True, action="append", help="metrics JSON, one per --descriptors"),
@@ -421,7 +425,7 @@ def run_score(args: argparse.Namespace, job: Any) -> list[Path]:
 
 
 @verb("chance", "chance levels of test datasets: random unit descriptors through the same scorer",
-      ("evaluate.chunk_size", "evaluate.recall_ks", "evaluate.pairs_topk", "evaluate.localization_thresholds"),
+      _SCORE_READS,
       args=[arg("--dataset", required=True, action="append", help="prepared dataset (repeatable)"),
             arg("--out", required=True, action="append", help="chance JSON, one per --dataset"),
             arg("--draws", type=int, default=20, help="random descriptor sets averaged"),

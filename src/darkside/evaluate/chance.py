@@ -32,7 +32,7 @@ def random_descriptors(ids: list[str], dim: int, rng: np.random.Generator) -> np
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    """Numeric leaves of a nested dict as ``a.b`` keys (counts such as ``n_queries`` included)."""
+    """Numeric leaves of a nested dict as ``a.b`` keys, counts (``n_*``) left out."""
     out: dict[str, float] = {}
     for k, v in d.items():
         if isinstance(v, dict):

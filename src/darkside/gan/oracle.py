@@ -14,7 +14,7 @@ import numpy as np
 
 from darkside.data.images import load_rgb
 from darkside.data.manifest import Manifest
-from darkside.data.photometric import resize_max_side
+from darkside.data.photometric import pil_to_float, resize_max_side
 from darkside.data.synthetic import NIGHT_TWINS
 from darkside.errors import DarksideError
 
@@ -29,5 +29,4 @@ class RenderedNight:
         if not path.is_file():
             raise DarksideError(f"{path}: no night twin of {image_id!r}; the oracle translator needs a training set "
                                 "written by `darkside synth`")
-        arr = np.asarray(resize_max_side(load_rgb(path), max_side), dtype=np.uint8)
-        return arr.astype(np.float32) / 255.0
+        return pil_to_float(resize_max_side(load_rgb(path), max_side))

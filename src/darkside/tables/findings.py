@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from darkside.errors import ConfigError, MetricsError
+from darkside.settings import parse, setting
 from darkside.tables.common import Metrics, TableInputs, builder, cell, paired_differences
 from darkside.tables.render import Block, Cell, Row, Table
 
@@ -21,22 +22,12 @@ HOLDS, FAILS = "holds", "does not hold"
 class Claim:
     """One finding: ``recipe`` against ``against`` on ``column`` (a source, or a key of the layout's averages)."""
 
-    method: str
-    recipe: str
-    against: str
-    column: str
-    expect: Expect
-    by: float = 0.0
-
-    @classmethod
-    def parse(cls, row: dict[str, Any], where: str) -> Claim:
-        unknown = set(row) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"{where}: unknown keys {sorted(unknown)} (known: {sorted(cls.__dataclass_fields__)})")
-        claim = cls(**row)
-        if claim.expect not in ("above", "below", "not_below"):
-            raise ConfigError(f"{where}: expect must be above, below or not_below, not {claim.expect!r}")
-        return claim
+    method: str = setting("the claim as the table prints it")
+    recipe: str = setting()
+    against: str = setting()
+    column: str = setting()
+    expect: Expect = setting()
+    by: float = setting("the least difference (above / below) or the tolerance (not_below)", ge=0, default=0.0)
 
     def holds(self, mean: float, lo: float, hi: float) -> bool:
         if self.expect == "above":
@@ -61,7 +52,7 @@ def build(name: str, spec: dict[str, Any], inputs: TableInputs, metrics: Metrics
     for key, b in spec["blocks"].items():
         rows = []
         for i, raw in enumerate(b["rows"]):
-            claim = Claim.parse(raw, f"{name}/{key}/rows[{i}]")
+            claim = parse(Claim, raw, f"{name}.blocks.{key}.rows[{i}]")
             parts = averages.get(claim.column, [claim.column])
             if unknown := [c for c in parts if c not in sources]:
                 raise ConfigError(f"{name}/{key}: column {unknown[0]!r} is neither a source nor an average")
