@@ -307,3 +307,31 @@ def test_findings_are_paired_claims_that_hold_or_not_by_their_interval(tmp_path,
     rows = {r.method: r.cells[0] for b in build_table("findings", mini, tmp_path).blocks for r in b.rows}
     assert rows["room left: Oracle CD - CLAHE CD, mean night cell"].ours is None
     assert "oracle-cd" in rows["room left: Oracle CD - CLAHE CD, mean night cell"].note
+
+
+def test_instrument_reads_rows_against_chance_and_the_oracle(tmp_path, mini):
+    rng = np.random.default_rng(5)
+    base = rng.uniform(10, 80, 60)
+    for recipe, s in {"offtheshelf": -5.0, "gem": 0.0, "clahe-c": 1.0, "clahe-cd": 2.0, "oracle-cd": 14.0}.items():
+        _findings_metrics(tmp_path, f"vgg16-{recipe}", base, s)
+    cells = {"sunset->night": 0.8, "night->sunset": 0.7, "day->night": 0.9, "night->day": 0.6}
+    _write_metrics(tmp_path, "chance", "synth-tokyo", {"draws": 20, "metrics": {"mAP": 0.93},
+                                                       "breakdown": {**cells, "day->sunset": 0.5}})
+    _write_metrics(tmp_path, "chance", "synth-roxford", {"draws": 20, "metrics": {"mAP": 2.07, "medium.mAP": 2.07}})
+    t = build_table("instrument", mini, tmp_path)
+    rows = {r.method: r for r in t.blocks[0].rows}
+    col = {c: i for i, c in enumerate(t.columns)}
+    chance = rows["chance"]
+    assert chance.extra and next(iter(rows)) == "chance"
+    assert chance.cells[col["Tokyo"]].ours == pytest.approx(0.93)
+    assert chance.cells[col["night"]].ours == pytest.approx(0.75)  # the mean of the four night cells
+    assert chance.cells[col["ROxf"]].ours == pytest.approx(2.07)
+    assert "run `darkside chance`" in chance.cells[col["RPar"]].note  # no chance file for the Paris-like set
+    assert rows["GeM"].cells[col["Tokyo"]].ours == pytest.approx(base.mean())
+    room = rows["room left: Oracle CD - CLAHE CD"].cells
+    assert room[col["night"]].ours == pytest.approx(12.0) and room[col["ROxf"]].ours == pytest.approx(12.0)
+    assert rows["day-trained gap: Oracle CD - GeM"].cells[col["Tokyo"]].ours == pytest.approx(14.0)
+    (tmp_path / "vgg16-oracle-cd" / "synth-tokyo.json").unlink()
+    rows = {r.method: r for r in build_table("instrument", mini, tmp_path).blocks[0].rows}
+    assert rows["room left: Oracle CD - CLAHE CD"].cells[col["Tokyo"]].ours is None
+    assert "oracle-cd" in rows["Oracle CD (the benchmark's night renderer)"].cells[col["Tokyo"]].note

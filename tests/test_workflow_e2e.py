@@ -43,6 +43,8 @@ def test_tables_and_figures_written(suite):
     for n in (1, 3, 4, 5, 6, 7, 8):
         for ext in ("csv", "md", "tex"):
             assert (work / "results" / "tables" / f"table{n}.{ext}").stat().st_size > 0
+    for name in ("findings", "instrument"):
+        assert (work / "results" / "tables" / f"{name}.md").stat().st_size > 0
     assert (work / "results" / "figures" / "synthetic-contact-sheet.png").stat().st_size > 0
     rows = list(csv.DictReader((work / "results" / "tables" / "table1.csv").open()))
     ours = [r for r in rows if r["recipe"] == "offtheshelf" and r["ours"]]
@@ -89,9 +91,11 @@ def test_every_trained_row_is_filled_and_every_metric_is_a_percentage(suite):
     assert checked >= 100
 
 
-# Claims of the findings table the mini benchmark does not resolve yet (issue 13 keeps them open): CycleGAN CD's
-# Tokyo gain over CLAHE CD is +1.5 [-0.1, 3.1], and the oracle's room above CLAHE CD at night is +7.9, not 10.
-NOT_YET_RESOLVED = {"CycleGAN CD - CLAHE CD, Tokyo", "room left: Oracle CD - CLAHE CD, mean night cell"}
+# Claims of the findings table the mini benchmark does not resolve yet (issue 13 keeps them open): the GAN CD rows
+# lose 2-4 points on the day-only ROxf/RPar-like cells against CLAHE CD (paired intervals below -1; the mini
+# generators' translations cost the small trunk day retrieval, the oracle's about one point).
+NOT_YET_RESOLVED = {"day stays: HED^N GAN CD - CLAHE CD, ROxf", "day stays: HED^N GAN CD - CLAHE CD, RPar",
+                    "day stays: CycleGAN CD - CLAHE CD, ROxf", "day stays: CycleGAN CD - CLAHE CD, RPar"}
 
 
 def test_the_papers_findings_hold_with_paired_intervals(suite):
@@ -108,8 +112,9 @@ def test_the_papers_findings_hold_with_paired_intervals(suite):
 
 
 def test_night_cells_resolve_above_chance_and_leave_room(suite):
-    """Every VGG16 row retrieves at night above chance (mean night cell at least 3x the chance mean), no night
-    cell saturates (room for generators), and day retrieval of the fine-tuned rows is at least twice chance."""
+    """The day-trained rows GeM and CLAHE C retrieve at night at 15 mAP or more in every night cell (about 20x
+    chance), every VGG16 row's mean night cell is at least 15x chance, no night cell saturates (room for
+    generators), and day retrieval of the fine-tuned rows is at least 9x chance and at most 75."""
     work, _ = suite
     chance = json.loads((work / "results/metrics/chance/synth-tokyo.json").read_text())["breakdown"]
     night = {"S->N": "sunset->night", "N->S": "night->sunset", "D->N": "day->night", "N->D": "night->day"}
@@ -121,13 +126,18 @@ def test_night_cells_resolve_above_chance_and_leave_room(suite):
             cells.setdefault(r["recipe"], []).append(float(r["ours"]))
     assert {"clahe-c", "clahe-cd", "oracle-cd"} <= set(cells)
     for recipe, v in cells.items():
-        assert len(v) == 4 and sum(v) / 4 >= 3 * floor, (recipe, v, floor)
+        assert len(v) == 4 and sum(v) / 4 >= 15 * floor, (recipe, v, floor)
+    assert min(cells["clahe-c"]) >= 15.0, cells["clahe-c"]
     gem = json.loads((work / "results/metrics/vgg16-gem/synth-tokyo.json").read_text())["breakdown"]
-    assert sum(gem[k]["mAP"] for k in night.values()) / 4 >= 3 * floor
+    assert min(gem[k]["mAP"] for k in night.values()) >= 15.0, gem
     rox = json.loads((work / "results/metrics/chance/synth-roxford.json").read_text())["metrics"]["medium.mAP"]
-    for r in _rows(work, "table1"):
-        if r["block"] == "vgg16" and r["recipe"] != "offtheshelf" and r["ours"] and r["column"] in ("ROxf", "RPar"):
-            assert 2 * rox <= float(r["ours"]) <= 75.0, (r["method"], r["column"], r["ours"])
+    day = [(r["method"], r["column"], float(r["ours"])) for r in _rows(work, "table1")
+           if r["block"] == "vgg16" and r["recipe"] != "offtheshelf" and r["ours"] and r["column"] in ("ROxf", "RPar")]
+    assert day and all(9 * rox <= v <= 75.0 for _, _, v in day), day
+    # the instrument table puts the oracle's room above CLAHE CD and the chance floor in one place
+    inst = {(r["method"], r["column"]): r for r in _rows(work, "instrument")}
+    assert float(inst[("chance", "night")]["ours"]) == pytest.approx(floor, abs=0.05)
+    assert float(inst[("room left: Oracle CD - CLAHE CD", "night")]["ci_low"]) >= 10.0
 
 
 def test_chance_levels_are_the_floor(suite):

@@ -4,6 +4,7 @@
 rule tables:
     input:
         METRICS,
+        CHANCE,
         expand("results/metrics/gans/{family}.json", family=FAMILIES),
     output:
         TABLES,

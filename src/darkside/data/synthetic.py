@@ -92,6 +92,9 @@ class SyntheticParams:
     aachen_night_queries: int = setting(ge=0, default=30)
     lit_fraction: float = setting("windows lit at night", ge=0, le=1, default=0.5)
     lit_flip_prob: float = setting("per-view variation of the lit pattern", ge=0, le=1, default=0.08)
+    landmark_boards: int = setting("billboards per landmark facade, drawn from 1..n (0: none)", ge=0, default=0)
+    neighbour_boards: float = setting("chance that a neighbouring building carries a billboard", ge=0, le=1,
+                                      default=0.0)
     datasets: tuple[str, ...] = setting("which synth-* datasets to write", choices=DATASETS, default=DATASETS)
 
     def __post_init__(self) -> None:
@@ -305,7 +308,8 @@ def _landmark(p: SyntheticParams, key: tuple[int, ...],
               families: tuple[str, ...]) -> tuple[_Scene, np.random.Generator]:
     rng = _rng(p.seed, *key)
     family = families[int(rng.integers(0, len(families)))]
-    scene = _Scene(sr.landmark_scene(rng, family, ALL_FAMILIES), rng, p)
+    scene = _Scene(sr.landmark_scene(rng, family, ALL_FAMILIES, boards=p.landmark_boards,
+                                     neighbour_boards=p.neighbour_boards), rng, p)
     return scene, rng
 
 
@@ -584,7 +588,8 @@ def _street_camera(p: SyntheticParams, rng: np.random.Generator, x: float, dist:
 def write_aachen(out_root: Path, p: SyntheticParams) -> Path:
     """Localization split: a street; database on a pose grid (day); day and night queries nearby."""
     rng = _rng(p.seed, 6, 0)
-    spec = sr.street_scene(rng, ALL_FAMILIES, p.aachen_facades)
+    spec = sr.street_scene(rng, ALL_FAMILIES, p.aachen_facades, boards=p.landmark_boards,
+                           neighbour_boards=p.neighbour_boards)
     scene = _Scene(spec, rng, p)
     size = (p.max_side, round(p.max_side * 0.75))
     dist, height = 16.0, 1.7

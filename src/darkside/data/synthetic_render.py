@@ -67,6 +67,7 @@ class SceneSpec:
     shadows: list[tuple[np.ndarray, float]] = field(default_factory=list)  # day shading factor
     lamps: list[tuple[float, float, str]] = field(default_factory=list)  # (x, y, street | wall)
     signs: list[tuple[np.ndarray, tuple[float, float, float]]] = field(default_factory=list)  # glow at night
+    boards: list[tuple[np.ndarray, tuple[float, float, float]]] = field(default_factory=list)  # lit, own colours
     edges: list[np.ndarray] = field(default_factory=list)  # polylines (closed when first == last)
     facades: list[tuple[float, float, float, float]] = field(default_factory=list)  # x0, y0, x1, y1
 
@@ -81,12 +82,13 @@ def _jitter(rgb: tuple[float, float, float], rng: np.random.Generator, s: float)
 
 
 def add_building(spec: SceneSpec, rng: np.random.Generator, x0: float, width: float, family: str,
-                 detail: bool = True) -> tuple[float, float, float, float]:
+                 detail: bool = True, boards: int = 0) -> tuple[float, float, float, float]:
     """Draw one building facade on ``[x0, x0 + width]``; return its rectangle (x0, 0, x1, top).
 
     ``detail=False`` draws a simpler neighbour (no signs or lamps). The window grid, sizes,
     colours and ornaments are drawn from ``rng`` inside the family's ranges, which is what makes
-    each landmark identifiable while the family keeps scenes alike.
+    each landmark identifiable while the family keeps scenes alike. ``boards`` billboards
+    (:func:`add_board`) go on the upper floors last; ``boards=0`` draws nothing from ``rng`` for them.
     """
     f = FAMILIES[family]
     x1 = x0 + width
@@ -101,6 +103,7 @@ def add_building(spec: SceneSpec, rng: np.random.Generator, x0: float, width: fl
     spec.solids.append(body)
     spec.edges.append(body)
     spec.facades.append((x0, 0.0, x1, top))
+    first = {k: len(getattr(spec, k)) for k in _COVERABLE}  # what this building adds from here on
     # roof
     roof_rgb = _jitter((0.32, 0.30, 0.30) if family != "brick" else (0.35, 0.22, 0.18), rng, 0.1)
     if f["roof"] == "gable":
@@ -223,7 +226,61 @@ def add_building(spec: SceneSpec, rng: np.random.Generator, x0: float, width: fl
             orn = rect(ox, oy, ox + 0.5, oy + 0.5)
             spec.fills.append((orn, _jitter(tuple(np.array(wall) * 0.7), rng, 0.05)))
             spec.edges.append(orn)
+    for _ in range(boards):
+        add_board(spec, rng, (x0, ground_h, x1, top), fh, first)
     return (x0, 0.0, x1, top)
+
+
+#: SceneSpec lists whose items a board hides (each item a polygon or a (polygon, value) pair); a later board
+#: hides an earlier one's blocks too, by day and at night alike
+_COVERABLE = ("fills", "windows", "shadows", "signs", "boards", "edges")
+
+
+def _polygon(item: np.ndarray | tuple[np.ndarray, object]) -> np.ndarray:
+    return item[0] if isinstance(item, tuple) else item
+
+
+def add_board(spec: SceneSpec, rng: np.random.Generator, upper: tuple[float, float, float, float], floor_h: float,
+              first: dict[str, int]) -> tuple[float, float, float, float]:
+    """A backlit billboard on a facade's upper floors ``upper = (x0, y0, x1, top)``; return its rectangle.
+
+    Two to four columns and one or two rows of blocks in strong colours, in a layout of the board's own.
+    What tells one real street from the next at a glance (an advert, a mural, a shop's light box) is big,
+    seen from every side, and still there at night in its own colours; window grids alone are shared by a
+    whole style family. Every detail of the building (items of the ``_COVERABLE`` lists from index
+    ``first[name]`` on) that the board touches is removed, except the ones spanning the facade (ledges,
+    rails, cornices), which the board is painted over.
+    """
+    x0, y0, x1, top = upper
+    width = x1 - x0
+    bw = width * float(rng.uniform(0.3, 0.5))
+    bh = float(np.clip(floor_h * rng.uniform(1.3, 2.2), 2.5, max(2.6, top - y0 - 0.6)))
+    bx = x0 + float(rng.uniform(0.4, max(0.5, width - bw - 0.4)))
+    by = float(rng.uniform(y0 + 0.3, max(y0 + 0.4, top - bh - 0.3)))
+    box = np.array([bx - 0.15, by - 0.15, bx + bw + 0.15, by + bh + 0.15])
+    for name in _COVERABLE:
+        items = getattr(spec, name)
+        kept = []
+        for item in items[first[name]:]:
+            poly = _polygon(item)
+            lo, hi = poly.min(0), poly.max(0)
+            touches = hi[0] > box[0] and lo[0] < box[2] and hi[1] > box[1] and lo[1] < box[3]
+            if not touches or hi[0] - lo[0] > 0.6 * width:
+                kept.append(item)
+        items[first[name]:] = kept
+    spec.fills.append((rect(*box), (0.1, 0.1, 0.1)))  # the frame
+    spec.edges.append(rect(*box))
+    n_cols, n_rows = int(rng.integers(2, 5)), int(rng.integers(1, 3))
+    xs = bx + bw * np.sort(np.concatenate([[0.0, 1.0], rng.uniform(0.15, 0.85, n_cols - 1)]))
+    ys = by + bh * np.sort(np.concatenate([[0.0, 1.0], rng.uniform(0.25, 0.75, n_rows - 1)]))
+    for i in range(n_cols):
+        for j in range(n_rows):
+            rgb = _jitter(BLADE_PALETTE[int(rng.integers(0, len(BLADE_PALETTE)))], rng, 0.05)
+            block = rect(xs[i], ys[j], xs[i + 1], ys[j + 1])
+            spec.fills.append((block, rgb))
+            spec.boards.append((block, rgb))
+            spec.edges.append(block)
+    return float(box[0]), float(box[1]), float(box[2]), float(box[3])
 
 
 def add_street_lamps(spec: SceneSpec, rng: np.random.Generator, x0: float, x1: float) -> None:
@@ -238,22 +295,31 @@ def add_street_lamps(spec: SceneSpec, rng: np.random.Generator, x0: float, x1: f
         x += float(rng.uniform(9.0, 15.0))
 
 
+def _board_count(rng: np.random.Generator, most: int) -> int:
+    """1..most boards (none drawn from ``rng`` when ``most`` is 0)."""
+    return int(rng.integers(1, most + 1)) if most > 0 else 0
+
+
 def landmark_scene(rng: np.random.Generator, family: str, neighbour_families: tuple[str, ...],
-                   margin: float = 25.0) -> SceneSpec:
-    """One landmark facade centred at X = 0 with flanking neighbours, sky, pavement and lamps."""
+                   margin: float = 25.0, boards: int = 0, neighbour_boards: float = 0.0) -> SceneSpec:
+    """One landmark facade centred at X = 0 with flanking neighbours, sky, pavement and lamps.
+
+    The landmark carries 1..``boards`` billboards, each neighbour one with probability ``neighbour_boards``.
+    """
     width = float(rng.uniform(15.0, 25.0))
     spec = SceneSpec(x_range=(-width / 2 - margin, width / 2 + margin), y_range=(-6.0, 32.0))
     _pavement(spec, rng)
-    main = add_building(spec, rng, -width / 2, width, family)
-    _neighbours(spec, rng, -width / 2, width / 2, neighbour_families, gaps=True)
+    main = add_building(spec, rng, -width / 2, width, family, boards=_board_count(rng, boards))
+    _neighbours(spec, rng, -width / 2, width / 2, neighbour_families, gaps=True, boards=neighbour_boards)
     add_street_lamps(spec, rng, spec.x_range[0], spec.x_range[1])
     spec.facades = [main] + [f for f in spec.facades if f != main]
     return spec
 
 
 def street_scene(rng: np.random.Generator, families: tuple[str, ...], n_facades: int,
-                 margin: float = 25.0) -> SceneSpec:
-    """A street of ``n_facades`` adjacent landmark facades starting at X = 0 (localization split)."""
+                 margin: float = 25.0, boards: int = 0, neighbour_boards: float = 0.0) -> SceneSpec:
+    """A street of ``n_facades`` adjacent landmark facades starting at X = 0 (localization split);
+    billboards as in :func:`landmark_scene`."""
     widths = rng.uniform(15.0, 25.0, size=n_facades)
     total = float(widths.sum())
     spec = SceneSpec(x_range=(-margin, total + margin), y_range=(-6.0, 32.0))
@@ -261,23 +327,26 @@ def street_scene(rng: np.random.Generator, families: tuple[str, ...], n_facades:
     x = 0.0
     mains = []
     for w in widths:
-        mains.append(add_building(spec, rng, x, float(w), families[int(rng.integers(0, len(families)))]))
+        family = families[int(rng.integers(0, len(families)))]
+        mains.append(add_building(spec, rng, x, float(w), family, boards=_board_count(rng, boards)))
         x += float(w)
-    _neighbours(spec, rng, 0.0, total, families, gaps=False)
+    _neighbours(spec, rng, 0.0, total, families, gaps=False, boards=neighbour_boards)
     add_street_lamps(spec, rng, spec.x_range[0], spec.x_range[1])
     spec.facades = mains
     return spec
 
 
 def _neighbours(spec: SceneSpec, rng: np.random.Generator, x_left: float, x_right: float, families: tuple[str, ...],
-                gaps: bool) -> None:
+                gaps: bool, boards: float = 0.0) -> None:
     """Plain buildings (no detail) out to the scene's edges: leftwards from ``x_left``, then rightwards from
-    ``x_right``; with ``gaps`` some are separated by a small alley."""
+    ``x_right``; with ``gaps`` some are separated by a small alley; each has a billboard with probability
+    ``boards`` (nothing drawn from ``rng`` for it when 0)."""
     for side, x in ((-1, x_left), (1, x_right)):
         while (x > spec.x_range[0]) if side < 0 else (x < spec.x_range[1]):
             w = float(rng.uniform(8.0, 18.0))
-            add_building(spec, rng, x - w if side < 0 else x, w, families[int(rng.integers(0, len(families)))],
-                         detail=False)
+            family = families[int(rng.integers(0, len(families)))]
+            n = int(rng.random() < boards) if boards > 0 else 0
+            add_building(spec, rng, x - w if side < 0 else x, w, family, detail=False, boards=n)
             x += side * (w + (float(rng.uniform(1.5, 4.0)) if gaps and rng.random() < 0.3 else 0.0))
 
 
@@ -396,6 +465,9 @@ def build_layers(spec: SceneSpec, rng: np.random.Generator, ppm: float = 8.0, li
         cv2.circle(emit, (round(u), round(v)), max(1, int(0.3 * ppm)), col, -1, lineType=cv2.LINE_8)
     for q, (_, rgb) in zip(tp_all([p for p, _ in spec.signs]), spec.signs, strict=True):
         cv2.fillPoly(emit, [q], tuple(0.3 + 0.7 * c for c in rgb), shift=3)
+    # a backlit board keeps its colours at night (a sign's white core is what makes it glare)
+    for q, (_, rgb) in zip(tp_all([p for p, _ in spec.boards]), spec.boards, strict=True):
+        cv2.fillPoly(emit, [q], tuple(0.4 * c for c in rgb), shift=3)
     n = len(spec.windows)
     lit_base = rng.random(n) < lit_fraction
     window_gain = rng.uniform(0.65, 1.0, n)

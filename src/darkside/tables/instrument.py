@@ -1,0 +1,79 @@
+"""The benchmark read against its floor and its ceiling: chance (random unit descriptors through the same scorer,
+``<metrics>/chance/<dataset>.json``), the layout's rows (the day-trained baselines, the recipe without
+translation and the oracle, whose translator is the benchmark's own night renderer), and the room left
+between a recipe and the oracle as paired differences over the same queries. A number of the mini suite means
+something only between those two."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from darkside.errors import MetricsError
+from darkside.tables.common import Metrics, TableInputs, builder, cell, paired_differences
+from darkside.tables.render import Block, Cell, Row, Table
+from darkside.tables.retrieval import per_query_table
+
+#: where a chance file keeps a scorer's key: the revisited protocol's settings are flattened (``medium.mAP``)
+_CHANCE_KEYS = {"medium": "medium.mAP", "easy": "easy.mAP", "hard": "hard.mAP"}
+
+
+def chance_value(chance: dict[str, Any], key: str) -> float | None:
+    """A per-query key's chance level in a chance file (``mAP``, a breakdown cell, a revisited setting)."""
+    if key in chance.get("breakdown", {}):
+        return float(chance["breakdown"][key])
+    value = chance.get("metrics", {}).get(_CHANCE_KEYS.get(key, key))
+    return None if value is None else float(value)
+
+
+def _column_parts(spec: dict[str, Any], inputs: TableInputs) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Each column with the (dataset, per-query key) sources it averages (one for a plain column)."""
+    sources = {col: (getattr(inputs, role), key) for col, (role, key) in spec["sources"].items()}
+    averages: dict[str, list[str]] = spec.get("averages", {})
+    return [(col, [sources[part] for part in averages.get(col, [col])]) for col in spec["columns"]]
+
+
+def _chance_row(spec: dict[str, Any], inputs: TableInputs, metrics: Metrics) -> Row:
+    cells = []
+    for _, parts in _column_parts(spec, inputs):
+        files = [metrics.get("chance", ds) for ds, _ in parts]
+        values = [None if f is None else chance_value(f, key) for f, (_, key) in zip(files, parts, strict=True)]
+        if any(v is None for v in values):
+            cells.append(Cell(note="no chance level (run `darkside chance`)"))
+        else:
+            draws = files[0]["draws"]  # type: ignore[index]
+            cells.append(Cell(ours=float(np.mean(values)), note=f"random unit descriptors, mean of {draws} draws"))
+    return Row("chance", None, cells, extra=True)
+
+
+def _room_row(room: dict[str, Any], backbone: str, spec: dict[str, Any], inputs: TableInputs,
+              metrics: Metrics) -> Row:
+    cells = []
+    for _, parts in _column_parts(spec, inputs):
+        diffs: list[np.ndarray] | None = []
+        for ds, key in parts:
+            a, b = (metrics.per_query(f"{backbone}-{r}", ds, key) for r in (room["recipe"], room["against"]))
+            if a is None or b is None:
+                diffs = None
+                break
+            d = paired_differences(a, b)
+            if not d.size:
+                raise MetricsError(f"{backbone}-{room['recipe']} and {backbone}-{room['against']}: "
+                                   f"no common queries on {ds}")
+            diffs.append(d)
+        cells.append(cell(None, diffs, inputs) if diffs else
+                     Cell(note=f"{room['recipe']} or {room['against']} not produced by this preset's DAG"))
+    return Row(room["method"], room["recipe"], cells, extra=True)
+
+
+@builder("instrument")
+def instrument_table(name: str, spec: dict[str, Any], inputs: TableInputs, metrics: Metrics) -> Table:
+    """Chance, the layout's rows (with their CIs), and each ``room`` entry's paired difference."""
+    rows_table = per_query_table(name, {**spec, "paired_baseline": None}, inputs, metrics)
+    blocks = []
+    for block in rows_table.blocks:
+        b = spec["blocks"][block.key]
+        rooms = [_room_row(r, b["backbone"], spec, inputs, metrics) for r in b.get("room", [])]
+        blocks.append(Block(block.key, block.title, [_chance_row(spec, inputs, metrics), *block.rows, *rooms]))
+    return Table(name, spec["title"], rows_table.columns, blocks, rows_table.footnotes)
