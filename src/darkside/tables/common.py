@@ -166,6 +166,23 @@ def paired_differences(a: PerQuery, b: PerQuery) -> np.ndarray:
     return d[~np.isnan(d)]
 
 
+def paired_parts(metrics: Metrics, backbone: str, recipe: str, against: str,
+                 parts: Iterable[tuple[str, str]]) -> tuple[list[np.ndarray] | None, str]:
+    """Per-query ``recipe - against`` of ``backbone`` for each (dataset, per-query key) of ``parts``; (None, why)
+    when either model lacks one. Models that share no scored query are a :class:`MetricsError`."""
+    diffs = []
+    for ds, key in parts:
+        a, b = (metrics.per_query(f"{backbone}-{r}", ds, key) for r in (recipe, against))
+        if a is None or b is None:
+            which = recipe if a is None else against
+            return None, f"recipe {which!r} not produced by this preset's DAG (no {key!r} on {ds})"
+        d = paired_differences(a, b)
+        if not d.size:
+            raise MetricsError(f"{backbone}-{recipe} and {backbone}-{against}: no common queries on {ds}")
+        diffs.append(d)
+    return diffs, ""
+
+
 def uses_generator(recipe: str | None, families: Iterable[str]) -> bool:
     """The recipe's typed ``generator`` field is set; a name that is not a suite recipe has none."""
     try:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from darkside.errors import ConfigError, MetricsError
+from darkside.errors import ConfigError
 from darkside.settings import parse, setting
-from darkside.tables.common import Metrics, TableInputs, builder, cell, paired_differences
+from darkside.tables.common import Metrics, TableInputs, builder, cell, paired_parts
 from darkside.tables.render import Block, Cell, Row, Table
 
 Expect = Literal["above", "below", "not_below"]
@@ -66,17 +66,9 @@ def _claim_cell(claim: Claim, parts: list[str], backbone: str, sources: dict[str
                 inputs: TableInputs, metrics: Metrics) -> Cell:
     if backbone not in inputs.backbones:
         return Cell(note=f"backbone {backbone} is not in preset {inputs.preset!r}")
-    diffs = []
-    for col in parts:
-        ds, key = sources[col]
-        a, b = (metrics.per_query(f"{backbone}-{r}", ds, key) for r in (claim.recipe, claim.against))
-        if a is None or b is None:
-            which = claim.recipe if a is None else claim.against
-            return Cell(note=f"recipe {which!r} not produced by this preset's DAG (no {key!r} on {ds})")
-        d = paired_differences(a, b)
-        if not d.size:
-            raise MetricsError(f"{backbone}-{claim.recipe} and {backbone}-{claim.against}: no common queries on {ds}")
-        diffs.append(d)
+    diffs, why = paired_parts(metrics, backbone, claim.recipe, claim.against, [sources[col] for col in parts])
+    if diffs is None:
+        return Cell(note=why)
     c = cell(None, diffs, inputs)
     if c.ours is None:
         return c

@@ -10,20 +10,18 @@ from typing import Any
 
 import numpy as np
 
-from darkside.errors import MetricsError
-from darkside.tables.common import Metrics, TableInputs, builder, cell, paired_differences
+from darkside.tables.common import Metrics, TableInputs, builder, cell, paired_parts
 from darkside.tables.render import Block, Cell, Row, Table
 from darkside.tables.retrieval import per_query_table
 
-#: where a chance file keeps a scorer's key: the revisited protocol's settings are flattened (``medium.mAP``)
-_CHANCE_KEYS = {"medium": "medium.mAP", "easy": "easy.mAP", "hard": "hard.mAP"}
-
 
 def chance_value(chance: dict[str, Any], key: str) -> float | None:
-    """A per-query key's chance level in a chance file (``mAP``, a breakdown cell, a revisited setting)."""
+    """A per-query key's chance level in a chance file: ``mAP``, a breakdown cell, or a setting of the
+    revisited protocol (whose metrics the chance file flattens to ``<setting>.mAP``)."""
     if key in chance.get("breakdown", {}):
         return float(chance["breakdown"][key])
-    value = chance.get("metrics", {}).get(_CHANCE_KEYS.get(key, key))
+    metrics = chance.get("metrics", {})
+    value = metrics.get(key, metrics.get(f"{key}.mAP"))
     return None if value is None else float(value)
 
 
@@ -51,19 +49,8 @@ def _room_row(room: dict[str, Any], backbone: str, spec: dict[str, Any], inputs:
               metrics: Metrics) -> Row:
     cells = []
     for _, parts in _column_parts(spec, inputs):
-        diffs: list[np.ndarray] | None = []
-        for ds, key in parts:
-            a, b = (metrics.per_query(f"{backbone}-{r}", ds, key) for r in (room["recipe"], room["against"]))
-            if a is None or b is None:
-                diffs = None
-                break
-            d = paired_differences(a, b)
-            if not d.size:
-                raise MetricsError(f"{backbone}-{room['recipe']} and {backbone}-{room['against']}: "
-                                   f"no common queries on {ds}")
-            diffs.append(d)
-        cells.append(cell(None, diffs, inputs) if diffs else
-                     Cell(note=f"{room['recipe']} or {room['against']} not produced by this preset's DAG"))
+        diffs, why = paired_parts(metrics, backbone, room["recipe"], room["against"], parts)
+        cells.append(Cell(note=why) if diffs is None else cell(None, diffs, inputs))
     return Row(room["method"], room["recipe"], cells, extra=True)
 
 
