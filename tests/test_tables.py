@@ -335,3 +335,9 @@ def test_instrument_reads_rows_against_chance_and_the_oracle(tmp_path, mini):
     rows = {r.method: r for r in build_table("instrument", mini, tmp_path).blocks[0].rows}
     assert rows["room left: Oracle CD - CLAHE CD"].cells[col["Tokyo"]].ours is None
     assert "oracle-cd" in rows["Oracle CD (the benchmark's night renderer)"].cells[col["Tokyo"]].note
+
+
+def test_instrument_rejects_a_chance_file_without_draws(tmp_path, mini):
+    _write_metrics(tmp_path, "chance", "synth-tokyo", {"metrics": {"mAP": 0.9}, "breakdown": {}})
+    with pytest.raises(DarksideError, match=r"chance/synth-tokyo\.json: no 'draws'"):
+        build_table("instrument", mini, tmp_path)

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from darkside.errors import MetricsError
 from darkside.tables.common import Metrics, TableInputs, builder, cell, paired_parts
 from darkside.tables.render import Block, Cell, Row, Table
 from darkside.tables.retrieval import per_query_table
@@ -40,7 +41,9 @@ def _chance_row(spec: dict[str, Any], inputs: TableInputs, metrics: Metrics) -> 
         if any(v is None for v in values):
             cells.append(Cell(note="no chance level (run `darkside chance`)"))
         else:
-            draws = files[0]["draws"]  # type: ignore[index]
+            draws = files[0].get("draws")  # type: ignore[union-attr]
+            if draws is None:
+                raise MetricsError(f"{metrics.root / 'chance' / parts[0][0]}.json: no 'draws' (not a chance file)")
             cells.append(Cell(ours=float(np.mean(values)), note=f"random unit descriptors, mean of {draws} draws"))
     return Row("chance", None, cells, extra=True)
 
