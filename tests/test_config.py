@@ -67,7 +67,7 @@ def test_the_committed_schema_is_what_the_registries_give(repo_root):
     (lambda m: m["backbones"]["vgg16"].update(arch="vgg61"), "presets.mini.backbones.vgg16.arch: 'vgg61'"),
     (lambda m: m["gan"]["families"]["hedngan"].update(student_lrr=1e-5),
      "presets.mini.gan.families.hedngan.student_lrr: unknown key"),
-    (lambda m: m["gan"]["families"].update(cut={}), "presets.mini.gan.families.cut: unknown key"),
+    (lambda m: m["gan"]["families"].update(unet={}), "presets.mini.gan.families.unet: unknown key"),
     (lambda m: m["gan"]["families"]["cyclegan"].update(variant="fast"), "presets.mini.gan.families.cyclegan.variant"),
     (lambda m: m["finetune"]["margins"].update(vgg61=0.7),
      "presets.mini.finetune.margins.vgg61: 'vgg61' is not one of presets.mini.backbones (resnet101, vgg16)"),

@@ -8,10 +8,10 @@ import torch
 
 from darkside.errors import ConfigError
 from darkside.gan.crops import crop_window, epoch_pairs, paired_crop, to_tensor_batch
-from darkside.gan.losses import discriminator_loss, generator_adv_loss, l1, lsgan
-from darkside.gan.networks import PatchGAN, ResnetGenerator, count_params, init_weights
+from darkside.gan.losses import discriminator_loss, edge_l1, generator_adv_loss, l1, lsgan, patch_nce, sobel_magnitude
+from darkside.gan.networks import BlurDown, BlurUp, PatchGAN, ResnetGenerator, count_params, init_weights
 from darkside.gan.pool import ImagePool
-from darkside.gan.schedule import lr_factor, set_epoch_lr
+from darkside.gan.schedule import late_decay_factor, lr_factor, set_epoch_lr
 
 torch.set_num_threads(1)
 
@@ -133,3 +133,87 @@ def test_inits():
     w = k.model[4].weight  # 3x3 conv 16 -> 32: Kaiming fan-in std = sqrt(2 / (16 * 9))
     assert w.std().item() == pytest.approx(math.sqrt(2 / 144), rel=0.05)
     assert torch.all(k.model[-2].bias == 0)
+
+
+def test_xavier_init_uses_the_gain():
+    torch.manual_seed(0)
+    g = init_weights(ResnetGenerator(16, 2, "instance"), "xavier", 0.02)
+    w = g.model[4].weight  # 3x3 conv 16 -> 32: Xavier-normal std = gain * sqrt(2 / (fan_in + fan_out))
+    assert w.std().item() == pytest.approx(0.02 * math.sqrt(2 / (16 * 9 + 32 * 9)), rel=0.05)
+
+
+def test_patch_nce_by_hand():
+    # two orthogonal patches matched to themselves: row i's logits are [<q_i,k_i>, masked -10, <q_i,k_j>] / tau
+    q = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    tau = 0.5
+    expected = -math.log(math.exp(1 / tau) / (math.exp(1 / tau) + math.exp(-10 / tau) + math.exp(0.0)))
+    assert patch_nce(q, q.clone(), tau).item() == pytest.approx(expected, rel=1e-6)
+    # a query that points at the other patch's key: positive 0, one negative 1
+    swapped = torch.tensor([[[0.0, 1.0], [1.0, 0.0]]])
+    wrong = -math.log(1.0 / (1.0 + math.exp(-10 / tau) + math.exp(1 / tau)))
+    assert patch_nce(swapped, q, tau).item() == pytest.approx(wrong, rel=1e-6)
+    # keys are constants: no gradient reaches them
+    k = q.clone().requires_grad_(True)
+    qq = q.clone().requires_grad_(True)
+    patch_nce(qq, k, tau).backward()
+    assert k.grad is None and qq.grad is not None
+
+
+def test_blur_resampling_keeps_constants_and_sizes():
+    x = torch.full((1, 4, 8, 10), 0.3)
+    assert torch.allclose(BlurDown(4)(x), torch.full((1, 4, 4, 5), 0.3))
+    assert torch.allclose(BlurUp(4)(x), torch.full((1, 4, 16, 20), 0.3))
+    assert count_params(BlurDown(4)) == count_params(BlurUp(4)) == 0
+    g = ResnetGenerator(8, 2, "instance", antialias=True)
+    assert g(torch.randn(1, 3, 32, 32)).shape == (1, 3, 32, 32)
+    assert g.encoder_layers == 4 + 2 * 4 + 2
+    assert [f.shape[1:] for f in g.encode(torch.randn(1, 3, 32, 32), (0, 4, 8))] == [
+        (3, 38, 38), (16, 32, 32), (32, 16, 16)]  # padded RGB, first down conv, second down conv
+    with torch.device("meta"):
+        assert count_params(ResnetGenerator(64, 9, "instance", antialias=True)) == 11_378_179
+
+
+def test_cyeda_schedule_decays_one_epoch_later():
+    # CyEDA 20 + 20: epochs 1-21 at the base rate, then 0.95 .. 0.05
+    assert [late_decay_factor(e, 20, 20) for e in (0, 19, 20, 21, 39)] == pytest.approx([1, 1, 1, 0.95, 0.05])
+    assert lr_factor(20, 20, 20) == pytest.approx(1 - 1 / 21)  # CycleGAN's rule already decays there
+
+
+def test_sobel_magnitude_by_hand():
+    # a vertical step from 0 to 1 between columns 1 and 2, the same in every channel: the half-Sobel x response
+    # next to the step is (1/2 + 1 + 1/2) * 1 = 2 in the interior rows, y is 0
+    img = torch.zeros(1, 3, 5, 4)
+    img[..., 2:] = 1.0
+    m = sobel_magnitude(img)
+    assert m.shape == (1, 1, 5, 4)
+    assert m[0, 0, 2, 1].item() == pytest.approx(2.0, abs=1e-4) and m[0, 0, 2, 2].item() == pytest.approx(2.0, abs=1e-4)
+    assert m[0, 0, 2, 0].item() == pytest.approx(math.sqrt(1e-8), rel=1e-3)  # flat: only the epsilon
+    # channels are averaged: the step in one channel of three gives a third of the response
+    one = torch.zeros(1, 3, 5, 4)
+    one[:, 0, :, 2:] = 1.0
+    assert sobel_magnitude(one)[0, 0, 2, 1].item() == pytest.approx(2.0 / 3, abs=1e-4)
+    assert edge_l1(img, img).item() == 0.0 and edge_l1(img, one).item() > 0
+
+
+def test_cyeda_generator_blends_masks_and_loads_the_authors_names():
+    from darkside.gan.families.cyeda import NoNormPatchGAN, UnetMaskGenerator
+
+    with torch.device("meta"):
+        assert count_params(UnetMaskGenerator(32, 3)) == 8_636_684
+        assert count_params(NoNormPatchGAN(64, 5)) == 11_154_369
+    g = UnetMaskGenerator(4, 3).eval()
+    keys = set(g.state_dict())
+    assert {"conv1_1.weight", "bn1_1.running_mean", "deconv5.weight", "conv9_2.bias", "conv10.weight",
+            "conv11.bias"} <= keys and not any(k.startswith("bn9_2") for k in keys)
+    x = torch.rand(1, 3, 20, 27) * 2 - 1  # not a multiple of 16: padded and cropped back
+    with torch.no_grad():
+        torch.nn.init.zeros_(g.conv11.weight)
+        g.conv11.bias.fill_(-1e4)           # every mask 0: the input passes untouched
+        assert torch.allclose(g(x), x, atol=1e-6)
+        g.conv11.bias.fill_(1e4)            # every mask 1: the mean of the three latent images
+        torch.nn.init.zeros_(g.conv10.weight)
+        g.conv10.bias.copy_(torch.tensor([0.3, 0.3, 0.3, 0.0, 0.0, 0.0, -0.3, 0.6, 0.0]))
+        y = g(x)
+    t = math.tanh  # the latent images pass through tanh
+    mean = torch.tensor([0.0, (t(0.3) + t(0.6)) / 3, t(0.3) / 3])
+    assert torch.allclose(y, mean.view(1, 3, 1, 1).expand_as(y), atol=1e-6)

@@ -39,7 +39,8 @@ def test_common_paper_numbers(paper):
         assert (c.crop, c.scale_min, c.lr, c.beta1, c.beta2) == (256, 0.8, 2e-4, 0.5, 0.999)
         f = s.settings
         assert f.pairs_per_epoch == 10000
-        assert (f.ngf, f.n_blocks, f.ndf, f.n_layers_d) == (64, 9, 64, 3)
+        if s.family != "cyeda":  # the ResNet-generator families
+            assert (f.ngf, f.n_blocks, f.ndf, f.n_layers_d) == (64, 9, 64, 3)
 
 
 def test_cyclegan_paper_numbers(paper):
@@ -80,11 +81,63 @@ def test_edge_family_paper_numbers(paper):
 
 def test_table8_parameter_counts(paper):
     expected = {"cyclegan": (51_042_190, 51.0), "hedgan": (25_532_487, 25.5),
-                "hedngan": (40_248_658, 40.2), "rcfngan": (40_336_268, 40.3)}
+                "hedngan": (40_248_658, 40.2), "rcfngan": (40_336_268, 40.3), "cut": (26_014_663, 26.0),
+                "cyeda": (39_582_106, 39.6)}
     for f, (total, millions) in expected.items():
         res = count_parameters(paper[f])
         assert (res["paper_total"], res["paper_millions"]) == (total, millions)
     assert count_parameters(paper["hedgan"])["plain_total"] == 11_383_427 + 2_765_633 + 14_716_171
+    cut = count_parameters(paper["cut"])["blocks"]
+    assert {k: (b["role"], b["params"]) for k, b in cut.items()} == {
+        "generator_X": ("generator", 11_378_179), "discriminator_X": ("discriminator", 2_764_737),
+        "heads": ("head", 493_568)}
+
+
+def test_cut_paper_numbers_and_variants(paper):
+    import dataclasses
+
+    s = paper["cut"].settings
+    assert (s.variant, s.norm, s.batch_size, s.epochs_constant, s.epochs_decay) == ("gandtr", "instance", 1, 25, 25)
+    assert (s.antialias, s.nce_layers, s.num_patches, s.nce_temperature, s.head_dim) == (
+        False, (4, 8, 12, 16), 256, 0.07, 256)
+    assert (s.gan_weight, s.nce_weight, s.nce_identity_weight, s.flip_equivariance) == (1.0, 1.0, 10.0, False)
+    assert (s.init, s.pairs_per_epoch) == ("kaiming", 10000)
+    cls = family_class("cut")
+    official = cls.effective(dataclasses.replace(s, variant="official"))
+    assert (official.antialias, official.nce_layers, official.init, official.init_gain) == (
+        True, (0, 4, 8, 12, 16), "xavier", 0.02)
+    assert (official.nce_weight, official.nce_identity_weight) == (1.0, 1.0)
+    fast = cls.effective(dataclasses.replace(s, variant="fastcut"))
+    assert (fast.nce_weight, fast.nce_identity_weight, fast.flip_equivariance) == (10.0, 0.0, True)
+    # antialiasing adds buffers, not parameters; official CUT's heads also embed the RGB layer
+    res = count_parameters(dataclasses.replace(paper["cut"], settings=official))["blocks"]
+    assert (res["generator_X"]["params"], res["heads"]["params"]) == (11_378_179, 560_384)
+    literal = typing.get_type_hints(cls.Settings)["variant"]
+    assert set(cls.variants) | {"gandtr"} == set(typing.get_args(literal))
+
+
+def test_cyeda_paper_numbers(paper):
+    s = paper["cyeda"].settings
+    assert (s.batch_size, s.epochs_constant, s.epochs_decay, s.lr, s.pool_size) == (2, 20, 20, 1e-4, 50)
+    assert (s.base_width, s.n_masks, s.ndf, s.n_layers_d, s.edge_weight) == (32, 3, 64, 5, 3.0)
+    assert (s.init, s.init_gain, s.reconstructions) == ("normal", 0.02, True)
+    res = count_parameters(paper["cyeda"])
+    assert res["plain_total"] == res["paper_total"] == 2 * 8_636_684 + 2 * 11_154_369  # Table 8 counts it plainly
+    assert res["rule"].startswith("paper: every network once")
+
+
+def test_cut_nce_layers_must_lie_in_the_encoder(paper):
+    import dataclasses
+
+    entry = load_params(ROOT / "params.yaml")["presets"]["paper"]["gan"]["families"]["cut"]
+    cls = family_class("cut").Settings
+    with pytest.raises(ConfigError, match=r"^gan\.families\.cut\.nce_layers: layer 19 is not in the encoder "
+                                          r"\(modules 0\.\.18 with n_blocks 9, antialias False\)$"):
+        parse(cls, {**entry, "nce_layers": [4, 19]}, "gan.families.cut")
+    # the official layers on a three-block generator reach into the decoder
+    mini = parse(cls, {**entry, "n_blocks": 3, "nce_layers": [4, 8, 10, 12]}, "gan.families.cut")
+    with pytest.raises(ConfigError, match="layer 16 is not in the encoder"):
+        family_class("cut").effective(dataclasses.replace(mini, variant="official"))
 
 
 def test_a_family_reads_only_its_own_keys():

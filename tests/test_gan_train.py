@@ -19,6 +19,10 @@ from darkside.settings import parse
 torch.set_num_threads(1)
 
 OWN = {"cyclegan": dict(variant="gandtr", cycle_weight=10.0, identity_weight=0.5, pool_size=3),
+       "cut": dict(variant="gandtr", antialias=False, nce_layers=(4, 8, 10), num_patches=8, nce_temperature=0.07,
+                   head_dim=8, gan_weight=1.0, nce_weight=1.0, nce_identity_weight=10.0, flip_equivariance=False),
+       "cyeda": dict(base_width=2, n_masks=3, ndf=4, n_layers_d=3, init="normal", init_gain=0.02, lr=1e-4,
+                     edge_weight=3.0, pool_size=3, reconstructions=True),
        "hedgan": dict(detector="hed", edge_weight=5.0),
        "hedngan": dict(detector="hed", edge_weight=5.0, student_lr=1e-6, student_beta1=0.9, student_beta2=0.999,
                        student_weight_decay=2e-4, student_lr_multipliers=True),
@@ -28,9 +32,10 @@ OWN = {"cyclegan": dict(variant="gandtr", cycle_weight=10.0, identity_weight=0.5
 
 def tiny(family: str, **kw) -> GanSetup:
     common = GanTraining(crop=32, scale_min=0.8, lr=2e-4, beta1=0.5, beta2=0.999, sample_images=2, cache_images=True)
-    entry = dict(batch_size=2, pairs_per_epoch=4, epochs_constant=1, epochs_decay=2, ngf=4, n_blocks=1, ndf=4,
-                 n_layers_d=2, norm="instance" if family == "cyclegan" else "batch",
-                 init="normal" if family == "cyclegan" else "kaiming", init_gain=0.2, **OWN[family])
+    entry = dict(batch_size=2, pairs_per_epoch=4, epochs_constant=1, epochs_decay=2, **OWN[family])
+    if family != "cyeda":  # the ResNet-generator families
+        entry.update(ngf=4, n_blocks=1, ndf=4, n_layers_d=2, norm="instance" if family == "cyclegan" else "batch",
+                     init="normal" if family == "cyclegan" else "kaiming", init_gain=0.2)
     settings = parse(family_class(family).Settings, {**entry, **kw}, f"gan.families.{family}")
     detectors = {k: DetectorSettings(0.0625, "caffe255", None) for k in ("hed", "rcf")}
     return setup_for(family, common, settings, detectors)
@@ -72,7 +77,7 @@ def images(tmp_path):
     return paths
 
 
-@pytest.mark.parametrize("family", ["cyclegan", "hedngan"])
+@pytest.mark.parametrize("family", ["cyclegan", "hedngan", "cut", "cyeda"])
 def test_resume_after_sigterm_matches_uninterrupted(tmp_path, images, family):
     s = tiny(family)
     ref = train_gan(s, images["day"], images["night"], tmp_path / "ref", "cpu", seed=3)
@@ -94,7 +99,9 @@ def test_resume_after_sigterm_matches_uninterrupted(tmp_path, images, family):
         assert torch.equal(v, b["state_dict"][k]), k
     log = json.loads((out / "log.json").read_text())
     assert [e["epoch"] for e in log["epochs"]] == [1, 2, 3]
-    assert [e["lr_factor"] for e in log["epochs"]] == pytest.approx([1.0, 2 / 3, 1 / 3])
+    # CycleGAN's rule (1 + 2 epochs); CyEDA's keeps the base rate one epoch longer
+    expected = [1.0, 1.0, 0.5] if family == "cyeda" else [1.0, 2 / 3, 1 / 3]
+    assert [e["lr_factor"] for e in log["epochs"]] == pytest.approx(expected)
     assert all(e["images_per_s"] > 0 for e in log["epochs"])
     assert sorted(p.name for p in (out / "samples").iterdir()) == [f"epoch_00{i}.png" for i in (1, 2, 3)]
     assert Image.open(out / "samples" / "epoch_001.png").size == (2 * 32, 2 * 32)
@@ -136,3 +143,19 @@ def test_checkpoint_needing_arbitrary_unpickling_is_refused(tmp_path, images):
     with pytest.raises(DarksideError, match=r"checkpoint\.pt: unreadable checkpoint"):
         train_gan(s, images["day"], images["night"], run, "cpu", seed=0)
     assert (run / "checkpoint.pt").read_bytes() == before and not (run / "generator.pt").exists()
+
+
+def test_fastcut_variant_trains_and_repeats_its_draws():
+    """FastCUT (antialiased generator, flip-equivariance, no identity NCE): the same seed gives the same losses,
+    since the patch locations and flips come from the bundle's own seeded generator."""
+    setup = tiny("cut", variant="fastcut", n_blocks=5)
+    assert (setup.settings.antialias, setup.settings.nce_identity_weight) == (True, 0.0)
+    g = torch.Generator().manual_seed(2)
+    batch = (torch.rand(2, 3, 32, 32, generator=g) * 2 - 1, torch.rand(2, 3, 32, 32, generator=g) * 2 - 1)
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(len(runs))  # the global RNG must not matter
+        b = build(setup, "cpu", seed=0)
+        runs.append([b.train_step(batch) for _ in range(3)])
+    assert runs[0] == runs[1]
+    assert all(step["NCE_Y"] == 0.0 for step in runs[0])

@@ -8,7 +8,7 @@ import yaml
 
 from darkside.errors import DarksideError
 from darkside.tables.build import TableInputs, build_table, build_tables, builders
-from darkside.tables.generators import params_note
+from darkside.tables.generators import params_cell_note, params_note
 from darkside.tables.paper import paper_tables, paper_value
 
 
@@ -200,7 +200,7 @@ def test_a_new_family_gets_rows_in_tables_7_and_8(tmp_path, mini):
     (tmp_path / "gans").mkdir()
     (tmp_path / "gans" / "toygan.json").write_text(json.dumps(
         {"title": "ToyGAN", "device": "cpu", "images_per_s": 3.0, "train_s": 3725.0, "epoch_s": 931.0,
-         "epochs": 4, "params_paper_millions": 0.5}))
+         "epochs": 4, "params_paper_millions": 0.5, "params_plain": 300_000}))
     _retrieval_metrics(tmp_path, "vgg16-clahe-cd")
     _retrieval_metrics(tmp_path, "vgg16-toygan-cd", shift=5.0)
     t7 = build_table("table7", toy, tmp_path)
@@ -217,7 +217,8 @@ def test_a_new_family_gets_rows_in_tables_7_and_8(tmp_path, mini):
     t8 = build_table("table8", toy, tmp_path)
     (new,) = [r for r in t8.blocks[0].rows if r.extra]
     assert (new.method, new.recipe) == ("ToyGAN", "toygan")
-    assert new.cells[0].display == "1:02:05" and new.cells[3].ours == 0.5 and new.cells[3].note == ""
+    assert new.cells[0].display == "1:02:05" and new.cells[3].ours == 0.5
+    assert new.cells[3].note == params_cell_note(None, 0.5, 300_000)
     # no summary title: the family's name
     (tmp_path / "gans" / "toygan.json").write_text(json.dumps({"device": "cpu"}))
     t7 = build_table("table7", toy, tmp_path)
@@ -257,13 +258,19 @@ def test_table8_params_note_only_where_the_count_differs_from_the_paper(tmp_path
     assert params_note(51.0, 51.04) == "" and params_note(40, 40.0) == ""  # equal as printed
     assert params_note(51.0, 50.96) == ""
     assert params_note(None, 1.4) == ""  # the paper has no number
+    full = params_cell_note(26.0, 26.01, 14_636_484)
+    assert full.startswith("counted as the paper's numbers imply (an inferred rule")
+    assert "every network once: 14.6 M" in full
+    assert note not in full and note in params_cell_note(26.0, 1.2, 700_000)
     (tmp_path / "gans").mkdir()
     for fam, millions in (("cyclegan", 51.0), ("hedgan", 1.2)):
         (tmp_path / "gans" / f"{fam}.json").write_text(json.dumps(
             {"device": "cpu", "images_per_s": 3.0, "train_s": 60.0, "epoch_s": 15.0, "epochs": 4,
-             "params_paper_millions": millions}))
+             "params_paper_millions": millions, "params_plain": 1_000_000}))
     rows = {r.recipe: r for r in build_table("table8", mini, tmp_path).blocks[0].rows}
-    assert rows["cyclegan"].cells[3].note == "" and rows["hedgan"].cells[3].note == note
+    assert rows["cyclegan"].cells[3].note == params_cell_note(51.0, 51.0, 1_000_000)
+    assert rows["hedgan"].cells[3].note == params_cell_note(25.5, 1.2, 1_000_000)
+    assert note in rows["hedgan"].cells[3].note
     assert rows["drit"].cells[0].note == "DRIT++ is not implemented yet"
     assert rows["hedngan"].cells[0].note == "generator not trained by this preset's DAG (no gans/hedngan.json)"
 

@@ -63,7 +63,7 @@ def test_generators_edges_and_table8(suite):
         assert set(report["scores"]["night"]) == {kind.upper(), kind.upper() + "^N"}
     rows = list(csv.DictReader((work / "results" / "tables" / "table8.csv").open()))
     measured = {r["recipe"] for r in rows if r["ours"]}
-    assert measured == {"cyclegan", "hedgan", "hedngan", "rcfngan"}
+    assert measured == {"cyclegan", "cut", "cyeda", "hedgan", "hedngan", "rcfngan"}
 
 
 def _rows(work: Path, table: str) -> list[dict[str, str]]:

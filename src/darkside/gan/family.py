@@ -22,9 +22,11 @@ from torch import nn
 
 from darkside.errors import ConfigError, DarksideError
 from darkside.gan.edges import DetectorSettings, build_detector, load_detector_file
+from darkside.gan.losses import discriminator_loss
 from darkside.gan.networks import PatchGAN, ResnetGenerator, init_weights
 from darkside.gan.pool import ImagePool
-from darkside.gan.schedule import lr_factor, set_epoch_lr
+from darkside.gan.schedule import lr_factor as constant_then_linear
+from darkside.gan.schedule import set_epoch_lr
 from darkside.settings import parse, setting, to_plain
 from darkside.state import save_torch
 
@@ -70,7 +72,7 @@ class ResnetGanSettings(FamilySettings):
     ndf: int = setting("discriminator base filters (paper 64)", ge=1)
     n_layers_d: int = setting("PatchGAN layers (3 = 70x70)", ge=1)
     norm: Literal["instance", "batch"] = setting("norm of generator and discriminator")
-    init: Literal["normal", "kaiming"] = setting()
+    init: Literal["normal", "kaiming", "xavier"] = setting()
     init_gain: float = setting("std of the normal init, and of batch-norm gammas around 1", ge=0)
 
 
@@ -109,8 +111,12 @@ class BlockSpec:
     """One network of a family. ``role`` decides the paper's Table 8 convention (see params.py)."""
 
     name: str
-    role: str                     # generator | discriminator | student | frozen
+    role: str                     # generator | discriminator | head (CUT's MLPs) | student | frozen
     build: Callable[[], nn.Module]
+
+
+#: roles initialised by the family's ``init`` and trained by Adam at ``gan.common``'s lr and betas
+TRAINED_WITH_BASE_LR = ("generator", "discriminator", "head")
 
 
 # --- the registry -------------------------------------------------------------------------------------
@@ -190,6 +196,11 @@ class GanBundle(nn.Module):
     Settings: ClassVar[type]
     variants: ClassVar[Mapping[str, Mapping[str, Any]]] = {}   # named overlays of Settings (``variant``)
     generator_name: ClassVar[str] = "generator_X"   # the day->night generator used downstream
+    schedule: ClassVar[Callable[[int, int, int], float]] = staticmethod(constant_then_linear)  # lr factor rule
+    zero_bias_init: ClassVar[bool] = True           # False: conv biases keep PyTorch's default init (CyEDA)
+    # Table 8 counts the families the paper trained with its authors' own code (DRIT++, CyEDA) plainly,
+    # every network once; the gandtr-trained ones by the rule in darkside.gan.params
+    paper_counts_plain: ClassVar[bool] = False
 
     def __init__(self, setup: GanSetup, device: torch.device | str = "cpu", seed: int = 0) -> None:
         super().__init__()
@@ -203,8 +214,8 @@ class GanBundle(nn.Module):
             torch.manual_seed(seed)
             for spec in self.block_specs(setup):
                 net = spec.build()
-                if spec.role in ("generator", "discriminator"):
-                    init_weights(net, self.settings.init, self.settings.init_gain)
+                if spec.role in TRAINED_WITH_BASE_LR:
+                    init_weights(net, self.settings.init, self.settings.init_gain, zero_bias=self.zero_bias_init)
                 self.nets[spec.name] = net
                 self.roles[spec.name] = spec.role
         self._init_detectors()
@@ -215,6 +226,9 @@ class GanBundle(nn.Module):
                 set_requires_grad([self.nets[name]], False)
         self.optimizers: dict[str, torch.optim.Optimizer] = self.build_optimizers()
         self.pools: dict[str, ImagePool] = {}
+        # the family's own random draws inside a step (CUT's patch locations), seeded by the run and
+        # checkpointed, so that neither the process's global RNG nor a resume changes them
+        self.rng = torch.Generator().manual_seed(seed)
         self.epoch = 0
 
     # -- declared by each family -------------------------------------------------------------
@@ -231,7 +245,7 @@ class GanBundle(nn.Module):
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.setup.common
         return {name: adam(self.nets[name].parameters(), c.lr, (c.beta1, c.beta2))
-                for name, role in self.roles.items() if role in ("generator", "discriminator")}
+                for name, role in self.roles.items() if role in TRAINED_WITH_BASE_LR}
 
     def train_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
         """One optimisation step on (day, night) batches in [-1, 1]; returns the loss values."""
@@ -257,14 +271,31 @@ class GanBundle(nn.Module):
         for n in names:
             self.optimizers[n].step()
 
+    def pooled_discriminator_step(self, day: torch.Tensor, night: torch.Tensor, fake_day: torch.Tensor,
+                                  fake_night: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The D step of a two-way family (CycleGAN, CyEDA): discriminator_X (nights) and discriminator_Y
+        (days) against the fakes of the pools ``fake_night`` and ``fake_day``, one step of both; their losses."""
+        d_x, d_y = self.nets["discriminator_X"], self.nets["discriminator_Y"]
+        set_requires_grad([d_x, d_y], True)
+        pooled_night = self.pools["fake_night"].query(fake_night.detach())
+        pooled_day = self.pools["fake_day"].query(fake_day.detach())
+        loss_dx = discriminator_loss(d_x(night), d_x(pooled_night))
+        loss_dy = discriminator_loss(d_y(day), d_y(pooled_day))
+        self.optimise(loss_dx + loss_dy, "discriminator_X", "discriminator_Y")
+        return loss_dx, loss_dy
+
     def generator(self) -> nn.Module:
         """The day->night generator (for the translator and sample grids)."""
         return self.nets[self.generator_name]
 
+    def lr_factor(self, epoch: int) -> float:
+        """The base-lr multiplier of 0-based ``epoch`` under the family's ``schedule``."""
+        return self.schedule(epoch, self.settings.epochs_constant, self.settings.epochs_decay)
+
     def set_epoch(self, epoch: int) -> None:
         """Set every optimiser's lr for 0-based ``epoch`` (constant then linear decay)."""
         self.epoch = epoch
-        factor = lr_factor(epoch, self.settings.epochs_constant, self.settings.epochs_decay)
+        factor = self.lr_factor(epoch)
         for opt in self.optimizers.values():
             set_epoch_lr(opt, factor)
 
@@ -280,7 +311,7 @@ class GanBundle(nn.Module):
         return {"nets": self.nets.state_dict(),
                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
                 "pools": {k: p.state_dict() for k, p in self.pools.items()},
-                "epoch": self.epoch}
+                "rng": self.rng.get_state(), "epoch": self.epoch}
 
     def load_training_state(self, state: Mapping[str, Any]) -> None:
         self.nets.load_state_dict(state["nets"])
@@ -288,6 +319,7 @@ class GanBundle(nn.Module):
             o.load_state_dict(state["optimizers"][k])
         for k, p in self.pools.items():
             p.load_state_dict(state["pools"][k], self.device)
+        self.rng.set_state(state["rng"])
         self.epoch = int(state["epoch"])
 
 

@@ -16,6 +16,13 @@ def lr_factor(epoch: int, n_constant: int, n_decay: int) -> float:
     return 1.0 - max(0, epoch + 1 - n_constant) / float(n_decay + 1)
 
 
+def late_decay_factor(epoch: int, n_constant: int, n_decay: int) -> float:
+    """CyEDA's (EnlightenGAN's) rule: after each epoch past ``n_constant`` the rate drops by base / n_decay, so
+    0-based epoch e trains at 1 - max(0, e - n_constant) / n_decay (one epoch later than CycleGAN's rule; the
+    last of 20 + 20 epochs at 0.05 of the base rate)."""
+    return 1.0 - max(0, epoch - n_constant) / float(n_decay)
+
+
 def set_epoch_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
     """Set every param group's lr to its ``initial_lr`` (base rate x multiplier) times ``factor``."""
     for group in optimizer.param_groups:

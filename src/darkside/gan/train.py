@@ -26,7 +26,6 @@ from darkside.data.images import load_rgb
 from darkside.errors import DarksideError
 from darkside.gan.crops import epoch_pairs, paired_crop, to_tensor_batch
 from darkside.gan.family import GanBundle, GanSetup, build, save_generator
-from darkside.gan.schedule import lr_factor
 from darkside.training import load_checkpoint, preemptible, save_checkpoint
 
 CHECKPOINT = "checkpoint.pt"
@@ -140,8 +139,7 @@ def train_gan(setup: GanSetup, day_paths: Sequence[str | Path], night_paths: Seq
                 if on_step is not None:
                     on_step(epoch, step)
             wall = time.perf_counter() - t0
-            log.append({"epoch": epoch + 1, "steps": steps, "lr_factor": lr_factor(
-                epoch, s.epochs_constant, s.epochs_decay), "wall_s": wall,
+            log.append({"epoch": epoch + 1, "steps": steps, "lr_factor": bundle.lr_factor(epoch), "wall_s": wall,
                 "images_per_s": steps * s.batch_size / wall if wall > 0 else float("inf"),
                 "losses": {k: v / max(steps, 1) for k, v in sums.items()}})
             write_sample_grid(bundle, day, out / "samples" / f"epoch_{epoch + 1:03d}.png")

@@ -20,6 +20,17 @@ def params_note(paper: Any, millions: float) -> str:
     return "parameters of this preset's (scaled-down) networks" if differs else ""
 
 
+#: the rule behind the paper's parameter column, inferred from its numbers (darkside.gan.params)
+COUNTING_RULE = ("counted as the paper's numbers imply (an inferred rule, not stated in the paper): generators "
+                 "twice, discriminators, heads and student detectors once, frozen detectors not at all")
+
+
+def params_cell_note(paper: Any, millions: float, plain: float) -> str:
+    """The parameter cell's note: the counting rule, the plain count beside it, and the scale caveat."""
+    return "; ".join(filter(None, [COUNTING_RULE, f"every network once: {plain / 1e6:.1f} M",
+                                   params_note(paper, millions)]))
+
+
 @builder("generators")
 def build(name: str, spec: dict[str, Any], inputs: TableInputs, metrics: Metrics) -> Table:
     def cells(b: dict[str, Any], row: dict[str, Any]) -> list[Cell]:
@@ -35,6 +46,6 @@ def build(name: str, spec: dict[str, Any], inputs: TableInputs, metrics: Metrics
         return [Cell(paper=train_h, ours=g["train_s"] / 3600, display=_hms(g["train_s"]), note=where),
                 Cell(paper=epoch_h, ours=g["epoch_s"] / 3600, display=_hms(g["epoch_s"]), note=where),
                 Cell(paper=epochs, ours=float(g["epochs"]), display=str(g["epochs"])),
-                Cell(paper=params, ours=millions, note=params_note(params, millions))]
+                Cell(paper=params, ours=millions, note=params_cell_note(params, millions, float(g["params_plain"])))]
 
     return Table(name, spec["title"], list(spec["columns"]), blocks_of(spec, inputs, metrics, cells))

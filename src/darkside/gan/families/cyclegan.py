@@ -24,7 +24,7 @@ from darkside.gan.family import (
     register_family,
     set_requires_grad,
 )
-from darkside.gan.losses import discriminator_loss, generator_adv_loss, l1
+from darkside.gan.losses import generator_adv_loss, l1
 from darkside.gan.pool import ImagePool
 from darkside.settings import setting
 
@@ -73,12 +73,6 @@ class CycleGan(GanBundle):
         loss_g = adv + cycle + idt
         self.optimise(loss_g, "generator_X", "generator_Y")
 
-        # D step on pooled fakes
-        set_requires_grad([d_x, d_y], True)
-        pooled_night = self.pools["fake_night"].query(fake_night.detach())
-        pooled_day = self.pools["fake_day"].query(fake_day.detach())
-        loss_dx = discriminator_loss(d_x(night), d_x(pooled_night))
-        loss_dy = discriminator_loss(d_y(day), d_y(pooled_day))
-        self.optimise(loss_dx + loss_dy, "discriminator_X", "discriminator_Y")
+        loss_dx, loss_dy = self.pooled_discriminator_step(day, night, fake_day, fake_night)
         return {"G": float(loss_g.detach()), "G_adv": float(adv.detach()), "cycle": float(cycle.detach()),
                 "identity": float(idt.detach()), "D_X": float(loss_dx.detach()), "D_Y": float(loss_dy.detach())}
