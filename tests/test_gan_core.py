@@ -9,7 +9,15 @@ import torch
 from darkside.errors import ConfigError
 from darkside.gan.crops import crop_window, epoch_pairs, paired_crop, to_tensor_batch
 from darkside.gan.losses import discriminator_loss, edge_l1, generator_adv_loss, l1, lsgan, patch_nce, sobel_magnitude
-from darkside.gan.networks import BlurDown, BlurUp, PatchGAN, ResnetGenerator, count_params, init_weights
+from darkside.gan.networks import (
+    BlurDown,
+    BlurUp,
+    PatchGAN,
+    ResnetGenerator,
+    count_params,
+    encoder_channels,
+    init_weights,
+)
 from darkside.gan.pool import ImagePool
 from darkside.gan.schedule import late_decay_factor, lr_factor, set_epoch_lr
 
@@ -167,6 +175,7 @@ def test_blur_resampling_keeps_constants_and_sizes():
     g = ResnetGenerator(8, 2, "instance", antialias=True)
     assert g(torch.randn(1, 3, 32, 32)).shape == (1, 3, 32, 32)
     assert g.encoder_layers == 4 + 2 * 4 + 2
+    assert len(encoder_channels(8, 2, True)) == g.encoder_layers  # the heads' widths follow the same layout
     assert [f.shape[1:] for f in g.encode(torch.randn(1, 3, 32, 32), (0, 4, 8))] == [
         (3, 38, 38), (16, 32, 32), (32, 16, 16)]  # padded RGB, first down conv, second down conv
     with torch.device("meta"):

@@ -319,7 +319,8 @@ class GanBundle(nn.Module):
             o.load_state_dict(state["optimizers"][k])
         for k, p in self.pools.items():
             p.load_state_dict(state["pools"][k], self.device)
-        self.rng.set_state(state["rng"])
+        if "rng" in state:  # checkpoints written before families drew from it: nothing was drawn yet
+            self.rng.set_state(state["rng"])
         self.epoch = int(state["epoch"])
 
 

@@ -120,26 +120,21 @@ class ResnetGenerator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
-    def layer_channels(self) -> list[int]:
-        """Channels of the output of each module of ``model`` (CUT builds one MLP head per NCE layer)."""
-        out, ch = [], self.model[1].in_channels
-        for m in self.model:
-            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-                ch = m.out_channels
-            out.append(ch)
-        return out
-
     def encode(self, x: torch.Tensor, layers: tuple[int, ...]) -> list[torch.Tensor]:
         """The outputs of the modules ``layers`` (indices into ``model``, all in the encoder), in that order."""
-        feats, wanted, last = [], set(layers), max(layers)
-        for i, m in enumerate(self.model):
+        feats: dict[int, torch.Tensor] = {}
+        for i, m in enumerate(self.model[:max(layers) + 1]):
             x = m(x)
-            if i in wanted:
-                feats.append(x)
-            if i == last:
-                break
-        order = sorted(wanted)
-        return [feats[order.index(i)] for i in layers]
+            feats[i] = x
+        return [feats[i] for i in layers]
+
+
+def encoder_channels(ngf: int, n_blocks: int, antialias: bool, in_channels: int = 3) -> list[int]:
+    """Output channels of each encoder module of :class:`ResnetGenerator` (its ``encoder_layers`` modules):
+    c7s1 (pad, conv, norm, ReLU), two downs (conv, norm, ReLU and, antialiased, a blur-pool), the blocks."""
+    per_down = 4 if antialias else 3
+    downs = [c for k in (2, 4) for c in [ngf * k] * per_down]
+    return [in_channels, ngf, ngf, ngf, *downs, *[ngf * 4] * n_blocks]
 
 
 class PatchGAN(nn.Module):

@@ -41,13 +41,8 @@ from darkside.gan.family import (
     set_requires_grad,
 )
 from darkside.gan.losses import discriminator_loss, generator_adv_loss, patch_nce
-from darkside.gan.networks import ResnetGenerator
+from darkside.gan.networks import ResnetGenerator, encoder_channels
 from darkside.settings import setting
-
-
-def encoder_length(n_blocks: int, antialias: bool) -> int:
-    """Modules of the ResNet generator's encoder: c7s1 (pad, conv, norm, ReLU), two downs, the blocks."""
-    return 4 + 2 * (4 if antialias else 3) + n_blocks
 
 
 @dataclass(frozen=True)
@@ -67,7 +62,7 @@ class CutSettings(ResnetGanSettings):
                                       "the translation's features back")
 
     def __post_init__(self) -> None:
-        n = encoder_length(self.n_blocks, self.antialias)
+        n = len(encoder_channels(self.ngf, self.n_blocks, self.antialias))
         if not self.nce_layers:
             raise ConfigError("gan.families.cut.nce_layers: at least one layer is needed")
         if bad := [i for i in self.nce_layers if i >= n]:
@@ -115,7 +110,7 @@ class Cut(GanBundle):
     def block_specs(cls, setup: GanSetup) -> list[BlockSpec]:
         s = setup.settings
         def heads() -> PatchHeads:
-            widths = _generator(s).layer_channels()
+            widths = encoder_channels(s.ngf, s.n_blocks, s.antialias)
             return PatchHeads([widths[i] for i in s.nce_layers], s.head_dim)
 
         return [BlockSpec("generator_X", "generator", lambda: _generator(s)),
