@@ -128,7 +128,7 @@ def test_presets_share_one_structure(params):
         out = set()
         for k, v in d.items():
             out.add(prefix + k)
-            if isinstance(v, dict) and k not in ("backbones", "steps"):
+            if isinstance(v, dict) and k not in ("backbones", "steps", "published"):  # maps of named entries
                 out |= keys(v, prefix + k + ".")
         return out
 
@@ -161,9 +161,14 @@ def test_every_verb_reads_settings_that_parse(params):
     """Each verb's declared reads exist in both presets, and the CLI's job view parses into its settings."""
     from darkside.cli import VERBS, job_settings
 
-    options = {"backbone": "vgg16", "family": "hedngan", "kind": "hed", "teacher": ["hed=x"], "item": []}
+    options = {"backbone": "vgg16", "family": "hedngan", "kind": "hed", "teacher": ["hed=x"], "item": [],
+               "name": "cyeda-bdd"}
     for name, preset in (("mini", "mini"), ("paper", "paper")):
         for verb in VERBS:
+            if verb == "import-generator" and not params["presets"][preset]["gan"]["published"]:
+                with pytest.raises(ConfigError, match=r"gan\.published\.cyeda-bdd: no such published generator"):
+                    job_settings(verb, params, preset, options)
+                continue
             job = job_settings(verb, params, preset, options)
             assert job.preset == name
     job = job_settings("score", params, "paper", options)

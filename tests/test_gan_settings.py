@@ -12,7 +12,7 @@ from darkside.cli import main
 from darkside.config import JobSettings, load_params
 from darkside.errors import ConfigError
 from darkside.gan.edges import DetectorSettings
-from darkside.gan.family import FAMILIES, GanTraining, family_class, setup_for
+from darkside.gan.family import FAMILIES, GanTraining, ResnetGanSettings, family_class, setup_for
 from darkside.gan.params import count_parameters
 from darkside.settings import parse
 
@@ -39,7 +39,7 @@ def test_common_paper_numbers(paper):
         assert (c.crop, c.scale_min, c.lr, c.beta1, c.beta2) == (256, 0.8, 2e-4, 0.5, 0.999)
         f = s.settings
         assert f.pairs_per_epoch == 10000
-        if s.family != "cyeda":  # the ResNet-generator families
+        if isinstance(f, ResnetGanSettings):  # the ResNet-generator families
             assert (f.ngf, f.n_blocks, f.ndf, f.n_layers_d) == (64, 9, 64, 3)
 
 
@@ -82,7 +82,9 @@ def test_edge_family_paper_numbers(paper):
 def test_table8_parameter_counts(paper):
     expected = {"cyclegan": (51_042_190, 51.0), "hedgan": (25_532_487, 25.5),
                 "hedngan": (40_248_658, 40.2), "rcfngan": (40_336_268, 40.3), "cut": (26_014_663, 26.0),
-                "cyeda": (39_582_106, 39.6)}
+                "cyeda": (39_582_106, 39.6), "drit": (75_462_691, 75.5),
+                # not in Table 8 (marked extra rows): plain counts
+                "forkgan": (67_089_024, 67.1), "mduit": (19_411_398, 19.4)}
     for f, (total, millions) in expected.items():
         res = count_parameters(paper[f])
         assert (res["paper_total"], res["paper_millions"]) == (total, millions)

@@ -147,12 +147,40 @@ def test_further_seeds_are_further_fine_tuned_models(repo_root, tmp_path):
     cfg = tmp_path / "params.yaml"
     cfg.write_text(yaml.safe_dump(params))
     out = _snakemake(repo_root, "-n", "--forceall", "--cores", "2", "-p", "--configfile", str(cfg))
-    n_recipes = sum(len(r) for r in params["presets"]["mini"]["recipes"].values())
-    n_tuned = sum(r != "offtheshelf" for rs in params["presets"]["mini"]["recipes"].values() for r in rs)
+    from darkside.recipes import recipe_by_name
+
+    recipes = [recipe_by_name(r, params["presets"]["mini"]["gan"]["families"])
+               for rs in params["presets"]["mini"]["recipes"].values() for r in rs]
+    n_seeded = sum(r.name != "offtheshelf" for r in recipes)
+    n_tuned = sum(r.name != "offtheshelf" and r.weights_of is None for r in recipes)  # test-time ones reuse a model
     jobs = [r for r, _ in _jobs(out)]
-    assert jobs.count("finetune") == 2 * n_tuned and jobs.count("score") == n_recipes + n_tuned
+    assert jobs.count("finetune") == 2 * n_tuned and jobs.count("score") == len(recipes) + n_seeded
     assert "--recipe clahe-cd --seed 1 --init results/models/vgg16-offtheshelf/model.pt" in out
     assert "--out-dir results/models/vgg16-clahe-cd.seed1 " in out
     assert "--recipe clahe-cd --seed 0 " in out and "--out-dir results/models/vgg16-clahe-cd " in out
     assert "offtheshelf.seed1" not in out
     assert "results/metrics/vgg16-hedngan-cd.seed1/synth-tokyo.json" in out
+    # the test-time translation model of seed 1 extracts with GeM's seed-1 weights and CycleGAN's night->day
+    assert ("extract --model results/models/vgg16-gem.seed1/model.pt --whitening results/models/vgg16-gem.seed1/"
+            "whitening.npz --night-to-day results/gans/cyclegan/generator.pt --dataset data/prepared/synth-tokyo "
+            "--out results/descriptors/vgg16-gem-n2d-cyclegan.seed1/synth-tokyo.h5") in out
+
+
+def test_a_published_generator_is_imported_only_where_its_file_is_placed(repo_root, tmp_path):
+    """A `gan.published` entry's recipes join the DAG (import, fine-tune with the imported file) only once the
+    authors' file exists; without it they are left out and nothing fails."""
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    authors = tmp_path / "authors" / "bdd100k_net_G_A.pth"
+    mini = params["presets"]["mini"]
+    mini["gan"]["published"] = {"cyeda-bdd": {"family": "cyeda", "file": str(authors), "source": "the authors"}}
+    mini["recipes"]["vgg16"] = [*mini["recipes"]["vgg16"], "cyeda-bdd-cd"]
+    cfg = tmp_path / "params.yaml"
+    cfg.write_text(yaml.safe_dump(params))
+    out = _snakemake(repo_root, "-n", "--forceall", "--cores", "2", "-p", "--configfile", str(cfg))
+    assert "import_generator" not in {r for r, _ in _jobs(out)} and "cyeda-bdd-cd" not in out
+    authors.parent.mkdir()
+    authors.write_bytes(b"placed")
+    out = _snakemake(repo_root, "-n", "--forceall", "--cores", "2", "-p", "--configfile", str(cfg))
+    assert [r for r, _ in _jobs(out)].count("import_generator") == 1
+    assert f"import-generator --name cyeda-bdd --file {authors} --out results/gans/cyeda-bdd/generator.pt" in out
+    assert "--recipe cyeda-bdd-cd" in out and "--generator results/gans/cyeda-bdd/generator.pt" in out

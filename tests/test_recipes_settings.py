@@ -84,6 +84,15 @@ def test_named_table_rows():
     assert rows["lab-inversion-cd"].generator == "lab-inversion" and rows["lab-inversion-cd"].clahe
     assert not rows["cyclegan-c"].diverse_anchors and rows["cyclegan-c"].clahe
     assert not rows["offtheshelf"].finetune
+    # LAB inversion as the text has it (section 4.4): neither CLAHE nor diverse anchors
+    lab = rows["lab-inversion"]
+    assert (lab.generator, lab.clahe, lab.diverse_anchors) == ("lab-inversion", False, False)
+    # translation at test time (section 4.2): GeM's model, night test images through a family's night->day
+    n2d = rows["gem-n2d-cyclegan"]
+    assert (n2d.weights_of, n2d.night_to_day, n2d.generator, n2d.clahe) == ("gem", "cyclegan", None, False)
+    assert "gem-n2d-lab-inversion" not in rows and "gem-n2d-oracle" not in rows  # no night->day generator
+    with pytest.raises(ConfigError, match=r"recipes\.x: night_to_day and weights_of go together"):
+        Recipe("x", False, False, None, night_to_day="cyclegan")
     with pytest.raises(ConfigError, match="unknown recipe 'cut-cd'"):
         recipe_by_name("cut-cd", ["cyclegan"])
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from darkside.errors import PREEMPTED_STATUS, DarksideError, Preempted
+from darkside.errors import PREEMPTED_STATUS, ConfigError, DarksideError, Preempted
 
 log = logging.getLogger("darkside")
 
@@ -220,12 +220,17 @@ def run_whiten(args: argparse.Namespace, job: Any) -> Path:
             arg("--out", required=True, action="append", help="HDF5 file, one per --dataset, same order"),
             arg("--whitening", default=None),
             arg("--on-corrupt", choices=["error", "skip"], default=None,
-                help="override the preset: stop on a corrupt image, or skip it and count it")])
+                help="override the preset: stop on a corrupt image, or skip it and count it"),
+            arg("--night-to-day", default=None,
+                help="generator.pt of a two-way family: translate night images to day first (test time)")])
 def run_extract(args: argparse.Namespace, job: Any) -> list[Path]:
     import dataclasses
 
     from darkside.config import ExtractSettings
     from darkside.extract.global_descriptors import extract_dataset
+    from darkside.gan.translator import load_night_to_day
+    device = _device(job.get("device"))
+    night_to_day = load_night_to_day(Path(args.night_to_day), device) if args.night_to_day else None
     settings = job.section("extract", ExtractSettings)
     if args.on_corrupt:
         settings = dataclasses.replace(settings, on_corrupt=args.on_corrupt)
@@ -234,8 +239,8 @@ def run_extract(args: argparse.Namespace, job: Any) -> list[Path]:
     # one process for all datasets of a model: the model and torch are loaded once
     return [extract_dataset(Path(args.model), Path(d), Path(o), settings,
                             whitening_path=Path(args.whitening) if args.whitening else None,
-                            device=_device(job.get("device")), preset_name=job.preset,
-                            whitening_dims=job.get("whitening.dims"))
+                            device=device, preset_name=job.preset, whitening_dims=job.get("whitening.dims"),
+                            night_to_day=night_to_day, night_to_day_file=args.night_to_day)
             for d, o in zip(args.dataset, args.out, strict=True)]
 
 
@@ -257,9 +262,13 @@ def _finetune_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[
 def run_finetune(args: argparse.Namespace, job: Any) -> Path:
     from darkside.embed.finetune import finetune
     from darkside.gan.family import family_settings
+    from darkside.gan.published import published_name
     from darkside.recipes import FinetuneSettings, recipe_by_name
-    recipe = recipe_by_name(args.recipe, families=list(family_settings()))  # the registered families' recipes
     generator = Path(args.generator) if args.generator else None
+    # the registered families' recipes, and those of the published generator the --generator file was imported as
+    translators = [*family_settings(),
+                   *([name] if generator and generator.is_file() and (name := published_name(generator)) else [])]
+    recipe = recipe_by_name(args.recipe, families=translators)
     return finetune(Path(args.init), Path(args.dataset), recipe, job.section("finetune", FinetuneSettings),
                     Path(args.out_dir), device=_device(job.get("device")), translator_checkpoint=generator,
                     seed=args.seed, backbone=args.backbone)
@@ -318,6 +327,25 @@ def run_gan(args: argparse.Namespace, job: Any) -> None:
     from darkside.gan.params import count_parameters, format_counts
     res = count_parameters(_gan_setup(job, args.family))
     print(json.dumps(res, indent=2, sort_keys=True) if args.json else format_counts(res))
+
+
+def _published_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str]:
+    entry = preset["gan"]["published"].get(args["name"])
+    if entry is None:
+        raise ConfigError(f"gan.published.{args['name']}: no such published generator (known: "
+                          f"{', '.join(sorted(preset['gan']['published'])) or 'none'})")
+    return [f"gan.published.{args['name']}", *_gan_reads({"family": entry["family"]}, preset)[1:]]
+
+
+@verb("import-generator", "a generator its authors published (gan.published.<name>) as a darkside generator file",
+      _published_reads,
+      args=[arg("--name", required=True, help="a key of gan.published, e.g. cyeda-bdd"),
+            arg("--file", default=None, help="the authors' file (default: the entry's `file`)"),
+            arg("--out", required=True, help="generator.pt to write")])
+def run_import_generator(args: argparse.Namespace, job: Any) -> Path:
+    from darkside.gan.published import PublishedGenerator, import_published
+    entry = job.section(f"gan.published.{args.name}", PublishedGenerator)
+    return import_published(args.name, _gan_setup(job, entry.family), Path(args.file or entry.file), Path(args.out))
 
 
 def _geometry(job: Any, kind: str):

@@ -3,7 +3,8 @@
 A :class:`Recipe` names its ingredients as explicit typed fields instead of gandtr's mini-DSL
 strings, so "which anchors go through which generator" is readable in one place. The named recipes
 follow from the translators: each built-in one (:data:`BUILTIN_TRANSLATORS`) and each generator
-family gives ``{name}``, ``{name}-c``, ``{name}-cd``, ``{name}-cd-nd`` and ``{name}-cd-nd50``.
+family gives ``{name}``, ``{name}-c``, ``{name}-cd``, ``{name}-cd-nd`` and ``{name}-cd-nd50``, and
+``gem-n2d-{name}`` (GeM's model with night test images translated to day by a two-way family).
 :class:`FinetuneSettings` holds every number of the training schedule. Nothing here imports torch:
 the DAG and the tables read recipes too.
 """
@@ -52,6 +53,10 @@ class Recipe:
     day_night_pairs: bool = False
     day_night_fraction: float = 0.25
     finetune: bool = True
+    # translation at test time (the paper's section 4.2): the model of recipe ``weights_of``, unchanged, with
+    # the night test images translated to day by family ``night_to_day``'s night->day generator
+    night_to_day: str | None = None
+    weights_of: str | None = None
 
     def __post_init__(self) -> None:
         where = f"recipes.{self.name}"
@@ -64,6 +69,9 @@ class Recipe:
         _number(self.day_night_fraction, f"{where}.day_night_fraction", 0.0, 1.0)
         if not self.finetune and (self.generator or self.diverse_anchors or self.day_night_pairs):
             raise ConfigError(f"{where}.finetune: an off-the-shelf recipe cannot use training ingredients")
+        if (self.night_to_day is None) != (self.weights_of is None):
+            raise ConfigError(f"{where}: night_to_day and weights_of go together (a trained model, translated "
+                              f"night test images)")
 
     @property
     def translates(self) -> bool:
@@ -89,6 +97,9 @@ def _builtin_recipes(families: Iterable[str]) -> dict[str, Recipe]:
     for fam in (*BUILTIN_TRANSLATORS, *families):
         if not fam or fam == "none":
             raise ConfigError(f"generator family name {fam!r} is reserved")
+        if fam not in BUILTIN_TRANSLATORS:  # the paper's test-time alternative: GeM's model unchanged, night
+            add(f"gem-n2d-{fam}", clahe=False, diverse_anchors=False, generator=None,  # test images translated
+                night_to_day=fam, weights_of="gem")                                   # to day by ``fam``
         add(f"{fam}-c", clahe=True, diverse_anchors=False, generator=fam)
         add(f"{fam}-cd", clahe=True, diverse_anchors=True, generator=fam)
         add(fam, clahe=False, diverse_anchors=False, generator=fam)                  # Table 5: neither C nor D

@@ -26,6 +26,7 @@ from darkside.gan.edges import DETECTORS, DetectorSettings
 from darkside.gan.edges.pretrain import EdgePretrainSettings
 from darkside.gan.edges.quality import EdgeQualitySettings
 from darkside.gan.family import GanTraining, family_settings
+from darkside.gan.published import PublishedGenerator
 from darkside.recipes import FinetuneSettings
 from darkside.settings import json_schema, setting
 
@@ -70,6 +71,9 @@ class GanSection:
     common: GanTraining
     families: dict[str, Any] = setting("one entry per generator family, with that family's own settings",
                                        keyed=family_settings)
+    published: dict[str, PublishedGenerator] = setting(
+        "generators their authors published (imported, not trained): name -> family and file",
+        pattern="^[a-z0-9][a-z0-9-]*$")
 
 
 @dataclass(frozen=True)

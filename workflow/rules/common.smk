@@ -1,6 +1,7 @@
 # Shared definitions: the validated config, the active preset, each job's settings, and the lists the
 # rules expand over. Nothing here imports torch: the DAG resolves in a second.
 
+import os
 import sys
 
 from darkside.cli import job_settings
@@ -30,18 +31,29 @@ def settings(verb, **options):
 
 BACKBONES = list(P["backbones"])
 FAMILIES = list(P["gan"]["families"])
+# generators their authors published (gan.published): imported where the file is placed, their recipes
+# trained only then (their table cells say where to place the file otherwise)
+PUBLISHED = P["gan"]["published"]
+ABSENT_PUBLISHED = [n for n, e in PUBLISHED.items() if not os.path.isfile(e["file"])]
+TRANSLATORS = FAMILIES + list(PUBLISHED)
+
+
+def _runs(recipe_name):
+    return recipe_by_name(recipe_name, families=TRANSLATORS).generator not in ABSENT_PUBLISHED
+
+
 # fine-tuning seeds: the first seed's model is `<backbone>-<recipe>`, each further seed's
 # `<backbone>-<recipe>.seed<N>`; the tables average a row's per-query values over the seeds
 SEEDS = list(P["seeds"])
 # the models this preset trains and evaluates (`offtheshelf` = no fine-tuning, so no seeds)
-MODELS = [f"{b}-{r}" for b, recipes in P["recipes"].items() for r in recipes] + [
-    f"{b}-{r}.seed{s}" for b, recipes in P["recipes"].items() for r in recipes if r != "offtheshelf"
+MODELS = [f"{b}-{r}" for b, recipes in P["recipes"].items() for r in recipes if _runs(r)] + [
+    f"{b}-{r}.seed{s}" for b, recipes in P["recipes"].items() for r in recipes if r != "offtheshelf" and _runs(r)
     for s in SEEDS[1:]]
 
 
 def recipe(name):
     """The typed recipe (CLAHE, diverse anchors, generator, N/D) behind a recipe name."""
-    return recipe_by_name(name, families=FAMILIES)
+    return recipe_by_name(name, families=TRANSLATORS)
 
 
 RETRIEVAL_DATASETS = [ROLES["tokyo"], ROLES["roxford"], ROLES["rparis"]]
@@ -65,6 +77,16 @@ def recipe_of(model):
 def base_recipe(name):
     """`clahe-cd.seed1` -> `clahe-cd`."""
     return name.split(".seed", 1)[0]
+
+
+def weights_model(model):
+    """The model whose weights and whitening `model` uses: itself, or for a test-time translation recipe
+    (`vgg16-gem-n2d-cyclegan`) the model of its `weights_of` recipe with the same seed (`vgg16-gem`)."""
+    name = model.split("-", 1)[1]
+    r = recipe(base_recipe(name))
+    if r.weights_of is None:
+        return model
+    return f"{backbone_of(model)}-{r.weights_of}{name[len(base_recipe(name)):]}"
 
 
 def seed_of(name):

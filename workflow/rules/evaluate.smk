@@ -2,18 +2,31 @@
 # (CLAHE or not) is read from its model file, not from its name.
 
 
+def extract_inputs(wildcards):
+    # a test-time translation model extracts with another model's weights and a night->day generator
+    source = weights_model(wildcards.model)
+    inputs = {"model": f"results/models/{source}/model.pt", "whitening": f"results/models/{source}/whitening.npz"}
+    if (family := recipe(recipe_of(wildcards.model)).night_to_day) is not None:
+        inputs["night_to_day"] = f"results/gans/{family}/generator.pt"
+    return inputs
+
+
+def night_to_day_option(wildcards, input):
+    return f" --night-to-day {input.night_to_day}" if "night_to_day" in input.keys() else ""
+
+
 rule extract:
     # one job per model for all its test datasets: the network (and torch) is loaded once
     input:
         [f for d in TEST_DATASETS for f in prepared(d)],
-        model="results/models/{model}/model.pt",
-        whitening="results/models/{model}/whitening.npz",
+        unpack(extract_inputs),
     output:
         [f"results/descriptors/{{model}}/{d}.h5" for d in TEST_DATASETS],
     params:
         settings=settings("extract"),
         datasets=lambda wc: " ".join(f"--dataset data/prepared/{d} --out results/descriptors/{wc.model}/{d}.h5"
                                      for d in TEST_DATASETS),
+        night_to_day=night_to_day_option,
     log:
         "logs/extract/{model}.log",
     benchmark:
@@ -25,7 +38,7 @@ rule extract:
         runtime=8 * 60,
     shell:
         "{DS} --settings {params.settings:q} extract --model {input.model} --whitening {input.whitening}"
-        " {params.datasets} --log {log}"
+        "{params.night_to_day} {params.datasets} --log {log}"
 
 
 rule score:

@@ -54,6 +54,8 @@ rule train_gan:
         "results/gans/{family}/generator.pt",
         "results/gans/{family}/log.json",
         summary="results/metrics/gans/{family}.json",
+    wildcard_constraints:
+        family="|".join(FAMILIES),
     params:
         settings=lambda wc: settings("train-gan", family=wc.family),
     log:
@@ -69,6 +71,26 @@ rule train_gan:
         "{DS} --settings {params.settings:q} train-gan --family {wildcards.family}"
         " --dataset data/prepared/{ROLES[train]} --lists data/filtered/{ROLES[train]}"
         " --out-dir results/gans/{wildcards.family} --summary {output.summary} --log {log}"
+
+
+rule import_generator:
+    # an authors' published generator (gan.published), checked against its family and rewritten
+    input:
+        lambda wc: PUBLISHED[wc.name]["file"],
+    output:
+        "results/gans/{name}/generator.pt",
+    wildcard_constraints:
+        name="|".join(PUBLISHED) or "(?!)",
+    params:
+        settings=lambda wc: settings("import-generator", name=wc.name),
+    log:
+        "logs/import_generator/{name}.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "{DS} --settings {params.settings:q} import-generator --name {wildcards.name} --file {input}"
+        " --out {output} --log {log}"
 
 
 rule edge_quality:

@@ -114,7 +114,7 @@ def finetune_inputs(wildcards):
     r = recipe(base_recipe(wildcards.recipe))
     inputs = {"init": f"results/models/{wildcards.backbone}-offtheshelf/model.pt",
               "data": prepared(ROLES["train"])}
-    if r.generator in FAMILIES:
+    if r.generator in TRANSLATORS:  # a trained family or an imported published generator
         inputs["generator"] = f"results/gans/{r.generator}/generator.pt"
     return inputs
 

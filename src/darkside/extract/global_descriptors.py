@@ -20,6 +20,7 @@ import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,12 +45,32 @@ from darkside.embed.network import (
 from darkside.embed.whitening import apply_whitening, learn_whitening, load_whitening, save_whitening
 from darkside.errors import DarksideError, ImageError
 from darkside.extract.hdf5 import DescriptorSet, write_descriptors
+from darkside.gan.translator import Translator
 from darkside.hashing import sha256_file
 from darkside.training import resolve_device
 
 log = logging.getLogger(__name__)
 
-ImageLike = str | os.PathLike[str] | Image.Image
+
+
+@dataclass(frozen=True)
+class TranslatedImage:
+    """An image file translated when it is loaded (translation at test time: night images to day before the
+    network sees them), at its own resolution, so query boxes keep their coordinates."""
+
+    path: Path
+    translator: Translator
+
+    def load(self) -> Image.Image:
+        x = torch.from_numpy(np.asarray(load_rgb(self.path), dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
+        y = self.translator.translate(x)[0].clamp(0.0, 1.0)
+        return Image.fromarray((y.permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8))
+
+    def __str__(self) -> str:
+        return f"{self.path} (translated)"
+
+
+ImageLike = str | os.PathLike[str] | Image.Image | TranslatedImage
 BBox = tuple[float, float, float, float]
 T = TypeVar("T")
 R = TypeVar("R")
@@ -64,6 +85,8 @@ def load_image(item: ImageLike) -> Image.Image:
     """A PIL image as RGB (paths through :func:`load_rgb`: one-line ImageError naming the file)."""
     if isinstance(item, Image.Image):
         return item if item.mode == "RGB" else item.convert("RGB")
+    if isinstance(item, TranslatedImage):
+        return item.load()
     return load_rgb(item)
 
 
@@ -293,8 +316,12 @@ def extract_dataset(model_path: str | os.PathLike[str], dataset_dir: str | os.Pa
                     out_h5: str | os.PathLike[str], settings: ExtractSettings, clahe: ClaheSettings | None = None,
                     whitening_path: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu",
                     preset_name: str = "", on_corrupt: str | None = None, whitening_dims: int | None = None,
-                    progress: bool = True, num_workers: int = 0) -> Path:
+                    progress: bool = True, num_workers: int = 0, night_to_day: Translator | None = None,
+                    night_to_day_file: str | os.PathLike[str] | None = None) -> Path:
     """Descriptors of every manifest image (+ cropped queries of box protocols) -> HDF5; return the path.
+
+    ``night_to_day``: translation at test time; every image of the ``night`` domain (the oracle label, as the
+    paper did) goes through it before the network, and the file records ``night_to_day_file``.
 
     ``/descriptors`` are final: multi-scale GeM, whitened (``whitening_path``, keeping ``whitening_dims``)
     and L2-normalised. ``clahe`` None: as the model file records (the model is the authority).
@@ -311,7 +338,11 @@ def extract_dataset(model_path: str | os.PathLike[str], dataset_dir: str | os.Pa
     net = load_model(model_path)
     clahe = clahe or ClaheSettings.of(net.preprocessing["clahe"])
 
-    paths = [manifest.image_path(r) for r in manifest.records]
+    def source(record: Any) -> ImageLike:
+        path = manifest.image_path(record)
+        return TranslatedImage(path, night_to_day) if night_to_day is not None and record.domain == "night" else path
+
+    paths = [source(r) for r in manifest.records]
     skipped: list[int] = []
     log.info("extracting %d images of %s", len(paths), manifest.name)
     desc = extract_descriptors(net, paths, settings, clahe, device, progress=progress, skipped=skipped,
@@ -326,7 +357,7 @@ def extract_dataset(model_path: str | os.PathLike[str], dataset_dir: str | os.Pa
         qrecords = [manifest.records[manifest.index(q.query)] for q in gt.queries]
         qskipped: list[int] = []
         log.info("extracting %d cropped queries of %s", len(qrecords), manifest.name)
-        qdesc = extract_descriptors(net, [manifest.image_path(r) for r in qrecords], settings, clahe, device,
+        qdesc = extract_descriptors(net, [source(r) for r in qrecords], settings, clahe, device,
                                     bboxes=[q.bbox for q in gt.queries], progress=progress, skipped=qskipped,
                                     num_workers=num_workers)
         qskipped_set = set(qskipped)
@@ -343,7 +374,9 @@ def extract_dataset(model_path: str | os.PathLike[str], dataset_dir: str | os.Pa
         "settings": _settings_attr(settings, clahe, gem_p=net.gem_p,
                                    whitening=str(whitening_path) if whitening_path is not None else None,
                                    whitening_sha256=sha256_file(whitening_path) if whitening_path else None,
-                                   whitening_dims=whitening_dims),
+                                   whitening_dims=whitening_dims,
+                                   night_to_day=str(night_to_day_file) if night_to_day_file else None,
+                                   night_to_day_sha256=sha256_file(night_to_day_file) if night_to_day_file else None),
         "skipped_images": len(skipped_ids), "skipped_ids": skipped_ids,
     }
     if skipped_ids:

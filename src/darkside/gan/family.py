@@ -11,11 +11,13 @@ build them, count their parameters and rebuild the generator from a file) and on
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+import hashlib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -182,6 +184,17 @@ def set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
             p.requires_grad_(flag)
 
 
+def input_seeds(images: torch.Tensor) -> list[int]:
+    """One 63-bit seed per image of a (B, C, H, W) batch: a hash of its float32 pixels.
+
+    A translator that draws at random (DRIT++'s night attribute, MDUIT's night appearance) seeds the draw
+    for an anchor with it, so the draw is a function of the anchor image alone: the same in every epoch,
+    after a resume, in any batch order and on any device.
+    """
+    arr = images.detach().to("cpu", torch.float32).contiguous().numpy()
+    return [int.from_bytes(hashlib.blake2b(a.tobytes(), digest_size=8).digest(), "little") >> 1 for a in arr]
+
+
 def adam(params: Any, lr: float, betas: tuple[float, float], weight_decay: float = 0.0) -> torch.optim.Adam:
     opt = torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay)
     set_epoch_lr(opt, 1.0)  # records initial_lr per group (the base lr x its Caffe multiplier)
@@ -196,6 +209,8 @@ class GanBundle(nn.Module):
     Settings: ClassVar[type]
     variants: ClassVar[Mapping[str, Mapping[str, Any]]] = {}   # named overlays of Settings (``variant``)
     generator_name: ClassVar[str] = "generator_X"   # the day->night generator used downstream
+    # a two-way family's night->day generator, kept in the generator file for translation at test time
+    night_to_day_name: ClassVar[str | None] = None
     schedule: ClassVar[Callable[[int, int, int], float]] = staticmethod(constant_then_linear)  # lr factor rule
     zero_bias_init: ClassVar[bool] = True           # False: conv biases keep PyTorch's default init (CyEDA)
     # Table 8 counts the families the paper trained with its authors' own code (DRIT++, CyEDA) plainly,
@@ -251,6 +266,25 @@ class GanBundle(nn.Module):
         """One optimisation step on (day, night) batches in [-1, 1]; returns the loss values."""
         raise NotImplementedError
 
+    @classmethod
+    def translator_net(cls, setup: GanSetup, state_dict: Mapping[str, torch.Tensor]) -> nn.Module:
+        """An empty day->night module that a generator file's ``state_dict`` loads into. Default: the block
+        ``generator_name``; a family whose :meth:`generator` is a composite (an encoder, a decoder and a
+        bank of night references, sized from ``state_dict``) overrides it."""
+        return next(s for s in cls.block_specs(setup) if s.name == cls.generator_name).build()
+
+    def choose_pairs(self, day: Iterable[torch.Tensor], night: Iterable[torch.Tensor], n_pairs: int,
+                     rng: np.random.Generator) -> np.ndarray | None:
+        """The epoch's (n_pairs, 2) (day, night) index pairs from the training images ((1, 3, crop, crop) centre
+        squares in [-1, 1], lazily decoded, in list order), or None (the default, drawing nothing from ``rng``):
+        the loop's random pairs. MDUIT pairs by content similarity with the networks as the epoch starts."""
+        return None
+
+    def prepare_translator(self, nights: Iterable[torch.Tensor]) -> None:
+        """Called once after the last epoch, before the generator file is written, with the training night
+        images ((1, 3, crop, crop) centre squares in [-1, 1], lazily decoded): a family whose translator
+        needs night references (DRIT++'s attributes, MDUIT's appearances) keeps them. Default: nothing."""
+
     # -- shared ------------------------------------------------------------------------------
     def _init_detectors(self) -> None:
         """Teacher/frozen detector from the weights file (or its seeded init); student = teacher."""
@@ -285,7 +319,7 @@ class GanBundle(nn.Module):
         return loss_dx, loss_dy
 
     def generator(self) -> nn.Module:
-        """The day->night generator (for the translator and sample grids)."""
+        """The day->night module (for the translator and sample grids): x in [-1, 1] -> its night."""
         return self.nets[self.generator_name]
 
     def lr_factor(self, epoch: int) -> float:
@@ -331,11 +365,18 @@ def build(setup: GanSetup, device: torch.device | str = "cpu", seed: int = 0) ->
 
 # --- generator file and translator --------------------------------------------------------------------
 
+def _cpu_state(net: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu() for k, v in net.state_dict().items()}
+
+
 def save_generator(bundle: GanBundle, path: str | Path) -> Path:
-    """Write the day->night generator with the setup that rebuilds it (atomic)."""
-    state = {k: v.detach().cpu() for k, v in bundle.generator().state_dict().items()}
-    return save_torch(path, {"format": GENERATOR_FORMAT, "family": bundle.name, "setup": bundle.setup.to_plain(),
-                             "state_dict": state})
+    """Write the day->night generator with the setup that rebuilds it (atomic); a two-way family's night->day
+    generator goes along (``night_to_day_state_dict``) for translation at test time."""
+    obj = {"format": GENERATOR_FORMAT, "family": bundle.name, "setup": bundle.setup.to_plain(),
+           "state_dict": _cpu_state(bundle.generator())}
+    if bundle.night_to_day_name is not None:
+        obj["night_to_day_state_dict"] = _cpu_state(bundle.nets[bundle.night_to_day_name])
+    return save_torch(path, obj)
 
 
 class GeneratorTranslator:
@@ -359,9 +400,11 @@ class GeneratorTranslator:
         return ((y + 1.0) / 2.0).clamp(0.0, 1.0).to(images.device, images.dtype)
 
 
-def load_generator(path: str | Path, device: torch.device | str = "cpu") -> GeneratorTranslator:
+def load_generator(path: str | Path, device: torch.device | str = "cpu", night_to_day: bool = False
+                   ) -> GeneratorTranslator:
     """Rebuild a translator from a ``generator.pt`` written by :func:`save_generator`: its family builds
-    the generator from the recorded setup."""
+    the generator from the recorded setup. ``night_to_day``: the family's night->day generator instead
+    (test-time translation; one-line error for a one-way family)."""
     p = Path(path)
     if not p.is_file():
         raise DarksideError(f"{p}: generator file does not exist")
@@ -373,7 +416,18 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu") -> Gene
         raise DarksideError(f"{p}: not a darkside generator file (format {GENERATOR_FORMAT})")
     setup = GanSetup.from_plain(obj["setup"], f"{p}:setup")
     cls = family_class(setup.family)
-    spec = next(s for s in cls.block_specs(setup) if s.name == cls.generator_name)
-    gen = spec.build()
-    gen.load_state_dict(obj["state_dict"])
+    if night_to_day:
+        if cls.night_to_day_name is None or "night_to_day_state_dict" not in obj:
+            raise DarksideError(f"{p}: {cls.title} has no night->day generator (a one-way family, or a file "
+                                f"written without it)")
+        state = obj["night_to_day_state_dict"]
+        gen = next(s for s in cls.block_specs(setup) if s.name == cls.night_to_day_name).build()
+    else:
+        state = obj["state_dict"]
+        gen = cls.translator_net(setup, state)
+    try:
+        gen.load_state_dict(state)
+    except RuntimeError as exc:
+        raise DarksideError(f"{p}: generator weights do not fit its recorded setup ({str(exc).splitlines()[0]})"
+                            ) from None
     return GeneratorTranslator(gen, device)

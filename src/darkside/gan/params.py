@@ -30,7 +30,7 @@ def count_parameters(setup: GanSetup) -> dict[str, Any]:
             blocks[spec.name] = {"role": spec.role, "params": count_params(spec.build())}
     plain = sum(b["params"] for b in blocks.values())
     if family_class(setup.family).paper_counts_plain:
-        paper, rule = plain, "paper: every network once (trained with its authors' code)"
+        paper, rule = plain, "paper: every network once (authors' code, or a family Table 8 does not list)"
     else:
         paper = sum(PAPER_MULTIPLICITY[b["role"]] * b["params"] for b in blocks.values())
         rule = "paper: generators x2, discriminators, heads and student detectors x1, frozen detectors x0"

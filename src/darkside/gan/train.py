@@ -57,12 +57,21 @@ def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
     return np.random.default_rng([seed, epoch])
 
 
+def _squares(images: _ImageSource, side: int) -> Iterator[torch.Tensor]:
+    """(1, 3, side, side) centre squares in [-1, 1] of every image, in list order, decoded as they are read."""
+    return (torch.from_numpy(to_tensor_batch([_center_square(images[i], side)])) for i in range(len(images)))
+
+
 def iterate_epoch(day: _ImageSource, night: _ImageSource, setup: GanSetup, seed: int,
-                  epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Batches of (day, night) crops in [-1, 1]; pairs_per_epoch // batch_size full batches."""
+                  epoch: int, bundle: GanBundle | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of (day, night) crops in [-1, 1]; pairs_per_epoch // batch_size full batches. The pairs are the
+    ``bundle``'s choice where it makes one (MDUIT's content similarity), else drawn at random."""
     rng = epoch_rng(seed, epoch)
     s, c = setup.settings, setup.common
-    pairs = epoch_pairs(len(day), len(night), s.pairs_per_epoch, rng)
+    pairs = bundle.choose_pairs(_squares(day, c.crop), _squares(night, c.crop), s.pairs_per_epoch, rng) \
+        if bundle is not None else None
+    if pairs is None:
+        pairs = epoch_pairs(len(day), len(night), s.pairs_per_epoch, rng)
     for b in range(s.pairs_per_epoch // s.batch_size):
         crops = [paired_crop(day[int(di)], night[int(ni)], c.crop, c.scale_min, rng)
                  for di, ni in pairs[b * s.batch_size:(b + 1) * s.batch_size]]
@@ -117,6 +126,8 @@ def train_gan(setup: GanSetup, day_paths: Sequence[str | Path], night_paths: Seq
     log: list[dict[str, Any]] = []
     start = 0  # number of completed epochs
     ckpt = load_checkpoint(ckpt_path, config)
+    if ckpt is None:
+        torch.manual_seed(seed)  # a fresh run's global draws must not depend on what the process did before
     if ckpt is not None:
         bundle.load_training_state(ckpt["bundle"])
         torch.set_rng_state(ckpt["torch_rng"])
@@ -131,20 +142,23 @@ def train_gan(setup: GanSetup, day_paths: Sequence[str | Path], night_paths: Seq
             bundle.set_epoch(epoch)
             t0 = time.perf_counter()
             sums: dict[str, float] = {}
+            counts: dict[str, int] = {}  # a loss is averaged over the steps that report it (DRIT's D-only steps)
             steps = 0
-            for step, batch in enumerate(iterate_epoch(day, night, setup, seed, epoch)):
+            for step, batch in enumerate(iterate_epoch(day, night, setup, seed, epoch, bundle)):
                 for k, v in bundle.train_step(batch).items():
                     sums[k] = sums.get(k, 0.0) + v
+                    counts[k] = counts.get(k, 0) + 1
                 steps += 1
                 if on_step is not None:
                     on_step(epoch, step)
             wall = time.perf_counter() - t0
             log.append({"epoch": epoch + 1, "steps": steps, "lr_factor": bundle.lr_factor(epoch), "wall_s": wall,
                 "images_per_s": steps * s.batch_size / wall if wall > 0 else float("inf"),
-                "losses": {k: v / max(steps, 1) for k, v in sums.items()}})
+                "losses": {k: v / counts[k] for k, v in sums.items()}})
             write_sample_grid(bundle, day, out / "samples" / f"epoch_{epoch + 1:03d}.png")
             bundle.epoch = epoch + 1
             save_checkpoint(ckpt_path, config, {"epoch": epoch + 1, "bundle": bundle.training_state(),
                                                 "torch_rng": torch.get_rng_state(), "log": log})
             atomic_write_json(out / LOG, {"family": setup.family, "seed": seed, "epochs": log})
+    bundle.prepare_translator(t.to(bundle.device) for t in _squares(night, setup.common.crop))
     return save_generator(bundle, gen_path)

@@ -63,15 +63,28 @@ def load_translator(kind: str | None, checkpoint: Path | None,
     if kind in BUILTIN:
         module, name = BUILTIN[kind].split(":")
         return getattr(importlib.import_module(module), name)()
-    from darkside.gan.family import FAMILIES, family_class, load_generator
+    from darkside.gan.family import family_settings, load_generator
+    from darkside.gan.published import published_name
 
-    try:
-        family_class(kind)
-    except DarksideError:
-        known = sorted([*BUILTIN, *FAMILIES])
-        raise DarksideError(f"generator: unknown kind {kind!r} (known: {', '.join(known)})") from None
+    families = family_settings()  # imports every built-in family
+    # a family's own generator file, or one imported under the published name ``kind`` (gan.published)
+    if kind not in families and (checkpoint is None or not Path(checkpoint).is_file()
+                                 or published_name(checkpoint) != kind):
+        known = sorted([*BUILTIN, *families])
+        raise DarksideError(f"generator: unknown kind {kind!r} (known: {', '.join(known)}, or the name a published "
+                            f"generator was imported under)")
     if checkpoint is None:
         raise DarksideError(f"generator: {kind!r} needs a trained checkpoint (none given)")
     if not Path(checkpoint).is_file():
         raise DarksideError(f"{checkpoint}: generator checkpoint does not exist")
     return load_generator(Path(checkpoint), torch.device(device))
+
+
+def load_night_to_day(checkpoint: Path, device: torch.device | str = "cpu") -> Translator:
+    """The night->day generator of a two-way family's generator file (translation at test time, the paper's
+    section 4.2 discussion of ToDayGAN): RGB in [0, 1] -> RGB in [0, 1], eval mode."""
+    from darkside.gan.family import load_generator
+
+    if not Path(checkpoint).is_file():
+        raise DarksideError(f"{checkpoint}: generator checkpoint does not exist")
+    return load_generator(Path(checkpoint), torch.device(device), night_to_day=True)

@@ -143,7 +143,9 @@ def model_note(row: dict[str, Any], backbone: str, datasets: Iterable[str], inpu
         return None, f"backbone {backbone} is not in preset {inputs.preset!r}"
     model = f"{backbone}-{recipe}"
     if missing := [d for d in datasets if metrics.get(model, d) is None]:
-        return None, f"recipe {recipe!r} not produced by this preset's DAG (no {model}/{missing[0]}.json)"
+        # `needs`: what the row's model needs that the suite cannot fetch (an authors' published file)
+        needs = f"; it needs {row['needs']}" if row.get("needs") else ""
+        return None, f"recipe {recipe!r} not produced by this preset's DAG (no {model}/{missing[0]}.json){needs}"
     return model, ""
 
 

@@ -44,6 +44,7 @@ class CycleGan(GanBundle):
     title = "CycleGAN"
     Settings = CycleGanSettings
     variants: ClassVar = {"official": {"init": "normal", "init_gain": 0.02, "identity_weight": 0.5}}
+    night_to_day_name = "generator_Y"
 
     @classmethod
     def block_specs(cls, setup: GanSetup) -> list[BlockSpec]:

@@ -152,6 +152,7 @@ class Cyeda(GanBundle):
     name = "cyeda"
     title = "CyEDA"
     Settings = CyedaSettings
+    night_to_day_name = "generator_Y"
     schedule = staticmethod(late_decay_factor)
     zero_bias_init: ClassVar[bool] = False
     paper_counts_plain: ClassVar[bool] = True   # Table 8's 39.6 = 2 G + 2 D

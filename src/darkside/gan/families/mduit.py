@@ -1,0 +1,532 @@
+"""MDUIT (Jeong, Lee, Sohn, ICASSP 2022: multi-domain unsupervised translation with appearance adaptive
+convolution), implemented from the paper alone: no public code exists (reference notes §3.12).
+
+Networks (Fig. 2, eq. 1): a content encoder E_c (image -> f in R^{c x h/4 x w/4}); a frozen VGG16 trunk up to
+relu3_3 whose activation is average-pooled and passed to the appearance filter encoder E_a, an MLP whose output
+is reshaped into a per-image grouped dynamic filter W (c' x c/groups x k x k; paper c' = c = 256, 256 groups,
+k = 5, i.e. 256 x 1 x 5 x 5 = 6,400 numbers per image); the appearance-representative content f (x) W (a 2D
+convolution of f with the image's own W, ``groups`` groups) goes through the generator G to the image. An image
+discriminator D_i (real or translated) and an appearance discriminator D_a (do two channel-concatenated images
+share an appearance) judge it; a head H (trainable GeM, two-layer MLP, L2) embeds the content for the NCE.
+
+Losses per step (eq. 2-6), with I_s -> I_t the translation G(E_c(I_s) (x) E_a(I_t)):
+
+* adversarial (x ``adv_weight``): D_i on I_s, I_t (real) and I_s->t (fake); D_a on (I_t, I_t+) (real, I_t+ of
+  I_t's domain) and (I_t, I_s->t) (fake); the D step (both, one Adam step each) comes first on the detached
+  fakes, then the G step (E_c, E_a, G, H) scores the fakes with the updated discriminators;
+* self- and cycle-reconstruction L1 (x ``self_weight``, ``cycle_weight``): G(f_s (x) W_s) and
+  G(E_c(I_s->t) (x) W_s) against I_s;
+* content consistency (x ``content_weight``, :func:`content_consistency`) with margin ``content_margin``;
+* filter consistency (x ``filter_weight``, :func:`filter_consistency`), cosine, margin 1 as in eq. 4;
+* NCE (x ``nce_weight``, :func:`contrastive_nce`): z_s = H(f_s) must pick z_s->t = H(E_c(I_s->t)) among
+  ``nce_negatives`` negatives, temperature ``nce_temperature``.
+
+Init N(0, ``init_gain``) for all trained convs and linears (paper 0.001), Adam at gan.common's lr and betas
+(paper 2e-4, 0.5, 0.999), 35 constant + 15 linearly decayed epochs, batch 1.
+
+Two domains. MDUIT trains one network on every lighting domain of a mixed set; the training loop here gives
+(day, night) batches, so the two domains are day and night, and each batch is used in both directions
+(sources [day, night], targets [night, day], one batch of 2B): every image is a source once and a target once.
+More domains (dusk, ...) would need the loop to give domain-labelled image lists. Pairs by content similarity
+(§3.1: the source's most similar image, refreshed every epoch) are :func:`content_pairs` with the embeddings
+of :meth:`Mduit.embed_contents`, which the training loop asks for at the start of every epoch
+(:meth:`Mduit.choose_pairs`; it embeds every training image once per epoch).
+
+As a day->night translator (:class:`MduitTranslator`, what :meth:`generator` returns and the generator file
+holds): E_c, E_a, G and a bank of the training nights' pooled relu3_3 descriptors (``prepare_translator``;
+c_vgg floats each, 256 at the paper width); the night whose appearance an image gets is drawn from the bank by
+a generator seeded with :func:`~darkside.gan.family.input_seeds` of the image, so it is a function of the image
+alone. The VGG trunk is not needed at translation time. During training (the sample grids) the bank is the
+last batch's nights.
+
+Values the paper leaves unstated, and the choices made here (why):
+
+* E_c: c7s1-ngf, two stride-2 3x3 convs (2 ngf, 4 ngf), ``n_blocks_content`` ResNet blocks, instance norm
+  (the DRIT/MUNIT content encoder the paper builds on); c = 4 ngf = 256 at ngf 64, matching W's 256 x 256.
+  4 blocks (MUNIT's).
+* G: ``n_blocks_generator`` ResNet blocks (4, MUNIT's decoder), two transposed-conv x2 ups, c7s1-3, tanh; its
+  norm is layer norm (one group over C x H x W, affine), not instance norm: instance norm would erase the
+  per-channel statistics the appearance filter just wrote into the features (MUNIT's decoder uses layer norm
+  for the same reason); the init N(0, 0.001) needs some norm to keep the signal alive through the layers.
+* The dynamic filter is applied with reflect padding k // 2 (same size; replicate where a map is smaller than
+  that), and E_a also predicts a per-channel bias (``filter_bias``): a depthwise filter alone can only scale
+  and blur each channel, while AdaIN, which the paper says the filter generalises, also shifts it.
+* E_a: average pooling is global (a c_vgg vector per image, which also keeps the translator's bank small); the
+  MLP is c_vgg -> ``appearance_width`` -> ``appearance_width`` -> c' (c / groups) k^2 (+ c' bias), ReLUs.
+* VGG16: torchvision's layout of ``features[:16]`` (conv1_1 .. relu3_3), so a torchvision VGG16 state dict
+  (``vgg_weights``: a file with ``features.N.*`` or ``N.*`` keys) loads; input RGB in [0, 1] normalised with
+  ImageNet's mean/std. Without the file (no weights can be downloaded here) the trunk keeps its seeded
+  PyTorch default init: a fixed random feature extractor. ``vgg_width`` scales its channels (1.0 for the
+  published weights; the mini preset narrows the seeded trunk for speed).
+* D_i and D_a: PatchGAN (``ndf``, ``n_layers_d``, ``norm_d``); D_a takes 6 channels. Adversarial loss:
+  eq. 2's log form, ``adversarial: vanilla`` (BCE on the logits, non-saturating for G); ``lsgan`` is an
+  option. The D loss is eq. 2's sum: D_i's terms on I_s and on I_t (each real image appears as both, so
+  2 x BCE(real) + BCE(fake)) plus D_a's; not halved.
+* I_t+ (same domain as I_t) and I_s- (different content from I_s, eq. 4) are the previous batch's image of the
+  same domain (a history of one batch, checkpointed): the loop gives one day and one night per pair; at the
+  very first step, before any history, the current images stand in. I_t- (another domain than I_t) is I_s.
+* ||.||_2^2 of eq. 4 is the mean over the c h w elements (the sum would dwarf the margin 0.1 and grow with the
+  crop); Delta is the cosine similarity of the flattened filter weights (without the bias).
+* NCE negatives: the last ``nce_negatives`` content embeddings of real source images of earlier steps (a
+  detached FIFO queue, checkpointed; MoCo-style since batch 1 has no other images), fewer while it fills (no
+  negatives at the first step: zero loss). Gradients reach both z_s and z_s->t. H: GeM (p initialised to 3,
+  trainable, clamp 1e-6) -> Linear(c, c) -> ReLU -> Linear(c, ``head_dim``) -> L2; K = 128 (SimCLR's).
+* An epoch is ``pairs_per_epoch`` (10,000) pairs like the other families (the paper's epoch is its RobotCar
+  set). Paper pair selection by pose thresholds (8 deg, 7 m) needs poses the training lists lack; only the
+  content-similarity choice is implemented.
+
+Table 8 has no MDUIT row (a marked extra row): its count is the plain one (every network once, the frozen VGG
+trunk included).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from darkside.errors import ConfigError, DarksideError
+from darkside.gan.family import (
+    BlockSpec,
+    FamilySettings,
+    GanBundle,
+    GanSetup,
+    input_seeds,
+    register_family,
+    set_requires_grad,
+)
+from darkside.gan.losses import l1
+from darkside.gan.networks import PatchGAN, ResnetBlock
+from darkside.gan.pool import ImagePool
+from darkside.settings import setting
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class MduitSettings(FamilySettings):
+    ngf: int = setting("content encoder / generator base filters; content channels c = 4 ngf (paper 256)", ge=1)
+    n_blocks_content: int = setting("ResNet blocks of the content encoder (unstated; MUNIT's 4)", ge=0)
+    n_blocks_generator: int = setting("ResNet blocks of the generator (unstated; MUNIT's 4)", ge=0)
+    filter_size: int = setting("k of the k x k appearance filter (paper 5)", ge=1)
+    filter_groups: int = setting("groups of the appearance convolution (paper 256 = depthwise)", ge=1)
+    filter_bias: bool = setting("E_a also predicts a per-channel bias of the appearance convolution")
+    appearance_width: int = setting("hidden width of the appearance filter encoder's MLP", ge=1)
+    vgg_width: float = setting("channel multiplier of the frozen VGG16 trunk (1.0 for published weights)", gt=0)
+    vgg_weights: str | None = setting("torchvision VGG16 state dict for the trunk; null: its seeded init")
+    head_dim: int = setting("K, the NCE embedding size of the GeM + MLP head", ge=1)
+    ndf: int = setting("base filters of both PatchGAN discriminators", ge=1)
+    n_layers_d: int = setting("PatchGAN layers (3 = 70x70)", ge=1)
+    norm_d: Literal["instance", "batch"] = setting("norm of both discriminators")
+    init: Literal["normal", "kaiming", "xavier"] = setting("init of every trained network (paper N(0, 0.001))")
+    init_gain: float = setting("std of the normal init", ge=0)
+    adversarial: Literal["vanilla", "lsgan"] = setting("eq. 2's log loss (vanilla, BCE on logits) or LSGAN")
+    adv_weight: float = setting("weight of each adversarial term (image and appearance)", ge=0)
+    self_weight: float = setting("beta_rs, self-reconstruction L1 (paper 100)", ge=0)
+    cycle_weight: float = setting("beta_rc, cycle-reconstruction L1 (paper 100)", ge=0)
+    content_weight: float = setting("beta_cc, content consistency (paper 10)", ge=0)
+    content_margin: float = setting("m_c of the content consistency (paper 0.1)", ge=0)
+    filter_weight: float = setting("beta_ca, filter consistency (paper 1)", ge=0)
+    nce_weight: float = setting("beta_NCE (paper 1)", ge=0)
+    nce_temperature: float = setting("tau of the NCE (paper 0.07)", gt=0)
+    nce_negatives: int = setting("N_neg, negatives of the NCE (paper 16)", ge=0)
+
+    def __post_init__(self) -> None:
+        c = 4 * self.ngf
+        if c % self.filter_groups:
+            raise ConfigError(f"gan.families.mduit.filter_groups: {self.filter_groups} does not divide the "
+                              f"content channels 4 ngf = {c}")
+        if self.vgg_weights is not None and self.vgg_width != 1.0:
+            raise ConfigError("gan.families.mduit.vgg_weights: published VGG16 weights need vgg_width 1.0")
+
+
+# --- pure functions -----------------------------------------------------------------------------------
+
+def dynamic_conv(content: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, groups: int
+                 ) -> torch.Tensor:
+    """Each image's content (B, C, h, w) convolved with its own filter (B, C', C / groups, k, k) (and bias
+    (B, C')): f (x) W of eq. 1, same size (reflect padding k // 2; replicate on maps too small for it)."""
+    b, c, h, w = content.shape
+    k = weight.shape[-1]
+    pad = k // 2
+    x = content
+    if pad:
+        x = F.pad(x, (pad, pad, pad, pad), mode="reflect" if min(h, w) > pad else "replicate")
+    # the batch folded into the channels: one grouped conv applies every image's own filter to it alone
+    y = F.conv2d(x.reshape(1, b * c, *x.shape[-2:]), weight.reshape(-1, *weight.shape[2:]),
+                 bias.reshape(-1) if bias is not None else None, groups=b * groups)
+    return y.reshape(b, -1, h, w)
+
+
+def content_consistency(f_s: torch.Tensor, f_st: torch.Tensor, f_neg: torch.Tensor, margin: float) -> torch.Tensor:
+    """Eq. 4's L_con^c: the batch mean of max(0, d(f_s, f_s->t) - d(f_s, f_s-) + margin), d the mean squared
+    difference over the c h w elements of one image's content features."""
+    d_pos = (f_s - f_st).pow(2).flatten(1).mean(1)
+    d_neg = (f_s - f_neg).pow(2).flatten(1).mean(1)
+    return F.relu(d_pos - d_neg + margin).mean()
+
+
+def filter_consistency(w_t: torch.Tensor, w_st: torch.Tensor, w_neg: torch.Tensor, margin: float = 1.0
+                       ) -> torch.Tensor:
+    """Eq. 4's L_con^a: the batch mean of max(0, margin - cos(W_t, W_s->t) + cos(W_t, W_t-)), each filter
+    flattened per image (margin 1 in the paper)."""
+    pos = F.cosine_similarity(w_t.flatten(1), w_st.flatten(1), dim=1)
+    neg = F.cosine_similarity(w_t.flatten(1), w_neg.flatten(1), dim=1)
+    return F.relu(margin - pos + neg).mean()
+
+
+def contrastive_nce(query: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor | None,
+                    temperature: float) -> torch.Tensor:
+    """Eq. 5: the batch mean of -log(e^{q.p/tau} / (e^{q.p/tau} + sum_i e^{q.n_i/tau})) for L2-normalised
+    (B, K) queries and positives and (N, K) negatives shared by the batch (None or N = 0: zero loss)."""
+    pos = (query * positive).sum(1, keepdim=True)
+    if negatives is None or len(negatives) == 0:
+        return pos.sum() * 0.0  # keeps the graph (and the device)
+    logits = torch.cat([pos, query @ negatives.t()], dim=1) / temperature
+    return F.cross_entropy(logits, torch.zeros(len(query), dtype=torch.long, device=query.device))
+
+
+def gem(x: torch.Tensor, p: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Generalised mean pooling (Radenovic et al.): (B, C, H, W) -> (B, C), (mean x^p)^(1/p), x clamped at eps."""
+    return x.clamp(min=eps).pow(p).mean((2, 3)).pow(1.0 / p)
+
+
+def content_pairs(day_z: torch.Tensor, night_z: torch.Tensor, n_pairs: int, rng: np.random.Generator
+                  ) -> np.ndarray:
+    """(n_pairs, 2) (day, night) indices: days drawn with replacement (as ``epoch_pairs``), each paired with its
+    most similar night by the cosine of the content embeddings (MDUIT §3.1: the most similar image as target;
+    ties to the lowest index). Refreshed every epoch with the current embeddings."""
+    days = rng.integers(0, len(day_z), n_pairs)
+    sim = F.normalize(day_z.float(), dim=1) @ F.normalize(night_z.float(), dim=1).t()
+    nearest = sim.argmax(1).cpu().numpy()
+    return np.stack([days, nearest[days]], axis=1)
+
+
+# --- networks -----------------------------------------------------------------------------------------
+
+def _layer_norm(ch: int) -> nn.Module:
+    return nn.GroupNorm(1, ch)  # over C x H x W per image, affine per channel
+
+
+class ContentEncoder(nn.Module):
+    """E_c: c7s1-ngf, two stride-2 downs, ResNet blocks; instance norm; (B, 3, H, W) -> (B, 4 ngf, H/4, W/4)."""
+
+    def __init__(self, ngf: int, n_blocks: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(3, ngf, 7), nn.InstanceNorm2d(ngf), nn.ReLU(True)]
+        ch = ngf
+        for _ in range(2):
+            layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1), nn.InstanceNorm2d(ch * 2), nn.ReLU(True)]
+            ch *= 2
+        layers += [ResnetBlock(ch, "instance") for _ in range(n_blocks)]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class AppearanceEncoder(nn.Module):
+    """E_a: a pooled relu3_3 descriptor (B, c_vgg) -> the appearance filter (B, c', c / groups, k, k) and its
+    bias (B, c') (None without ``bias``)."""
+
+    def __init__(self, c_vgg: int, width: int, channels: int, groups: int, k: int, bias: bool) -> None:
+        super().__init__()
+        self.shape = (channels, channels // groups, k, k)
+        self.n_weight = channels * (channels // groups) * k * k
+        self.n_bias = channels if bias else 0
+        self.mlp = nn.Sequential(nn.Linear(c_vgg, width), nn.ReLU(True), nn.Linear(width, width), nn.ReLU(True),
+                                 nn.Linear(width, self.n_weight + self.n_bias))
+
+    def forward(self, desc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out = self.mlp(desc)
+        w = out[:, :self.n_weight].reshape(len(desc), *self.shape)
+        return w, (out[:, self.n_weight:] if self.n_bias else None)
+
+
+class _LnResnetBlock(nn.Module):
+    """ResNet block with layer norm (the generator's: keeps the per-channel appearance statistics)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.block = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3), _layer_norm(dim), nn.ReLU(True),
+                                   nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3), _layer_norm(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+class AppearanceGenerator(nn.Module):
+    """G: appearance-representative content (B, 4 ngf, h, w) -> image (B, 3, 4h, 4w) in [-1, 1]."""
+
+    def __init__(self, ngf: int, n_blocks: int) -> None:
+        super().__init__()
+        ch = 4 * ngf
+        layers: list[nn.Module] = [_LnResnetBlock(ch) for _ in range(n_blocks)]
+        for _ in range(2):
+            layers += [nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1),
+                       _layer_norm(ch // 2), nn.ReLU(True)]
+            ch //= 2
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, 3, 7), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+def vgg_channels(width: float) -> tuple[int, int, int]:
+    return tuple(max(1, round(c * width)) for c in (64, 128, 256))  # type: ignore[return-value]
+
+
+class VggRelu33(nn.Module):
+    """VGG16 conv1_1 .. relu3_3 (torchvision's ``features[:16]`` indices); x in [-1, 1] -> (B, c_vgg, H/4, W/4)."""
+
+    def __init__(self, width: float = 1.0) -> None:
+        super().__init__()
+        c1, c2, c3 = vgg_channels(width)
+        layers: list[nn.Module] = []
+        cin = 3
+        for stage, (cout, n) in enumerate(((c1, 2), (c2, 2), (c3, 3))):
+            if stage:
+                layers.append(nn.MaxPool2d(2, 2))
+            for _ in range(n):
+                layers += [nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(True)]
+                cin = cout
+        self.features = nn.Sequential(*layers)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(((x + 1.0) / 2.0 - self.mean) / self.std)
+
+    def descriptor(self, x: torch.Tensor) -> torch.Tensor:
+        """The average-pooled relu3_3 activation (B, c_vgg): what E_a and the translator's bank take."""
+        return self(x).mean((2, 3))
+
+
+def load_vgg_file(net: VggRelu33, path: str | Path) -> None:
+    """Load a torchvision VGG16 (features) state dict into the trunk: keys ``features.N.*`` or ``N.*``, N < 16."""
+    p = Path(path)
+    if not p.is_file():
+        raise DarksideError(f"{p}: VGG16 weights file does not exist")
+    obj = torch.load(p, map_location="cpu", weights_only=True)
+    obj = obj.get("state_dict", obj) if isinstance(obj, dict) else obj
+    state = {}
+    for k, v in obj.items():
+        key = k[len("features."):] if k.startswith("features.") else k
+        idx = key.split(".")[0]
+        if idx.isdigit() and int(idx) < len(net.features):
+            state[key] = v
+    try:
+        net.features.load_state_dict(state)
+    except RuntimeError as exc:
+        raise DarksideError(f"{p}: not VGG16 weights ({str(exc).splitlines()[0]})") from None
+
+
+class ContentHead(nn.Module):
+    """H: trainable GeM (p from 3) -> Linear(c, c) -> ReLU -> Linear(c, K) -> L2; (B, c, h, w) -> (B, K)."""
+
+    def __init__(self, channels: int, dim: int) -> None:
+        super().__init__()
+        self.p = nn.Parameter(torch.full((1,), 3.0))
+        self.mlp = nn.Sequential(nn.Linear(channels, channels), nn.ReLU(True), nn.Linear(channels, dim))
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.mlp(gem(f, self.p)), dim=1)
+
+
+class MduitTranslator(nn.Module):
+    """The day->night module: E_c, E_a, G and a bank (N, c_vgg) of night appearance descriptors; each image
+    gets the appearance of the bank entry drawn by a generator seeded with its own pixels' hash."""
+
+    def __init__(self, content: ContentEncoder, appearance: AppearanceEncoder, generator: AppearanceGenerator,
+                 bank: torch.Tensor, groups: int) -> None:
+        super().__init__()
+        self.content, self.appearance, self.decoder = content, appearance, generator
+        self.groups = groups
+        self.register_buffer("bank", bank)
+
+    def choose(self, x: torch.Tensor) -> torch.Tensor:
+        """Indices into the bank, one per image, drawn with the image's own seed."""
+        n = len(self.bank)
+        if n == 0:
+            raise DarksideError("mduit: the translator has no night appearances (prepare_translator not run)")
+        return torch.tensor([int(torch.randint(n, (1,), generator=torch.Generator().manual_seed(s)))
+                             for s in input_seeds(x)], device=self.bank.device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w, b = self.appearance(self.bank[self.choose(x)])
+        return self.decoder(dynamic_conv(self.content(x), w, b, self.groups))
+
+
+# --- the family ---------------------------------------------------------------------------------------
+
+class _PreviousBatch(ImagePool):
+    """The previous batch of real images (I_t+, I_s-): ``query`` returns it (the given batch at the first
+    step) and keeps the given one. The ImagePool state (its one image) is checkpointed with the pools."""
+
+    def __init__(self) -> None:
+        super().__init__(1, 0)
+
+    def query(self, images: torch.Tensor) -> torch.Tensor:
+        prev = self.images[0] if self.images and self.images[0].shape == images.shape else images.detach()
+        self.images = [images.detach().clone()]
+        return prev
+
+
+class _Queue(ImagePool):
+    """FIFO of the last ``size`` detached embeddings (rows): the NCE negatives."""
+
+    def negatives(self) -> torch.Tensor | None:
+        return torch.cat(self.images) if self.images else None
+
+    def push(self, rows: torch.Tensor) -> None:
+        if self.size <= 0:
+            return
+        self.images += [r[None].detach().clone() for r in rows]
+        self.images = self.images[-self.size:]
+
+
+def _adv(pred: torch.Tensor, real: bool, mode: str) -> torch.Tensor:
+    if mode == "lsgan":
+        return ((pred - (1.0 if real else 0.0)) ** 2).mean()
+    target = torch.ones_like(pred) if real else torch.zeros_like(pred)
+    return F.binary_cross_entropy_with_logits(pred, target)
+
+
+def _swap(x: torch.Tensor) -> torch.Tensor:
+    """[day; night] -> [night; day] (the targets of the sources, and the other domain's half)."""
+    h = len(x) // 2
+    return torch.cat([x[h:], x[:h]])
+
+
+@register_family
+class Mduit(GanBundle):
+    name = "mduit"
+    title = "MDUIT"
+    Settings = MduitSettings
+    generator_name = "generator"
+    paper_counts_plain: ClassVar[bool] = True   # not in Table 8: the plain count
+
+    @classmethod
+    def block_specs(cls, setup: GanSetup) -> list[BlockSpec]:
+        s = setup.settings
+        c, c_vgg = 4 * s.ngf, vgg_channels(s.vgg_width)[2]
+        return [
+            BlockSpec("content_encoder", "generator", lambda: ContentEncoder(s.ngf, s.n_blocks_content)),
+            BlockSpec("appearance_encoder", "generator", lambda: AppearanceEncoder(
+                c_vgg, s.appearance_width, c, s.filter_groups, s.filter_size, s.filter_bias)),
+            BlockSpec("generator", "generator", lambda: AppearanceGenerator(s.ngf, s.n_blocks_generator)),
+            BlockSpec("discriminator_image", "discriminator", lambda: PatchGAN(s.ndf, s.n_layers_d, s.norm_d)),
+            BlockSpec("discriminator_appearance", "discriminator",
+                      lambda: PatchGAN(s.ndf, s.n_layers_d, s.norm_d, in_channels=6)),
+            BlockSpec("head", "head", lambda: ContentHead(c, s.head_dim)),
+            BlockSpec("vgg", "frozen", lambda: VggRelu33(s.vgg_width)),
+        ]
+
+    def __init__(self, setup: GanSetup, device: torch.device | str = "cpu", seed: int = 0) -> None:
+        super().__init__(setup, device, seed)
+        if self.settings.vgg_weights is not None:
+            load_vgg_file(self.nets["vgg"], self.settings.vgg_weights)
+        self.pools = {"previous": _PreviousBatch(), "negatives": _Queue(self.settings.nce_negatives, 0)}
+        c_vgg = vgg_channels(self.settings.vgg_width)[2]
+        # not checkpointed: the last batch's nights (sample grids), then the training nights (prepare_translator)
+        self.bank = torch.zeros(0, c_vgg, device=self.device)
+
+    # -- translator ----------------------------------------------------------------------------
+    @classmethod
+    def translator_net(cls, setup: GanSetup, state_dict: Mapping[str, torch.Tensor]) -> nn.Module:
+        nets = {s.name: s.build() for s in cls.block_specs(setup) if s.role == "generator"}
+        return MduitTranslator(nets["content_encoder"], nets["appearance_encoder"], nets["generator"],
+                               torch.zeros_like(state_dict["bank"], device="cpu"), setup.settings.filter_groups)
+
+    def generator(self) -> nn.Module:
+        n = self.nets
+        t = MduitTranslator(n["content_encoder"], n["appearance_encoder"], n["generator"], self.bank,
+                            self.settings.filter_groups)
+        return t.train(n["generator"].training)
+
+    @torch.no_grad()
+    def descriptors(self, images: Iterable[torch.Tensor]) -> torch.Tensor:
+        """Pooled relu3_3 descriptors (N, c_vgg) of (B, 3, H, W) batches in [-1, 1]."""
+        vgg = self.nets["vgg"]
+        out = [vgg.descriptor(x.to(self.device)) for x in images]
+        return torch.cat(out) if out else self.bank[:0]
+
+    def prepare_translator(self, nights: Iterable[torch.Tensor]) -> None:
+        self.bank = self.descriptors(nights)
+
+    # -- pairs by content similarity (to be called by the training loop, see the module docstring) ---------
+    @torch.no_grad()
+    def embed_contents(self, images: Iterable[torch.Tensor]) -> torch.Tensor:
+        """H(E_c(x)) (N, K) of (B, 3, H, W) batches in [-1, 1], networks in eval mode (no norm statistics
+        move; instance and layer norm have none anyway)."""
+        e, h = self.nets["content_encoder"], self.nets["head"]
+        modes = e.training, h.training
+        e.eval()
+        h.eval()
+        z = torch.cat([h(e(x.to(self.device))) for x in images])
+        e.train(modes[0])
+        h.train(modes[1])
+        return z
+
+    def choose_pairs(self, day: Iterable[torch.Tensor], night: Iterable[torch.Tensor], n_pairs: int,
+                     rng: np.random.Generator) -> np.ndarray:
+        """The epoch's (day, night) index pairs by content similarity (:func:`content_pairs`) of all the
+        training images (centre squares at the crop size, (1, 3, crop, crop) in [-1, 1], in list order), with
+        the networks as the epoch starts (restored by a resume, so the pairs repeat); only ``rng`` is drawn."""
+        return content_pairs(self.embed_contents(day), self.embed_contents(night), n_pairs, rng)
+
+    # -- one step ------------------------------------------------------------------------------
+    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
+        s, n = self.settings, self.nets
+        day, night = (t.to(self.device) for t in batch)
+        e_c, e_a, g, h, vgg = (n[k] for k in ("content_encoder", "appearance_encoder", "generator", "head", "vgg"))
+        d_i, d_a = n["discriminator_image"], n["discriminator_appearance"]
+        mode, groups = s.adversarial, s.filter_groups
+
+        src = torch.cat([day, night])              # I_s; the targets I_t = _swap(src)
+        tgt = _swap(src)
+        prev = self.pools["previous"].query(src)   # same domains as src: I_s- = prev, I_t+ = _swap(prev)
+        with torch.no_grad():
+            desc = vgg.descriptor(src)
+        w_s, b_s = e_a(desc)
+        w_t, b_t = _swap(w_s), (_swap(b_s) if b_s is not None else None)
+        f_s = e_c(src)
+        out = g(dynamic_conv(torch.cat([f_s, f_s]), torch.cat([w_t, w_s]),
+                             torch.cat([b_t, b_s]) if b_s is not None else None, groups))
+        fake, self_rec = out[:len(src)], out[len(src):]
+        f_st = e_c(fake)
+        w_st, _ = e_a(vgg.descriptor(fake))        # the frozen trunk passes the gradient to the fake
+        cyc = g(dynamic_conv(f_st, w_s, b_s, groups))
+        f_neg = e_c(prev)
+
+        set_requires_grad([d_i, d_a], True)
+        fd = fake.detach()
+        loss_di = 2.0 * _adv(d_i(src), True, mode) + _adv(d_i(fd), False, mode)
+        loss_da = (_adv(d_a(torch.cat([tgt, _swap(prev)], 1)), True, mode)
+                   + _adv(d_a(torch.cat([tgt, fd], 1)), False, mode))
+        self.optimise(loss_di + loss_da, "discriminator_image", "discriminator_appearance")
+        set_requires_grad([d_i, d_a], False)
+
+        adv = s.adv_weight * (_adv(d_i(fake), True, mode) + _adv(d_a(torch.cat([tgt, fake], 1)), True, mode))
+        rec_self = s.self_weight * l1(self_rec, src)
+        rec_cyc = s.cycle_weight * l1(cyc, src)
+        con_c = s.content_weight * content_consistency(f_s, f_st, f_neg, s.content_margin)
+        con_a = s.filter_weight * filter_consistency(w_t, w_st, w_s)   # I_t- = I_s, the other domain
+        z_s, z_st = h(f_s), h(f_st)
+        queue = self.pools["negatives"]
+        nce = s.nce_weight * contrastive_nce(z_s, z_st, queue.negatives(), s.nce_temperature)
+        loss_g = adv + rec_self + rec_cyc + con_c + con_a + nce
+        self.optimise(loss_g, "content_encoder", "appearance_encoder", "generator", "head")
+        queue.push(z_s)
+        self.bank = desc[len(day):].detach()       # the nights of this batch (sample grids during training)
+        return {"G": float(loss_g.detach()), "G_adv": float(adv.detach()), "rec_self": float(rec_self.detach()),
+                "rec_cyc": float(rec_cyc.detach()), "con_c": float(con_c.detach()), "con_a": float(con_a.detach()),
+                "NCE": float(nce.detach()), "D_i": float(loss_di.detach()), "D_a": float(loss_da.detach())}
