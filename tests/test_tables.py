@@ -293,7 +293,8 @@ def test_findings_are_paired_claims_that_hold_or_not_by_their_interval(tmp_path,
     base = rng.uniform(10, 80, 60)
     noise = rng.normal(0, 0.5, 60)
     shifts = {"offtheshelf": -5.0, "gem": 0.0, "clahe-c": 0.0, "clahe-nd-c": 3.0, "clahe-cd": 0.0,
-              "hedngan-cd": 2.0, "cyclegan-cd": 2.5 + noise, "lab-inversion": 1.0, "oracle-cd": 12.0}
+              "hedngan-cd": 2.0, "cyclegan-cd": 2.5 + noise, "lab-inversion": 1.0, "oracle-cd": 12.0,
+              "gem-n2d-cyclegan": -3.0}
     for recipe, s in shifts.items():
         _findings_metrics(tmp_path, f"vgg16-{recipe}", base, s)
     t = build_table("findings", mini, tmp_path)

@@ -63,7 +63,7 @@ def test_generators_edges_and_table8(suite):
         assert set(report["scores"]["night"]) == {kind.upper(), kind.upper() + "^N"}
     rows = list(csv.DictReader((work / "results" / "tables" / "table8.csv").open()))
     measured = {r["recipe"] for r in rows if r["ours"]}
-    assert measured == {"cyclegan", "cut", "cyeda", "hedgan", "hedngan", "rcfngan"}
+    assert measured == {"cyclegan", "cut", "cyeda", "drit", "forkgan", "hedgan", "hedngan", "mduit", "rcfngan"}
 
 
 def _rows(work: Path, table: str) -> list[dict[str, str]]:
@@ -97,16 +97,22 @@ def test_every_trained_row_is_filled_and_every_metric_is_a_percentage(suite):
 NOT_YET_RESOLVED = {"day stays: HED^N GAN CD - CLAHE CD, ROxf", "day stays: HED^N GAN CD - CLAHE CD, RPar",
                     "day stays: CycleGAN CD - CLAHE CD, ROxf", "day stays: CycleGAN CD - CLAHE CD, RPar"}
 
+# Claims the mini benchmark measures the other way, clearly (kept as findings so a change shows): LAB inversion
+# without CLAHE and diverse anchors costs GeM 17 points of Avg here (-16.8 [-18.2, -15.3]), where the paper's
+# text has it 1.2 above.
+DISAGREES_WITH_PAPER = {"inversion helps a little: LAB inversion - GeM, Avg"}
+
 
 def test_the_papers_findings_hold_with_paired_intervals(suite):
     """The instrument resolves what the paper found: each claim's paired 95% interval is on its side."""
     work, _ = suite
     rows = _rows(work, "findings")
-    assert len(rows) == 15 and all(r["ours"] for r in rows)
-    assert {r["method"] for r in rows} >= NOT_YET_RESOLVED
+    assert len(rows) == 16 and all(r["ours"] for r in rows)
+    assert {r["method"] for r in rows} >= NOT_YET_RESOLVED | DISAGREES_WITH_PAPER
     failing = [(r["method"], r["ours"], r["ci_low"], r["ci_high"]) for r in rows
-               if r["method"] not in NOT_YET_RESOLVED and not r["note"].startswith("holds")]
+               if r["method"] not in NOT_YET_RESOLVED | DISAGREES_WITH_PAPER and not r["note"].startswith("holds")]
     assert not failing, failing
+    assert all(r["note"].startswith("does not hold") for r in rows if r["method"] in DISAGREES_WITH_PAPER)
     edges = json.loads((work / "results/metrics/edges/hed.json").read_text())["scores"]["night"]
     assert edges["HED^N"]["ap"] > edges["HED"]["ap"]  # HED^N edges still beat HED's on night images
 
