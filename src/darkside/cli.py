@@ -415,7 +415,10 @@ def run_figure(args: argparse.Namespace, job: Any) -> Path:
     domain = "day" if args.kind == "translations" else "night"
     images = [manifest.image_path(r) for r in manifest.select(domain=domain)][: args.rows]
     if args.kind == "translations":
-        gens = figures.load_generators({name: (name, path) for name, path in (i.split("=", 1) for i in args.item)},
+        from darkside.gan.family import FAMILIES, family_settings
+        family_settings()  # registers the built-in families: a column is titled as the tables title the family
+        items = [i.split("=", 1) for i in args.item]
+        gens = figures.load_generators({(FAMILIES[k].title if k in FAMILIES else k): (k, path) for k, path in items},
                                        device)
         return figures.translations_figure(images, gens, Path(args.out))
     from darkside.gan.edges.quality import night_students
