@@ -15,3 +15,50 @@ def repo_root() -> Path:
 
 def pytest_configure(config):
     sys.path.insert(0, str(ROOT / "src"))
+
+
+@pytest.fixture
+def gan_images(tmp_path) -> dict[str, list[Path]]:
+    """Three random 40 x 48 day and three night PNGs: a generator family's tiny training lists."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    paths: dict[str, list[Path]] = {"day": [], "night": []}
+    for kind in paths:
+        for i in range(3):
+            p = tmp_path / "img" / f"{kind}{i}.png"
+            p.parent.mkdir(exist_ok=True)
+            Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(p)
+            paths[kind].append(p)
+    return paths
+
+
+@pytest.fixture
+def interrupted_and_resumed(tmp_path, gan_images):
+    """``run(setup) -> (reference generator.pt, resumed generator.pt, resumed run folder)``: the setup trained
+    uninterrupted (seed 3), and trained again but stopped by SIGTERM at (epoch 1, step 0), which must leave a
+    checkpoint of epoch 1 and no generator file, then resumed."""
+    import signal
+
+    import torch
+
+    from darkside.errors import Preempted
+    from darkside.gan.train import train_gan
+
+    def run(setup):
+        day, night = gan_images["day"], gan_images["night"]
+        ref = train_gan(setup, day, night, tmp_path / "ref", "cpu", seed=3)
+
+        def kill(epoch, step):
+            if (epoch, step) == (1, 0):
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        out = tmp_path / "run"
+        with pytest.raises(Preempted):
+            train_gan(setup, day, night, out, "cpu", seed=3, on_step=kill)
+        assert not (out / "generator.pt").exists()
+        assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 1
+        return ref, train_gan(setup, day, night, out, "cpu", seed=3), out
+
+    return run

@@ -2,15 +2,13 @@
 resume after SIGTERM and the seeded translator."""
 
 import math
-import os
-import signal
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from test_gan_settings import paper_entry
 
-from darkside.errors import ConfigError, Preempted
+from darkside.errors import ConfigError
 from darkside.gan.families.drit import (
     DritSettings,
     LayerNorm,
@@ -23,18 +21,12 @@ from darkside.gan.families.drit import (
 )
 from darkside.gan.family import GanSetup, GanTraining, build, family_class, setup_for
 from darkside.gan.params import count_parameters
-from darkside.gan.train import train_gan
 from darkside.gan.translator import load_translator
 from darkside.settings import parse
 
 torch.set_num_threads(1)
 
-PAPER = dict(batch_size=2, pairs_per_epoch=10000, epochs_constant=150, epochs_decay=150, width=64, content_blocks=3,
-             shared_blocks=1, content_noise=1.0, attr_width=64, nz=8, mlp_width=256, gen_blocks=4, ndf=64,
-             d_layers=4, d_scales=3, content_d_kernel=7, content_d_last_kernel=4, init="normal", init_gain=0.02,
-             lr=1e-4, content_lr_divisor=2.5, content_grad_clip=5.0, weight_decay=1e-4, d_iter=3,
-             cross_cycle_weight=10.0, self_recon_weight=10.0, latent_weight=10.0, attr_l2_weight=0.01,
-             content_l2_weight=0.01, mode_seeking_weight=1.0, translate_attribute="night-image")
+PAPER = paper_entry("drit")  # params.yaml's paper preset (pinned in test_gan_settings.py)
 
 
 def common(crop: int) -> GanTraining:
@@ -154,33 +146,9 @@ def test_lr_schedule_is_drits():
     assert drit_factor(299, 150, 150) == pytest.approx(2 / 151)
 
 
-@pytest.fixture
-def images(tmp_path):
-    rng = np.random.default_rng(0)
-    paths = {"day": [], "night": []}
-    for kind in paths:
-        for i in range(3):
-            p = tmp_path / "img" / f"{kind}{i}.png"
-            p.parent.mkdir(exist_ok=True)
-            Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(p)
-            paths[kind].append(p)
-    return paths
-
-
-def test_resume_after_sigterm_matches_uninterrupted(tmp_path, images):
+def test_resume_after_sigterm_matches_uninterrupted(interrupted_and_resumed):
     s = tiny(pairs_per_epoch=8)    # 4 steps per epoch: content-only, content-only, full, full
-    ref = train_gan(s, images["day"], images["night"], tmp_path / "ref", "cpu", seed=3)
-
-    def kill(epoch, step):
-        if (epoch, step) == (1, 0):
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    out = tmp_path / "run"
-    with pytest.raises(Preempted):
-        train_gan(s, images["day"], images["night"], out, "cpu", seed=3, on_step=kill)
-    assert not (out / "generator.pt").exists()
-    assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 1
-    res = train_gan(s, images["day"], images["night"], out, "cpu", seed=3)
+    ref, res, _ = interrupted_and_resumed(s)
     assert res.read_bytes() == ref.read_bytes()
 
     state = torch.load(res, weights_only=True)["state_dict"]

@@ -2,15 +2,12 @@
 
 import dataclasses
 import math
-import os
-import signal
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from test_gan_settings import paper_entry
 
-from darkside.errors import Preempted
 from darkside.gan.families.forkgan import (
     ForkganSettings,
     MultiScaleDiscriminator,
@@ -23,16 +20,12 @@ from darkside.gan.families.forkgan import (
 )
 from darkside.gan.family import GanTraining, build, family_class, setup_for
 from darkside.gan.params import count_parameters
-from darkside.gan.train import train_gan
 from darkside.gan.translator import load_translator
 from darkside.settings import parse
 
 torch.set_num_threads(1)
 
-PAPER = dict(variant="official", batch_size=1, pairs_per_epoch=10000, epochs_constant=10, epochs_decay=10, ngf=64,
-             encoder_blocks=5, decoder_blocks=4, ndf=32, n_layers_d=4, n_scales=2, n_discriminators=2,
-             init="normal", init_gain=0.02, noise_std=0.02, cycle_weight=10.0, reconstruction_weight=10.0,
-             perceptual_weight=1.0, classifier_weight=1.0, pool_size=50)
+PAPER = paper_entry("forkgan")  # params.yaml's paper preset (pinned in test_gan_settings.py)
 
 
 def common(crop: int) -> GanTraining:
@@ -130,33 +123,9 @@ def test_losses_by_hand():
     assert float(domain_bce(torch.tensor([[2.0, -1.0]]), 1)) == pytest.approx(0.5 * (2.126928 + 1.313262), abs=1e-6)
 
 
-@pytest.fixture
-def images(tmp_path):
-    rng = np.random.default_rng(0)
-    paths = {"day": [], "night": []}
-    for kind in paths:
-        for i in range(3):
-            p = tmp_path / "img" / f"{kind}{i}.png"
-            p.parent.mkdir(exist_ok=True)
-            Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(p)
-            paths[kind].append(p)
-    return paths
-
-
-def test_resume_after_sigterm_matches_uninterrupted_and_translates(tmp_path, images):
+def test_resume_after_sigterm_matches_uninterrupted_and_translates(interrupted_and_resumed):
     s = tiny()
-    ref = train_gan(s, images["day"], images["night"], tmp_path / "ref", "cpu", seed=3)
-
-    def kill(epoch, step):
-        if (epoch, step) == (1, 0):
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    out = tmp_path / "run"
-    with pytest.raises(Preempted):
-        train_gan(s, images["day"], images["night"], out, "cpu", seed=3, on_step=kill)
-    assert not (out / "generator.pt").exists()
-    assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 1
-    res = train_gan(s, images["day"], images["night"], out, "cpu", seed=3)
+    ref, res, _ = interrupted_and_resumed(s)
     assert res.read_bytes() == ref.read_bytes()
 
     tr = load_translator("forkgan", res, "cpu")

@@ -1,15 +1,13 @@
 """MDUIT: paper parameter counts, one step, the hand-checked losses and ops, resume and the translator."""
 
 import math
-import os
-import signal
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from test_gan_settings import paper_entry
 
-from darkside.errors import ConfigError, Preempted
+from darkside.errors import ConfigError
 from darkside.gan.families.mduit import (
     MduitSettings,
     VggRelu33,
@@ -23,19 +21,12 @@ from darkside.gan.families.mduit import (
 )
 from darkside.gan.family import GanTraining, build, setup_for
 from darkside.gan.params import count_parameters
-from darkside.gan.train import train_gan
 from darkside.gan.translator import load_translator
 from darkside.settings import parse
 
 torch.set_num_threads(1)
 
-LOSSES = dict(init="normal", adversarial="vanilla", adv_weight=1.0, self_weight=100.0, cycle_weight=100.0,
-              content_weight=10.0, content_margin=0.1, filter_weight=1.0, nce_weight=1.0, nce_temperature=0.07,
-              nce_negatives=16)
-PAPER = dict(batch_size=1, pairs_per_epoch=10000, epochs_constant=35, epochs_decay=15, ngf=64, n_blocks_content=4,
-             n_blocks_generator=4, filter_size=5, filter_groups=256, filter_bias=True, appearance_width=256,
-             vgg_width=1.0, vgg_weights=None, head_dim=128, ndf=64, n_layers_d=3, norm_d="instance", init_gain=0.001,
-             **LOSSES)
+PAPER = paper_entry("mduit")  # params.yaml's paper preset (pinned in test_gan_settings.py)
 
 
 def setup(entry: dict, crop: int, **kw):
@@ -180,33 +171,9 @@ def test_vgg_weights_file_loads_torchvision_keys(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(src.parameters(), dst.parameters(), strict=True))
 
 
-@pytest.fixture
-def images(tmp_path):
-    rng = np.random.default_rng(0)
-    paths = {"day": [], "night": []}
-    for kind in paths:
-        for i in range(3):
-            p = tmp_path / "img" / f"{kind}{i}.png"
-            p.parent.mkdir(exist_ok=True)
-            Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(p)
-            paths[kind].append(p)
-    return paths
-
-
-def test_resume_after_sigterm_matches_uninterrupted_and_translates(tmp_path, images):
+def test_resume_after_sigterm_matches_uninterrupted_and_translates(interrupted_and_resumed):
     s = tiny()
-    ref = train_gan(s, images["day"], images["night"], tmp_path / "ref", "cpu", seed=3)
-
-    def kill(epoch, step):
-        if (epoch, step) == (1, 0):
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    out = tmp_path / "run"
-    with pytest.raises(Preempted):
-        train_gan(s, images["day"], images["night"], out, "cpu", seed=3, on_step=kill)
-    assert not (out / "generator.pt").exists()
-    assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 1
-    res = train_gan(s, images["day"], images["night"], out, "cpu", seed=3)
+    ref, res, _ = interrupted_and_resumed(s)
     assert res.read_bytes() == ref.read_bytes()  # the same bytes as the uninterrupted run
 
     state = torch.load(res, weights_only=True)["state_dict"]

@@ -28,6 +28,11 @@ def setups(preset: str) -> dict:
             for f, entry in gan["families"].items()}
 
 
+def paper_entry(family: str) -> dict:
+    """``gan.families.<family>`` of the paper preset, as params.yaml gives it."""
+    return dict(load_params(ROOT / "params.yaml")["presets"]["paper"]["gan"]["families"][family])
+
+
 @pytest.fixture(scope="module")
 def paper() -> dict:
     return setups("paper")
@@ -175,3 +180,30 @@ def test_the_gan_job_reads_its_family_and_its_detector_only():
     assert "presets.mini.gan.families.hedngan.student_lr" in job.param_keys()
     assert not any("cyclegan" in k or "edges.pretrain" in k for k in job.param_keys())
     assert isinstance(JobSettings.from_json(job.to_json()).section("gan.common", GanTraining), GanTraining)
+
+
+def test_drit_forkgan_mduit_paper_numbers(paper):
+    """SPEC section 5 and the reference notes' values of the three families, as the paper preset carries them."""
+    d = paper["drit"].settings
+    assert (d.batch_size, d.epochs_constant, d.epochs_decay, d.pairs_per_epoch) == (2, 150, 150, 10000)
+    assert (d.width, d.content_blocks, d.shared_blocks, d.content_noise, d.attr_width, d.nz, d.mlp_width,
+            d.gen_blocks) == (64, 3, 1, 1.0, 64, 8, 256, 4)
+    assert (d.ndf, d.d_layers, d.d_scales, d.content_d_kernel, d.content_d_last_kernel) == (64, 4, 3, 7, 4)
+    assert (d.init, d.init_gain, d.lr, d.content_lr_divisor, d.content_grad_clip, d.weight_decay, d.d_iter) == (
+        "normal", 0.02, 1e-4, 2.5, 5.0, 1e-4, 3)
+    assert (d.cross_cycle_weight, d.self_recon_weight, d.latent_weight, d.attr_l2_weight, d.content_l2_weight,
+            d.mode_seeking_weight, d.translate_attribute) == (10.0, 10.0, 10.0, 0.01, 0.01, 1.0, "night-image")
+    f = paper["forkgan"].settings
+    assert (f.variant, f.batch_size, f.epochs_constant, f.epochs_decay, f.pairs_per_epoch) == (
+        "official", 1, 10, 10, 10000)
+    assert (f.ngf, f.encoder_blocks, f.decoder_blocks, f.ndf, f.n_layers_d, f.n_scales, f.n_discriminators) == (
+        64, 5, 4, 32, 4, 2, 2)
+    assert (f.init, f.init_gain, f.noise_std, f.cycle_weight, f.reconstruction_weight, f.perceptual_weight,
+            f.classifier_weight, f.pool_size) == ("normal", 0.02, 0.02, 10.0, 10.0, 1.0, 1.0, 50)
+    m = paper["mduit"].settings
+    assert (m.batch_size, m.epochs_constant, m.epochs_decay, m.pairs_per_epoch) == (1, 35, 15, 10000)
+    assert (m.ngf, m.filter_size, m.filter_groups, m.vgg_width, m.vgg_weights) == (64, 5, 256, 1.0, None)
+    assert (m.init, m.init_gain, m.self_weight, m.cycle_weight, m.content_weight, m.content_margin) == (
+        "normal", 0.001, 100.0, 100.0, 10.0, 0.1)
+    assert (m.filter_weight, m.nce_weight, m.nce_temperature, m.nce_negatives) == (1.0, 1.0, 0.07, 16)
+    assert paper["mduit"].common.lr == 2e-4 and paper["mduit"].common.beta1 == 0.5

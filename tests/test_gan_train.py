@@ -2,14 +2,12 @@
 
 import json
 import os
-import signal
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from darkside.errors import Preempted
 from darkside.gan.edges import DetectorSettings
 from darkside.gan.family import GanSetup, GanTraining, build, family_class, setup_for
 from darkside.gan.train import train_gan
@@ -64,34 +62,10 @@ def test_one_train_step_changes_generator(family):
     assert all(torch.equal(before[k], v) for k, v in build(tiny(family), "cpu", 0).generator().state_dict().items())
 
 
-@pytest.fixture
-def images(tmp_path):
-    rng = np.random.default_rng(0)
-    paths = {"day": [], "night": []}
-    for kind in paths:
-        for i in range(3):
-            p = tmp_path / "img" / f"{kind}{i}.png"
-            p.parent.mkdir(exist_ok=True)
-            Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(p)
-            paths[kind].append(p)
-    return paths
-
-
 @pytest.mark.parametrize("family", ["cyclegan", "hedngan", "cut", "cyeda"])
-def test_resume_after_sigterm_matches_uninterrupted(tmp_path, images, family):
+def test_resume_after_sigterm_matches_uninterrupted(interrupted_and_resumed, family):
     s = tiny(family)
-    ref = train_gan(s, images["day"], images["night"], tmp_path / "ref", "cpu", seed=3)
-
-    def kill(epoch, step):
-        if (epoch, step) == (1, 0):
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    out = tmp_path / "run"
-    with pytest.raises(Preempted):
-        train_gan(s, images["day"], images["night"], out, "cpu", seed=3, on_step=kill)
-    assert not (out / "generator.pt").exists()
-    assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 1
-    res = train_gan(s, images["day"], images["night"], out, "cpu", seed=3)
+    ref, res, out = interrupted_and_resumed(s)
     assert res.read_bytes() == ref.read_bytes()  # the same bytes as the uninterrupted run
 
     a, b = torch.load(ref, weights_only=True), torch.load(res, weights_only=True)
@@ -112,13 +86,13 @@ def test_resume_after_sigterm_matches_uninterrupted(tmp_path, images, family):
     assert y.shape == (1, 3, 30, 35) and y.min() >= 0 and y.max() <= 1
 
 
-def test_mismatched_checkpoint_is_not_resumed(tmp_path, images):
+def test_mismatched_checkpoint_is_not_resumed(tmp_path, gan_images):
     """A checkpoint of other settings/seed is set aside and training starts afresh (the DAG re-runs a
     job when its settings change)."""
     s = tiny("hedgan", epochs_constant=1, epochs_decay=0)
-    train_gan(s, images["day"], images["night"], tmp_path / "a", "cpu", seed=0)
-    train_gan(s, images["day"], images["night"], tmp_path / "a", "cpu", seed=1)
-    train_gan(s, images["day"], images["night"], tmp_path / "b", "cpu", seed=1)
+    train_gan(s, gan_images["day"], gan_images["night"], tmp_path / "a", "cpu", seed=0)
+    train_gan(s, gan_images["day"], gan_images["night"], tmp_path / "a", "cpu", seed=1)
+    train_gan(s, gan_images["day"], gan_images["night"], tmp_path / "b", "cpu", seed=1)
     assert (tmp_path / "a" / "checkpoint.stale.pt").is_file()
     assert (tmp_path / "a" / "generator.pt").read_bytes() == (tmp_path / "b" / "generator.pt").read_bytes()
 
@@ -130,7 +104,7 @@ class _Payload:
         return (os.system, ("echo pwned > /dev/null",))
 
 
-def test_checkpoint_needing_arbitrary_unpickling_is_refused(tmp_path, images):
+def test_checkpoint_needing_arbitrary_unpickling_is_refused(tmp_path, gan_images):
     """The resume path loads weights only: a checkpoint.pt that needs code to unpickle stops the run with
     one line naming the file, and nothing of it is executed or overwritten."""
     from darkside.errors import DarksideError
@@ -141,7 +115,7 @@ def test_checkpoint_needing_arbitrary_unpickling_is_refused(tmp_path, images):
     torch.save({"family": "hedgan", "payload": _Payload()}, run / "checkpoint.pt")
     before = (run / "checkpoint.pt").read_bytes()
     with pytest.raises(DarksideError, match=r"checkpoint\.pt: unreadable checkpoint"):
-        train_gan(s, images["day"], images["night"], run, "cpu", seed=0)
+        train_gan(s, gan_images["day"], gan_images["night"], run, "cpu", seed=0)
     assert (run / "checkpoint.pt").read_bytes() == before and not (run / "generator.pt").exists()
 
 

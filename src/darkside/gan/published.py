@@ -70,8 +70,8 @@ def import_published(name: str, setup: GanSetup, source: str | Path, out: str | 
 
 def published_name(path: str | Path) -> str | None:
     """The ``gan.published`` name a generator file was imported as (None: trained by the suite)."""
-    try:
-        obj = torch.load(Path(path), map_location="cpu", weights_only=True)
+    try:  # memory-mapped: only the small header is read, not the weights
+        obj = torch.load(Path(path), map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:
         raise DarksideError(f"{path}: cannot read generator ({type(exc).__name__})") from None
     pub = obj.get("published") if isinstance(obj, dict) else None

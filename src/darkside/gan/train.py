@@ -128,7 +128,7 @@ def train_gan(setup: GanSetup, day_paths: Sequence[str | Path], night_paths: Seq
     ckpt = load_checkpoint(ckpt_path, config)
     if ckpt is None:
         torch.manual_seed(seed)  # a fresh run's global draws must not depend on what the process did before
-    if ckpt is not None:
+    else:
         bundle.load_training_state(ckpt["bundle"])
         torch.set_rng_state(ckpt["torch_rng"])
         log, start = list(ckpt["log"]), int(ckpt["epoch"])

@@ -108,6 +108,7 @@ from darkside.gan.family import (
     set_requires_grad,
 )
 from darkside.gan.losses import l1
+from darkside.gan.networks import ResnetBlock
 from darkside.settings import setting
 
 DAY, NIGHT = "day", "night"
@@ -229,20 +230,9 @@ def _conv(cin: int, cout: int, kernel: int, stride: int, pad: int) -> list[nn.Mo
         nn.Conv2d(cin, cout, kernel, stride)]
 
 
-class ResBlock(nn.Module):
-    """conv3x3-IN-ReLU-conv3x3-IN with an identity skip (instance norm without affine)."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.block = nn.Sequential(*_conv(dim, dim, 3, 1, 1), nn.InstanceNorm2d(dim), nn.ReLU(True),
-                                   *_conv(dim, dim, 3, 1, 1), nn.InstanceNorm2d(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.block(x)
-
-
 class ContentBranch(nn.Module):
-    """One domain's content encoder: c7s1 (LeakyReLU 0.01), two stride-2 IN-ReLU downs, residual blocks."""
+    """One domain's content encoder: c7s1 (LeakyReLU 0.01), two stride-2 IN-ReLU downs, residual blocks (DRIT's
+    are CycleGAN's with instance norm: reflect-padded biased 3x3 convs, no norm affine)."""
 
     def __init__(self, width: int, n_blocks: int) -> None:
         super().__init__()
@@ -250,7 +240,7 @@ class ContentBranch(nn.Module):
             *_conv(3, width, 7, 1, 3), nn.LeakyReLU(0.01, True),
             *_conv(width, 2 * width, 3, 2, 1), nn.InstanceNorm2d(2 * width), nn.ReLU(True),
             *_conv(2 * width, 4 * width, 3, 2, 1), nn.InstanceNorm2d(4 * width), nn.ReLU(True),
-            *[ResBlock(4 * width) for _ in range(n_blocks)])
+            *[ResnetBlock(4 * width, "instance") for _ in range(n_blocks)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -262,7 +252,7 @@ class ContentEncoder(nn.Module):
     def __init__(self, width: int, n_blocks: int, n_shared: int, noise: float) -> None:
         super().__init__()
         self.day, self.night = ContentBranch(width, n_blocks), ContentBranch(width, n_blocks)
-        self.shared = nn.Sequential(*[ResBlock(4 * width) for _ in range(n_shared)])
+        self.shared = nn.Sequential(*[ResnetBlock(4 * width, "instance") for _ in range(n_shared)])
         self.noise = noise
 
     def forward(self, x: torch.Tensor, domain: str, rng: torch.Generator | None = None) -> torch.Tensor:
@@ -435,7 +425,7 @@ class DritTranslator(nn.Module):
 
 def _translator(s: DritSettings, bank_size: int) -> DritTranslator:
     return DritTranslator(ContentBranch(s.width, s.content_blocks),
-                          nn.Sequential(*[ResBlock(4 * s.width) for _ in range(s.shared_blocks)]),
+                          nn.Sequential(*[ResnetBlock(4 * s.width, "instance") for _ in range(s.shared_blocks)]),
                           Decoder(4 * s.width, s.nz, s.mlp_width, s.gen_blocks), s.nz, s.translate_attribute,
                           torch.zeros(bank_size, s.nz))
 
