@@ -316,3 +316,32 @@ def test_nd_night_anchors_are_never_translated(dataset):
     night = [t for t in tuples if (t.anchor, t.positive) in nd]
     assert len(night) == 4 and not any(t.translate for t in night)
     assert all(t.translate for t in tuples if t not in night)
+
+
+class _CountingTranslator:
+    """lab-inversion that counts the images it translates."""
+
+    def __init__(self) -> None:
+        self.inner = load_translator("lab-inversion", None)
+        self.images = 0
+
+    def translate(self, images):
+        self.images += len(images)
+        return self.inner.translate(images)
+
+
+def test_cached_translations_are_the_uncached_ones_and_made_once(dataset):
+    """A translated anchor is translated once per run with the cache (mining, training and later epochs reuse
+    it), and the cached tensor is the one an uncached pipeline computes afresh."""
+    manifest = load_manifest(dataset)
+    ids = [r.image_id for r in manifest.select(split="train")][:4]
+    cached_t, fresh_t = _CountingTranslator(), _CountingTranslator()
+    cached = ImagePipeline(manifest, 16, (2.0, 8), cached_t, cache=True)
+    fresh = ImagePipeline(manifest, 16, (2.0, 8), fresh_t, cache=False)
+    for _ in range(3):
+        for i in ids:
+            assert torch.equal(cached.tensor(i, True), fresh.tensor(i, True))
+            assert torch.equal(cached.tensor(i, np.bool_(True)), fresh.tensor(i, True))
+            assert torch.equal(cached.tensor(i), fresh.tensor(i))
+            assert not torch.equal(cached.tensor(i, True), cached.tensor(i))
+    assert cached_t.images == len(ids) and fresh_t.images == 3 * 2 * len(ids)

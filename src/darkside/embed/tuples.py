@@ -92,10 +92,15 @@ def translation_flags(anchor_ids: Sequence[str], manifest: Manifest, recipe: Rec
 class ImagePipeline:
     """Loads, resizes, (translates), CLAHEs and normalises images; caches what is deterministic.
 
-    With ``cache`` the resized images are kept in memory as uint8 and the finished tensors of
-    untranslated images too (the mini datasets are small; on the paper preset 22,000 pool images
-    per epoch would not fit, so the cache is a setting). Translated anchors are recomputed:
-    stochastic generators (DRIT-like) must be able to draw a new night per use.
+    With ``cache`` the resized images are kept in memory as uint8 and the finished tensors too,
+    translated anchors included (the mini datasets are small; on the paper preset 22,000 pool images
+    per epoch would not fit, so the cache is a setting). Caching a translation is exact: every
+    translator is a function of its input alone (frozen, eval mode; DRIT++ and MDUIT draw their night
+    attribute from a generator seeded by the anchor's pixels, ``gan.family.input_seeds``; the oracle
+    renders the view's own night), so an anchor translated again, in the same epoch's mining and
+    training or in a later epoch, would give the same bytes. A translated anchor costs a generator
+    forward at the training size; without the cache every GAN recipe of the mini suite paid ~1 s of
+    its ~3 s epoch for translations it had made before.
     """
 
     def __init__(self, manifest: Manifest, image_size: int, clahe: tuple[float, int] | None,
@@ -106,7 +111,7 @@ class ImagePipeline:
         self.translator = translator
         self.cache = cache
         self._rgb: dict[str, np.ndarray] = {}
-        self._done: dict[str, torch.Tensor] = {}
+        self._done: dict[tuple[str, bool], torch.Tensor] = {}
 
     def rgb(self, image_id: str) -> np.ndarray:
         """Resized RGB float32 (H, W, 3) in [0, 1]."""
@@ -121,8 +126,10 @@ class ImagePipeline:
 
     def tensor(self, image_id: str, translate: bool = False) -> torch.Tensor:
         """The network input (3, H, W): ImageNet-normalised, CLAHE'd where the recipe says so."""
-        if not translate and image_id in self._done:
-            return self._done[image_id]
+        translate = bool(translate)
+        done = self._done.get((image_id, translate))
+        if done is not None:
+            return done
         rgb = self.rgb(image_id)
         if translate:
             if self.translator is None:
@@ -137,8 +144,8 @@ class ImagePipeline:
             clip, grid = self.clahe
             rgb = np.asarray(clahe(rgb, clip, (grid, grid)), dtype=np.float32)
         t = (torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1) - IMAGENET_MEAN) / IMAGENET_STD
-        if self.cache and not translate:
-            self._done[image_id] = t
+        if self.cache:
+            self._done[image_id, translate] = t
         return t
 
     def tuple_tensors(self, t: TrainingTuple) -> list[torch.Tensor]:
