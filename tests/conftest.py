@@ -19,14 +19,15 @@ def pytest_configure(config):
 
 @pytest.fixture
 def gan_images(tmp_path) -> dict[str, list[Path]]:
-    """Three random 40 x 48 day and three night PNGs: a generator family's tiny training lists."""
+    """Three random 40 x 48 day and three night PNGs: a generator family's tiny training lists; and two sunset
+    ones (a multi-domain family's third lighting domain; drawn after the others, which they leave as they were)."""
     import numpy as np
     from PIL import Image
 
     rng = np.random.default_rng(0)
-    paths: dict[str, list[Path]] = {"day": [], "night": []}
-    for kind in paths:
-        for i in range(3):
+    paths: dict[str, list[Path]] = {"day": [], "night": [], "sunset": []}
+    for kind, n in (("day", 3), ("night", 3), ("sunset", 2)):
+        for i in range(n):
             p = tmp_path / "img" / f"{kind}{i}.png"
             p.parent.mkdir(exist_ok=True)
             Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(p)
@@ -36,9 +37,10 @@ def gan_images(tmp_path) -> dict[str, list[Path]]:
 
 @pytest.fixture
 def interrupted_and_resumed(tmp_path, gan_images):
-    """``run(setup) -> (reference generator.pt, resumed generator.pt, resumed run folder)``: the setup trained
-    uninterrupted (seed 3), and trained again but stopped by SIGTERM at (epoch 1, step 0), which must leave a
-    checkpoint of epoch 1 and no generator file, then resumed."""
+    """``run(setup, domains=None) -> (reference generator.pt, resumed generator.pt, resumed run folder)``: the
+    setup trained uninterrupted (seed 3), and trained again but stopped by SIGTERM at (epoch 1, step 0), which
+    must leave a checkpoint of epoch 1 and no generator file, then resumed; ``domains``: train_gan's (a
+    multi-domain family's every lighting domain)."""
     import signal
 
     import torch
@@ -46,9 +48,9 @@ def interrupted_and_resumed(tmp_path, gan_images):
     from darkside.errors import Preempted
     from darkside.gan.train import train_gan
 
-    def run(setup):
+    def run(setup, domains=None):
         day, night = gan_images["day"], gan_images["night"]
-        ref = train_gan(setup, day, night, tmp_path / "ref", "cpu", seed=3)
+        ref = train_gan(setup, day, night, tmp_path / "ref", "cpu", seed=3, domains=domains)
 
         def kill(epoch, step):
             if (epoch, step) == (1, 0):
@@ -56,9 +58,9 @@ def interrupted_and_resumed(tmp_path, gan_images):
 
         out = tmp_path / "run"
         with pytest.raises(Preempted):
-            train_gan(setup, day, night, out, "cpu", seed=3, on_step=kill)
+            train_gan(setup, day, night, out, "cpu", seed=3, domains=domains, on_step=kill)
         assert not (out / "generator.pt").exists()
         assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 1
-        return ref, train_gan(setup, day, night, out, "cpu", seed=3), out
+        return ref, train_gan(setup, day, night, out, "cpu", seed=3, domains=domains), out
 
     return run

@@ -1,4 +1,5 @@
-"""MDUIT: paper parameter counts, one step, the hand-checked losses and ops, resume and the translator."""
+"""MDUIT: paper parameter counts, one step, the hand-checked losses and ops, pairs and negatives over every
+lighting domain, the CLI's domain list, resume and the translator."""
 
 import math
 
@@ -7,10 +8,14 @@ import pytest
 import torch
 from test_gan_settings import paper_entry
 
-from darkside.errors import ConfigError
+from darkside.cli import main
+from darkside.data.manifest import GroundTruth, ImageRecord, write_dataset
+from darkside.errors import ConfigError, DarksideError
+from darkside.gan.crops import domain_pairs
 from darkside.gan.families.mduit import (
     MduitSettings,
     VggRelu33,
+    _DomainHistory,
     content_consistency,
     content_pairs,
     contrastive_nce,
@@ -19,8 +24,9 @@ from darkside.gan.families.mduit import (
     gem,
     load_vgg_file,
 )
-from darkside.gan.family import GanTraining, build, setup_for
+from darkside.gan.family import FAMILIES, DomainBatch, GanTraining, build, family_class, setup_for
 from darkside.gan.params import count_parameters
+from darkside.gan.train import _ImageSource, iterate_domain_epoch, train_gan
 from darkside.gan.translator import load_translator
 from darkside.settings import parse
 
@@ -142,24 +148,164 @@ def test_gem_by_hand():
     assert gem(torch.tensor([-5.0, 3.0]).reshape(1, 1, 1, 2), torch.tensor([1.0])).item() == pytest.approx(1.5)
 
 
-def test_content_pairs_take_the_most_similar_night():
-    day_z = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    night_z = torch.tensor([[0.0, 2.0], [3.0, 0.0], [1.0, 1.0]])  # day 0 -> night 1, day 1 -> night 0 (cos 1)
-    pairs = content_pairs(day_z, night_z, 6, np.random.default_rng(5))
-    assert pairs.shape == (6, 2)
-    assert np.array_equal(pairs[:, 0], np.random.default_rng(5).integers(0, 2, 6))
-    assert np.array_equal(pairs[:, 1], np.array([1, 0])[pairs[:, 0]])
+def test_content_pairs_take_the_most_similar_image_of_another_domain():
+    # domains 0 (images 0, 1), 1 (2, 3), 2 (4). Each image's nearest is in its own domain (cos 1), never taken:
+    # images 0, 1 -> image 4 (cos 0.8 > 0 for 2, 3); images 2, 3 -> image 4 (cos 0.6 > 0 for 0, 1);
+    # image 4 -> images 0 and 1 tie at cos 0.8 (> 0.6 for 2, 3): the lowest index, 0
+    z = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0], [0.0, 3.0], [0.8, 0.6]])
+    domains = np.array([0, 0, 1, 1, 2])
+    pairs = content_pairs(z, domains, 40, np.random.default_rng(5), chunk=2)  # rows two at a time
+    assert pairs.shape == (40, 2)
+    assert np.array_equal(pairs[:, 0], np.random.default_rng(5).integers(0, 5, 40))
+    assert np.array_equal(pairs[:, 1], np.array([4, 4, 4, 4, 0])[pairs[:, 0]])
+    assert (domains[pairs[:, 0]] != domains[pairs[:, 1]]).all()   # never within one domain
+    assert set(domains[pairs[:, 0]]) == {0, 1, 2}                 # sources from every domain
+    with pytest.raises(DarksideError, match="two lighting domains"):
+        content_pairs(z, np.zeros(5, int), 4, np.random.default_rng(0))
+
+
+def test_random_domain_pairs_never_within_one_domain_and_cover_every_domain():
+    domains = np.array([0, 0, 0, 1, 2, 2])
+    pairs = domain_pairs(domains, 200, np.random.default_rng(1))
+    assert pairs.shape == (200, 2) and (domains[pairs[:, 0]] != domains[pairs[:, 1]]).all()
+    assert set(domains[pairs[:, 0]]) == set(domains[pairs[:, 1]]) == {0, 1, 2}
+    assert set(pairs.ravel()) == set(range(6))
 
 
 def test_choose_pairs_embeds_with_the_current_networks():
     b = build(tiny(), "cpu", seed=0)
     g = torch.Generator().manual_seed(2)
-    day = [torch.rand(1, 3, 32, 32, generator=g) * 2 - 1 for _ in range(3)]
-    night = [torch.rand(1, 3, 32, 32, generator=g) * 2 - 1 for _ in range(2)]
-    pairs = b.choose_pairs(day, night, 5, np.random.default_rng(0))
-    assert pairs.shape == (5, 2) and pairs[:, 1].max() < 2
-    assert np.array_equal(pairs, b.choose_pairs(day, night, 5, np.random.default_rng(0)))
+    images = [torch.rand(1, 3, 32, 32, generator=g) * 2 - 1 for _ in range(6)]
+    domains = np.array([0, 0, 0, 1, 2, 2])
+    pairs = b.choose_pairs(images, domains, 30, np.random.default_rng(0))
+    assert pairs.shape == (30, 2) and (domains[pairs[:, 0]] != domains[pairs[:, 1]]).all()
+    assert np.array_equal(pairs, b.choose_pairs(images, domains, 30, np.random.default_rng(0)))
     assert b.nets["content_encoder"].training  # the networks' mode is restored
+
+
+def test_multi_domain_is_mduits_opt_in():
+    family_class("mduit")  # registers every built-in family
+    assert {n for n, cls in FAMILIES.items() if cls.multi_domain} == {"mduit"}
+
+
+def test_epoch_batches_pair_different_domains_from_every_domain(gan_images):
+    """The loop's batches: pairs of different domains, sources from day, sunset and night, each crop with its
+    domain; the epoch RNG gives the same batches again."""
+    s = tiny(pairs_per_epoch=24, batch_size=4)
+    labelled = [(p, k) for k in ("day", "sunset", "night") for p in gan_images[k]]
+    images, labels = _ImageSource([p for p, _ in labelled], True), [d for _, d in labelled]
+    b = build(s, "cpu", 0)
+    batches = list(iterate_domain_epoch(images, labels, s, 0, 0, b))
+    assert len(batches) == 6 and all(isinstance(x, DomainBatch) for x in batches)
+    assert all(x.source.shape == x.target.shape == (4, 3, 32, 32) for x in batches)
+    src = [d for x in batches for d in x.source_domains]
+    tgt = [d for x in batches for d in x.target_domains]
+    assert all(a != t for a, t in zip(src, tgt, strict=True))
+    assert set(src) == {"day", "sunset", "night"} and set(tgt) <= {"day", "sunset", "night"}
+    again = list(iterate_domain_epoch(images, labels, s, 0, 0, b))
+    assert all(torch.equal(x.source, y.source) and x.target_domains == y.target_domains
+               for x, y in zip(batches, again, strict=True))
+
+
+def _textured(domains, shift=0.0, side=32):
+    """One fixed random texture per domain (plus ``shift``): an image tells its domain (and batch) apart."""
+    index = {"day": 1, "sunset": 2, "night": 3}
+    return torch.stack([torch.rand(3, side, side, generator=torch.Generator().manual_seed(index[d])) * 1.6 - 0.8
+                        + shift for d in domains])
+
+
+def test_positive_and_negative_images_respect_the_domains(monkeypatch):
+    """I_t+ (D_a's real pair) is the history's image of the target's domain, I_s- (the content negative) the
+    history's image of the source's domain, I_t- (the filter negative) the source, of another domain than the
+    target: per-domain textures, shifted by 0.05 in the second batch, tell which image each is."""
+    import darkside.gan.families.mduit as mduit
+
+    b = build(tiny(), "cpu", seed=0)
+    seen: dict[str, torch.Tensor] = {}
+    d_a = b.nets["discriminator_appearance"]
+    real_pairs = []
+    monkeypatch.setattr(d_a, "forward", lambda x, f=d_a.forward: (real_pairs.append(x.detach().clone()), f(x))[1])
+    content, filters = mduit.content_consistency, mduit.filter_consistency
+    monkeypatch.setattr(mduit, "content_consistency", lambda f_s, f_st, f_neg, m: (
+        seen.update(f_neg=f_neg.detach()), content(f_s, f_st, f_neg, m))[1])
+    monkeypatch.setattr(mduit, "filter_consistency", lambda w_t, w_st, w_neg: (
+        seen.update(w_neg=w_neg.detach()), filters(w_t, w_st, w_neg))[1])
+
+    def filter_of(domains, shift):
+        with torch.no_grad():
+            return b.nets["appearance_encoder"](b.nets["vgg"].descriptor(_textured(domains, shift)))[0]
+
+    def content_of(domains, shift):
+        with torch.no_grad():
+            return b.nets["content_encoder"](_textured(domains, shift))
+
+    def nearer(x, y, other):  # x is y (up to float rounding), not ``other``, which differs from y
+        return float((x - y).norm()) < 0.01 * float((other - y).norm())
+
+    first = ("day", "night"), ("sunset", "day")               # the history: every domain seen once
+    b.train_step(DomainBatch(_textured(first[0]), _textured(first[1]), *first))
+    a, t = ("night", "sunset"), ("sunset", "day")             # pairs (night, sunset), (sunset, day)
+    sources, targets = a + t, t + a                          # each pair both ways
+    real_pairs.clear()
+    with torch.no_grad():  # with the networks as the step starts
+        content_s, content_t = content_of(sources, 0.0), content_of(targets, 0.0)
+        filters_s, filters_t = filter_of(sources, 0.05), filter_of(targets, 0.05)
+    b.train_step(DomainBatch(_textured(a, 0.05), _textured(t, 0.05), a, t))
+    real = real_pairs[0]                                      # the D step's (I_t, I_t+) comes first
+    assert torch.allclose(real[:, :3], _textured(targets, 0.05)) and torch.allclose(real[:, 3:], _textured(targets))
+    assert nearer(seen["f_neg"], content_s, content_t)        # I_s-: the first batch's image of I_s's domain
+    assert nearer(seen["w_neg"], filters_s, filters_t)        # I_t- = I_s (this batch's)
+    assert all(s != d for s, d in zip(sources, targets, strict=True))
+
+
+def test_the_history_keeps_the_last_image_of_each_domain():
+    h = _DomainHistory()
+    x = torch.arange(4.0).reshape(4, 1, 1, 1)
+    assert torch.equal(h.recall(x, ("day", "day", "night", "sunset")), x)   # nothing yet: the images stand in
+    h.store(x, ("day", "day", "night", "sunset"))
+    y = torch.full((3, 1, 1, 1), 9.0)
+    assert h.recall(y, ("sunset", "day", "dusk")).flatten().tolist() == [3.0, 1.0, 9.0]
+    state = h.state_dict()
+    h2 = _DomainHistory()
+    h2.load_state_dict(state)
+    assert torch.equal(h2.recall(y, ("night", "day", "sunset")), h.recall(y, ("night", "day", "sunset")))
+    h2.load_state_dict({"size": 1, "images": [torch.zeros(2, 1, 1, 1)], "rng": state["rng"]})  # a two-domain one
+    assert torch.equal(h2.recall(y, ("day", "night", "sunset")), y)
+
+
+def _cli_lists(tmp_path):
+    recs = [ImageRecord("a.png", "a", "train", "day", "a", "a", 40, 48),
+            ImageRecord("b.png", "b", "train", "night", "b", "b", 40, 48)]
+    write_dataset(tmp_path / "ds", "toy", recs, GroundTruth("training"))
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "day.txt").write_text("a.png\n")
+    (lists / "night.txt").write_text("b.png\n")
+    return lists
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "domains.tsv: lighting-domain list does not exist"),
+    ("a.png\tday\n", "domains.tsv:1: not a lighting-domain list"),
+    ("path\tdomain\na.png\tday\nb.png night\n", "domains.tsv:3: not `path<TAB>domain`"),
+    ("path\tdomain\n", "domains.tsv: lighting-domain list has no images"),
+])
+def test_train_gan_cli_needs_the_domain_list(tmp_path, repo_root, capsys, content, message):
+    lists = _cli_lists(tmp_path)
+    if content is not None:
+        (lists / "domains.tsv").write_text(content)
+    argv = ["--params", str(repo_root / "params.yaml"), "train-gan", "--family", "mduit", "--dataset",
+            str(tmp_path / "ds"), "--lists", str(lists), "--out-dir", str(tmp_path / "run")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err and str(lists) in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_gan_needs_two_domains(tmp_path, gan_images):
+    with pytest.raises(DarksideError, match="at least two lighting domains"):
+        train_gan(tiny(), gan_images["day"], gan_images["night"], tmp_path / "r", "cpu",
+                  domains=[(p, "day") for p in gan_images["day"]])
 
 
 def test_vgg_weights_file_loads_torchvision_keys(tmp_path):
@@ -171,10 +317,14 @@ def test_vgg_weights_file_loads_torchvision_keys(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(src.parameters(), dst.parameters(), strict=True))
 
 
-def test_resume_after_sigterm_matches_uninterrupted_and_translates(interrupted_and_resumed):
+def test_resume_after_sigterm_matches_uninterrupted_and_translates(interrupted_and_resumed, gan_images):
     s = tiny()
-    ref, res, _ = interrupted_and_resumed(s)
+    # every lighting domain (domains.tsv): day, sunset and night; the translator's bank from the night list
+    domains = [(p, k) for k in ("day", "sunset", "night") for p in gan_images[k]]
+    ref, res, run = interrupted_and_resumed(s, domains)
     assert res.read_bytes() == ref.read_bytes()  # the same bytes as the uninterrupted run
+    history = torch.load(run / "checkpoint.pt", weights_only=True)["bundle"]["pools"]["previous"]
+    assert set(history["domains"]) <= {"day", "sunset", "night"} and len(history["domains"]) >= 2
 
     state = torch.load(res, weights_only=True)["state_dict"]
     assert state["bank"].shape == (3, 16)                 # the three training nights' pooled relu3_3

@@ -184,3 +184,29 @@ def test_a_published_generator_is_imported_only_where_its_file_is_placed(repo_ro
     assert [r for r, _ in _jobs(out)].count("import_generator") == 1
     assert f"import-generator --name cyeda-bdd --file {authors} --out results/gans/cyeda-bdd/generator.pt" in out
     assert "--recipe cyeda-bdd-cd" in out and "--generator results/gans/cyeda-bdd/generator.pt" in out
+
+
+def test_only_multi_domain_families_train_on_the_domain_list(repo_root):
+    """filter_day_night writes domains.tsv, and a train_gan job has it as an input exactly where its family
+    trains on every lighting domain (GanBundle.multi_domain, which the DAG reads from the schema, torch-free)."""
+    from darkside.config import load_params, multi_domain_families
+    from darkside.gan.family import family_class
+    from darkside.orchestration import snakemake_jobs
+
+    params = load_params(repo_root / "params.yaml")
+    families = list(params["presets"][params["preset"]]["gan"]["families"])
+    multi = {f for f in families if family_class(f).multi_domain}
+    assert multi == {"mduit"} and set(multi_domain_families(params)) & set(families) == multi
+    cwd = os.getcwd()
+    try:
+        os.chdir(repo_root)
+        jobs = snakemake_jobs(repo_root / "Snakefile", repo_root)
+    finally:
+        os.chdir(cwd)
+    filtered = [j for j in jobs if j["rule"] == "filter_day_night"]
+    assert filtered and all(any(o.endswith("/domains.tsv") for o, _ in j["output"]) for j in filtered)
+    trained = {j["wildcards"]["family"]: j["input"] for j in jobs if j["rule"] == "train_gan"}
+    assert set(trained) == set(families)
+    for family, inputs in trained.items():
+        assert any(i.endswith("/domains.tsv") for i in inputs) == (family in multi), family
+        assert any(i.endswith("/day.txt") for i in inputs) and any(i.endswith("/night.txt") for i in inputs)

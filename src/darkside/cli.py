@@ -150,7 +150,7 @@ def run_contact_sheet(args: argparse.Namespace, job: Any) -> Path:
 @verb("filter-day-night", "split the generator-training images into day and night lists", ("day_night",),
       args=[arg("--dataset", required=True, help="prepared dataset folder"),
             arg("--split", default="train"),
-            arg("--out", required=True, help="folder for day.txt and night.txt"),
+            arg("--out", required=True, help="folder for day.txt, night.txt and domains.tsv (every lighting domain)"),
             arg("--report", required=True, help="JSON report (counts, classifier accuracy)")])
 def run_filter_day_night(args: argparse.Namespace, job: Any) -> Path:
     from darkside.data.daynight import DayNightSettings, write_day_night_lists
@@ -298,12 +298,14 @@ def _list_paths(list_file: Path, image_root: Path) -> list[Path]:
       _gan_reads,
       args=[arg("--family", required=True, help="a registered family (cyclegan, hedgan, hedngan, rcfngan)"),
             arg("--dataset", required=True, help="prepared dataset the lists refer to"),
-            arg("--lists", required=True, help="folder with day.txt and night.txt (filter-day-night)"),
+            arg("--lists", required=True, help="folder with day.txt and night.txt (filter-day-night); a "
+                "multi-domain family (mduit) also reads its domains.tsv"),
             arg("--out-dir", required=True),
             arg("--seed", type=int, default=0),
             arg("--summary", default=None, help="also write the Table 8 summary (times, parameters) here")])
 def run_train_gan(args: argparse.Namespace, job: Any) -> Path:
     from darkside.data.manifest import load_manifest
+    from darkside.gan.family import family_class
     from darkside.gan.summary import write_training_summary
     from darkside.gan.train import train_gan
     manifest = load_manifest(args.dataset, check_files=False)
@@ -311,8 +313,12 @@ def run_train_gan(args: argparse.Namespace, job: Any) -> Path:
     day = _list_paths(lists / "day.txt", manifest.image_root)
     night = _list_paths(lists / "night.txt", manifest.image_root)
     setup = _gan_setup(job, args.family)
+    domains = None
+    if family_class(args.family).multi_domain:  # trains on every lighting domain
+        from darkside.data.daynight import read_domains
+        domains = read_domains(lists / "domains.tsv", manifest.image_root)
     device = _device(job.get("device"))
-    generator = train_gan(setup, day, night, Path(args.out_dir), device, seed=args.seed)
+    generator = train_gan(setup, day, night, Path(args.out_dir), device, seed=args.seed, domains=domains)
     if args.summary:  # Table 8: times from the run's own log, parameter counts
         write_training_summary(args.out_dir, setup, device, args.summary)
     return generator

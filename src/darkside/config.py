@@ -29,6 +29,7 @@ from darkside.errors import ConfigError
 from darkside.settings import check_references, leaf_paths, lookup, parse, setting
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "params.schema.yaml"
+MULTI_DOMAIN = "x-multi-domain"  # schema annotation of a family that trains on every lighting domain
 T = TypeVar("T")
 
 
@@ -127,18 +128,31 @@ def _key_path(parts: Iterable[Any]) -> str:
     return out or "(top level)"
 
 
-def validate(params: Any, source: str = "params.yaml") -> dict[str, Any]:
-    """Check ``params`` against the schema and its references; raise :class:`ConfigError` naming the key."""
-    import jsonschema
-
+def _schema(params: Any) -> dict[str, Any]:
+    """The schema ``params`` is checked against: the committed one, or the registries' own where it names
+    ``plugins`` (imported first)."""
     plugins = params.get("plugins", []) if isinstance(params, Mapping) else []
     if plugins:
         import_plugins(plugins)
         from darkside.schema import params_schema
 
-        schema = params_schema()
-    else:
-        schema = committed_schema()
+        return params_schema()
+    return committed_schema()
+
+
+def multi_domain_families(params: Mapping[str, Any]) -> list[str]:
+    """The generator families that train on every lighting domain (``GanBundle.multi_domain``, which the schema
+    records as ``x-multi-domain``), read without importing the families (the DAG imports no torch)."""
+    preset = _schema(params)["properties"]["presets"]["additionalProperties"]["properties"]
+    families = preset["gan"]["properties"]["families"]["properties"]
+    return sorted(name for name, node in families.items() if node.get(MULTI_DOMAIN))
+
+
+def validate(params: Any, source: str = "params.yaml") -> dict[str, Any]:
+    """Check ``params`` against the schema and its references; raise :class:`ConfigError` naming the key."""
+    import jsonschema
+
+    schema = _schema(params)
     errors = list(jsonschema.Draft202012Validator(schema).iter_errors(params))
     if errors:
         # the deepest error is the most specific one (anyOf wraps its branches' errors)

@@ -5,7 +5,7 @@ import os
 import sys
 
 from darkside.cli import job_settings
-from darkside.config import validate
+from darkside.config import multi_domain_families, validate
 from darkside.data.registry import DATASETS
 from darkside.data.synthetic import DATASETS as SYNTHETIC_DATASETS
 from darkside.errors import ConfigError
@@ -31,6 +31,8 @@ def settings(verb, **options):
 
 BACKBONES = list(P["backbones"])
 FAMILIES = list(P["gan"]["families"])
+# families that train on every lighting domain (GanBundle.multi_domain, as the schema records it)
+MULTI_DOMAIN_FAMILIES = [f for f in FAMILIES if f in multi_domain_families(config)]
 # generators their authors published (gan.published): imported where the file is placed, their recipes
 # trained only then (their table cells say where to place the file otherwise)
 PUBLISHED = P["gan"]["published"]

@@ -17,6 +17,8 @@ def train_gan_inputs(wildcards):
     inputs = {"data": prepared(ROLES["train"]),
               "day": f"data/filtered/{ROLES['train']}/day.txt",
               "night": f"data/filtered/{ROLES['train']}/night.txt"}
+    if wildcards.family in MULTI_DOMAIN_FAMILIES:  # every lighting domain, not only the day/night lists
+        inputs["domains"] = f"data/filtered/{ROLES['train']}/domains.tsv"
     kind = P["gan"]["families"][wildcards.family].get("detector")
     if kind is not None and teacher(kind):
         inputs["detector"] = teacher(kind)

@@ -12,6 +12,7 @@ rule filter_day_night:
     output:
         day="data/filtered/{dataset}/day.txt",
         night="data/filtered/{dataset}/night.txt",
+        domains="data/filtered/{dataset}/domains.tsv",
         report="results/metrics/day_night/{dataset}.json",
     params:
         settings=settings("filter-day-night"),

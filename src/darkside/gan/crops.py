@@ -47,6 +47,20 @@ def epoch_pairs(n_day: int, n_night: int, n_pairs: int, rng: np.random.Generator
     return np.stack([rng.integers(0, n_day, n_pairs), rng.integers(0, n_night, n_pairs)], axis=1)
 
 
+def domain_pairs(domains: np.ndarray, n_pairs: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_pairs, 2) (source, target) indices of images of different domains (``domains``: one integer per
+    image; at least two domains): sources drawn with replacement from all images, each target uniformly
+    from the images of the other domains."""
+    domains = np.asarray(domains)
+    src = rng.integers(0, len(domains), n_pairs)
+    tgt = np.empty_like(src)
+    others = {d: np.flatnonzero(domains != d) for d in np.unique(domains)}
+    for i, s in enumerate(src):
+        pool = others[domains[s]]
+        tgt[i] = pool[rng.integers(0, len(pool))]
+    return np.stack([src, tgt], axis=1)
+
+
 def to_tensor_batch(images: list[np.ndarray]) -> np.ndarray:
     """uint8 H x W x 3 images -> float32 (B, 3, H, W) in [-1, 1] (mean 0.5, std 0.5)."""
     arr = np.stack(images).astype(np.float32) / 255.0

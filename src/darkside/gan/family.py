@@ -15,7 +15,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -33,6 +33,17 @@ from darkside.settings import parse, setting, to_plain
 from darkside.state import save_torch
 
 GENERATOR_FORMAT = "darkside-gan-generator/2"
+NIGHT = "night"  # the lighting domain a day->night translator translates to
+
+
+class DomainBatch(NamedTuple):
+    """A multi-domain family's batch: (B, 3, crop, crop) source and target crops in [-1, 1] (pair i cut by
+    the same window from two images of different lighting domains) and each image's domain."""
+
+    source: torch.Tensor
+    target: torch.Tensor
+    source_domains: tuple[str, ...]
+    target_domains: tuple[str, ...]
 
 
 # --- settings -----------------------------------------------------------------------------------------
@@ -216,6 +227,9 @@ class GanBundle(nn.Module):
     # Table 8 counts the families the paper trained with its authors' own code (DRIT++, CyEDA) plainly,
     # every network once; the gandtr-trained ones by the rule in darkside.gan.params
     paper_counts_plain: ClassVar[bool] = False
+    # True: the family trains on every lighting domain of the training set (``train_gan``'s ``domains``, the
+    # lists' domains.tsv), its steps take :class:`DomainBatch` es; False: (day, night) batches
+    multi_domain: ClassVar[bool] = False
 
     def __init__(self, setup: GanSetup, device: torch.device | str = "cpu", seed: int = 0) -> None:
         super().__init__()
@@ -263,7 +277,8 @@ class GanBundle(nn.Module):
                 for name, role in self.roles.items() if role in TRAINED_WITH_BASE_LR}
 
     def train_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
-        """One optimisation step on (day, night) batches in [-1, 1]; returns the loss values."""
+        """One optimisation step on (day, night) batches in [-1, 1] (a multi-domain family: a
+        :class:`DomainBatch`); returns the loss values."""
         raise NotImplementedError
 
     @classmethod
@@ -273,11 +288,13 @@ class GanBundle(nn.Module):
         bank of night references, sized from ``state_dict``) overrides it."""
         return next(s for s in cls.block_specs(setup) if s.name == cls.generator_name).build()
 
-    def choose_pairs(self, day: Iterable[torch.Tensor], night: Iterable[torch.Tensor], n_pairs: int,
+    def choose_pairs(self, images: Iterable[torch.Tensor], domains: np.ndarray, n_pairs: int,
                      rng: np.random.Generator) -> np.ndarray | None:
-        """The epoch's (n_pairs, 2) (day, night) index pairs from the training images ((1, 3, crop, crop) centre
-        squares in [-1, 1], lazily decoded, in list order), or None (the default, drawing nothing from ``rng``):
-        the loop's random pairs. MDUIT pairs by content similarity with the networks as the epoch starts."""
+        """A multi-domain family's epoch: (n_pairs, 2) (source, target) indices into the training images
+        ((1, 3, crop, crop) centre squares in [-1, 1], lazily decoded, in list order) whose domains (``domains``,
+        one integer per image) differ, or None (the default, drawing nothing from ``rng``): the loop's random
+        pairs (:func:`~darkside.gan.crops.domain_pairs`). MDUIT pairs by content similarity with the networks
+        as the epoch starts."""
         return None
 
     def prepare_translator(self, nights: Iterable[torch.Tensor]) -> None:

@@ -1,4 +1,5 @@
-"""Resumable generator training: ``train_gan`` runs one family on day/night image lists.
+"""Resumable generator training: ``train_gan`` runs one family on day/night image lists (a multi-domain
+family, MDUIT: on every image of every lighting domain, ``domains``).
 
 Outputs in ``out_dir``: ``checkpoint.pt`` (after every epoch: all nets, optimisers, pools, torch RNG,
 epoch, log), ``log.json`` (per-epoch mean losses, lr factor, images/s, wall time),
@@ -24,8 +25,8 @@ from PIL import Image
 from darkside.atomic import atomic_path, atomic_write_json
 from darkside.data.images import load_rgb
 from darkside.errors import DarksideError
-from darkside.gan.crops import epoch_pairs, paired_crop, to_tensor_batch
-from darkside.gan.family import GanBundle, GanSetup, build, save_generator
+from darkside.gan.crops import domain_pairs, epoch_pairs, paired_crop, to_tensor_batch
+from darkside.gan.family import NIGHT, DomainBatch, GanBundle, GanSetup, build, family_class, save_generator
 from darkside.training import load_checkpoint, preemptible, save_checkpoint
 
 CHECKPOINT = "checkpoint.pt"
@@ -63,20 +64,40 @@ def _squares(images: _ImageSource, side: int) -> Iterator[torch.Tensor]:
 
 
 def iterate_epoch(day: _ImageSource, night: _ImageSource, setup: GanSetup, seed: int,
-                  epoch: int, bundle: GanBundle | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Batches of (day, night) crops in [-1, 1]; pairs_per_epoch // batch_size full batches. The pairs are the
-    ``bundle``'s choice where it makes one (MDUIT's content similarity), else drawn at random."""
+                  epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of (day, night) crops in [-1, 1]; pairs_per_epoch // batch_size full batches of random pairs."""
     rng = epoch_rng(seed, epoch)
     s, c = setup.settings, setup.common
-    pairs = bundle.choose_pairs(_squares(day, c.crop), _squares(night, c.crop), s.pairs_per_epoch, rng) \
-        if bundle is not None else None
-    if pairs is None:
-        pairs = epoch_pairs(len(day), len(night), s.pairs_per_epoch, rng)
+    pairs = epoch_pairs(len(day), len(night), s.pairs_per_epoch, rng)
     for b in range(s.pairs_per_epoch // s.batch_size):
         crops = [paired_crop(day[int(di)], night[int(ni)], c.crop, c.scale_min, rng)
                  for di, ni in pairs[b * s.batch_size:(b + 1) * s.batch_size]]
         days, nights = zip(*crops, strict=True)
         yield torch.from_numpy(to_tensor_batch(list(days))), torch.from_numpy(to_tensor_batch(list(nights)))
+
+
+def iterate_domain_epoch(images: _ImageSource, domains: Sequence[str], setup: GanSetup, seed: int, epoch: int,
+                         bundle: GanBundle) -> Iterator[DomainBatch]:
+    """A multi-domain family's epoch: pairs_per_epoch // batch_size full :class:`DomainBatch` es of (source,
+    target) crops of images of different domains (``domains``: each image's). The pairs are the ``bundle``'s
+    choice where it makes one (MDUIT's content similarity), else drawn at random; each pair is cut by one
+    window (:func:`paired_crop`), like a (day, night) pair."""
+    rng = epoch_rng(seed, epoch)
+    s, c = setup.settings, setup.common
+    names = sorted(set(domains))
+    ids = np.array([names.index(d) for d in domains])
+    pairs = bundle.choose_pairs(_squares(images, c.crop), ids, s.pairs_per_epoch, rng)
+    if pairs is None:
+        pairs = domain_pairs(ids, s.pairs_per_epoch, rng)
+    for b in range(s.pairs_per_epoch // s.batch_size):
+        chunk = [(int(si), int(ti)) for si, ti in pairs[b * s.batch_size:(b + 1) * s.batch_size]]
+        if any(domains[si] == domains[ti] for si, ti in chunk):
+            raise DarksideError(f"{bundle.title}: a training pair within one lighting domain")
+        crops = [paired_crop(images[si], images[ti], c.crop, c.scale_min, rng) for si, ti in chunk]
+        sources, targets = zip(*crops, strict=True)
+        yield DomainBatch(torch.from_numpy(to_tensor_batch(list(sources))),
+                          torch.from_numpy(to_tensor_batch(list(targets))),
+                          tuple(domains[si] for si, _ in chunk), tuple(domains[ti] for _, ti in chunk))
 
 
 def _center_square(img: np.ndarray, side: int) -> np.ndarray:
@@ -109,13 +130,24 @@ def write_sample_grid(bundle: GanBundle, day: _ImageSource, path: Path) -> Path:
 
 def train_gan(setup: GanSetup, day_paths: Sequence[str | Path], night_paths: Sequence[str | Path],
               out_dir: str | Path, device: torch.device | str = "cpu", seed: int = 0,
-              *, on_step: Callable[[int, int], None] | None = None) -> Path:
+              *, domains: Sequence[tuple[str | Path, str]] | None = None,
+              on_step: Callable[[int, int], None] | None = None) -> Path:
     """Train ``setup.family`` (resuming from ``out_dir/checkpoint.pt``) and return the generator.pt path.
 
-    ``on_step(epoch, step)`` is called after every optimisation step (progress, tests).
+    A multi-domain family (``GanBundle.multi_domain``) trains on ``domains``, (image, lighting domain) for every
+    training image (filter-day-night's domains.tsv; None: the day and the night list as the domains ``day``
+    and ``night``); the others ignore it. The day list gives the sample grids, the night list a translator's
+    night references. ``on_step(epoch, step)`` is called after every optimisation step (progress, tests).
     """
     if not day_paths or not night_paths:
         raise DarksideError("train_gan: the day and the night image lists must not be empty")
+    multi = family_class(setup.family).multi_domain
+    if multi:
+        if domains is None:
+            domains = [*((p, "day") for p in day_paths), *((p, NIGHT) for p in night_paths)]
+        if len({d for _, d in domains}) < 2:
+            raise DarksideError(f"train_gan: {setup.family} needs images of at least two lighting domains, got "
+                                f"{sorted({d for _, d in domains}) or 'none'}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path, gen_path = out / CHECKPOINT, out / GENERATOR
@@ -136,6 +168,14 @@ def train_gan(setup: GanSetup, day_paths: Sequence[str | Path], night_paths: Seq
         return gen_path
 
     day, night = (_ImageSource(paths, setup.common.cache_images) for paths in (day_paths, night_paths))
+    images = _ImageSource([p for p, _ in domains], setup.common.cache_images) if multi else None
+    labels = [d for _, d in domains] if multi else []
+
+    def batches(epoch: int) -> Iterator[Any]:
+        if images is None:
+            return iterate_epoch(day, night, setup, seed, epoch)
+        return iterate_domain_epoch(images, labels, setup, seed, epoch, bundle)
+
     bundle.train()
     with preemptible():
         for epoch in range(start, s.epochs):
@@ -144,7 +184,7 @@ def train_gan(setup: GanSetup, day_paths: Sequence[str | Path], night_paths: Seq
             sums: dict[str, float] = {}
             counts: dict[str, int] = {}  # a loss is averaged over the steps that report it (DRIT's D-only steps)
             steps = 0
-            for step, batch in enumerate(iterate_epoch(day, night, setup, seed, epoch, bundle)):
+            for step, batch in enumerate(batches(epoch)):
                 for k, v in bundle.train_step(batch).items():
                     sums[k] = sums.get(k, 0.0) + v
                     counts[k] = counts.get(k, 0) + 1

@@ -24,20 +24,26 @@ Losses per step (eq. 2-6), with I_s -> I_t the translation G(E_c(I_s) (x) E_a(I_
 Init N(0, ``init_gain``) for all trained convs and linears (paper 0.001), Adam at gan.common's lr and betas
 (paper 2e-4, 0.5, 0.999), 35 constant + 15 linearly decayed epochs, batch 1.
 
-Two domains. MDUIT trains one network on every lighting domain of a mixed set; the training loop here gives
-(day, night) batches, so the two domains are day and night, and each batch is used in both directions
-(sources [day, night], targets [night, day], one batch of 2B): every image is a source once and a target once.
-More domains (dusk, ...) would need the loop to give domain-labelled image lists. Pairs by content similarity
-(§3.1: the source's most similar image, refreshed every epoch) are :func:`content_pairs` with the embeddings
-of :meth:`Mduit.embed_contents`, which the training loop asks for at the start of every epoch
-(:meth:`Mduit.choose_pairs`; it embeds every training image once per epoch).
+Every lighting domain. MDUIT trains one network on every lighting domain of a mixed set (``multi_domain``):
+the training loop gives it every kept training image with its domain (filter-day-night's domains.tsv: day,
+sunset and night on the mini set; day and night from the paper's lists, ``other`` images as the classifier
+labels them) and :class:`~darkside.gan.family.DomainBatch` es of (source, target) pairs of images of
+DIFFERENT domains, any two of them. Each pair is used in both directions (sources [a, b], targets [b, a], one
+batch of 2B, as the (day, night) pairs were): every image of a batch is a source once and a target once.
+The pairs are chosen by content similarity (§3.1: "the most similar ones", refreshed every epoch): sources
+drawn with replacement from all images from the epoch RNG, each with its most similar image among the
+other domains' images (:func:`content_pairs`, cosine of the embeddings of :meth:`Mduit.embed_contents`,
+which the training loop asks for at the start of every epoch through :meth:`Mduit.choose_pairs`; it embeds
+every training image once per epoch). A source is therefore drawn in proportion to its domain's share of
+the images; the reverse direction (b -> a) pairs a target with a source that is not necessarily its own
+nearest. ``train_gan`` without domain labels takes the day and the night list as the two domains.
 
 As a day->night translator (:class:`MduitTranslator`, what :meth:`generator` returns and the generator file
 holds): E_c, E_a, G and a bank of the training nights' pooled relu3_3 descriptors (``prepare_translator``;
 c_vgg floats each, 256 at the paper width); the night whose appearance an image gets is drawn from the bank by
 a generator seeded with :func:`~darkside.gan.family.input_seeds` of the image, so it is a function of the image
 alone. The VGG trunk is not needed at translation time. During training (the sample grids) the bank is the
-last batch's nights.
+last batch's nights (see below).
 
 Values the paper leaves unstated, and the choices made here (why):
 
@@ -62,9 +68,13 @@ Values the paper leaves unstated, and the choices made here (why):
   eq. 2's log form, ``adversarial: vanilla`` (BCE on the logits, non-saturating for G); ``lsgan`` is an
   option. The D loss is eq. 2's sum: D_i's terms on I_s and on I_t (each real image appears as both, so
   2 x BCE(real) + BCE(fake)) plus D_a's; not halved.
-* I_t+ (same domain as I_t) and I_s- (different content from I_s, eq. 4) are the previous batch's image of the
-  same domain (a history of one batch, checkpointed): the loop gives one day and one night per pair; at the
-  very first step, before any history, the current images stand in. I_t- (another domain than I_t) is I_s.
+* I_t+ (same domain as I_t) and I_s- (different content from I_s, eq. 4) come from a per-domain history:
+  the last real image seen of each domain in an earlier batch (checkpointed): I_t+ is the one of I_t's
+  domain, I_s- the one of I_s's domain (so that content, not appearance, tells f_s- from f_s); where a
+  domain has no history yet (its first batch) the current image stands in. I_t- (another domain than I_t)
+  is I_s, of another domain by construction of the pairs.
+* The bank of the sample grids during training is the last batch's night images (a batch without one keeps
+  the previous bank).
 * ||.||_2^2 of eq. 4 is the mean over the c h w elements (the sum would dwarf the margin 0.1 and grow with the
   crop); Delta is the cosine similarity of the flattened filter weights (without the bias).
 * NCE negatives: the last ``nce_negatives`` content embeddings of real source images of earlier steps (a
@@ -84,7 +94,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -93,7 +103,9 @@ from torch import nn
 
 from darkside.errors import ConfigError, DarksideError
 from darkside.gan.family import (
+    NIGHT,
     BlockSpec,
+    DomainBatch,
     FamilySettings,
     GanBundle,
     GanSetup,
@@ -198,15 +210,26 @@ def gem(x: torch.Tensor, p: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return x.clamp(min=eps).pow(p).mean((2, 3)).pow(1.0 / p)
 
 
-def content_pairs(day_z: torch.Tensor, night_z: torch.Tensor, n_pairs: int, rng: np.random.Generator
-                  ) -> np.ndarray:
-    """(n_pairs, 2) (day, night) indices: days drawn with replacement (as ``epoch_pairs``), each paired with its
-    most similar night by the cosine of the content embeddings (MDUIT §3.1: the most similar image as target;
-    ties to the lowest index). Refreshed every epoch with the current embeddings."""
-    days = rng.integers(0, len(day_z), n_pairs)
-    sim = F.normalize(day_z.float(), dim=1) @ F.normalize(night_z.float(), dim=1).t()
-    nearest = sim.argmax(1).cpu().numpy()
-    return np.stack([days, nearest[days]], axis=1)
+def content_pairs(z: torch.Tensor, domains: np.ndarray, n_pairs: int, rng: np.random.Generator,
+                  chunk: int = 1024) -> np.ndarray:
+    """(n_pairs, 2) (source, target) indices into the N images of content embeddings ``z`` (N, K) and
+    integer ``domains`` (N,): sources drawn with replacement from all images (as ``epoch_pairs``), each paired
+    with its most similar image of another domain by the cosine of the embeddings (MDUIT §3.1: the most
+    similar image as target; ties to the lowest index). Refreshed every epoch with the current embeddings;
+    only the drawn sources' rows of the similarity are computed, ``chunk`` at a time."""
+    domains = np.asarray(domains)
+    if len(np.unique(domains)) < 2:
+        raise DarksideError("mduit: content pairs need images of at least two lighting domains")
+    sources = rng.integers(0, len(z), n_pairs)
+    zn = F.normalize(z.float(), dim=1)
+    dom = torch.as_tensor(domains, device=zn.device)
+    rows = np.unique(sources)
+    nearest = np.empty(len(z), dtype=np.int64)
+    for i in range(0, len(rows), chunk):
+        r = torch.as_tensor(rows[i:i + chunk], device=zn.device)
+        sim = (zn[r] @ zn.t()).masked_fill(dom[r][:, None] == dom[None, :], float("-inf"))
+        nearest[rows[i:i + chunk]] = sim.argmax(1).cpu().numpy()
+    return np.stack([sources, nearest[sources]], axis=1)
 
 
 # --- networks -----------------------------------------------------------------------------------------
@@ -367,17 +390,34 @@ class MduitTranslator(nn.Module):
 
 # --- the family ---------------------------------------------------------------------------------------
 
-class _PreviousBatch(ImagePool):
-    """The previous batch of real images (I_t+, I_s-): ``query`` returns it (the given batch at the first
-    step) and keeps the given one. The ImagePool state (its one image) is checkpointed with the pools."""
+class _DomainHistory(ImagePool):
+    """The last real image seen of each lighting domain (I_t+, I_s-): ``recall`` gives, for each image of a
+    batch, the stored image of its domain (the image itself where its domain has none yet, or a stored one
+    of another shape); ``store`` keeps the batch's last image of each of its domains. Checkpointed with the
+    pools (the images and their domains)."""
 
     def __init__(self) -> None:
-        super().__init__(1, 0)
+        super().__init__(0, 0)
+        self.domains: list[str] = []
 
-    def query(self, images: torch.Tensor) -> torch.Tensor:
-        prev = self.images[0] if self.images and self.images[0].shape == images.shape else images.detach()
-        self.images = [images.detach().clone()]
-        return prev
+    def recall(self, images: torch.Tensor, domains: tuple[str, ...]) -> torch.Tensor:
+        last = dict(zip(self.domains, self.images, strict=True))
+        return torch.cat([last[d] if d in last and last[d].shape == x[None].shape else x[None].detach()
+                          for x, d in zip(images, domains, strict=True)])
+
+    def store(self, images: torch.Tensor, domains: tuple[str, ...]) -> None:
+        last = dict(zip(self.domains, self.images, strict=True))
+        last.update({d: x[None].detach().clone() for x, d in zip(images, domains, strict=True)})
+        self.domains, self.images = sorted(last), [last[d] for d in sorted(last)]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "domains": list(self.domains)}
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device | str = "cpu") -> None:
+        super().load_state_dict(state, device)
+        self.domains = list(state.get("domains", []))
+        if len(self.domains) != len(self.images):  # a two-domain checkpoint's one-batch history: none kept
+            self.domains, self.images = [], []
 
 
 class _Queue(ImagePool):
@@ -401,7 +441,7 @@ def _adv(pred: torch.Tensor, real: bool, mode: str) -> torch.Tensor:
 
 
 def _swap(x: torch.Tensor) -> torch.Tensor:
-    """[day; night] -> [night; day] (the targets of the sources, and the other domain's half)."""
+    """[a; b] -> [b; a]: the targets of the sources [a; b] of a batch of pairs (a_i, b_i) used both ways."""
     h = len(x) // 2
     return torch.cat([x[h:], x[:h]])
 
@@ -413,6 +453,7 @@ class Mduit(GanBundle):
     Settings = MduitSettings
     generator_name = "generator"
     paper_counts_plain: ClassVar[bool] = True   # not in Table 8: the plain count
+    multi_domain: ClassVar[bool] = True         # trains on every lighting domain (domains.tsv)
 
     @classmethod
     def block_specs(cls, setup: GanSetup) -> list[BlockSpec]:
@@ -434,7 +475,7 @@ class Mduit(GanBundle):
         super().__init__(setup, device, seed)
         if self.settings.vgg_weights is not None:
             load_vgg_file(self.nets["vgg"], self.settings.vgg_weights)
-        self.pools = {"previous": _PreviousBatch(), "negatives": _Queue(self.settings.nce_negatives, 0)}
+        self.pools = {"previous": _DomainHistory(), "negatives": _Queue(self.settings.nce_negatives, 0)}
         c_vgg = vgg_channels(self.settings.vgg_width)[2]
         # not checkpointed: the last batch's nights (sample grids), then the training nights (prepare_translator)
         self.bank = torch.zeros(0, c_vgg, device=self.device)
@@ -476,24 +517,32 @@ class Mduit(GanBundle):
         h.train(modes[1])
         return z
 
-    def choose_pairs(self, day: Iterable[torch.Tensor], night: Iterable[torch.Tensor], n_pairs: int,
+    def choose_pairs(self, images: Iterable[torch.Tensor], domains: np.ndarray, n_pairs: int,
                      rng: np.random.Generator) -> np.ndarray:
-        """The epoch's (day, night) index pairs by content similarity (:func:`content_pairs`) of all the
-        training images (centre squares at the crop size, (1, 3, crop, crop) in [-1, 1], in list order), with
-        the networks as the epoch starts (restored by a resume, so the pairs repeat); only ``rng`` is drawn."""
-        return content_pairs(self.embed_contents(day), self.embed_contents(night), n_pairs, rng)
+        """The epoch's (source, target) index pairs of different domains by content similarity
+        (:func:`content_pairs`) of all the training images (centre squares at the crop size, (1, 3, crop, crop)
+        in [-1, 1], in list order), with the networks as the epoch starts (restored by a resume, so the pairs
+        repeat); only ``rng`` is drawn."""
+        return content_pairs(self.embed_contents(images), domains, n_pairs, rng)
 
     # -- one step ------------------------------------------------------------------------------
-    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
+    def train_step(self, batch: DomainBatch | tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
+        """One step on a :class:`DomainBatch` of (source, target) pairs, each used both ways (a (day, night)
+        tuple: the domains ``day`` and ``night``)."""
         s, n = self.settings, self.nets
-        day, night = (t.to(self.device) for t in batch)
+        if not isinstance(batch, DomainBatch):
+            batch = DomainBatch(*batch, ("day",) * len(batch[0]), (NIGHT,) * len(batch[1]))
+        a, b = (t.to(self.device) for t in batch[:2])
         e_c, e_a, g, h, vgg = (n[k] for k in ("content_encoder", "appearance_encoder", "generator", "head", "vgg"))
         d_i, d_a = n["discriminator_image"], n["discriminator_appearance"]
         mode, groups = s.adversarial, s.filter_groups
 
-        src = torch.cat([day, night])              # I_s; the targets I_t = _swap(src)
+        src = torch.cat([a, b])                    # I_s; the targets I_t = _swap(src), of other domains
+        src_domains = batch.source_domains + batch.target_domains
         tgt = _swap(src)
-        prev = self.pools["previous"].query(src)   # same domains as src: I_s- = prev, I_t+ = _swap(prev)
+        history = self.pools["previous"]
+        prev = history.recall(src, src_domains)    # of the sources' domains: I_s- = prev, I_t+ = _swap(prev)
+        history.store(src, src_domains)
         with torch.no_grad():
             desc = vgg.descriptor(src)
         w_s, b_s = e_a(desc)
@@ -519,14 +568,16 @@ class Mduit(GanBundle):
         rec_self = s.self_weight * l1(self_rec, src)
         rec_cyc = s.cycle_weight * l1(cyc, src)
         con_c = s.content_weight * content_consistency(f_s, f_st, f_neg, s.content_margin)
-        con_a = s.filter_weight * filter_consistency(w_t, w_st, w_s)   # I_t- = I_s, the other domain
+        con_a = s.filter_weight * filter_consistency(w_t, w_st, w_s)   # I_t- = I_s, of another domain
         z_s, z_st = h(f_s), h(f_st)
         queue = self.pools["negatives"]
         nce = s.nce_weight * contrastive_nce(z_s, z_st, queue.negatives(), s.nce_temperature)
         loss_g = adv + rec_self + rec_cyc + con_c + con_a + nce
         self.optimise(loss_g, "content_encoder", "appearance_encoder", "generator", "head")
         queue.push(z_s)
-        self.bank = desc[len(day):].detach()       # the nights of this batch (sample grids during training)
+        nights = [i for i, d in enumerate(src_domains) if d == NIGHT]
+        if nights or not len(self.bank):           # this batch's nights (sample grids during training); any
+            self.bank = desc[nights or slice(None)].detach()  # appearance until the first night is seen
         return {"G": float(loss_g.detach()), "G_adv": float(adv.detach()), "rec_self": float(rec_self.detach()),
                 "rec_cyc": float(rec_cyc.detach()), "con_c": float(con_c.detach()), "con_a": float(con_a.detach()),
                 "NCE": float(nce.detach()), "D_i": float(loss_di.detach()), "D_a": float(loss_da.detach())}
