@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import random
 import stat
 import tarfile
 import zipfile
@@ -13,9 +15,11 @@ import pytest
 from darkside.data.archive import UnsafeArchiveError, extract, list_members
 from darkside.errors import DarksideError
 
+_TYPES = {"dir": tarfile.DIRTYPE, "sym": tarfile.SYMTYPE, "hard": tarfile.LNKTYPE, "chr": tarfile.CHRTYPE}
+
 
 def _tar(path: Path, members: list[tuple[str, str, bytes | str]], mode: str = "w:gz") -> Path:
-    """members: (kind, name, data-or-link target), kind in file/dir/sym/hard."""
+    """members: (kind, name, data-or-link target), kind in file/dir/sym/hard/chr (a character device)."""
     with tarfile.open(path, mode) as tf:
         for kind, name, data in members:
             info = tarfile.TarInfo(name)
@@ -23,7 +27,7 @@ def _tar(path: Path, members: list[tuple[str, str, bytes | str]], mode: str = "w
                 info.size = len(data)
                 tf.addfile(info, io.BytesIO(data))
                 continue
-            info.type = {"dir": tarfile.DIRTYPE, "sym": tarfile.SYMTYPE, "hard": tarfile.LNKTYPE}[kind]
+            info.type = _TYPES[kind]
             if kind == "dir":
                 info.mode = 0o755
             else:
@@ -148,3 +152,74 @@ def test_truncated_archive_is_a_one_line_error_and_leaves_nothing(sandbox):
         extract(arc, sandbox / "work" / "target")
     assert str(arc) in str(err.value) and "\n" not in str(err.value)
     assert _snapshot(sandbox / "work") == {"t.tar.gz"}
+
+
+# The bad member comes after good ones that are large enough to have been written already:
+# a streaming extraction has put them in its temporary folder when it meets the bad one.
+BAD_LAST = {
+    "dotdot": (("file", "../evil.txt", b"x"), "'../evil.txt'"),
+    "symlink_out": (("sym", "d/esc", "../../outside"), "'d/esc'"),
+    "write_through_link": (("file", "dl/x.txt", b"x"), "'dl/x.txt'"),
+    "dangling_hardlink": (("hard", "h", "d/never.txt"), "'h'"),
+    "device": (("chr", "d/tty", ""), "'d/tty'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_LAST))
+def test_tar_refused_at_its_last_member_leaves_the_old_target_untouched(sandbox, case):
+    bad, named = BAD_LAST[case]
+    target = sandbox / "work" / "target"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    good = [("dir", "d", b""), ("file", "d/a.bin", bytes(range(256)) * 400), ("sym", "dl", "d"),
+            ("file", "b.txt", b"b")]
+    arc = _tar(sandbox / "work" / "bad.tar.gz", [*good, bad])
+    with pytest.raises(UnsafeArchiveError) as err:
+        extract(arc, target)
+    msg = str(err.value)
+    assert "\n" not in msg and named in msg and str(arc) in msg
+    assert _snapshot(sandbox / "work") == {"bad.tar.gz", "target", "target/old.txt"}  # no temporary folder left
+    assert (target / "old.txt").read_text() == "old"
+    assert _snapshot(sandbox / "outside") == {"keep.txt"}
+
+
+class _CountingReader:
+    """A binary file that counts the bytes read through it and the seeks that go backwards."""
+
+    def __init__(self, raw: io.BufferedReader) -> None:
+        self.raw, self.bytes_read, self.backward_seeks = raw, 0, 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.bytes_read += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        before = self.raw.tell()
+        pos = self.raw.seek(offset, whence)
+        self.backward_seeks += pos < before
+        return pos
+
+    def __getattr__(self, name: str):
+        return getattr(self.raw, name)
+
+
+def test_tar_gz_is_decompressed_in_one_pass(sandbox, monkeypatch):
+    payload = {f"d/{i}.bin": random.Random(i).randbytes(200_000) for i in range(3)}  # incompressible
+    arc = _tar(sandbox / "work" / "a.tar.gz", [("dir", "d", b""), *(("file", n, b) for n, b in payload.items())])
+    readers: list[_CountingReader] = []
+    real_open = tarfile.open
+    with contextlib.ExitStack() as files:
+
+        def counting_open(name=None, mode="r", fileobj=None, **kwargs):
+            reader = _CountingReader(fileobj if fileobj is not None else files.enter_context(open(name, "rb")))
+            readers.append(reader)
+            return real_open(name, mode, reader, **kwargs)
+
+        monkeypatch.setattr(tarfile, "open", counting_open)
+        out = extract(arc, sandbox / "work" / "target")
+    assert all((out / n).read_bytes() == b for n, b in payload.items())
+    assert len(readers) == 1
+    # every compressed byte read at most once, never rewound (a members-first pass reads it all twice)
+    assert readers[0].bytes_read <= arc.stat().st_size
+    assert readers[0].backward_seeks == 0

@@ -1,6 +1,6 @@
 """Safe, atomic extraction of tar (gz/bz2/xz) and zip archives.
 
-Archives come from the internet, so every member is checked *before* anything is written:
+Archives come from the internet, so every member is checked before it is written:
 
 - absolute names and ``..`` components are refused;
 - a symbolic link must point inside the target (its target is resolved lexically from the
@@ -11,9 +11,16 @@ Archives come from the internet, so every member is checked *before* anything is
 - device files and FIFOs are refused.
 
 Refusals are one line naming the archive and the member. Extraction goes into a temporary
-sibling folder that is renamed to the target only when everything succeeded; the real path of
-every extracted link is checked again before that rename. For tar, Python's own ``data`` filter
-runs as a second line of defence.
+sibling folder that is renamed to the target only when everything succeeded, so a member refused
+half-way (even the last one) leaves the target as it was; the real path of every extracted link
+is checked again before that rename.
+
+A tar archive is read once, front to back, as a stream: the rules above run as a ``tarfile``
+extraction filter, member by member, followed by Python's own ``data`` filter (which resolves
+names and link targets against what is already on disk). Listing the members first would mean
+decompressing the whole archive twice (50 GB for cirtorch's ``ims.tar.gz``). The rules only look
+back at earlier members, so checking each member as it arrives is the complete check.
+A zip archive is checked from its central directory before anything is written.
 
 The target folder gets the umask's mode (not ``mkdtemp``'s 0700); zip members get the umask's
 modes as well, tar members the modes stored in the archive (after the ``data`` filter).
@@ -59,18 +66,27 @@ def _normalise(archive: Path, raw: str) -> str:
     return "/".join(parts)
 
 
-def _check_members(archive: Path, members: list[_Member]) -> None:
-    """Refuse links that resolve outside, writes through links, and dangling hard links."""
-    links: set[str] = set()
-    files: set[str] = set()
-    for m in members:
+class _Rules:
+    """The member rules beyond names: links that resolve outside, writes through links, dangling hard links.
+
+    Applied member by member in archive order; each rule looks only at earlier members, so the
+    same object serves a zip's central directory and a tar read as a stream.
+    """
+
+    def __init__(self, archive: Path) -> None:
+        self.archive = archive
+        self.links: set[str] = set()
+        self.files: set[str] = set()
+
+    def check(self, m: _Member) -> None:
+        archive = self.archive
         if not m.name:
-            continue
+            return
         parents = m.name.split("/")[:-1]
         for i in range(1, len(parents) + 1):
-            if "/".join(parents[:i]) in links:
+            if "/".join(parents[:i]) in self.links:
                 raise UnsafeArchiveError(f"{archive}: member {m.name!r} would be written through a link")
-        if m.name in links:
+        if m.name in self.links:
             raise UnsafeArchiveError(f"{archive}: member {m.name!r} would overwrite a link")
         if m.kind == "symlink":
             if m.link.startswith("/") or (len(m.link) > 1 and m.link[1] == ":"):
@@ -78,31 +94,53 @@ def _check_members(archive: Path, members: list[_Member]) -> None:
             resolved = posixpath.normpath(posixpath.join(posixpath.dirname(m.name), m.link))
             if resolved == ".." or resolved.startswith("../"):
                 raise UnsafeArchiveError(f"{archive}: link {m.name!r} -> {m.link!r} points outside the target")
-            links.add(m.name)
+            self.links.add(m.name)
         elif m.kind == "hardlink":
-            if m.link not in files:
+            if m.link not in self.files:
                 raise UnsafeArchiveError(f"{archive}: hard link {m.name!r} -> {m.link!r} does not name an earlier "
                                          "file of the archive")
-            files.add(m.name)
+            self.files.add(m.name)
         elif m.kind == "file":
-            files.add(m.name)
+            self.files.add(m.name)
 
 
-def _tar_members(archive: Path, tf: tarfile.TarFile) -> list[_Member]:
-    out = []
-    for ti in tf.getmembers():
-        name = _normalise(archive, ti.name)
-        if ti.issym():
-            out.append(_Member(name, "symlink", ti.linkname))
-        elif ti.islnk():
-            out.append(_Member(name, "hardlink", _normalise(archive, ti.linkname)))
-        elif ti.isdir():
-            out.append(_Member(name, "dir"))
-        elif ti.isfile():
-            out.append(_Member(name, "file"))
-        else:
-            raise UnsafeArchiveError(f"{archive}: member {ti.name!r} is a device or FIFO")
-    return out
+def _check_members(archive: Path, members: list[_Member]) -> None:
+    """Apply :class:`_Rules` to a whole member list (zip: its central directory)."""
+    rules = _Rules(archive)
+    for m in members:
+        rules.check(m)
+
+
+def _tar_member(archive: Path, ti: tarfile.TarInfo) -> _Member:
+    """The checked name and kind of one tar member (device files and FIFOs refused)."""
+    name = _normalise(archive, ti.name)
+    if ti.issym():
+        return _Member(name, "symlink", ti.linkname)
+    if ti.islnk():
+        return _Member(name, "hardlink", _normalise(archive, ti.linkname))
+    if ti.isdir():
+        return _Member(name, "dir")
+    if ti.isfile():
+        return _Member(name, "file")
+    raise UnsafeArchiveError(f"{archive}: member {ti.name!r} is a device or FIFO")
+
+
+class _TarFilter:
+    """``tarfile`` extraction filter: the project's rules, then the standard ``data`` filter.
+
+    tarfile calls it on each member just before writing that member, so the checks ride on the
+    one pass that reads the data. A refusal raises out of ``extractall``; :func:`extract` then
+    deletes the temporary folder with whatever earlier members had been written to it.
+    """
+
+    def __init__(self, archive: Path) -> None:
+        self.archive = archive
+        self.rules = _Rules(archive)
+
+    def __call__(self, member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+        self.rules.check(_tar_member(self.archive, member))
+        # second line of defence: resolves the name and link target against the folder as it is now
+        return tarfile.data_filter(member, dest)
 
 
 def _zip_is_symlink(info: zipfile.ZipInfo) -> bool:
@@ -151,10 +189,10 @@ def _verify_links(archive: Path, dest: Path) -> None:
 
 def _extract_tar(src: Path, dest: Path) -> None:
     try:
-        with tarfile.open(src, "r:*") as tf:
-            members = _tar_members(src, tf)
-            _check_members(src, members)
-            tf.extractall(dest, filter="data")
+        # "r|*" reads the archive as a stream: tarfile can then only move forward (a seek back
+        # raises StreamError), so extraction is one decompression pass, checks included.
+        with tarfile.open(src, "r|*") as tf:
+            tf.extractall(str(dest), filter=_TarFilter(src))
     except tarfile.FilterError as exc:
         raise UnsafeArchiveError(f"{src}: member {exc.tarinfo.name!r} refused ({exc})") from None
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
@@ -167,19 +205,24 @@ def list_members(archive: str | Path) -> list[str]:
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:
             members = _zip_members(path, zf)
-    else:
-        with tarfile.open(path, "r:*") as tf:
-            members = _tar_members(path, tf)
-    _check_members(path, members)
-    return [m.name for m in members if m.name]
+        _check_members(path, members)
+        return [m.name for m in members if m.name]
+    rules, names = _Rules(path), []
+    with tarfile.open(path, "r|*") as tf:  # one pass, as for extraction
+        for ti in tf:
+            m = _tar_member(path, ti)
+            rules.check(m)
+            if m.name:
+                names.append(m.name)
+    return names
 
 
 def extract(archive: str | Path, target: str | Path) -> Path:
     """Extract ``archive`` (tar, tar.gz, tar.bz2, tar.xz or zip) into ``target``; return ``target``.
 
-    All members are checked first (see the module docstring); the extraction happens in a
-    temporary sibling folder that replaces ``target`` only when complete, so a crash leaves
-    either the old folder or the new one, never half of it.
+    Every member is checked before it is written (see the module docstring); the extraction
+    happens in a temporary sibling folder that replaces ``target`` only when complete, so a
+    refused member or a crash leaves either the old folder or the new one, never half of it.
     """
     src, final = Path(archive), Path(target)
     if not src.is_file():
