@@ -8,10 +8,13 @@ import json
 import tarfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+import darkside.data.download as download_module
 from darkside.data import registry
 from darkside.data.download import DownloadError, DownloadSettings, download, read_digests
 from darkside.errors import DarksideError
@@ -19,6 +22,11 @@ from darkside.errors import DarksideError
 DATA = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
 SHA = hashlib.sha256(DATA).hexdigest()
 FAST = DownloadSettings(retries=3, backoff_s=0.5, timeout_s=5)
+_REAL_SHA256 = hashlib.sha256  # the tests that count hashing replace hashlib.sha256
+
+
+def _sha(data: bytes) -> str:
+    return _REAL_SHA256(data).hexdigest()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -227,3 +235,77 @@ def test_registry_entries_are_consistent():
     # first 8 hex digits as recorded in the reference notes (anchors-eval.md section 4)
     assert aachen["Aachen-Day-Night-v1.1_mapping.tar.gz"].startswith("f33b706b")
     assert aachen["Aachen-Day-Night-v1.1_query_night.tar.gz"].startswith("443a9157")
+
+
+@pytest.fixture
+def hashing(monkeypatch):
+    """What SHA-256 sees during a test: ``bytes`` fed to any sha256 object, ``files`` read back by sha256_file."""
+    real_sha256, real_file = hashlib.sha256, download_module.sha256_file
+    seen = SimpleNamespace(bytes=0, files=[])
+
+    class Counting:
+        def __init__(self, data: bytes = b"", **kwargs):
+            self._h = real_sha256(data, **kwargs)
+            seen.bytes += len(data)
+
+        def update(self, data: bytes) -> None:
+            seen.bytes += len(data)
+            self._h.update(data)
+
+        def hexdigest(self) -> str:
+            return self._h.hexdigest()
+
+    def recording(path):
+        seen.files.append(Path(path))
+        return real_file(path)
+
+    monkeypatch.setattr(hashlib, "sha256", Counting)
+    monkeypatch.setattr(download_module, "sha256_file", recording)
+    return seen
+
+
+@pytest.mark.parametrize("case", ["fresh", "cut_and_resumed", "leftover_part", "complete_part", "present",
+                                  "present_corrupt"])
+def test_each_file_is_hashed_once_per_download(server, tmp_path, hashing, case):
+    dest, part = tmp_path / "d.bin", tmp_path / "d.bin.part"
+    if case == "cut_and_resumed":
+        server.cut_after = 120_000
+    elif case == "leftover_part":
+        part.write_bytes(DATA[:5000])
+    elif case == "complete_part":
+        part.write_bytes(DATA)  # answered 416: only verified
+    elif case == "present":
+        dest.write_bytes(DATA)
+    elif case == "present_corrupt":
+        dest.write_bytes(DATA[::-1])
+    out = download(server.url + "/data.bin", dest, SHA, settings=FAST, progress=False, sleep=lambda s: None)
+    assert out.read_bytes() == DATA
+    # a file already under its final name is read once to be checked; a transfer is hashed as it is
+    # written (a leftover .part only for the bytes it already holds), never read back afterwards
+    assert hashing.files == ([dest] if case.startswith("present") else [])
+    assert hashing.bytes == len(DATA) * (2 if case == "present_corrupt" else 1)
+
+
+def test_registry_download_hashes_each_file_once(server, tmp_path, monkeypatch, hashing):
+    archive = _tar_gz({"a/x.txt": b"hello" * 1000, "b.txt": b"world"})
+    server.files["/t.tar.gz"] = archive
+    server.files["/list.txt"] = b"one\n"
+    entry = registry.DatasetEntry(
+        "toy",
+        lambda raw, out: out,
+        "test",
+        "tiny",
+        "x",
+        files=(
+            registry.RemoteFile(server.url + "/t.tar.gz", _sha(archive), "ex"),
+            registry.RemoteFile(server.url + "/list.txt"),
+        ),
+    )
+    monkeypatch.setitem(registry.DATASETS, "toy", entry)
+    total = len(archive) + len(b"one\n")
+    sentinel = registry.download_dataset("toy", tmp_path, settings=FAST, progress=False)
+    assert hashing.bytes == total  # hashed while transferred; the sentinel's digests reuse those
+    assert json.loads(sentinel.read_text())["files"] == {"t.tar.gz": _sha(archive), "list.txt": _sha(b"one\n")}
+    hashing.bytes = 0
+    registry.download_dataset("toy", tmp_path, settings=FAST, progress=False)  # present: each checked once
+    assert hashing.bytes == total

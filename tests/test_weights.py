@@ -12,7 +12,7 @@ def _fake_download(content: bytes):
     def fake(url, dest, sha256, **kwargs):
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(content)
-        return dest
+        return dest, hashlib.sha256(content).hexdigest()
     return fake
 
 
@@ -22,7 +22,7 @@ def test_digest_prefix_in_file_name_is_enforced(tmp_path, monkeypatch):
     name = f"imagenet-caffe-vgg16-features-{digest[:7]}.pth"
     bad = "imagenet-caffe-vgg16-features-d369c8e.pth"
     urls = {n: "http://127.0.0.1/" + n for n in (name, bad)}
-    monkeypatch.setattr(weights, "download", _fake_download(content))
+    monkeypatch.setattr(weights, "download_verified", _fake_download(content))
     assert weights.download_weights(name, tmp_path, urls).read_bytes() == content
     with pytest.raises(DarksideError, match="does not start with d369c8e"):
         weights.download_weights(bad, tmp_path, urls)

@@ -11,10 +11,15 @@
   gives none, from a digests file (``data/raw/DIGESTS.json``) in which the first download records
   it; later downloads of the same URL must match it. On a mismatch the bad file is removed and
   ONE line names the URL, the expected and the actual digest.
+- Each file is hashed once: a transfer while its bytes are written (a resumed one only for what
+  the ``.part`` already holds and what it adds), an existing file when it is checked. Nothing is
+  read back after a transfer, and :func:`download_verified` hands the digest to callers that
+  record it (the registry's sentinel, the weights' name check) so that they need not hash again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import re
@@ -75,8 +80,44 @@ def record_digest(path: str | Path, url: str, digest: str) -> Path:
     return atomic_write_json(path, digests)
 
 
-def _transfer(url: str, part: Path, timeout: float, progress: bool) -> None:
-    """One attempt: fetch (the rest of) ``url`` into ``part``; raise :class:`_Retry` if transient."""
+class _PartDigest:
+    """SHA-256 of the ``.part`` file's first ``size`` bytes, fed with each block as it is written.
+
+    It lives across attempts, so a resumed transfer hashes only the bytes it adds and the finished
+    file is never read back. Its ``size`` is compared with the file's at each attempt: anything
+    else (a ``.part`` left by an earlier run, a block that failed half-written) is caught up from
+    the file once, so the digest always covers exactly what is on disk.
+    """
+
+    def __init__(self) -> None:
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def restart(self) -> None:
+        self.hash, self.size = hashlib.sha256(), 0
+
+    def catch_up(self, part: Path, size: int) -> None:
+        """Make the digest cover the first ``size`` bytes of ``part``."""
+        if self.size == size:
+            return
+        self.restart()
+        if not size:
+            return
+        with part.open("rb") as fh:
+            while self.size < size:
+                block = fh.read(min(_CHUNK, size - self.size))
+                if not block:
+                    break
+                self.update(block)
+
+    def update(self, block: bytes) -> None:
+        self.hash.update(block)
+        self.size += len(block)
+
+
+def _transfer(url: str, part: Path, timeout: float, progress: bool, digest: _PartDigest) -> None:
+    """One attempt: fetch (the rest of) ``url`` into ``part``, hashing it into ``digest``; raise
+    :class:`_Retry` if transient."""
     offset = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"User-Agent": "darkside-downloader"})
     if offset:
@@ -86,6 +127,7 @@ def _transfer(url: str, part: Path, timeout: float, progress: bool) -> None:
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and offset:
             # The .part already holds the whole body (we died before renaming it): verify it.
+            digest.catch_up(part, offset)
             return
         if exc.code in _RETRYABLE_STATUS:
             raise _Retry(f"HTTP {exc.code}") from None
@@ -100,8 +142,10 @@ def _transfer(url: str, part: Path, timeout: float, progress: bool) -> None:
             if match is None or int(match.group(1)) != offset:
                 part.unlink(missing_ok=True)  # a range we did not ask for: start over cleanly
                 raise _Retry("server answered a different byte range")
+            digest.catch_up(part, offset)
         else:
             mode, offset = "wb", 0  # 200: the server ignored the range and sends everything
+            digest.restart()
         length = response.headers.get("Content-Length")
         expected_total = offset + int(length) if length is not None else None
         written = offset
@@ -110,6 +154,7 @@ def _transfer(url: str, part: Path, timeout: float, progress: bool) -> None:
             try:
                 for block in iter(lambda: response.read(_CHUNK), b""):
                     fh.write(block)
+                    digest.update(block)
                     written += len(block)
                     bar.update(len(block))
             except (TimeoutError, ConnectionError, http.client.HTTPException, OSError) as exc:
@@ -127,6 +172,19 @@ def download(url: str, dest: str | Path, sha256: str | None = None, *, digests_f
     ``digests_file`` is enforced, or, on the first download, recorded there. An existing ``dest``
     that verifies is not downloaded again; one that does not is removed and fetched anew.
     """
+    return download_verified(url, dest, sha256, digests_file=digests_file, settings=settings, progress=progress,
+                             sleep=sleep)[0]
+
+
+def download_verified(url: str, dest: str | Path, sha256: str | None = None, *,
+                      digests_file: str | Path | None = None, settings: DownloadSettings | None = None,
+                      progress: bool = True, sleep: Callable[[float], None] = time.sleep) -> tuple[Path, str]:
+    """:func:`download`, returning ``(dest, its SHA-256)`` as well.
+
+    Each file is hashed once per call: a fresh transfer while it is written, an existing ``dest``
+    when it is checked. Callers that need the digest (the registry's sentinel, the weights' name
+    check) take it from here instead of reading a file of tens of GB again.
+    """
     settings = settings or DownloadSettings()
     final = Path(dest)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -134,16 +192,18 @@ def download(url: str, dest: str | Path, sha256: str | None = None, *, digests_f
     if expected is None and digests_file is not None:
         expected = read_digests(digests_file).get(url)
     if final.exists():
-        if expected is None or sha256_file(final) == expected:
+        have = sha256_file(final)
+        if expected is None or have == expected:
             if expected is None and digests_file is not None:
-                record_digest(digests_file, url, sha256_file(final))
-            return final
+                record_digest(digests_file, url, have)
+            return final, have
         final.unlink()  # stale or corrupt copy under the final name: fetch again
 
     part = final.with_name(final.name + ".part")
+    digest = _PartDigest()
     for attempt in range(settings.retries + 1):
         try:
-            _transfer(url, part, settings.timeout_s, progress)
+            _transfer(url, part, settings.timeout_s, progress, digest)
             break
         except _Retry as exc:
             if attempt == settings.retries:
@@ -151,11 +211,12 @@ def download(url: str, dest: str | Path, sha256: str | None = None, *, digests_f
                                     f"partial data kept in {part} for a later resume") from None
             sleep(settings.backoff_s * 2**attempt)
 
-    got = sha256_file(part)
+    digest.catch_up(part, part.stat().st_size)  # a no-op unless the file and the digest disagree
+    got = digest.hash.hexdigest()
     if expected is not None and got != expected:
         part.unlink(missing_ok=True)
         raise DownloadError(f"{url}: SHA-256 mismatch: expected {expected}, got {got} (file removed)")
     part.replace(final)
     if expected is None and digests_file is not None:
         record_digest(digests_file, url, got)
-    return final
+    return final, got

@@ -21,11 +21,10 @@ from pathlib import Path
 
 from darkside.atomic import atomic_write_json, atomic_write_text
 from darkside.data.archive import extract
-from darkside.data.download import DownloadSettings, download
+from darkside.data.download import DownloadSettings, download_verified
 from darkside.data.importers._common import DatasetEntry
 from darkside.data.importers._common import RemoteFile as RemoteFile  # re-exported: entries are built from it
 from darkside.errors import DarksideError
-from darkside.hashing import sha256_file
 
 SENTINEL = ".downloaded"
 DIGESTS_FILE = "DIGESTS.json"
@@ -71,9 +70,9 @@ def _fetch(entry: DatasetEntry, raw_root: Path, settings: DownloadSettings, prog
         if f.extract_to and (raw / f.extract_to).is_dir() and not marker.exists() and not (raw / f.filename).exists():
             digests[f.filename] = "placed by the user"  # manual fallback (e.g. dead image links)
             continue
-        path = download(f.url, raw / f.filename, f.sha256, digests_file=raw_root / DIGESTS_FILE, settings=settings,
-                        progress=progress)
-        digest = sha256_file(path)
+        # the digest comes with the file (hashed while it was transferred or checked): no second read
+        path, digest = download_verified(f.url, raw / f.filename, f.sha256, digests_file=raw_root / DIGESTS_FILE,
+                                         settings=settings, progress=progress)
         digests[f.filename] = digest
         if f.extract_to and not (marker.is_file() and marker.read_text(encoding="utf-8").strip() == digest):
             extract(path, raw / f.extract_to)

@@ -12,9 +12,8 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from darkside.data.download import DownloadSettings, download
+from darkside.data.download import DownloadSettings, download_verified
 from darkside.errors import DarksideError
-from darkside.hashing import sha256_file
 
 _PREFIX = re.compile(r"-([0-9a-f]{7})\.pth$")
 
@@ -26,13 +25,13 @@ def download_weights(name: str, dest_dir: str | Path, urls: Mapping[str, str],
     if name not in urls:
         raise DarksideError(f"weights: unknown file {name!r} (known: {', '.join(sorted(urls))})")
     dest = Path(dest_dir) / name
-    download(urls[name], dest, None, digests_file=Path(dest_dir) / "DIGESTS.json", settings=settings,
-             progress=progress)
+    # the digest comes with the file (hashed while it was transferred or checked): no second read
+    _, got = download_verified(urls[name], dest, None, digests_file=Path(dest_dir) / "DIGESTS.json",
+                               settings=settings, progress=progress)
     prefix = _PREFIX.search(name)
     if prefix is None:  # no digest in the name: the recorded one (first download) is enforced by `download`
         return dest
     expected = prefix.group(1)
-    got = sha256_file(dest)
     if not got.startswith(expected):
         dest.unlink()
         raise DarksideError(f"{urls[name]}: SHA-256 {got} does not start with {expected} (the file name's digest)")
