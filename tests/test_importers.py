@@ -134,6 +134,45 @@ def test_truncated_image_gives_one_line_error_naming_it(sfm_raw, tmp_path):
     assert not (tmp_path / "prep" / "manifest.csv").exists()
 
 
+def _sfm_summary(out: Path) -> tuple[list[tuple], dict]:
+    m = load_manifest(out)
+    assert all(m.image_path(r).is_file() for r in m.records)
+    rows = [(r.path, r.image_id, r.split, r.domain, r.cluster, r.width, r.height) for r in m.records]
+    return rows, load_groundtruth(out, m).pairs
+
+
+@pytest.mark.parametrize("layout", ["dbs", "cirtorch_data_root"])
+def test_sfm120k_import_finds_the_pickles_in_cirtorch_layouts(sfm_raw, tmp_path, layout):
+    whiten = {"cids": ["cccc000033", "aaaa000011"], "qidxs": [0], "pidxs": [1]}
+    pkl(sfm_raw / "sfm120k-whiten" / "retrieval-SfM-120k-whiten.pkl", whiten)
+    expected = _sfm_summary(prepare_dataset("sfm120k", sfm_raw, tmp_path / "top"))
+    expected_whiten = _sfm_summary(prepare_dataset("sfm120k-whiten", sfm_raw, tmp_path / "top"))
+    raw = sfm_raw / "sfm120k"
+    # a copy of cirtorch's server tree .../data/train/ has both pickles in dbs/ beside ims/; cirtorch's
+    # download_train(DATA_ROOT) puts the pickles and ims/ in DATA_ROOT/train/retrieval-SfM-120k/
+    home = raw / "dbs" if layout == "dbs" else raw / "train" / "retrieval-SfM-120k"
+    moves = [(raw, "retrieval-SfM-120k.pkl"), (sfm_raw / "sfm120k-whiten", "retrieval-SfM-120k-whiten.pkl")]
+    if layout == "cirtorch_data_root":
+        moves.append((raw, "ims"))
+    home.mkdir(parents=True)
+    for src, name in moves:
+        (src / name).rename(home / name)
+    assert not (raw / "retrieval-SfM-120k.pkl").exists()
+    assert _sfm_summary(prepare_dataset("sfm120k", sfm_raw, tmp_path / "moved")) == expected
+    assert _sfm_summary(prepare_dataset("sfm120k-whiten", sfm_raw, tmp_path / "moved")) == expected_whiten
+
+
+def test_sfm120k_missing_pickle_names_every_place_searched(sfm_raw, tmp_path):
+    raw = sfm_raw / "sfm120k"
+    (raw / "retrieval-SfM-120k.pkl").unlink()
+    with pytest.raises(DarksideError) as err:
+        prepare_dataset("sfm120k", sfm_raw, tmp_path / "prep")
+    msg = str(err.value)
+    assert "\n" not in msg
+    for place in (raw, raw / "dbs", raw / "train" / "retrieval-SfM-120k"):
+        assert str(place / "retrieval-SfM-120k.pkl") in msg
+
+
 def test_sfm_nd_pairs_import(sfm_raw, tmp_path):
     nd = sfm_raw / "sfm120k-nd"
     nd.mkdir()

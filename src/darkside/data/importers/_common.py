@@ -97,17 +97,35 @@ def require(path: Path, what: str) -> Path:
 
 
 def first_existing(candidates: Iterable[Path], what: str) -> Path:
-    """The first existing path of ``candidates`` (layouts differ between mirrors)."""
+    """The first existing path of ``candidates`` (layouts differ between mirrors); the error names them all."""
     cands = list(candidates)
     for c in cands:
         if c.exists():
             return c
-    raise DarksideError(f"{cands[0]}: missing ({what})")
+    also = f"; also looked for {', '.join(str(c) for c in cands[1:])}" if len(cands) > 1 else ""
+    raise DarksideError(f"{cands[0]}: missing ({what}){also}")
+
+
+#: cirtorch's own data root keeps the SfM-120k pickles and images in ``train/retrieval-SfM-120k/``
+#: (``cirtorch.utils.download.download_train``); a raw folder may be such a data root
+CIRTORCH_SFM = Path("train") / "retrieval-SfM-120k"
+
+
+def cirtorch_places(sfm_raw: Path, filename: str) -> list[Path]:
+    """Where a cirtorch pickle (``retrieval-SfM-120k.pkl``, ``...-whiten.pkl``) may be, in the order searched.
+
+    The registry's download puts it at the top of the raw folder; a copy of cirtorch's server tree
+    (``.../cnnimageretrieval/data/train/``) has it in ``dbs/``; cirtorch's data root in
+    ``train/retrieval-SfM-120k/``.
+    """
+    return [sfm_raw / filename, sfm_raw / "dbs" / filename, sfm_raw / CIRTORCH_SFM / filename]
 
 
 def sfm_images(sfm_raw: Path, how: str = "darkside download --dataset sfm120k") -> Path:
-    """The SfM-120k image folder: ``ims/ims`` or ``ims``, depending on how ims.tar.gz was extracted."""
-    return first_existing([sfm_raw / "ims" / "ims", sfm_raw / "ims"], f"SfM-120k images ({how})")
+    """The SfM-120k image folder: ``ims/ims`` or ``ims`` (depending on how ims.tar.gz was extracted), at
+    the top of the raw folder or in cirtorch's data-root layout."""
+    places = [p for base in (sfm_raw, sfm_raw / CIRTORCH_SFM) for p in (base / "ims" / "ims", base / "ims")]
+    return first_existing(places, f"SfM-120k images ({how})")
 
 
 def as_str_list(value: Any, where: str) -> list[str]:

@@ -7,6 +7,11 @@ Native layout (``data/raw/sfm120k/``)::
     retrieval-SfM-120k-whiten.pkl   {cids, qidxs, pidxs}  (cluster where present)
     train_day.txt, train_night.txt  gandtr's day/night lists (optional: domain labels)
 
+cirtorch's layouts are accepted as well, searched in this order after the top level: its server
+tree (``dbs/retrieval-SfM-120k.pkl`` beside ``ims/``, as under ``.../data/train/``) and its data
+root (``train/retrieval-SfM-120k/`` holding the pickles and ``ims/``); the whitening pickle is
+looked for the same way below ``sfm120k-whiten/``, then beside the main one.
+
 The pickles index images by position, so pairs are translated to image ids (the cid) here.
 """
 
@@ -20,6 +25,8 @@ from darkside.data.importers._common import (
     RemoteFile,
     as_int_list,
     as_str_list,
+    cirtorch_places,
+    first_existing,
     probe_cid,
     sfm_images,
     write_prepared,
@@ -28,6 +35,9 @@ from darkside.data.importers.gandtr_lists import read_cid_list
 from darkside.data.manifest import GroundTruth, ImageRecord
 from darkside.data.safe_pickle import load_pickle
 from darkside.errors import DarksideError
+
+DB = "retrieval-SfM-120k.pkl"
+WHITEN = "retrieval-SfM-120k-whiten.pkl"
 
 
 def _split_records(
@@ -127,17 +137,24 @@ def import_sfm120k_whiten(whiten_pkl: str | Path, image_dir: str | Path, out_dir
 
 
 def prepare(raw_root: Path, out_dir: Path) -> Path:
-    """Registry entry point for ``sfm120k``."""
+    """Registry entry point for ``sfm120k``: the pickle at the top of the raw folder or in a cirtorch layout."""
     raw = Path(raw_root) / "sfm120k"
+    db = first_existing(cirtorch_places(raw, DB), f"cirtorch's {DB}: darkside download --dataset sfm120k")
     day, night = raw / "train_day.txt", raw / "train_night.txt"
-    return import_sfm120k(raw / "retrieval-SfM-120k.pkl", sfm_images(raw, "ims.tar.gz"), out_dir,
-                          day if day.is_file() else None, night if night.is_file() else None)
+    return import_sfm120k(db, sfm_images(raw, "ims.tar.gz"), out_dir, day if day.is_file() else None,
+                          night if night.is_file() else None)
 
 
 def prepare_whiten(raw_root: Path, out_dir: Path) -> Path:
-    """Registry entry point for ``sfm120k-whiten`` (images shared with ``sfm120k``)."""
-    return import_sfm120k_whiten(Path(raw_root) / "sfm120k-whiten" / "retrieval-SfM-120k-whiten.pkl",
-                                 sfm_images(Path(raw_root) / "sfm120k", "ims.tar.gz"), out_dir)
+    """Registry entry point for ``sfm120k-whiten`` (images shared with ``sfm120k``).
+
+    The pickle: in ``sfm120k-whiten/`` (top, then the cirtorch layouts), else beside the main pickle
+    in a cirtorch layout of ``sfm120k/`` (cirtorch keeps both pickles together).
+    """
+    raw, sfm = Path(raw_root) / "sfm120k-whiten", Path(raw_root) / "sfm120k"
+    pkl = first_existing([*cirtorch_places(raw, WHITEN), *cirtorch_places(sfm, WHITEN)[1:]],
+                         f"cirtorch's {WHITEN}: darkside download --dataset sfm120k-whiten")
+    return import_sfm120k_whiten(pkl, sfm_images(sfm, "ims.tar.gz"), out_dir)
 
 
 _CMP = "http://cmp.felk.cvut.cz/cnnimageretrieval/data"

@@ -17,6 +17,7 @@ from darkside.data.importers._common import (
     DatasetEntry,
     as_int_list,
     as_str_list,
+    cirtorch_places,
     first_existing,
     probe_cid,
     require,
@@ -93,7 +94,8 @@ def prepare(raw_root: Path, out_dir: Path) -> Path:
     """Registry entry point for ``sfm120k-nd``."""
     raw, sfm = Path(raw_root) / "sfm120k-nd", Path(raw_root) / "sfm120k"
     pairs = first_existing([raw / "pairs.csv", raw / "pairs.txt"], "night/day pair list: place pairs.csv here")
-    return import_sfm_nd(pairs, sfm_images(sfm), out_dir, sfm / "retrieval-SfM-120k.pkl")
+    db = next((p for p in cirtorch_places(sfm, "retrieval-SfM-120k.pkl") if p.is_file()), None)  # optional
+    return import_sfm_nd(pairs, sfm_images(sfm), out_dir, db)
 
 
 #: the datasets this module imports (darkside.data.registry collects them)
