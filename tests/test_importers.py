@@ -194,15 +194,19 @@ def test_sfm_nd_pairs_import(sfm_raw, tmp_path):
 # ---------------------------------------------------------------- Tokyo 24/7
 
 
-def _tokyo(root: Path, labels: str = "DSNDSNDSN") -> Path:
+def _tokyo(
+    root: Path, labels: str = "DSNDSNDSN", self_junk: bool = True, scene_order: list[int] | None = None
+) -> Path:
+    """Tokyo's native layout; the gnd's scene k holds images scene_order[3k : 3k + 3] (default: sorted triples)."""
     for i, lab in enumerate(labels, start=1):
         img(root / "247query_v3" / "nested" / f"{i:05d}.jpg", 40 + i, 30)
         (root / "247query_v3" / "nested" / f"{i:05d}.csv").write_text(f"{i:05d}.jpg,35.68,139.76,{i * 10},{lab},2014\n")
     names = [f"{i:05d}" for i in range(1, len(labels) + 1)]
+    scene = {j: k // 3 for k, j in enumerate(scene_order or range(len(names)))}
     gnd = [
         {
-            "ok": np.array([j for j in range(3 * (i // 3), 3 * (i // 3) + 3) if j != i]),
-            "junk": np.array([i]),
+            "ok": np.array([j for j in range(len(names)) if scene[j] == scene[i] and j != i]),
+            "junk": np.array([i] if self_junk else [], dtype=np.int64),
             "bbx": None,
         }
         for i in range(len(names))
@@ -234,6 +238,31 @@ def test_tokyo247_refuses_scene_order_it_cannot_trust(tmp_path):
     _tokyo(tmp_path / "raw" / "tokyo247", labels="DSNDDNDSN")
     with pytest.raises(DarksideError, match="00004, 00005, 00006"):
         tokyo247.prepare(tmp_path / "raw", tmp_path / "prep")
+
+
+def test_tokyo247_query_is_junk_for_itself_whatever_the_pickle_says(tmp_path):
+    raw = _tokyo(tmp_path / "raw" / "tokyo247", self_junk=False)  # no query lists itself as junk
+    obj = pickle.loads((raw / "gnd_247tokyo1k.pkl").read_bytes())
+    obj["gnd"][4]["ok"] = np.array([3, 4, 5])  # and one lists itself as a positive
+    pkl(raw / "gnd_247tokyo1k.pkl", obj)
+    out = tokyo247.prepare(tmp_path / "raw", tmp_path / "prep")
+    gt = load_groundtruth(out)
+    for q in gt.queries:
+        assert q.query in q.junk and q.query not in q.positives
+    q4 = gt.queries[4]
+    assert (q4.query, q4.positives, q4.junk) == ("00005", ["00004", "00006"], ["00005"])
+    assert meta(out)["query_self_junk"] == {"added": 9, "removed_from_positives": 1}
+
+
+def test_tokyo247_refuses_positives_outside_the_inferred_scene(tmp_path):
+    # files numbered differently from the order the scene ids assume: the gnd's first scene is
+    # 00001, 00005, 00003 (every sorted triple is still one day, one sunset and one night image)
+    _tokyo(tmp_path / "raw" / "tokyo247", scene_order=[0, 4, 2, 3, 1, 5, 6, 7, 8])
+    with pytest.raises(DarksideError) as err:
+        tokyo247.prepare(tmp_path / "raw", tmp_path / "prep")
+    msg = str(err.value)
+    assert "\n" not in msg and "query 00001" in msg and "positive 00005" in msg
+    assert not (tmp_path / "prep" / "manifest.csv").exists()
 
 
 def test_tokyo_csv_lighting_column(tmp_path):

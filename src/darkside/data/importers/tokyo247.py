@@ -10,7 +10,11 @@ Each image has a one-row CSV whose 5th column is ``D``/``S``/``N`` (day / sunset
 triple is one scene (a place seen in one direction) and each 9 a place. That ordering is
 inferred from third-party code, so the importer checks it: every triple must hold exactly one
 D, one S and one N, otherwise the scene ids (used by the Table 6 breakdown) would be wrong and
-the import stops. Retrieval ground truth is the official pkl, used verbatim.
+the import stops. Retrieval ground truth is the official pkl, with two rules enforced on it
+(the published file cannot be checked offline): a query's own image is always junk for it and
+never a positive (every image also sits in the database, so otherwise it ranks itself first), and
+every positive must share the query's scene (3 images per scene in sorted order), which checks
+the inferred scene ids against the ground truth; a mismatch stops the import naming the query.
 """
 
 from __future__ import annotations
@@ -76,17 +80,34 @@ def import_tokyo247(image_dir: str | Path, gnd_pkl: str | Path, out_dir: str | P
                 f"{images}: images {', '.join(names[start : start + 3])} are not one day, one "
                 "sunset and one night image; scene ids cannot be derived from the order"
             )
+    scene_of = {r.image_id: r.cluster for r in records}
     queries = []
+    added = removed = 0
     for i, (q, entry) in enumerate(zip(qimlist, gnd, strict=True)):
         where = f"{gnd_path}: gnd[{i}]"
         if not isinstance(entry, dict) or "ok" not in entry:
             raise DarksideError(f"{where}: expected a dict with 'ok' and 'junk'")
         ok = [imlist[j] for j in as_int_list(entry["ok"], f"{where}.ok")]
         junk = [imlist[j] for j in as_int_list(entry.get("junk", []), f"{where}.junk")]
+        # Every image queries all 1,125, itself included: whatever the pickle says, the query's own
+        # image is junk for it, never a positive (else each query ranks itself first and mAP is inflated).
+        if q in ok:
+            ok = [p for p in ok if p != q]
+            removed += 1
+        if q not in junk:
+            junk = [q, *junk]
+            added += 1
+        for p in ok:
+            if scene_of[p] != scene_of[q]:
+                raise DarksideError(
+                    f"{where}: query {q} ({scene_of[q]}) has positive {p} from {scene_of[p]}: the images are not "
+                    "in the order the scene ids are derived from (3 consecutive names = 1 scene)"
+                )
         queries.append(Query(q, positives=ok, junk=junk))
     meta: dict[str, Any] = {
         "counts": {LIGHTING[k]: labels.count(LIGHTING[k]) for k in "DSN"},
-        "scene_rule": "sorted name order: 3 consecutive images = 1 scene, 9 = 1 place",
+        "scene_rule": "sorted name order: 3 consecutive images = 1 scene, 9 = 1 place; checked against the positives",
+        "query_self_junk": {"added": added, "removed_from_positives": removed},
     }
     return write_prepared(out_dir, name, records, GroundTruth(protocol="tokyo", queries=queries), images,
                           source="Tokyo 24/7 247query_v3 + gnd_247tokyo1k.pkl", metadata=meta)
