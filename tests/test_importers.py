@@ -254,15 +254,25 @@ def test_tokyo247_query_is_junk_for_itself_whatever_the_pickle_says(tmp_path):
     assert meta(out)["query_self_junk"] == {"added": 9, "removed_from_positives": 1}
 
 
-def test_tokyo247_refuses_positives_outside_the_inferred_scene(tmp_path):
-    # files numbered differently from the order the scene ids assume: the gnd's first scene is
-    # 00001, 00005, 00003 (every sorted triple is still one day, one sunset and one night image)
-    _tokyo(tmp_path / "raw" / "tokyo247", scene_order=[0, 4, 2, 3, 1, 5, 6, 7, 8])
+def test_tokyo247_refuses_positives_outside_the_inferred_place(tmp_path):
+    # files numbered differently from the order the ids assume: the gnd's first scene is 00001, 00011,
+    # 00003, across two places (every sorted triple is still one day, one sunset and one night image)
+    order = list(range(18))
+    order[1], order[10] = order[10], order[1]
+    _tokyo(tmp_path / "raw" / "tokyo247", labels="DSN" * 6, scene_order=order)
     with pytest.raises(DarksideError) as err:
         tokyo247.prepare(tmp_path / "raw", tmp_path / "prep")
     msg = str(err.value)
-    assert "\n" not in msg and "query 00001" in msg and "positive 00005" in msg
+    assert "\n" not in msg and "query 00001" in msg and "positive 00011" in msg
     assert not (tmp_path / "prep" / "manifest.csv").exists()
+
+
+def test_tokyo247_positives_from_another_direction_of_the_place_are_counted(tmp_path):
+    # the same swap within one place (00002 and 00005: two directions of place 0) passes and is counted
+    _tokyo(tmp_path / "raw" / "tokyo247", scene_order=[0, 4, 2, 3, 1, 5, 6, 7, 8])
+    out = tokyo247.prepare(tmp_path / "raw", tmp_path / "prep")
+    meta = json.loads((out / "dataset.json").read_text())
+    assert meta["metadata"]["positives_from_another_direction"] == 8
 
 
 def test_tokyo_csv_lighting_column(tmp_path):
