@@ -173,19 +173,29 @@ def test_sfm120k_missing_pickle_names_every_place_searched(sfm_raw, tmp_path):
         assert str(place / "retrieval-SfM-120k.pkl") in msg
 
 
-def test_sfm_nd_pairs_import(sfm_raw, tmp_path):
+def test_sfm_nd_holds_sfm120k_and_the_day_night_pairs(sfm_raw, tmp_path):
+    """sfm120k-nd is what the N/D recipes train on: SfM-120k's images and day pairs AND the N/D pairs (before,
+    it held only the pair images, and no rule could give a recipe both)."""
+    img(sfm_raw / "sfm120k" / "ims" / cid_to_path("gggg000077"), 300, 200)  # an N/D image the pickle does not list
     nd = sfm_raw / "sfm120k-nd"
     nd.mkdir()
-    (nd / "pairs.csv").write_text("night,day\n# comment\ndddd000044,cccc000033\nbbbb000022\taaaa000011\n")
+    (nd / "pairs.csv").write_text("night,day\n# comment\ndddd000044,cccc000033\nbbbb000022\taaaa000011\n"
+                                  "gggg000077,aaaa000011\n")
+    base_dir = prepare_dataset("sfm120k", sfm_raw, tmp_path / "sfm")
+    base = load_manifest(base_dir)
     out = prepare_dataset("sfm120k-nd", sfm_raw, tmp_path / "prep")
     m = load_manifest(out)
-    assert {r.image_id: (r.domain, r.cluster) for r in m.records} == {
-        "dddd000044": ("night", "7"),
-        "cccc000033": ("day", "7"),
-        "bbbb000022": ("night", "3"),
-        "aaaa000011": ("day", "3"),
+    assert {r.image_id: (r.split, r.domain, r.cluster) for r in m.records} == {
+        **{r.image_id: (r.split, r.domain, r.cluster) for r in base.records},
+        "bbbb000022": ("train", "night", "3"),  # the pair list wins over gandtr's day list
+        "gggg000077": ("train", "night", "-1"),
     }
-    assert load_groundtruth(out, m).day_night_pairs == [("dddd000044", "cccc000033"), ("bbbb000022", "aaaa000011")]
+    gt = load_groundtruth(out, m)
+    assert gt.pairs == load_groundtruth(base_dir, base).pairs
+    assert gt.day_night_pairs == [("dddd000044", "cccc000033"), ("bbbb000022", "aaaa000011"),
+                                  ("gggg000077", "aaaa000011")]
+    assert {m.records[m.index(a)].split for a, _ in gt.day_night_pairs} == {"train"}  # a pair is its anchor's split
+    assert meta(out)["counts"]["day_night"] == {"pairs": 3, "night": 3, "day": 2, "images_not_in_the_pickle": 1}
     (nd / "pairs.csv").write_text("dddd000044,cccc000033,x\n")
     with pytest.raises(DarksideError, match=r"pairs.csv:1: expected"):
         prepare_dataset("sfm120k-nd", sfm_raw, tmp_path / "prep2")

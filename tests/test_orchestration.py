@@ -210,3 +210,23 @@ def test_only_multi_domain_families_train_on_the_domain_list(repo_root):
     for family, inputs in trained.items():
         assert any(i.endswith("/domains.tsv") for i in inputs) == (family in multi), family
         assert any(i.endswith("/day.txt") for i in inputs) and any(i.endswith("/night.txt") for i in inputs)
+
+
+def test_paper_nd_recipes_fine_tune_on_the_dataset_that_holds_the_nd_pairs(repo_root):
+    """The paper preset's N/D recipes (day_night_pairs) read the train_day_night role (sfm120k-nd: sfm120k plus
+    the pair list), the others the train role; before, every fine-tune read sfm120k, whose importer writes no
+    N/D pairs, and each N/D recipe would have stopped with 'day_night_pairs: none in split train'."""
+    from darkside.config import load_params
+    from darkside.recipes import recipe_by_name
+
+    paper = load_params(repo_root / "params.yaml")["presets"]["paper"]
+    assert paper["data"]["roles"]["train_day_night"] == "sfm120k-nd"
+    families = [*paper["gan"]["families"], *paper["gan"]["published"]]
+    out = _snakemake(repo_root, "-n", "--forceall", "--cores", "2", "-p", "--config", "preset=paper")
+    commands = re.findall(r"finetune --backbone (\w+) --recipe ([a-z0-9-]+) .*?--dataset data/prepared/([a-z0-9-]+)",
+                          out)
+    assert commands
+    for backbone, name, dataset in commands:
+        nd = recipe_by_name(name, families).day_night_pairs
+        assert dataset == ("sfm120k-nd" if nd else "sfm120k"), (backbone, name, dataset)
+    assert {d for *_, d in commands} == {"sfm120k", "sfm120k-nd"}

@@ -51,6 +51,10 @@ class Roles:
     """``data.roles``: which prepared dataset plays which part of the paper."""
 
     train: str = setting(choices=_datasets)
+    train_day_night: str = setting(
+        "what recipes with day_night_pairs fine-tune on: the train role's day pairs and the N/D pairs in one dataset "
+        "(paper: sfm120k-nd, which holds sfm120k and the pair list; synthetic: synth-sfm holds both)",
+        choices=_datasets)
     whiten: str = setting(choices=_datasets)
     tokyo: str = setting(choices=_datasets)
     roxford: str = setting(choices=_datasets)

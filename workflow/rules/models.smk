@@ -111,10 +111,15 @@ rule whiten:
         " --out {output} --log {log}"
 
 
+def training_dataset(r):
+    # the N/D recipes need the day pairs and the N/D pairs in one dataset (paper: sfm120k-nd)
+    return ROLES["train_day_night"] if r.day_night_pairs else ROLES["train"]
+
+
 def finetune_inputs(wildcards):
     r = recipe(base_recipe(wildcards.recipe))
     inputs = {"init": f"results/models/{wildcards.backbone}-offtheshelf/model.pt",
-              "data": prepared(ROLES["train"])}
+              "data": prepared(training_dataset(r))}
     if r.generator in TRANSLATORS:  # a trained family or an imported published generator
         inputs["generator"] = f"results/gans/{r.generator}/generator.pt"
     return inputs
@@ -136,6 +141,7 @@ rule finetune:
         generator=generator_option,
         base_recipe=lambda wc: base_recipe(wc.recipe),
         seed=lambda wc: seed_of(wc.recipe),
+        dataset=lambda wc: training_dataset(recipe(base_recipe(wc.recipe))),
     log:
         "logs/finetune/{backbone}-{recipe}.log",
     benchmark:
@@ -147,5 +153,5 @@ rule finetune:
         runtime=24 * 60,
     shell:
         "{DS} --settings {params.settings:q} finetune --backbone {wildcards.backbone} --recipe {params.base_recipe}"
-        " --seed {params.seed} --init {input.init} --dataset data/prepared/{ROLES[train]}"
+        " --seed {params.seed} --init {input.init} --dataset data/prepared/{params.dataset}"
         " --out-dir results/models/{wildcards.backbone}-{wildcards.recipe} {params.generator} --log {log}"

@@ -92,9 +92,11 @@ def daynight_domains(day_list: Path | None, night_list: Path | None) -> dict[str
     return domains
 
 
-def import_sfm120k(db_pkl: str | Path, image_dir: str | Path, out_dir: str | Path, day_list: str | Path | None = None,
-                   night_list: str | Path | None = None, name: str = "sfm120k") -> Path:
-    """Splits ``train``/``val`` with their query-positive pairs; domain from the gandtr lists."""
+def read_sfm120k(db_pkl: str | Path, image_dir: str | Path, day_list: str | Path | None = None,
+                 night_list: str | Path | None = None
+                 ) -> tuple[list[ImageRecord], dict[str, list[tuple[str, str]]], dict[str, Any]]:
+    """The records, query-positive pairs per split and counts of ``retrieval-SfM-120k.pkl``'s ``train``/``val``
+    splits (domain from the gandtr lists); what ``sfm120k`` writes and ``sfm120k-nd`` builds on."""
     db_path, images = Path(db_pkl), Path(image_dir)
     db = load_pickle(db_path)
     if not isinstance(db, dict):
@@ -116,9 +118,15 @@ def import_sfm120k(db_pkl: str | Path, image_dir: str | Path, out_dir: str | Pat
         pairs[split] = _pairs(db[split], ids, where)
         counts[split] = {"images": len(recs), "pairs": len(pairs[split]), "day": sum(r.domain == "day" for r in recs),
                          "night": sum(r.domain == "night" for r in recs)}
-    meta = {"counts": counts, "daynight_lists": bool(domains)}
-    return write_prepared(out_dir, name, records, GroundTruth(protocol="training", pairs=pairs), images,
-                          source=f"cirtorch {db_path.name}", metadata=meta)
+    return records, pairs, {"counts": counts, "daynight_lists": bool(domains)}
+
+
+def import_sfm120k(db_pkl: str | Path, image_dir: str | Path, out_dir: str | Path, day_list: str | Path | None = None,
+                   night_list: str | Path | None = None, name: str = "sfm120k") -> Path:
+    """Splits ``train``/``val`` with their query-positive pairs; domain from the gandtr lists."""
+    records, pairs, meta = read_sfm120k(db_pkl, image_dir, day_list, night_list)
+    return write_prepared(out_dir, name, records, GroundTruth(protocol="training", pairs=pairs), Path(image_dir),
+                          source=f"cirtorch {Path(db_pkl).name}", metadata=meta)
 
 
 def import_sfm120k_whiten(whiten_pkl: str | Path, image_dir: str | Path, out_dir: str | Path,
@@ -136,13 +144,19 @@ def import_sfm120k_whiten(whiten_pkl: str | Path, image_dir: str | Path, out_dir
                           metadata={"counts": {"images": len(recs), "pairs": len(gt.pairs["whiten"])}})
 
 
-def prepare(raw_root: Path, out_dir: Path) -> Path:
-    """Registry entry point for ``sfm120k``: the pickle at the top of the raw folder or in a cirtorch layout."""
+def raw_files(raw_root: Path) -> tuple[Path, Path, Path | None, Path | None]:
+    """``sfm120k``'s raw files: the pickle (top of the raw folder or a cirtorch layout), the image folder and
+    gandtr's day and night lists where present."""
     raw = Path(raw_root) / "sfm120k"
     db = first_existing(cirtorch_places(raw, DB), f"cirtorch's {DB}: darkside download --dataset sfm120k")
     day, night = raw / "train_day.txt", raw / "train_night.txt"
-    return import_sfm120k(db, sfm_images(raw, "ims.tar.gz"), out_dir, day if day.is_file() else None,
-                          night if night.is_file() else None)
+    return db, sfm_images(raw, "ims.tar.gz"), day if day.is_file() else None, night if night.is_file() else None
+
+
+def prepare(raw_root: Path, out_dir: Path) -> Path:
+    """Registry entry point for ``sfm120k``."""
+    db, images, day, night = raw_files(raw_root)
+    return import_sfm120k(db, images, out_dir, day, night)
 
 
 def prepare_whiten(raw_root: Path, out_dir: Path) -> Path:

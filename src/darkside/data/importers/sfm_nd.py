@@ -1,29 +1,36 @@
-"""Retrieval-SfM N/D: day-night positive pairs of SfM-120k images, imported from a user file.
+"""Retrieval-SfM N/D: SfM-120k's training data plus day-night positive pairs from a user file.
 
 The pairs of Jenicek & Chum (ICCV 2019) are not published as a file. Place a pair list at
 ``data/raw/sfm120k-nd/pairs.csv`` (or ``pairs.txt``): one pair per line, ``night_cid,day_cid``
 (comma, tab or spaces), ``#`` comments and an optional header line ``night,day``. Both cids must
-be SfM-120k images (``data/raw/sfm120k/ims``); their cluster comes from
-``retrieval-SfM-120k.pkl`` when present (so hard-negative mining can skip the 3D model).
-The result is split ``train``, domain night/day, ``GroundTruth.day_night_pairs`` = (night, day).
+be SfM-120k images (``data/raw/sfm120k/ims``).
+
+What it holds: everything ``sfm120k`` holds (its ``train``/``val`` images, query-positive pairs and
+gandtr's day/night labels, read from the same raw files) and ``GroundTruth.day_night_pairs`` =
+(night, day). The N/D recipes (``day_night_pairs`` in a recipe: GeM N/D, CLAHE N/D, CycleGAN CD +
+N/D) mine day tuples and N/D tuples from one dataset, so it must hold both; the ``train_day_night``
+role names it (``sfm120k-nd`` in the paper preset; the synthetic ``synth-sfm`` holds both already).
+A pair image labels its record night or day (the pair list wins over the lists); one that is not in
+the pickle's splits is added to ``train`` (a pair belongs to the split of its night anchor) with
+its cluster from the pickle where another split lists it, else ``-1`` (no 3D model).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from darkside.data.importers._common import (
     DatasetEntry,
     as_int_list,
     as_str_list,
-    cirtorch_places,
     first_existing,
     probe_cid,
     require,
-    sfm_images,
     write_prepared,
 )
+from darkside.data.importers.sfm120k import raw_files, read_sfm120k
 from darkside.data.manifest import GroundTruth, ImageRecord
 from darkside.data.safe_pickle import load_pickle
 from darkside.errors import DarksideError
@@ -67,35 +74,44 @@ def clusters_from_db(db_pkl: Path | None) -> dict[str, str]:
     return out
 
 
-def import_sfm_nd(pairs_file: str | Path, image_dir: str | Path, out_dir: str | Path, db_pkl: str | Path | None = None,
+def import_sfm_nd(pairs_file: str | Path, db_pkl: str | Path, image_dir: str | Path, out_dir: str | Path,
+                  day_list: str | Path | None = None, night_list: str | Path | None = None,
                   name: str = "sfm120k-nd") -> Path:
-    """Prepared N/D pair set (see the module docstring)."""
+    """SfM-120k's training data plus the N/D pairs (see the module docstring)."""
     images = Path(image_dir)
     pairs = read_pairs(pairs_file)
-    clusters = clusters_from_db(Path(db_pkl) if db_pkl else None)
     roles: dict[str, str] = {}
     for night, day in pairs:
         for cid, role in ((night, "night"), (day, "day")):
             if roles.setdefault(cid, role) != role:
                 raise DarksideError(f"{pairs_file}: image {cid} is listed both as night and as day")
-    records = []
+    records, day_pairs, meta = read_sfm120k(db_pkl, images, day_list, night_list)
+    index = {r.image_id: i for i, r in enumerate(records)}
+    clusters = clusters_from_db(Path(db_pkl))
+    added = 0
     for cid, role in roles.items():
+        if cid in index:
+            records[index[cid]] = replace(records[index[cid]], domain=role)
+            continue
         rel, w, h = probe_cid(images, cid)
         cluster = clusters.get(cid, "-1")
         records.append(ImageRecord(rel, cid, "train", role, cluster, cluster, w, h))
+        added += 1
     night = sum(r == "night" for r in roles.values())
-    counts = {"pairs": len(pairs), "night": night, "day": len(roles) - night}
-    return write_prepared(out_dir, name, records, GroundTruth(protocol="training", day_night_pairs=pairs), images,
-                          source=f"user pair list {Path(pairs_file).name}",
-                          metadata={"counts": counts, "clusters_from_db": bool(clusters)})
+    meta["counts"]["day_night"] = {"pairs": len(pairs), "night": night, "day": len(roles) - night,
+                                   "images_not_in_the_pickle": added}
+    gt = GroundTruth(protocol="training", pairs=day_pairs, day_night_pairs=pairs)
+    return write_prepared(out_dir, name, records, gt, images,
+                          source=f"cirtorch {Path(db_pkl).name} + user pair list {Path(pairs_file).name}",
+                          metadata=meta)
 
 
 def prepare(raw_root: Path, out_dir: Path) -> Path:
-    """Registry entry point for ``sfm120k-nd``."""
-    raw, sfm = Path(raw_root) / "sfm120k-nd", Path(raw_root) / "sfm120k"
+    """Registry entry point for ``sfm120k-nd``: the pair list and ``sfm120k``'s raw files."""
+    raw = Path(raw_root) / "sfm120k-nd"
     pairs = first_existing([raw / "pairs.csv", raw / "pairs.txt"], "night/day pair list: place pairs.csv here")
-    db = next((p for p in cirtorch_places(sfm, "retrieval-SfM-120k.pkl") if p.is_file()), None)  # optional
-    return import_sfm_nd(pairs, sfm_images(sfm), out_dir, db)
+    db, images, day, night = raw_files(raw_root)
+    return import_sfm_nd(pairs, db, images, out_dir, day, night)
 
 
 #: the datasets this module imports (darkside.data.registry collects them)
