@@ -89,6 +89,47 @@ def test_dvc_stages_mirror_rules(repo_root):
         assert not any(mf.startswith(o.rstrip("/") + "/") for o in outs), mf
 
 
+HEADLINE = "results/metrics/headline.json"
+
+
+def test_the_headline_cells_are_the_one_dvc_metrics_file(repo_root):
+    """`dvc metrics show` lists the tables' headline cells only; every other metric JSON is still declared, as an
+    uncached out of the stage that writes it."""
+    from darkside.orchestration import dvc_stages
+
+    jobs = [{"rule": "score", "wildcards": {"model": "vgg16-gem"}, "input": [], "settings": None, "preset": "mini",
+             "output": [("results/metrics/vgg16-gem/synth-tokyo.json", False)], "cmd": "darkside score --out x"},
+            {"rule": "tables", "wildcards": {}, "input": [], "settings": None, "preset": "mini",
+             "output": [("results/tables/table1.csv", False), (HEADLINE, False)], "cmd": "darkside tables"}]
+    stages = dvc_stages(jobs)["stages"]
+    assert stages["tables"]["metrics"] == [{HEADLINE: {"cache": False}}]
+    assert stages["tables"]["outs"] == [{"results/tables/table1.csv": {"cache": False}}]
+    assert "metrics" not in stages["score_vgg16-gem"]
+    assert stages["score_vgg16-gem"]["outs"] == [{"results/metrics/vgg16-gem/synth-tokyo.json": {"cache": False}}]
+
+    committed = yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"]
+    assert [next(iter(m)) for s in committed.values() for m in s.get("metrics", [])] == [HEADLINE]
+    assert committed["tables"]["metrics"] == [{HEADLINE: {"cache": False}}]
+    outs = {next(iter(o)): next(iter(o.values())) for s in committed.values() for o in s.get("outs", [])
+            if isinstance(o, dict)}
+    for declared in ("results/metrics/vgg16-gem/synth-tokyo.json", "results/metrics/gans/cyclegan.json",
+                     "results/metrics/chance/synth-tokyo.json"):
+        assert outs[declared] == {"cache": False}, declared
+
+
+def test_the_tables_rule_writes_the_headline_metrics(repo_root):
+    from darkside.orchestration import snakemake_jobs
+
+    cwd = os.getcwd()
+    try:
+        os.chdir(repo_root)
+        (tables,) = [j for j in snakemake_jobs(repo_root / "Snakefile", repo_root) if j["rule"] == "tables"]
+    finally:
+        os.chdir(cwd)
+    assert (HEADLINE, False) in tables["output"]
+    assert f"--headline {HEADLINE} " in tables["cmd"]
+
+
 def test_stages_track_exactly_what_their_job_reads(repo_root):
     """A stage's params are the leaves its job reads, and its code deps the subpackages its verb imports."""
     stages = yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"]

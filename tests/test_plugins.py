@@ -6,6 +6,7 @@ the params entries given as an overlay of params.yaml."""
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -107,8 +108,8 @@ def test_a_family_from_one_module(overlay_params, dataset, tmp_path):
     assert any(r["method"] == "ToyGAN CD - CLAHE CD" and r["ours"] for r in t7)
     t8 = [r for r in csv.DictReader((out / "table8.csv").open()) if r["method"] == "ToyGAN"]
     assert t8 and all(r["ours"] for r in t8)
-    assert "| ToyGAN CD * |" in (out / "table7.md").read_text()  # marked: not a row of the paper
-    assert "| ToyGAN * |" in (out / "table8.md").read_text()
+    assert re.search(r"^\| ToyGAN CD \* +\|", (out / "table7.md").read_text(), re.M)  # not a row of the paper
+    assert re.search(r"^\| ToyGAN \* +\|", (out / "table8.md").read_text(), re.M)
 
 
 def test_a_backbone_from_one_module(overlay_params, dataset, tmp_path):

@@ -1,12 +1,15 @@
 import csv
 import dataclasses
 import json
+import math
+import re
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
-from darkside.errors import DarksideError
+from darkside.errors import ConfigError, DarksideError
 from darkside.tables.build import TableInputs, build_table, build_tables, builders
 from darkside.tables.generators import params_cell_note, params_note
 from darkside.tables.paper import paper_tables, paper_value
@@ -91,9 +94,11 @@ def test_written_files(tmp_path, mini):
     assert [r["column"] for r in first] == ["Avg", "Tokyo", "ROxf", "RPar"]
     assert first[1]["paper"] == "79.4" and first[1]["ours"] == "" and first[1]["note"]
     md = (tmp_path / "tables" / "table1.md").read_text()
-    assert "| GeM [30] | n/p" in md and "Notes:" in md
+    assert re.search(r"\| GeM \[30\] +\| n/p \(\d\) ", md) and "Notes:" in md
+    assert "## VGG-16 backbone" in md and "| Method " in md and "Tokyo paper" in md
     tex = (tmp_path / "tables" / "table1.tex").read_text()
-    assert r"\begin{tabular}" in tex and "HED\\textasciicircum{}N" in tex
+    assert r"\begin{tabular}" in tex and "HED\\textasciicircum{}N" in tex and r"\multicolumn{3}{c}{Tokyo}" in tex
+    assert "GeM [30] & n/p$^{(" in tex
 
 
 def test_paired_differences_match_ids_and_drop_skipped_queries():
@@ -352,3 +357,156 @@ def test_instrument_rejects_a_chance_file_without_draws(tmp_path, mini):
     _write_metrics(tmp_path, "chance", "synth-tokyo", {"metrics": {"mAP": 0.9}, "breakdown": {}})
     with pytest.raises(DarksideError, match=r"chance/synth-tokyo\.json: no 'draws'"):
         build_table("instrument", mini, tmp_path)
+
+
+def test_a_table_is_one_read_csv_of_the_frame_it_was_written_from(tmp_path, mini):
+    """The CSV is the table's long frame as it stands: ``pandas.read_csv`` gives back its columns, its numbers (to
+    the 4 decimals written) and typed marks; Markdown and LaTeX print the same cells."""
+    from darkside.tables.render import COLUMNS, table_frame, write_table
+
+    _retrieval_metrics(tmp_path, "vgg16-gem")
+    _retrieval_metrics(tmp_path, "vgg16-clahe-cd", seed=1)
+    _retrieval_metrics(tmp_path, "vgg16-cyclegan-cd", seed=2, shift=3.0)
+    frame = table_frame(build_table("table1", mini, tmp_path))
+    (csv_path, md_path, tex_path) = write_table(frame, tmp_path / "tables")
+    back = pd.read_csv(csv_path)
+    assert list(back.columns) == list(COLUMNS) and len(back) == len(frame)
+    assert back["extra"].dtype == bool and back["paired_data"].dtype == bool
+    assert (back["extra"] == frame["extra"]).all() and (back["paired_data"] == frame["paired_data"]).all()
+    for col in ("ours", "ci_low", "ci_high", "diff", "paper"):
+        assert np.allclose(back[col].astype(float), frame[col].astype(float), atol=5e-5, equal_nan=True), col
+    assert back["ours"].notna().sum() == 12  # gem, cyclegan-cd and its paired difference, 4 columns each
+    gem = back[(back["block"] == "vgg16") & (back["recipe"] == "gem")].set_index("column")
+    assert gem.loc["Tokyo", "paper"] == 79.4 and gem.loc["Tokyo", "diff"] == pytest.approx(
+        gem.loc["Tokyo", "ours"] - 79.4, abs=1e-3)
+    # every produced cell of the frame is printed in Markdown and LaTeX, as value [low, high] and difference
+    md, tex = md_path.read_text(), tex_path.read_text()
+    for _, line in frame[frame["ours"].notna()].iterrows():
+        shown = f"{line['ours']:.1f} [{line['ci_low']:.1f}, {line['ci_high']:.1f}]"
+        assert shown in md and shown in tex, (line["method"], line["column"])
+        if not math.isnan(line["diff"]):
+            assert f"{line['diff']:+.1f}" in md and f"{line['diff']:+.1f}" in tex
+    # each distinct note once, numbered, in both
+    for i, note in enumerate(dict.fromkeys(n for n in frame["note"] if n), 1):
+        assert f"- ({i}) {note}" in md and f"% ({i}) " in tex
+
+
+#: the rows the paper marks "!" (paired day-night training data), as its tables print them (seed 000)
+PAPER_MARKED = {"table1": {"GeM N/D [13]", "CLAHE N/D C [13]", "HOW N/D"},
+                "table5": {"CLAHE N/D C", "CLAHE N/D CD"},
+                "table6": {"CLAHE N/D C"},
+                "table7": {"C-GAN+N/D CD", "C-GAN+N/D 50% CD"}}
+
+
+def test_paired_data_rows_carry_the_papers_mark_in_every_output(tmp_path, mini):
+    """The paper's `!` rows, and the suite's rows of recipes trained with N/D pairs (a paired difference of one,
+    a claim about one), carry the mark: a typed column in the CSV, `!` after the method in Markdown and LaTeX."""
+    _retrieval_metrics(tmp_path, "vgg16-clahe-cd")
+    _retrieval_metrics(tmp_path, "vgg16-cyclegan-cd-nd", seed=3, shift=2.0)
+    from darkside.tables.render import tex_escape
+
+    build_tables(mini, tmp_path, tmp_path / "tables", tables=[*PAPER_MARKED, "findings"])
+    for table, marked in PAPER_MARKED.items():
+        rows = pd.read_csv(tmp_path / "tables" / f"{table}.csv")
+        paper_rows = rows[~rows["extra"]]
+        assert set(paper_rows.loc[paper_rows["paired_data"], "method"]) == marked, table
+        md = (tmp_path / "tables" / f"{table}.md").read_text()
+        tex = (tmp_path / "tables" / f"{table}.tex").read_text()
+        for method in set(paper_rows["method"]):
+            in_md = re.search(rf"^\| {re.escape(method)} !", md, re.M) is not None
+            in_tex = f"& {tex_escape(method)} ! &" in tex
+            assert in_md == in_tex == (method in marked), (table, method)
+        assert "! uses paired day-night training data" in md and "% ! uses paired day-night" in tex
+    t7 = pd.read_csv(tmp_path / "tables" / "table7.csv")
+    paired = t7[t7["block"] == "paired-nd"]
+    assert set(paired["method"]) == {"C-GAN+N/D CD - CLAHE CD"} and paired["paired_data"].all()
+    assert "| C-GAN+N/D CD - CLAHE CD ! * " in (tmp_path / "tables" / "table7.md").read_text()
+    findings = pd.read_csv(tmp_path / "tables" / "findings.csv")
+    assert set(findings.loc[findings["paired_data"], "recipe"]) == {"clahe-nd-c"}
+    # a table without such rows says nothing about the mark
+    build_tables(mini, tmp_path, tmp_path / "tables", tables=["table8"])
+    assert "!" not in (tmp_path / "tables" / "table8.md").read_text()
+
+
+def test_the_mark_follows_typed_fields_not_method_names(tmp_path, mini, monkeypatch):
+    """A layout row's `nd`, else its recipe's `day_night_pairs`; never "N/D" in a name. A row whose `nd`
+    contradicts its recipe is a one-line layout error."""
+    layout = {"builder": "retrieval", "title": "T", "columns": ["Tokyo"], "sources": {"Tokyo": ["tokyo", "mAP"]},
+              "blocks": {"b": {"title": "B", "backbone": "vgg16", "rows": [
+                  {"method": "GeM N/D lookalike", "recipe": "gem", "values": [1.0]},
+                  {"method": "plain name", "recipe": "clahe-nd-cd", "values": [1.0]},
+                  {"method": "external N/D", "recipe": None, "nd": True, "values": [1.0]},
+                  {"method": "external", "recipe": None, "nd": False, "values": [1.0]}]}}}
+    monkeypatch.setattr("darkside.tables.build.paper_tables", lambda: {"t": layout})
+    rows = {r.method: r.paired_data for r in build_table("t", mini, tmp_path).blocks[0].rows}
+    assert rows == {"GeM N/D lookalike": False, "plain name": True, "external N/D": True, "external": False}
+    layout["blocks"]["b"]["rows"] = [{"method": "GeM", "recipe": "gem", "nd": True, "values": [1.0]}]
+    with pytest.raises(ConfigError, match=r"row 'GeM' says nd: true, but recipe 'gem' has day_night_pairs=False"):
+        build_table("t", mini, tmp_path)
+
+
+def test_the_layouts_nd_agrees_with_the_recipes_the_suite_trains():
+    """Every paper row that names a suite recipe marks `nd` as that recipe trains (no silent drift)."""
+    from darkside.recipes import named_recipes
+
+    recipes = named_recipes(["cyclegan", "hedngan", "hedgan", "rcfngan", "cut", "cyeda", "drit"])
+    checked = 0
+    for name, t in paper_tables().items():
+        for key, b in t["blocks"].items():
+            for row in b["rows"]:
+                if "nd" in row and row.get("recipe") in recipes:
+                    assert row["nd"] == recipes[row["recipe"]].day_night_pairs, (name, key, row["method"])
+                    checked += 1
+    assert checked >= 25
+
+
+def test_headline_metrics_are_the_retrieval_tables_main_cells_numbers_only(tmp_path, mini):
+    """headline.json: {"<table>/<block>/<recipe>": {column: mAP}} of the retrieval tables' produced Avg / Tokyo /
+    ROxf / RPar cells, the CSV's numbers; no string, no NaN, nothing for a cell that was not produced."""
+    _retrieval_metrics(tmp_path, "vgg16-gem")
+    _retrieval_metrics(tmp_path, "vgg16-clahe-cd", seed=1)
+    _retrieval_metrics(tmp_path, "vgg16-cyclegan-cd", seed=2, shift=3.0)
+    ids = [f"q{i}" for i in range(30)]
+    for ds, key in (("synth-tokyo", "mAP"), ("synth-roxford", "medium"), ("synth-rparis", "medium")):
+        _write_metrics(tmp_path, "vgg16-clahe-c", ds, {"per_query": {key: {"ids": ids, "ap": [None] * 30}}})
+    out = tmp_path / "metrics-out" / "headline.json"
+    # every table whose cells these files can fill (the instrument table needs the lighting breakdown)
+    tables = ["table1", "table3", "table4", "table5", "table6", "table7", "table8", "findings"]
+    paths = build_tables(mini, tmp_path, tmp_path / "tables", tables=tables, headline=out)
+    assert out in paths
+
+    def no_constant(name):
+        raise AssertionError(f"{name} in headline.json")
+
+    head = json.loads(out.read_text(), parse_constant=no_constant)
+    values = [v for row in head.values() for v in row.values()]
+    assert values and all(type(v) is float and math.isfinite(v) for v in values)
+    assert {k.split("/")[0] for k in head} == {"table1", "table5", "table7"}  # retrieval tables, produced rows
+    assert set(head["table5/baselines/clahe-cd"]) == {"Avg", "Tokyo", "ROxf", "RPar"}
+    assert all(set(row) <= {"Avg", "Tokyo", "ROxf", "RPar"} for row in head.values())
+    assert set(head["table1/vgg16/gem"]) == {"Avg", "Tokyo", "ROxf", "RPar"}
+    assert "table1/paired-vgg16/cyclegan-cd" in head and "table7/generators/cyclegan-cd" in head
+    assert not any(k.rsplit("/", 1)[1] == "clahe-c" for k in head)  # no scored queries: not produced
+    assert not any(k.startswith(("table6/", "findings/", "instrument/", "table8/")) for k in head)
+    # the same numbers as the CSV
+    t1 = pd.read_csv(tmp_path / "tables" / "table1.csv")
+    for row, cells in head.items():
+        table, block, recipe = row.split("/")
+        if table != "table1":
+            continue
+        for col, v in cells.items():
+            (ours,) = t1[(t1["block"] == block) & (t1["recipe"] == recipe) & (t1["column"] == col)]["ours"]
+            assert v == pytest.approx(ours, abs=1e-9), (row, col)
+    # without --headline nothing is written there
+    out.unlink()
+    build_tables(mini, tmp_path, tmp_path / "tables", tables=["table1"])
+    assert not out.exists()
+
+
+def test_headline_rows_must_be_distinct():
+    from darkside.tables.headline import headline
+
+    frame = pd.DataFrame({"block": ["b", "b"], "recipe": ["gem", "gem"], "method": ["GeM", "GeM again"],
+                          "column": ["Tokyo", "Tokyo"], "ours": [1.0, 2.0]})
+    with pytest.raises(DarksideError, match=r"two rows of t/b are 't/b/gem'"):
+        headline({"t": frame})

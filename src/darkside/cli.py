@@ -485,7 +485,9 @@ def run_chance(args: argparse.Namespace, job: Any) -> list[Path]:
             arg("--out", default="results/tables"),
             arg("--backbone", action="append", default=[], help="a backbone the preset trains (repeatable)"),
             arg("--family", action="append", default=[], help="a generator family the preset trains (repeatable)"),
-            arg("--table", action="append", default=None, help="only this table (e.g. table1); repeatable")])
+            arg("--table", action="append", default=None, help="only this table (e.g. table1); repeatable"),
+            arg("--headline", default=None,
+                help="also write the tables' headline cells here as JSON (the DAG: results/metrics/headline.json)")])
 def run_tables(args: argparse.Namespace, job: Any) -> list[Path]:
     from darkside.config import BootstrapSettings
     from darkside.tables.build import TableInputs, build_tables
@@ -495,7 +497,8 @@ def run_tables(args: argparse.Namespace, job: Any) -> list[Path]:
                          seeds=tuple(job.get("seeds")), bootstrap_samples=boot.bootstrap_samples,
                          bootstrap_seed=boot.bootstrap_seed, backbones=tuple(args.backbone),
                          families=tuple(args.family))
-    return build_tables(inputs, Path(args.metrics), Path(args.out), tables=args.table)
+    return build_tables(inputs, Path(args.metrics), Path(args.out), tables=args.table,
+                        headline=None if args.headline is None else Path(args.headline))
 
 
 @verb("profile", "where the suite's time goes: the DAG's per-job benchmark files summed per rule",

@@ -2,8 +2,9 @@
 
 ``dvc.yaml`` is generated from the Snakemake DAG of the current ``params.yaml``: one DVC stage per
 Snakemake job with the job's command, its inputs as deps, its outputs as outs (prepared datasets
-and raw downloads as whole folders, so DVC caches the images too) and metric JSON files as
-uncached ``metrics``. Two things differ from the Snakemake job, on purpose:
+and raw downloads as whole folders, so DVC caches the images too; metric JSON files, tables and figures
+uncached), and the tables' headline cells (``results/metrics/headline.json``) as its one ``metrics`` file.
+Two things differ from the Snakemake job, on purpose:
 
 - the command takes its settings from params.yaml (which ``dvc exp run -S`` rewrites) instead of
   the ``--settings`` that Snakemake hands over, and the stage's ``params`` are exactly the leaf
@@ -29,6 +30,10 @@ from darkside.atomic import atomic_write_text
 from darkside.config import JobSettings
 
 PACKAGE = Path(__file__).resolve().parent
+# the one file `dvc metrics show` lists (the tables rule writes it, darkside.tables.headline); every other metric
+# JSON is an uncached out, so `dvc metrics show` / `dvc exp show` compare the tables' main cells, not ~90 files
+# full of hashes and per-query lists
+HEADLINE_METRICS = "results/metrics/headline.json"
 _FOLDER_RULES = (re.compile(r"^(data/prepared/[^/]+)/"), re.compile(r"^(data/raw/[^/]+)/"))
 
 
@@ -179,9 +184,10 @@ def dvc_stages(jobs: list[dict[str, Any]]) -> dict[str, Any]:
         outs: list[Any] = []
         metrics: list[Any] = []
         for path, _is_dir in job["output"]:
-            if path.startswith("results/metrics/") and path.endswith(".json"):
+            if path == HEADLINE_METRICS:
                 metrics.append({path: {"cache": False}})
-            elif path.startswith(("results/tables/", "results/figures/")):
+            elif path.startswith(("results/tables/", "results/figures/")) or (
+                    path.startswith("results/metrics/") and path.endswith(".json")):
                 outs.append({path: {"cache": False}})
             else:
                 folder = _folder(path)

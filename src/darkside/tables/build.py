@@ -1,4 +1,5 @@
-"""Regenerate the paper's tables (the keys of ``paper_tables.yaml``) from the scoring stage's metric files.
+"""Regenerate the paper's tables (the keys of ``paper_tables.yaml``) from the scoring stage's metric files, as
+data frames (:mod:`darkside.tables.render`) written as CSV, Markdown and LaTeX, and their headline cells.
 Each layout names its ``builder``, a kind of table a module of this package registers (``@builder``): a
 new table of a known kind is one yaml entry, a new kind one module plus its yaml."""
 
@@ -11,8 +12,9 @@ from pathlib import Path
 
 from darkside.errors import DarksideError
 from darkside.tables.common import BUILDERS, Builder, Metrics, TableInputs
+from darkside.tables.headline import HEADLINE_BUILDERS, write_headline
 from darkside.tables.paper import paper_tables
-from darkside.tables.render import Table, write_table
+from darkside.tables.render import Table, table_frame, write_table
 
 
 @cache
@@ -33,8 +35,15 @@ def build_table(name: str, inputs: TableInputs, metrics_root: Path) -> Table:
     return builders()[kind](name, spec, inputs, Metrics(metrics_root, inputs.seeds))
 
 
-def build_tables(inputs: TableInputs, metrics_root: Path, out_dir: Path, tables: list[str] | None = None) -> list[Path]:
-    """Write ``<out_dir>/<table>.{csv,md,tex}`` for each table (all by default); return the paths.
+def build_tables(inputs: TableInputs, metrics_root: Path, out_dir: Path, tables: list[str] | None = None,
+                 headline: Path | None = None) -> list[Path]:
+    """Write ``<out_dir>/<table>.{csv,md,tex}`` for each table (all by default), and with ``headline`` the
+    headline metrics of those tables there (:mod:`darkside.tables.headline`); return the paths.
     Every table is built before any is written, so a bad name or metric file leaves no partial set."""
-    built = [build_table(name, inputs, metrics_root) for name in tables or paper_tables()]
-    return [p for t in built for p in write_table(t, out_dir)]
+    names = tables or list(paper_tables())
+    frames = {name: table_frame(build_table(name, inputs, metrics_root)) for name in names}
+    paths = [p for frame in frames.values() for p in write_table(frame, out_dir)]
+    if headline is not None:
+        main = {n: f for n, f in frames.items() if paper_tables()[n]["builder"] in HEADLINE_BUILDERS}
+        paths.append(write_headline(main, headline))
+    return paths

@@ -16,7 +16,7 @@ import numpy as np
 
 from darkside.errors import ConfigError, MetricsError
 from darkside.evaluate.bootstrap import bootstrap_ci, bootstrap_mean_of_means
-from darkside.recipes import recipe_by_name
+from darkside.recipes import Recipe, recipe_by_name
 from darkside.tables.render import Block, Cell, Row, Table
 
 PerQuery = tuple[list[str], np.ndarray]  # query ids (may be empty in old files) and per-query values
@@ -128,8 +128,11 @@ def blocks_of(spec: dict[str, Any], inputs: TableInputs, metrics: Metrics,
             new = {k: v.format(family=fam, title=title) for k, v in b["family_rows"].items()}
             if not any(all(r.get(k) == v for k, v in new.items() if k != "method") for r in rows):
                 rows.append({**new, "extra": True})
+        where = f"paper_tables.yaml block {key!r}"
         blocks.append(Block(key, b["title"], [Row(r["method"], r.get("recipe", r.get("family")), cells_of(b, r),
-                                                  extra=r.get("extra", False)) for r in rows]))
+                                                  extra=r.get("extra", False),
+                                                  paired_data=uses_paired_data(r, inputs.families, where))
+                                              for r in rows]))
     return blocks
 
 
@@ -185,12 +188,31 @@ def paired_parts(metrics: Metrics, backbone: str, recipe: str, against: str,
     return diffs, ""
 
 
+def _suite_recipe(recipe: str | None, families: Iterable[str]) -> Recipe | None:
+    """The suite's recipe of that name; None for no name or a name that is not one (an external model)."""
+    try:
+        return None if recipe is None else recipe_by_name(recipe, families)
+    except ConfigError:
+        return None
+
+
 def uses_generator(recipe: str | None, families: Iterable[str]) -> bool:
     """The recipe's typed ``generator`` field is set; a name that is not a suite recipe has none."""
-    try:
-        return recipe is not None and recipe_by_name(recipe, families).generator is not None
-    except ConfigError:
-        return False
+    r = _suite_recipe(recipe, families)
+    return r is not None and r.generator is not None
+
+
+def uses_paired_data(row: dict[str, Any], families: Iterable[str], where: str = "paper_tables.yaml") -> bool:
+    """The paper's ``!``: the row's method trains with paired day-night (N/D) data. A paper row says so in its
+    layout's typed ``nd``; a row without one (the suite's own rows, claims) has its recipe's ``day_night_pairs``.
+    Both given and disagreeing is a layout error, so the mark and what the suite trains cannot drift apart."""
+    nd, recipe = row.get("nd"), _suite_recipe(row.get("recipe"), families)
+    if nd is not None and not isinstance(nd, bool):
+        raise ConfigError(f"{where}: row {row.get('method')!r}: nd must be true or false, got {nd!r}")
+    if nd is not None and recipe is not None and nd != recipe.day_night_pairs:
+        raise ConfigError(f"{where}: row {row.get('method')!r} says nd: {str(nd).lower()}, but recipe "
+                          f"{recipe.name!r} has day_night_pairs={recipe.day_night_pairs}")
+    return nd if nd is not None else (recipe is not None and recipe.day_night_pairs)
 
 
 def paired_block(key: str, backbone: str, rows: list[Row], columns: list[str],
@@ -216,6 +238,7 @@ def paired_block(key: str, backbone: str, rows: list[Row], columns: list[str],
             parts = [diffs[c] for c in combined.get(col, [col])]
             ok = all(p is not None and p.size for p in parts)
             cells.append(cell(None, parts if ok else None, inputs, "" if ok else "no common scored queries"))
-        out.append(Row(f"{row.method} - {baseline['method']}", row.recipe, cells, extra=True))
+        out.append(Row(f"{row.method} - {baseline['method']}", row.recipe, cells, extra=True,
+                       paired_data=row.paired_data))
     title = f"Paired difference against {baseline['method']} ({backbone}), same queries"
     return Block(f"paired-{key}", title, out) if out else None

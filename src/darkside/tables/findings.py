@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from darkside.errors import ConfigError
 from darkside.settings import parse, setting
-from darkside.tables.common import Metrics, TableInputs, builder, cell, paired_parts
+from darkside.tables.common import Metrics, TableInputs, builder, cell, paired_parts, uses_paired_data
 from darkside.tables.render import Block, Cell, Row, Table
 
 Expect = Literal["above", "below", "not_below"]
@@ -57,7 +57,8 @@ def build(name: str, spec: dict[str, Any], inputs: TableInputs, metrics: Metrics
             if unknown := [c for c in parts if c not in sources]:
                 raise ConfigError(f"{name}/{key}: column {unknown[0]!r} is neither a source nor an average")
             cells = _claim_cell(claim, parts, b["backbone"], sources, inputs, metrics)
-            rows.append(Row(claim.method, claim.recipe, [cells]))
+            rows.append(Row(claim.method, claim.recipe, [cells],
+                            paired_data=uses_paired_data({"recipe": claim.recipe}, inputs.families)))
         blocks.append(Block(key, b["title"], rows))
     return Table(name, spec["title"], list(spec["columns"]), blocks)
 

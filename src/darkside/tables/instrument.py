@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from darkside.errors import MetricsError
-from darkside.tables.common import Metrics, TableInputs, builder, cell, paired_parts
+from darkside.tables.common import Metrics, TableInputs, builder, cell, paired_parts, uses_paired_data
 from darkside.tables.render import Block, Cell, Row, Table
 from darkside.tables.retrieval import per_query_table
 
@@ -54,7 +54,8 @@ def _room_row(room: dict[str, Any], backbone: str, spec: dict[str, Any], inputs:
     for _, parts in _column_parts(spec, inputs):
         diffs, why = paired_parts(metrics, backbone, room["recipe"], room["against"], parts)
         cells.append(Cell(note=why) if diffs is None else cell(None, diffs, inputs))
-    return Row(room["method"], room["recipe"], cells, extra=True)
+    return Row(room["method"], room["recipe"], cells, extra=True,
+               paired_data=uses_paired_data({"recipe": room["recipe"]}, inputs.families))
 
 
 @builder("instrument")
