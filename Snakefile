@@ -19,7 +19,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/tables.smk"
 
 
-ALL_TARGETS = TABLES + FIGURES + DAY_NIGHT + GAN_TARGETS + CHANCE
+ALL_TARGETS = TABLES + [HEADLINE] + FIGURES + DAY_NIGHT + GAN_TARGETS + CHANCE
 
 
 rule all:
