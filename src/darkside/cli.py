@@ -501,6 +501,20 @@ def run_tables(args: argparse.Namespace, job: Any) -> list[Path]:
                         headline=None if args.headline is None else Path(args.headline))
 
 
+@verb("figure-retrieval", "qualitative figure: top-5 of GeM, CLAHE C and a GAN CD model for night queries, "
+      "framed by the ground truth", ("figures.retrieval",),
+      args=[arg("--dataset", required=True, help="the prepared Tokyo-protocol dataset (the preset's Tokyo role)"),
+            arg("--pairs-root", default="results/pairs",
+                help="where the score jobs wrote their rankings: <root>/<model>/<dataset>/pairs-top<k>.csv"),
+            arg("--out", required=True)])
+def run_figure_retrieval(args: argparse.Namespace, job: Any) -> Path:
+    from darkside.tables.qualitative import RetrievalFigureSettings, figure_models, retrieval_figure
+    s = job.section("figures.retrieval", RetrievalFigureSettings)
+    dataset = Path(args.dataset)
+    pairs = {m: Path(args.pairs_root) / m / dataset.name for m in figure_models(s)}
+    return retrieval_figure(dataset, pairs, Path(args.out), s.queries)
+
+
 @verb("profile", "where the suite's time goes: the DAG's per-job benchmark files summed per rule",
       args=[arg("--root", default="logs/benchmarks", help="the rules' benchmark folder"),
             arg("--out", default=None, help="also write the per-rule table as JSON here")])

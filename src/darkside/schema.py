@@ -36,6 +36,7 @@ from darkside.gan.family import GanTraining, family_class, family_settings
 from darkside.gan.published import PublishedGenerator
 from darkside.recipes import FinetuneSettings
 from darkside.settings import json_schema, setting
+from darkside.tables.qualitative import RetrievalFigureSettings
 
 NAME = "^[a-z0-9]+$"
 
@@ -88,6 +89,11 @@ class GanSection:
 
 
 @dataclass(frozen=True)
+class FigureSection:
+    retrieval: RetrievalFigureSettings = setting("the qualitative retrieval figure (night queries, top 5)")
+
+
+@dataclass(frozen=True)
 class PresetSettings:
     seeds: tuple[int, ...] = setting("fine-tuning seeds; a table row is the per-query mean over them", ge=0,
                                      min_items=1)
@@ -104,6 +110,7 @@ class PresetSettings:
     evaluate: EvaluateSettings = setting()
     edges: EdgeSettings = setting()
     gan: GanSection = setting()
+    figures: FigureSection = setting()
 
 
 @dataclass(frozen=True)

@@ -108,5 +108,6 @@ TABLES = expand("results/tables/{table}.{ext}", table=TABLE_NAMES, ext=["csv", "
 METRICS = expand("results/metrics/{model}/{dataset}.json", model=MODELS, dataset=TEST_DATASETS)
 # the contact sheet shows the benchmark's own renderings (with their ground-truth edges)
 FIGURES = ["results/figures/synthetic-contact-sheet.png"] if ROLES["tokyo"] in SYNTHETIC_DATASETS else []
+FIGURES += ["results/figures/retrieval_night.png"]  # night queries' top 5 of three models (rule figure_retrieval)
 DAY_NIGHT = [f"results/metrics/day_night/{ROLES['train']}.json"]
 CHANCE = [f"results/metrics/chance/{d}.json" for d in TEST_DATASETS]

@@ -25,3 +25,36 @@ rule tables:
     shell:
         "{DS} --settings {params.settings:q} tables --metrics results/metrics --out results/tables {params.trained}"
         " --headline {output.headline} --log {log}"
+
+
+from darkside.settings import parse
+from darkside.tables.qualitative import RetrievalFigureSettings, figure_models
+
+# The qualitative retrieval figure: night queries of the Tokyo role, the top 5 of GeM, CLAHE C and a GAN CD
+# model, read from the rankings their score jobs wrote (figures.retrieval names the backbone and the GAN recipe).
+RETRIEVAL_FIGURE_MODELS = figure_models(parse(RetrievalFigureSettings, P["figures"]["retrieval"],
+                                              f"presets.{PRESET}.figures.retrieval"))
+for _m in RETRIEVAL_FIGURE_MODELS:  # a model the preset does not train would be trained for the figure alone
+    if _m not in MODELS:
+        sys.exit(f"darkside: error: presets.{PRESET}.figures.retrieval: model {_m} is not one the preset trains"
+                 f" (recipes.{backbone_of(_m)})")
+
+
+rule figure_retrieval:
+    input:
+        prepared(ROLES["tokyo"]),
+        pairs=[f"results/pairs/{m}/{ROLES['tokyo']}" for m in RETRIEVAL_FIGURE_MODELS],
+    output:
+        "results/figures/retrieval_night.png",
+    params:
+        settings=settings("figure-retrieval"),
+    log:
+        "logs/figures/retrieval_night.log",
+    benchmark:
+        "logs/benchmarks/figure_retrieval/retrieval_night.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "{DS} --settings {params.settings:q} figure-retrieval --dataset data/prepared/{ROLES[tokyo]}"
+        " --pairs-root results/pairs --out {output} --log {log}"
