@@ -27,13 +27,13 @@ rule tables:
         " --headline {output.headline} --log {log}"
 
 
-from darkside.settings import parse
+from darkside.settings import parse as parse_settings  # not `parse`: the Snakefile shares Snakemake's namespace
 from darkside.tables.qualitative import RetrievalFigureSettings, figure_models
 
 # The qualitative retrieval figure: night queries of the Tokyo role, the top 5 of GeM, CLAHE C and a GAN CD
 # model, read from the rankings their score jobs wrote (figures.retrieval names the backbone and the GAN recipe).
-RETRIEVAL_FIGURE_MODELS = figure_models(parse(RetrievalFigureSettings, P["figures"]["retrieval"],
-                                              f"presets.{PRESET}.figures.retrieval"))
+RETRIEVAL_FIGURE_MODELS = figure_models(parse_settings(RetrievalFigureSettings, P["figures"]["retrieval"],
+                                                       f"presets.{PRESET}.figures.retrieval"))
 for _m in RETRIEVAL_FIGURE_MODELS:  # a model the preset does not train would be trained for the figure alone
     if _m not in MODELS:
         sys.exit(f"darkside: error: presets.{PRESET}.figures.retrieval: model {_m} is not one the preset trains"

@@ -21,6 +21,7 @@ This module reads rankings, ground truth and images only: it imports no network 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,8 @@ from darkside.data.manifest import GroundTruth, Manifest, Query, load_groundtrut
 from darkside.errors import DarksideError
 from darkside.settings import setting
 from darkside.tables.paper import paper_tables
+
+log = logging.getLogger(__name__)
 
 TOP = 5  # results shown per model (the paper's qualitative figures show the top 5)
 BASELINES = ("gem", "clahe-c")  # the two rows every GAN CD model is read against: GeM and CLAHE C
@@ -270,4 +273,7 @@ def retrieval_figure(dataset_dir: Path, pairs: Mapping[str, Path], out_png: Path
         raise DarksideError(f"{root / 'groundtruth.json'}: protocol {gt.protocol!r}; the retrieval figure shows "
                             "night queries of a Tokyo-protocol dataset")
     rows = figure_rows(manifest, gt, pairs, queries)
+    for m in pairs:  # the figure's numbers in the job log too: correct results per query, in row order
+        correct = " ".join(str(sum(t.correct for t in r.results[m])) for r in rows)
+        log.info("%s: %s correct of the top %d of night queries %s", m, correct, TOP, ", ".join(r.query for r in rows))
     return draw_figure(manifest, rows, {m: model_title(m) for m in pairs}, Path(out_png))
