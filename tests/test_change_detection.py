@@ -38,10 +38,11 @@ def built(repo_root, tmp_path_factory):
     shutil.copytree(repo_root / "workflow", work / "workflow", symlinks=True)
     shutil.copytree(repo_root / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__"))
     jobs = snakemake_jobs(work / "Snakefile", work)
+    folders = {path for job in jobs for path, is_dir in job["output"] if is_dir}  # a job's folder, another's input
     for job in jobs:
         for path in job["input"]:
             (work / path).parent.mkdir(parents=True, exist_ok=True)
-            (work / path).touch()
+            (work / path).mkdir(exist_ok=True) if path in folders else (work / path).touch()
         for path, is_dir in job["output"]:
             (work / path).mkdir(parents=True, exist_ok=True) if is_dir else (work / path).parent.mkdir(
                 parents=True, exist_ok=True)
