@@ -46,6 +46,10 @@ def test_tables_and_figures_written(suite):
     for name in ("findings", "instrument"):
         assert (work / "results" / "tables" / f"{name}.md").stat().st_size > 0
     assert (work / "results" / "figures" / "synthetic-contact-sheet.png").stat().st_size > 0
+    assert (work / "results" / "figures" / "retrieval_night.png").stat().st_size > 0
+    headline = json.loads((work / "results" / "metrics" / "headline.json").read_text())
+    assert headline and all(isinstance(v, (int, float)) and -100 <= v <= 100 for cells in headline.values()
+                            for v in cells.values())
     rows = list(csv.DictReader((work / "results" / "tables" / "table1.csv").open()))
     ours = [r for r in rows if r["recipe"] == "offtheshelf" and r["ours"]]
     assert {r["block"] for r in ours} == {"vgg16", "resnet101"}
