@@ -1,7 +1,9 @@
 """Families train on tiny tensors; a run killed by SIGTERM resumes to the uninterrupted weights."""
 
+import csv
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -49,6 +51,7 @@ def test_one_train_step_changes_generator(family):
     losses = b.train_step((torch.rand(2, 3, 32, 32, generator=g) * 2 - 1,
                            torch.rand(2, 3, 32, 32, generator=g) * 2 - 1))
     assert all(np.isfinite(v) for v in losses.values())
+    assert {"G", "G_adv"} <= set(losses)  # the generator losses dvc.yaml plots for every family
     after = b.generator().state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before if after[k].is_floating_point())
     assert all(torch.equal(a, p) for a, p in zip(frozen_before, (p for n in frozen for p in b.nets[n].parameters()),
@@ -133,3 +136,74 @@ def test_fastcut_variant_trains_and_repeats_its_draws():
         runs.append([b.train_step(batch) for _ in range(3)])
     assert runs[0] == runs[1]
     assert all(step["NCE_Y"] == 0.0 for step in runs[0])
+
+
+def test_preempted_run_rewrites_the_declared_outputs_the_workflow_deleted(tmp_path, gan_images, caplog, monkeypatch):
+    """Snakemake deletes a failed (preempted) job's declared outputs (log.json, losses.csv, the samples folder)
+    before the rerun; the resumed run restores every epoch's sample grid, byte for byte the uninterrupted run's,
+    writes one log line per epoch and a progress bar of the epoch's steps."""
+    import logging
+    import shutil
+    import signal
+
+    import darkside.gan.train as gt
+    from darkside.errors import Preempted
+
+    bars = []
+
+    class Bar:
+        def __init__(self, total, **kw):
+            bars.append({"total": total, "n": 0, "disable": kw.get("disable", False)})
+
+        def update(self, n):
+            bars[-1]["n"] += n
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(gt, "tqdm", Bar)
+    s = tiny("cyclegan")  # 3 epochs of 2 steps
+    day, night = gan_images["day"], gan_images["night"]
+    train_gan(s, day, night, tmp_path / "ref", "cpu", seed=3)
+
+    def kill(epoch, step):
+        if (epoch, step) == (1, 0):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    out = tmp_path / "run"
+    with pytest.raises(Preempted):
+        train_gan(s, day, night, out, "cpu", seed=3, on_step=kill)
+    for name in ("log.json", "losses.csv"):
+        (out / name).unlink()
+    shutil.rmtree(out / "samples")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="darkside.gan.train"):
+        train_gan(s, day, night, out, "cpu", seed=3)
+    grids = [f"epoch_00{i}.png" for i in (1, 2, 3)]
+    assert sorted(p.name for p in (out / "samples").iterdir()) == grids
+    for g in grids:
+        assert (out / "samples" / g).read_bytes() == (tmp_path / "ref" / "samples" / g).read_bytes(), g
+    lines = [r.getMessage() for r in caplog.records if " epoch " in r.getMessage()]
+    assert len(lines) == 2, lines  # epochs 2 and 3: epoch 1 came from the checkpoint
+    assert all(re.fullmatch(r"cyclegan epoch [23]/3: (\w+ [-0-9.e+]+, )*\w+ [-0-9.e+]+; [0-9.]+ images/s, "
+                            r"[0-9.]+ s", line) for line in lines), lines
+    assert "cycle " in lines[0] and "G_adv " in lines[0]
+    # a bar per epoch over its steps, shown where there is a terminal: the reference run's 3, the interrupted run's
+    # (stopped after the first step of epoch 2), the resumed run's 2
+    assert all(b["total"] == 2 and b["disable"] is None for b in bars)
+    assert [b["n"] for b in bars] == [2, 2, 2, 2, 1, 2, 2]
+
+    # losses.csv: one row per epoch with the log's values; the columns dvc.yaml plots are among them
+    from darkside.orchestration import PLOT_FIELDS
+
+    log = json.loads((out / "log.json").read_text())["epochs"]
+    with (out / "losses.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert set(PLOT_FIELDS["losses.csv"]) <= set(rows[0]) and set(log[0]["losses"]) <= set(rows[0])
+    for r, e in zip(rows, log, strict=True):
+        assert float(r["cycle"]) == pytest.approx(e["losses"]["cycle"], rel=1e-5)
+    assert (out / "training_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # nothing else in the run folder: what the workflow declares, and what it must not (the checkpoint's)
+    assert {p.name for p in out.iterdir()} == {gt.GENERATOR, gt.LOG, gt.LOSSES, gt.CURVE, gt.SAMPLES,
+                                               gt.CHECKPOINT, gt.CHECKPOINT_SAMPLES}
