@@ -193,6 +193,44 @@ def test_sigterm_exits_with_last_checkpoint(tmp_path, dataset, stand_in, monkeyp
     assert signal.getsignal(signal.SIGTERM) is not None  # handler restored
 
 
+def test_a_preempted_run_logs_each_epoch_and_rewrites_its_deleted_outputs(tmp_path, dataset, stand_in, monkeypatch,
+                                                                          caplog):
+    """One log line per epoch (loss, val loss where computed, seconds: what a SLURM log without tqdm shows); after
+    a SIGTERM, with the declared outputs deleted as Snakemake does before the rerun, the resumed run writes the
+    log, the curve and its data (one row per epoch, the columns dvc.yaml plots) again."""
+    import csv
+    import logging
+
+    from darkside.orchestration import PLOT_FIELDS
+
+    s = _settings()  # 3 epochs, validated at 2 and 3
+    init = _model_in(tmp_path)  # one file: a checkpoint resumes only from the same starting weights' bytes
+    undo = _fail_at(monkeypatch, 9, lambda: os.kill(os.getpid(), signal.SIGTERM))  # mid-epoch 2
+    out = tmp_path / "run"
+    with caplog.at_level(logging.INFO, logger="darkside.embed.finetune"), pytest.raises(Preempted):
+        ft.finetune(init, dataset, RECIPE, s, out, seed=0, backbone="tiny")
+    undo()
+    for name in ("training_log.json", "training_curve.png", "training_curve.csv"):
+        (out / name).unlink(missing_ok=True)
+    with caplog.at_level(logging.INFO, logger="darkside.embed.finetune"):
+        ft.finetune(init, dataset, RECIPE, s, out, seed=0, backbone="tiny")
+    lines = [r.getMessage() for r in caplog.records if re.match(r"tiny \S+ epoch \d/3: loss", r.getMessage())]
+    assert [line.split(" epoch ")[1][:3] for line in lines] == ["1/3", "2/3", "3/3"], lines
+    assert "val loss not computed" in lines[0] and re.search(r"val loss [0-9.]+, [0-9.]+ s$", lines[2]), lines
+
+    log = json.loads((out / "training_log.json").read_text())["epochs"]
+    with (out / "training_curve.csv").open() as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    assert reader.fieldnames == ["epoch", *PLOT_FIELDS["training_curve.csv"]]
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert [float(r["loss"]) for r in rows] == pytest.approx([e["loss"] for e in log], rel=1e-5)
+    assert [r["val_loss"] == "" for r in rows] == [e["val_loss"] is None for e in log] == [True, False, False]
+    assert (out / "training_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # nothing else in the run folder: what the workflow declares, and the checkpoint it must not
+    assert {p.name for p in out.iterdir()} == {ft.MODEL, ft.LOG, ft.CURVE, ft.CURVE_DATA, ft.CHECKPOINT}
+
+
 def test_checkpoint_of_other_recipe_is_not_resumed(tmp_path, dataset, stand_in):
     """When the DAG re-runs a job after its recipe changed, the old checkpoint is set aside, not resumed."""
     s = _settings(epochs=1)

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from darkside.atomic import atomic_path, atomic_write_json
+from darkside.atomic import atomic_path, atomic_write_json, atomic_write_text
 from darkside.data.manifest import load_groundtruth, load_manifest
 from darkside.embed.losses import contrastive_loss
 from darkside.embed.tuples import (
@@ -52,6 +52,7 @@ CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"
 LOG = "training_log.json"
 CURVE = "training_curve.png"
+CURVE_DATA = "training_curve.csv"  # the curve as data, one row per epoch: what `dvc plots` draws
 
 logger = logging.getLogger(__name__)
 
@@ -185,6 +186,19 @@ def write_curve(log: list[dict[str, Any]], path: Path, title: str) -> Path:
     return path
 
 
+def write_curve_data(log: list[dict[str, Any]], path: Path) -> Path:
+    """``training_curve.csv``: epoch, training loss and, where it was computed, validation loss (empty else)."""
+    lines = ["epoch,loss,val_loss"]
+    lines += [f"{e['epoch']},{e['loss']:.6g},{'' if e['val_loss'] is None else format(e['val_loss'], '.6g')}"
+              for e in log]
+    return atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _log_line(name: str, entry: dict[str, Any], epochs: int) -> str:
+    val = "not computed" if entry["val_loss"] is None else f"{entry['val_loss']:.4g}"
+    return f"{name} epoch {entry['epoch']}/{epochs}: loss {entry['loss']:.4g}, val loss {val}, {entry['seconds']:.1f} s"
+
+
 def _write_log(out_dir: Path, config: dict[str, Any], log: list[dict[str, Any]], best: dict[str, Any],
                selection: str) -> Path:
     val = best.get("val_loss")
@@ -276,6 +290,8 @@ def finetune(model_in: Path, dataset_dir: Path, recipe: Recipe, settings: Finetu
                         "state": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}}
             log.append({"epoch": epoch + 1, "loss": loss, "val_loss": val_loss, "lr": lr,
                         "seconds": round(time.perf_counter() - t0, 3), "anchors": "; ".join(anchors)})
+            # tqdm shows nothing without a terminal (disable=None): this line is a SLURM log's progress
+            logger.info("%s", _log_line(f"{backbone} {recipe.name}", log[-1], settings.epochs))
             save_checkpoint(ckpt_path, config, {
                 "epoch": epoch + 1, "model": net.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "rng": rng_states(), "best": best, "log": log})
@@ -284,6 +300,7 @@ def finetune(model_in: Path, dataset_dir: Path, recipe: Recipe, settings: Finetu
     if best["state"] is not None:
         net.load_state_dict(best["state"])
     write_curve(log, out_dir / CURVE, f"{backbone} {recipe.name}")
+    write_curve_data(log, out_dir / CURVE_DATA)
     _write_log(out_dir, config, log, best, selection)
     extra = {**config, "best_epoch": best["epoch"], "best_val_loss": best["val_loss"]}
     return _network().save_model(net.cpu(), out_dir / MODEL, extra)
