@@ -218,7 +218,8 @@ def test_a_published_generator_is_imported_only_where_its_file_is_placed(repo_ro
     cfg = tmp_path / "params.yaml"
     cfg.write_text(yaml.safe_dump(params))
     out = _snakemake(repo_root, "-n", "--forceall", "--cores", "2", "-p", "--configfile", str(cfg))
-    assert "import_generator" not in {r for r, _ in _jobs(out)} and "cyeda-bdd-cd" not in out
+    # (the settings page shows the recipe list as configured, so the name itself is in the dry run's output)
+    assert "import_generator" not in {r for r, _ in _jobs(out)} and "vgg16-cyeda-bdd-cd" not in out
     authors.parent.mkdir()
     authors.write_bytes(b"placed")
     out = _snakemake(repo_root, "-n", "--forceall", "--cores", "2", "-p", "--configfile", str(cfg))
@@ -271,3 +272,114 @@ def test_paper_nd_recipes_fine_tune_on_the_dataset_that_holds_the_nd_pairs(repo_
         nd = recipe_by_name(name, families).day_night_pairs
         assert dataset == ("sfm120k-nd" if nd else "sfm120k"), (backbone, name, dataset)
     assert {d for *_, d in commands} == {"sfm120k", "sfm120k-nd"}
+
+
+def _dag_jobs(repo_root):
+    from darkside.orchestration import snakemake_jobs
+
+    cwd = os.getcwd()
+    try:
+        os.chdir(repo_root)
+        return snakemake_jobs(repo_root / "Snakefile", repo_root)
+    finally:
+        os.chdir(cwd)
+
+
+def test_every_table_figure_curve_and_sample_grid_is_in_the_report(repo_root):
+    """`snakemake --report` shows what the DAG makes: every output marked report() is one of these, and each of
+    these is marked: a page per table, every figure, every model's and generator's training curve, every
+    generator's sample grids, the synthetic benchmark's calibration, the settings."""
+    from darkside.tables.paper import paper_tables
+
+    jobs = _dag_jobs(repo_root)
+    reported = {f for j in jobs for f in j["report"]}
+    outputs = {f for j in jobs for f, _ in j["output"]}
+    tables = {Path(f).stem for f in outputs if f.startswith("results/tables/")}
+    assert tables == set(paper_tables())
+    pages = {f"results/report/tables/{t}.html" for t in tables}
+    figures = {f for f in outputs if f.startswith("results/figures/")}
+    assert len(figures) == 3  # Figures 1 and 2, the contact sheet
+    trained = [j for j in jobs if j["rule"] in ("finetune", "train_gan")]
+    curves = {f for j in trained for f, _ in j["output"] if f.endswith("/training_curve.png")}
+    assert len(curves) == len(trained) > 10
+    grids = {f for j in jobs if j["rule"] == "train_gan" for f, is_dir in j["output"] if is_dir}
+    assert grids == {f"results/gans/{j['wildcards']['family']}/samples" for j in jobs if j["rule"] == "train_gan"}
+    expected = pages | figures | curves | grids | {"results/report/synthetic-calibration.html",
+                                                    "results/report/settings.html"}
+    assert reported == expected, (expected - reported, reported - expected)
+
+
+def test_training_jobs_declare_every_file_they_keep_but_the_checkpoint(repo_root):
+    """The files a training run writes (module constants, which the training tests check against the run folder)
+    are the rule's outputs, except what must survive a preempted job (Snakemake deletes declared outputs)."""
+    import darkside.embed.finetune as ft
+    import darkside.gan.train as gt
+
+    jobs = _dag_jobs(repo_root)
+    written = {"train_gan": {gt.GENERATOR, gt.LOG, gt.LOSSES, gt.CURVE, gt.SAMPLES},
+               "finetune": {ft.MODEL, ft.LOG, ft.CURVE, ft.CURVE_DATA}}
+    for job in jobs:
+        if job["rule"] in written:
+            run_dir = {str(Path(f).parent) for f, _ in job["output"] if f.startswith("results/gans/")
+                       or f.startswith("results/models/")}
+            assert len(run_dir) == 1, job["output"]
+            names = {Path(f).name for f, _ in job["output"] if str(Path(f).parent) in run_dir}
+            assert names == written[job["rule"]], (job["rule"], job["wildcards"], names)
+            assert not any("checkpoint" in f for f, _ in job["output"])
+
+
+def test_dvc_plots_draw_every_training_curve(repo_root):
+    """dvc.yaml's top-level plots draw each fine-tuning curve and each generator's losses (x: epoch) from files
+    that stages write as uncached outs; the fields are the ones the writers put there."""
+    from darkside.orchestration import PLOT_FIELDS
+
+    dvc = yaml.safe_load((repo_root / "dvc.yaml").read_text())
+    uncached = {path for s in dvc["stages"].values() for o in s.get("outs", []) if isinstance(o, dict)
+                for path, opts in o.items() if opts == {"cache": False}}
+    drawn = []
+    for plot in dvc["plots"]:
+        (_, spec), = plot.items()
+        assert spec["x"] == "epoch"
+        (path, fields), = spec["y"].items()
+        assert path in uncached and fields == PLOT_FIELDS[Path(path).name], (path, fields)
+        drawn.append(path)
+    jobs = _dag_jobs(repo_root)
+    expected = [f for j in jobs if j["rule"] in ("finetune", "train_gan") for f, _ in j["output"]
+                if f.endswith(("/training_curve.csv", "/losses.csv"))]
+    assert sorted(drawn) == sorted(expected) and len(expected) > 10
+
+
+def test_dvc_plots_show_draws_the_files_the_training_verbs_write(tmp_path):
+    """`dvc plots show` on the generated plot definitions and files as the training code writes them: one row per
+    epoch for every declared field (an epoch without validation gives an empty value, which Vega leaves out)."""
+    import json
+    import shutil
+
+    import darkside.embed.finetune as ft
+    import darkside.gan.train as gt
+    from darkside.orchestration import dvc_plots
+
+    dvc = shutil.which("dvc", path=str(Path(sys.executable).parent))
+    if dvc is None:
+        pytest.skip("dvc is not installed beside the interpreter")
+    curve, losses = "results/models/vgg16-gem/training_curve.csv", "results/gans/cyclegan/losses.csv"
+    ft.write_curve_data([{"epoch": 1, "loss": 0.5, "val_loss": None}, {"epoch": 2, "loss": 0.4, "val_loss": 0.45}],
+                        tmp_path / curve)
+    gt.write_losses([{"epoch": e, "lr_factor": 1.0, "images_per_s": 9.5, "wall_s": 3.0,
+                      "losses": {"G": 2.0 / e, "G_adv": 0.7, "D_X": 0.25, "cycle": 1.3}} for e in (1, 2, 3)],
+                    tmp_path / losses)
+    plots = dvc_plots([{"output": [(curve, False), ("results/models/vgg16-gem/model.pt", False)]},
+                       {"output": [(losses, False)]}])
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"plots": plots}))
+    subprocess.run([dvc, "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    proc = subprocess.run([dvc, "plots", "show", "--json"], cwd=tmp_path, capture_output=True, text=True, check=True)
+    shown = json.loads(proc.stdout)
+    assert not shown.get("errors"), shown["errors"]
+    drawn = {}
+    for plot_id, renders in shown["data"].items():
+        values = renders[0]["content"]["data"]["values"]
+        drawn[plot_id] = sorted((v["field"], int(v["epoch"]), v["dvc_inferred_y_value"]) for v in values)
+    assert drawn == {
+        "fine-tuning vgg16-gem": [("loss", 1, "0.5"), ("loss", 2, "0.4"), ("val_loss", 1, ""), ("val_loss", 2, "0.45")],
+        "generator training cyclegan": [("G", 1, "2"), ("G", 2, "1"), ("G", 3, "0.666667"),
+                                        ("G_adv", 1, "0.7"), ("G_adv", 2, "0.7"), ("G_adv", 3, "0.7")]}

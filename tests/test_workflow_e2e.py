@@ -165,6 +165,63 @@ def test_metrics_have_per_query_values(suite):
     assert set(m["breakdown"]) >= {"day->night", "night->day", "day->sunset"}
 
 
+def report_results(page: str) -> dict[str, dict]:
+    """The results a Snakemake HTML report carries: path -> entry (name, labels, mime type, data URI)."""
+    import re
+
+    m = re.search(r'<script id="results">\s*var results = (\{.*?\});\s*</script>', page, re.S)
+    assert m, "no results in the report"
+    return json.loads(m.group(1))
+
+
+def check_report(repo_root: Path, work: Path) -> dict[str, dict]:
+    """On a finished suite: `snakemake --report results/report.html` writes one self-contained page that carries
+    every output the DAG marks for the report (each table's page, every figure, every model's and generator's
+    training curve, every sample grid, the calibration, the settings), each as the file's own bytes; and the
+    training curves' data files have the fields dvc.yaml plots. Returns the report's results."""
+    import base64
+
+    from darkside.orchestration import PLOT_FIELDS, snakemake_jobs
+
+    proc = _run(repo_root, work, "--report", "results/report.html")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = report_results((work / "results" / "report.html").read_text(encoding="utf-8"))
+    cwd = os.getcwd()
+    try:
+        os.chdir(work)
+        jobs = snakemake_jobs(repo_root / "Snakefile", work)
+    finally:
+        os.chdir(cwd)
+    expected = set()
+    for job in jobs:
+        for f in job["report"]:
+            expected |= ({str(p.relative_to(work)) for p in (work / f).glob("epoch_*.png")}
+                         if (work / f).is_dir() else {f})
+    assert expected and expected <= set(results), sorted(expected - set(results))
+    assert {f for f in expected if f.startswith("results/report/tables/")} == {
+        f"results/report/tables/{t.stem}.html" for t in (work / "results" / "tables").glob("*.csv")}
+    assert {f for f in expected if f.startswith("results/figures/")} == {
+        str(p.relative_to(work)) for p in (work / "results" / "figures").glob("*.png")}
+    grids = [f for f in expected if "/samples/epoch_" in f]
+    assert len(grids) >= 2 * len([j for j in jobs if j["rule"] == "train_gan"])
+    for f in expected:
+        entry = results[f]
+        assert entry["mime_type"] == ("text/html" if f.endswith(".html") else "image/png"), f
+        assert base64.b64decode(entry["data_uri"].split("base64,", 1)[1]) == (work / f).read_bytes(), f
+    for job in jobs:
+        for f, _ in job["output"]:
+            if Path(f).name in PLOT_FIELDS:
+                with (work / f).open() as fh:
+                    header = next(csv.reader(fh))
+                assert header[0] == "epoch" and set(PLOT_FIELDS[Path(f).name]) <= set(header), (f, header)
+    return results
+
+
+def test_the_report_carries_every_table_figure_and_training_curve(repo_root, suite):
+    work, _ = suite
+    check_report(repo_root, work)
+
+
 def test_second_run_does_nothing(repo_root, suite):
     work, _ = suite
     t0 = time.perf_counter()
@@ -202,7 +259,8 @@ def test_an_overlay_reruns_what_reads_it_and_the_job_computes_with_it(repo_root,
     before = list(csv.DictReader((work / "results" / "tables" / "table1.csv").open()))
     boot = _overlay(work, "boot", {"presets": {"mini": {"evaluate": {"bootstrap_samples": 2000}}}})
     proc = _run(repo_root, work, "-n", "--configfile", str(boot))
-    assert _planned(proc.stdout) == ["tables"]
+    # the tables, and the report's pages of the tables and of the settings (which read every setting)
+    assert sorted(_planned(proc.stdout)) == ["report_settings", "report_tables", "tables"]
     assert _run(repo_root, work, "--configfile", str(boot)).returncode == 0
     after = list(csv.DictReader((work / "results" / "tables" / "table1.csv").open()))
     assert [r["ours"] for r in after] == [r["ours"] for r in before]

@@ -515,6 +515,31 @@ def run_figure_retrieval(args: argparse.Namespace, job: Any) -> Path:
     return retrieval_figure(dataset, pairs, Path(args.out), s.queries)
 
 
+@verb("report-tables", "the tables as HTML pages for the Snakemake report (ours with its interval, the paper, the "
+      "difference; cells not produced greyed with their reason)",
+      args=[arg("--tables", default="results/tables", help="folder of the tables' CSV files"),
+            arg("--out", default="results/report/tables"),
+            arg("--table", action="append", default=None, help="only this table (e.g. table1); repeatable")])
+def run_report_tables(args: argparse.Namespace, job: Any) -> list[Path]:
+    from darkside.report import write_table_pages
+    return write_table_pages(Path(args.tables), Path(args.out), args.table)
+
+
+@verb("report-json", "a JSON metric file (the synthetic benchmark's calibration) as an HTML page for the report",
+      args=[arg("--json", required=True), arg("--title", required=True), arg("--out", required=True)])
+def run_report_json(args: argparse.Namespace, job: Any) -> Path:
+    from darkside.report import write_json_page
+    return write_json_page(Path(args.json), Path(args.out), args.title)
+
+
+# the settings page shows the whole active preset, so it reads (and reruns on) every section of it
+@verb("report-settings", "the active preset's settings as an HTML page for the report",
+      lambda options, preset: sorted(preset), args=[arg("--out", required=True)])
+def run_report_settings(args: argparse.Namespace, job: Any) -> Path:
+    from darkside.report import write_settings_page
+    return write_settings_page(job.preset, job.values, Path(args.out))
+
+
 @verb("profile", "where the suite's time goes: the DAG's per-job benchmark files summed per rule",
       args=[arg("--root", default="logs/benchmarks", help="the rules' benchmark folder"),
             arg("--out", default=None, help="also write the per-rule table as JSON here")])

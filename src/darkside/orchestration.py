@@ -2,9 +2,11 @@
 
 ``dvc.yaml`` is generated from the Snakemake DAG of the current ``params.yaml``: one DVC stage per
 Snakemake job with the job's command, its inputs as deps, its outputs as outs (prepared datasets
-and raw downloads as whole folders, so DVC caches the images too; metric JSON files, tables and figures
-uncached), and the tables' headline cells (``results/metrics/headline.json``) as its one ``metrics`` file.
-Two things differ from the Snakemake job, on purpose:
+and raw downloads as whole folders, so DVC caches the images too; metric JSON files, tables, figures and
+report pages uncached), the tables' headline cells (``results/metrics/headline.json``) as its one ``metrics``
+file, and the training curves as data (fine-tuning's ``training_curve.csv``, a generator's ``losses.csv``: one
+row per epoch) as uncached outs that the top-level ``plots`` draw (``dvc plots show``), one plot per model and
+per generator. Two things differ from the Snakemake job, on purpose:
 
 - the command takes its settings from params.yaml (which ``dvc exp run -S`` rewrites) instead of
   the ``--settings`` that Snakemake hands over, and the stage's ``params`` are exactly the leaf
@@ -50,6 +52,7 @@ def snakemake_jobs(snakefile: Path = Path("Snakefile"), workdir: Path = Path("."
     """The jobs of the full DAG (as with ``--forceall``): rule, wildcards, inputs, outputs, the settings
     the job is handed, shell command."""
     from snakemake.api import SnakemakeApi
+    from snakemake.io import is_flagged
     from snakemake.settings.types import (
         ConfigSettings,
         DAGSettings,
@@ -75,11 +78,38 @@ def snakemake_jobs(snakefile: Path = Path("Snakefile"), workdir: Path = Path("."
                 "wildcards": dict(job.wildcards_dict),
                 "input": [str(f) for f in job.input],
                 "output": [(str(f), bool(f.is_directory)) for f in job.output],
+                "report": [str(f) for f in job.output if is_flagged(f, "report")],  # shown by `snakemake --report`
                 "settings": job.params.get("settings"),
                 "cmd": str(job.shellcmd).strip(),
                 "preset": workflow.config["preset"],
             })
     return sorted(jobs, key=lambda j: (j["rule"], list(j["wildcards"].values())))
+
+
+# file name -> the fields one of its plots draws against `epoch`: fine-tuning's training and validation loss
+# (embed.finetune.CURVE_DATA; validation only where computed), a generator's total and adversarial generator
+# losses, which every family reports (gan.train.LOSSES; the file has each family's other losses too)
+PLOT_FIELDS = {"training_curve.csv": ["loss", "val_loss"], "losses.csv": ["G", "G_adv"]}
+PLOT_TITLES = {"training_curve.csv": ("fine-tuning", "contrastive loss / tuple"),
+               "losses.csv": ("generator training", "mean loss per step")}
+
+
+def _plot_file(path: str) -> str | None:
+    name = Path(path).name
+    return name if name in PLOT_FIELDS and path.startswith(("results/models/", "results/gans/")) else None
+
+
+def dvc_plots(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The top-level ``plots`` of dvc.yaml: one per training curve file the jobs write, x = epoch."""
+    plots = []
+    for job in jobs:
+        for path, _is_dir in job["output"]:
+            if (name := _plot_file(path)) is not None:
+                what, y_label = PLOT_TITLES[name]
+                run = Path(path).parent.name
+                plots.append({f"{what} {run}": {"x": "epoch", "y": {path: list(PLOT_FIELDS[name])},
+                                                "title": f"{what}: {run}", "x_label": "epoch", "y_label": y_label}})
+    return plots
 
 
 def _stage_name(job: dict[str, Any]) -> str:
@@ -186,7 +216,7 @@ def dvc_stages(jobs: list[dict[str, Any]]) -> dict[str, Any]:
         for path, _is_dir in job["output"]:
             if path == HEADLINE_METRICS:
                 metrics.append({path: {"cache": False}})
-            elif path.startswith(("results/tables/", "results/figures/")) or (
+            elif path.startswith(("results/tables/", "results/figures/", "results/report/")) or _plot_file(path) or (
                     path.startswith("results/metrics/") and path.endswith(".json")):
                 outs.append({path: {"cache": False}})
             else:
@@ -201,7 +231,8 @@ def dvc_stages(jobs: list[dict[str, Any]]) -> dict[str, Any]:
         if metrics:
             stage["metrics"] = metrics
         stages[_stage_name(job)] = stage
-    return {"stages": stages}
+    plots = dvc_plots(jobs)
+    return {"stages": stages, **({"plots": plots} if plots else {})}
 
 
 HEADER = """\

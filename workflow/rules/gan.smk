@@ -52,9 +52,18 @@ rule pretrain_edges:
 rule train_gan:
     input:
         unpack(train_gan_inputs),
+    # Every file the run writes is declared but checkpoint.pt (and checkpoint-samples/, the sample grids of the
+    # finished epochs kept with it): Snakemake deletes a failed (preempted) job's declared outputs before the
+    # rerun, and the resumed run needs both; it rewrites the declared files from them. The sample grids are a
+    # folder, not a list: an output cannot depend on the wildcard, and the epochs differ per family.
     output:
         "results/gans/{family}/generator.pt",
         "results/gans/{family}/log.json",
+        "results/gans/{family}/losses.csv",
+        report("results/gans/{family}/training_curve.png", category="Generators", subcategory="Training curves",
+               labels={"generator": "{family}"}),
+        report(directory("results/gans/{family}/samples"), patterns=["epoch_{epoch}.png"], category="Generators",
+               subcategory="Sample grids per epoch", labels={"generator": "{family}", "epoch": "{epoch}"}),
         summary="results/metrics/gans/{family}.json",
     wildcard_constraints:
         family="|".join(FAMILIES),
@@ -127,7 +136,8 @@ rule figure_translations:
         prepared(ROLES["tokyo"]),
         generators=expand("results/gans/{family}/generator.pt", family=FAMILIES),
     output:
-        "results/figures/translations.png",
+        report("results/figures/translations.png", category="Generators", subcategory="Figures",
+               labels={"figure": "Figure 1: day images and their night translations"}),
     params:
         settings=settings("figure", kind="translations"),
         item_args=" ".join(f"--item {f}=results/gans/{f}/generator.pt" for f in FAMILIES),
@@ -152,7 +162,8 @@ rule figure_edges:
         teachers=[teacher(k) for k in DETECTOR_FAMILIES],
         generators=[f"results/gans/{f}/generator.pt" for fs in DETECTOR_FAMILIES.values() for f in fs],
     output:
-        "results/figures/edges.png",
+        report("results/figures/edges.png", category="Edges", subcategory="Figures",
+               labels={"figure": "Figure 2: teacher and night-student edges"}),
     params:
         settings=settings("figure", kind="edges", **_EDGE_FIGURE),
         item_args=" ".join([f"--teacher {t}" for t in _EDGE_FIGURE["teacher"]]

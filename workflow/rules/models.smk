@@ -132,8 +132,15 @@ def generator_option(wildcards, input):
 rule finetune:
     input:
         unpack(finetune_inputs),
+    # the log and the curve (image, and data for `dvc plots`) are written at the end from the checkpoint's log;
+    # checkpoint.pt is not declared: Snakemake deletes a failed (preempted) job's outputs before the rerun, and
+    # the resumed run starts from it
     output:
         "results/models/{backbone}-{recipe}/model.pt",
+        "results/models/{backbone}-{recipe}/training_log.json",
+        "results/models/{backbone}-{recipe}/training_curve.csv",
+        report("results/models/{backbone}-{recipe}/training_curve.png", category="Retrieval",
+               subcategory="Training curves", labels={"model": "{backbone}-{recipe}"}),
     wildcard_constraints:
         recipe="(?!offtheshelf$)[a-z0-9][a-z0-9-]*(\\.seed[0-9]+)?",
     params:

@@ -25,7 +25,8 @@ rule contact_sheet:
     input:
         prepared(ROLES["tokyo"]),
     output:
-        "results/figures/synthetic-contact-sheet.png",
+        report("results/figures/synthetic-contact-sheet.png", category="Benchmark", subcategory="Figures",
+               labels={"figure": "the same views at day, sunset and night"}),
     log:
         "logs/contact_sheet.log",
     benchmark:

@@ -45,7 +45,8 @@ rule figure_retrieval:
         prepared(ROLES["tokyo"]),
         pairs=[f"results/pairs/{m}/{ROLES['tokyo']}" for m in RETRIEVAL_FIGURE_MODELS],
     output:
-        "results/figures/retrieval_night.png",
+        report("results/figures/retrieval_night.png", category="Retrieval", subcategory="Figures",
+               labels={"figure": "Night queries: top 5 of GeM, CLAHE C and a GAN CD model (green: correct)"}),
     params:
         settings=settings("figure-retrieval"),
     log:
