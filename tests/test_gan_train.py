@@ -207,3 +207,23 @@ def test_preempted_run_rewrites_the_declared_outputs_the_workflow_deleted(tmp_pa
     # nothing else in the run folder: what the workflow declares, and what it must not (the checkpoint's)
     assert {p.name for p in out.iterdir()} == {gt.GENERATOR, gt.LOG, gt.LOSSES, gt.CURVE, gt.SAMPLES,
                                                gt.CHECKPOINT, gt.CHECKPOINT_SAMPLES}
+
+
+def test_a_job_stopped_after_its_last_checkpoint_rewrites_every_declared_output(tmp_path, gan_images):
+    """Preempted between the last epoch's checkpoint and generator.pt, the workflow deletes the job's declared
+    outputs; the rerun has no epoch left to train and still writes all of them, the generator the same bytes."""
+    import shutil
+
+    import darkside.gan.train as gt
+
+    s = tiny("hedgan", epochs_constant=1, epochs_decay=1)
+    out = tmp_path / "run"
+    first = train_gan(s, gan_images["day"], gan_images["night"], out, "cpu", seed=0).read_bytes()
+    declared = [gt.GENERATOR, gt.LOG, gt.LOSSES, gt.CURVE]
+    for name in declared:
+        (out / name).unlink()
+    shutil.rmtree(out / gt.SAMPLES)
+    assert train_gan(s, gan_images["day"], gan_images["night"], out, "cpu", seed=0).read_bytes() == first
+    assert all((out / name).is_file() for name in declared)
+    assert [e["epoch"] for e in json.loads((out / gt.LOG).read_text())["epochs"]] == [1, 2]
+    assert sorted(p.name for p in (out / gt.SAMPLES).iterdir()) == ["epoch_001.png", "epoch_002.png"]
