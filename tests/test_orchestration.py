@@ -298,7 +298,7 @@ def test_every_table_figure_curve_and_sample_grid_is_in_the_report(repo_root):
     assert tables == set(paper_tables())
     pages = {f"results/report/tables/{t}.html" for t in tables}
     figures = {f for f in outputs if f.startswith("results/figures/")}
-    assert len(figures) == 3  # Figures 1 and 2, the contact sheet
+    assert len(figures) >= 3  # Figures 1 and 2, the contact sheet (and any figure added later)
     trained = [j for j in jobs if j["rule"] in ("finetune", "train_gan")]
     curves = {f for j in trained for f, _ in j["output"] if f.endswith("/training_curve.png")}
     assert len(curves) == len(trained) > 10
