@@ -6,10 +6,11 @@ loop of the same model on the same images (the cirtorch way), side by side in on
     # at the paper's sizes (1024 px, three scales, full-width networks; random weights: speed does not
     # depend on them) on generated large images, on the CPU or a GPU:
     uv run python benchmarks/bench_extraction.py --generated 8 --preset paper --backbone vgg16
+    uv run python benchmarks/bench_extraction.py --generated 8 --preset paper --backbone vgg16 --precision bf16
     uv run python benchmarks/bench_extraction.py --generated 64 --preset paper --backbone resnet101 --device cuda
 
 Reports images/s of both, their ratio, and the largest descriptor difference (fp32 on CPU must be
-identical up to float rounding; mixed precision on GPU within 1e-2).
+identical up to float rounding; mixed precision, on a GPU or with --precision bf16 on the CPU, within ~1e-2).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def main(argv=None) -> Path:
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--limit", type=int, default=200)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", default="auto", help="the batched side's: auto (mixed on GPU), fp32 or bf16")
     ap.add_argument("--out", default="benchmarks/results")
     args = ap.parse_args(argv)
     job = JobSettings.select(load_params(args.params), ["backbones", "extract"], args.preset)
@@ -95,18 +97,20 @@ def main(argv=None) -> Path:
     # warm-up (allocator, cudnn autotuning) so neither side pays it
     extract_descriptors(net, images[:2], settings, clahe, args.device, progress=False)
     ref, t_ref = _timed(lambda: extract_descriptors_reference(net, images, settings, clahe, args.device), args.device)
-    fast, t_fast = _timed(lambda: extract_descriptors(net, images, settings, clahe, args.device, progress=False),
-                          args.device)
+    fast, t_fast = _timed(lambda: extract_descriptors(net, images, settings, clahe, args.device, progress=False,
+                                                      precision=args.precision), args.device)
     row = {
         "dataset": name, "images": len(images), "scales": list(settings.scales), "backbone": args.backbone,
         "preset": job.preset,
         "image_size": settings.image_size, "batch_size": settings.batch_size, "device": args.device,
+        "precision": args.precision,
         "torch_threads": torch.get_num_threads(),
         "reference_images_per_s": len(images) / t_ref, "batched_images_per_s": len(images) / t_fast,
         "speedup": t_ref / t_fast, "max_abs_diff": float(np.abs(ref - fast).max()),
     }
     print(json.dumps(row, indent=2))
-    return atomic_write_json(Path(args.out) / f"extraction-{args.backbone}-{job.preset}-{args.device}.json", row)
+    tag = "" if args.precision == "auto" else f"-{args.precision}"
+    return atomic_write_json(Path(args.out) / f"extraction-{args.backbone}-{job.preset}-{args.device}{tag}.json", row)
 
 
 if __name__ == "__main__":

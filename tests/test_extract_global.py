@@ -249,3 +249,18 @@ def test_fit_whitening_and_whitened_extraction(tmp_path, net):
                                            ClaheSettings(False))
     np.testing.assert_allclose(data.descriptors, apply_whitening(raw, w, 8), atol=1e-4)
     assert data.attrs["settings"]["whitening_dims"] == 8 and len(data.attrs["settings"]["whitening_sha256"]) == 64
+
+
+def test_bf16_precision_on_the_cpu_is_close_to_fp32_but_not_it(tmp_path, net):
+    """``precision="bf16"`` autocasts on the CPU too (the extraction benchmark's fast path on CPUs with bf16
+    kernels): descriptors within ~1e-2 of fp32's, yet not fp32's (it did compute in bf16); an unknown precision is
+    one line naming the choices."""
+    images = _write_images(tmp_path, 4)
+    s = settings()
+    fp32 = gd.extract_descriptors(net, images, s, ClaheSettings(enabled=False), progress=False, precision="fp32")
+    bf16 = gd.extract_descriptors(net, images, s, ClaheSettings(enabled=False), progress=False, precision="bf16")
+    assert bf16.dtype == np.float32 and bf16.shape == fp32.shape
+    assert 0 < np.abs(bf16 - fp32).max() < 5e-2
+    assert np.allclose(np.linalg.norm(bf16, axis=1), 1.0, atol=1e-3)
+    with pytest.raises(Exception, match=r"precision 'fp8' is not one of \['auto', 'fp32', 'bf16'\]"):
+        gd.extract_descriptors(net, images, s, ClaheSettings(enabled=False), progress=False, precision="fp8")
