@@ -242,10 +242,11 @@ def extract_descriptors(net: EmbeddingNet, images: Sequence[ImageLike], settings
     is left out of the result, logged, and its input index appended to ``skipped``.
     ``precision``: ``auto`` = autocast (bf16, else fp16) on CUDA, fp32 on CPU; ``fp32`` forces fp32
     everywhere; ``bf16`` autocasts to bf16 on any device, the CPU included (oneDNN's bf16 kernels on CPUs
-    with AVX512-BF16/AMX: 1.8x faster for VGG16 at 1024 px here; descriptors then differ from fp32's by
-    ~1e-2, so no preset uses it by default). The network computes in channels-last memory format on every
-    device. The result equals :func:`extract_descriptors_reference` (allclose, atol 1e-5) in fp32.
-    ``num_workers`` threads decode and preprocess ahead.
+    with AVX512-BF16/AMX; at the paper's sizes on a 2-core CPU 1.7x (VGG16) and 1.5x (ResNet-101) the
+    per-image fp32 loop, unit descriptors within 7e-4 of fp32's: benchmarks/bench_extraction.py; no
+    preset uses it by default, since it moves the paper's numbers). The network computes in channels-last
+    memory format on every device. The result equals :func:`extract_descriptors_reference` (allclose,
+    atol 1e-5) in fp32. ``num_workers`` threads decode and preprocess ahead.
     """
     if precision not in PRECISIONS:
         raise DarksideError(f"extract: precision {precision!r} is not one of {list(PRECISIONS)}")
