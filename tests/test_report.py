@@ -100,3 +100,22 @@ def test_json_and_settings_pages_show_every_value(tmp_path):
     (tmp_path / "list.json").write_text("[1]")
     with pytest.raises(DarksideError, match="expected a JSON object"):
         write_json_page(tmp_path / "list.json", tmp_path / "l.html", "x")
+
+
+def test_a_table_page_reads_the_tables_own_csv_and_marks_paired_data(tmp_path):
+    """The page reads the CSV the tables verb writes (darkside.tables.render.COLUMNS, more columns than a page
+    needs) and carries the paper's ! after a method trained with paired day-night data."""
+    import csv
+
+    from darkside.tables.render import COLUMNS
+
+    with (tmp_path / "table1.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, COLUMNS)
+        w.writeheader()
+        for method, nd in (("GeM [30]", False), ("GeM N/D [30]", True)):
+            w.writerow({"table": "table1", "block": "vgg16", "block_title": "VGG16", "method": method,
+                        "recipe": "gem-nd" if nd else "gem", "extra": False, "paired_data": nd, "column": "Tokyo",
+                        "paper": "79.4", "ours": "53.8", "ci_low": "50.0", "ci_high": "57.0", "diff": "-25.6",
+                        "display": "", "note": ""})
+    page = write_table_pages(tmp_path, tmp_path / "out", ["table1"])[0].read_text()
+    assert ">GeM [30]<" in page and ">GeM N/D [30] !<" in page

@@ -22,7 +22,9 @@ from typing import Any
 from darkside.atomic import atomic_write_text
 from darkside.errors import DarksideError
 from darkside.tables.paper import paper_tables
+from darkside.tables.render import EXTRA_MARK, PAIRED_DATA_MARK
 
+# the columns a page needs; the tables' CSV has these and more (darkside.tables.render.COLUMNS)
 CSV_COLUMNS = ("table", "block", "method", "recipe", "column", "paper", "ours", "ci_low", "ci_high", "diff", "note")
 
 STYLE = """
@@ -58,9 +60,18 @@ def read_cells(path: Path) -> list[dict[str, str]]:
     """The cells of a table's CSV file; an error naming the file where its header is not the tables' layout."""
     with path.open(encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f)
-        if tuple(reader.fieldnames or ()) != CSV_COLUMNS:
-            raise DarksideError(f"{path}: expected the columns {','.join(CSV_COLUMNS)}, got {reader.fieldnames}")
+        if not set(CSV_COLUMNS) <= set(reader.fieldnames or ()):
+            raise DarksideError(f"{path}: expected the columns {','.join(CSV_COLUMNS)} (at least), got "
+                                f"{reader.fieldnames}")
         return list(reader)
+
+
+def method_label(cell: Mapping[str, str]) -> str:
+    """The method as the tables print it: the paper's ``!`` after a method trained with paired day-night data,
+    ``*`` after a row that is not the paper's (where the CSV has those columns)."""
+    marks = (f" {PAIRED_DATA_MARK}" if cell.get("paired_data") == "True" else "") + (
+        EXTRA_MARK if cell.get("extra") == "True" else "")
+    return cell["method"] + marks
 
 
 def _note_mark(notes: list[str], note: str) -> str:
@@ -82,6 +93,7 @@ def table_html(name: str, cells: Sequence[dict[str, str]]) -> str:
         title = spec.get("blocks", {}).get(block, {}).get("title", block)
         columns = list(dict.fromkeys(c["column"] for c in rows))
         methods = list(dict.fromkeys(c["method"] for c in rows))
+        labels = {c["method"]: method_label(c) for c in rows}
         by_key = {(c["method"], c["column"]): c for c in rows}
         notes: list[str] = []
 
@@ -89,7 +101,7 @@ def table_html(name: str, cells: Sequence[dict[str, str]]) -> str:
         lines = [f"<h3>{html.escape(str(title))}</h3>", "<table>",
                  f"<tr><th class=\"method\">Method</th>{head}</tr>"]
         for method in methods:
-            tds = [f"<td class=\"method\">{html.escape(method)}</td>"]
+            tds = [f"<td class=\"method\">{html.escape(labels[method])}</td>"]
             for col in columns:
                 c = by_key.get((method, col))
                 if c is None:
