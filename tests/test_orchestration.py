@@ -383,3 +383,10 @@ def test_dvc_plots_show_draws_the_files_the_training_verbs_write(tmp_path):
         "fine-tuning vgg16-gem": [("loss", 1, "0.5"), ("loss", 2, "0.4"), ("val_loss", 1, ""), ("val_loss", 2, "0.45")],
         "generator training cyclegan": [("G", 1, "2"), ("G", 2, "1"), ("G", 3, "0.666667"),
                                         ("G_adv", 1, "0.7"), ("G_adv", 2, "0.7"), ("G_adv", 3, "0.7")]}
+
+
+def test_no_dvc_command_has_a_double_space(repo_root):
+    """A command with two spaces in a row is folded to one by the YAML of dvc.yaml, so after `dvc repro` the stage
+    would read as changed (an empty option such as a recipe's missing --generator left one)."""
+    dvc = yaml.safe_load((repo_root / "dvc.yaml").read_text())
+    assert not [name for name, stage in dvc["stages"].items() if "  " in stage["cmd"]]

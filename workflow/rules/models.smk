@@ -126,7 +126,9 @@ def finetune_inputs(wildcards):
 
 
 def generator_option(wildcards, input):
-    return f"--generator {input.generator}" if "generator" in input.keys() else ""
+    # its own leading space: an empty option must not leave a double space, which DVC's folded YAML command
+    # loses, so dvc status would call the stage changed after dvc repro
+    return f" --generator {input.generator}" if "generator" in input.keys() else ""
 
 
 rule finetune:
@@ -161,4 +163,4 @@ rule finetune:
     shell:
         "{DS} --settings {params.settings:q} finetune --backbone {wildcards.backbone} --recipe {params.base_recipe}"
         " --seed {params.seed} --init {input.init} --dataset data/prepared/{params.dataset}"
-        " --out-dir results/models/{wildcards.backbone}-{wildcards.recipe} {params.generator} --log {log}"
+        " --out-dir results/models/{wildcards.backbone}-{wildcards.recipe}{params.generator} --log {log}"
