@@ -177,8 +177,9 @@ def _tar_gz(members: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def test_registry_download_extracts_and_writes_sentinel(server, tmp_path, monkeypatch):
-    archive = _tar_gz({"a/x.txt": b"hello", "b.txt": b"world"})
+def _toy_dataset(server, monkeypatch, archive: bytes) -> None:
+    """Registers dataset ``toy``: ``archive`` (a .tar.gz with a published digest, extracted into ``ex``) and
+    ``list.txt`` (no published digest), both served by ``server``."""
     server.files["/t.tar.gz"] = archive
     server.files["/list.txt"] = b"one\n"
     entry = registry.DatasetEntry(
@@ -188,11 +189,15 @@ def test_registry_download_extracts_and_writes_sentinel(server, tmp_path, monkey
         "tiny",
         "x",
         files=(
-            registry.RemoteFile(server.url + "/t.tar.gz", hashlib.sha256(archive).hexdigest(), "ex"),
+            registry.RemoteFile(server.url + "/t.tar.gz", _sha(archive), "ex"),  # not counted by `hashing`
             registry.RemoteFile(server.url + "/list.txt"),
         ),
     )
     monkeypatch.setitem(registry.DATASETS, "toy", entry)
+
+
+def test_registry_download_extracts_and_writes_sentinel(server, tmp_path, monkeypatch):
+    _toy_dataset(server, monkeypatch, _tar_gz({"a/x.txt": b"hello", "b.txt": b"world"}))
     sentinel = registry.download_dataset("toy", tmp_path, settings=FAST, progress=False)
     assert sentinel == tmp_path / "toy" / ".downloaded"
     assert (tmp_path / "toy" / "ex" / "a" / "x.txt").read_bytes() == b"hello"
@@ -288,20 +293,7 @@ def test_each_file_is_hashed_once_per_download(server, tmp_path, hashing, case):
 
 def test_registry_download_hashes_each_file_once(server, tmp_path, monkeypatch, hashing):
     archive = _tar_gz({"a/x.txt": b"hello" * 1000, "b.txt": b"world"})
-    server.files["/t.tar.gz"] = archive
-    server.files["/list.txt"] = b"one\n"
-    entry = registry.DatasetEntry(
-        "toy",
-        lambda raw, out: out,
-        "test",
-        "tiny",
-        "x",
-        files=(
-            registry.RemoteFile(server.url + "/t.tar.gz", _sha(archive), "ex"),
-            registry.RemoteFile(server.url + "/list.txt"),
-        ),
-    )
-    monkeypatch.setitem(registry.DATASETS, "toy", entry)
+    _toy_dataset(server, monkeypatch, archive)
     total = len(archive) + len(b"one\n")
     sentinel = registry.download_dataset("toy", tmp_path, settings=FAST, progress=False)
     assert hashing.bytes == total  # hashed while transferred; the sentinel's digests reuse those

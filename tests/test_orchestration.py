@@ -233,18 +233,12 @@ def test_only_multi_domain_families_train_on_the_domain_list(repo_root):
     trains on every lighting domain (GanBundle.multi_domain, which the DAG reads from the schema, torch-free)."""
     from darkside.config import load_params, multi_domain_families
     from darkside.gan.family import family_class
-    from darkside.orchestration import snakemake_jobs
 
     params = load_params(repo_root / "params.yaml")
     families = list(params["presets"][params["preset"]]["gan"]["families"])
     multi = {f for f in families if family_class(f).multi_domain}
     assert multi == {"mduit"} and set(multi_domain_families(params)) & set(families) == multi
-    cwd = os.getcwd()
-    try:
-        os.chdir(repo_root)
-        jobs = snakemake_jobs(repo_root / "Snakefile", repo_root)
-    finally:
-        os.chdir(cwd)
+    jobs = _dag_jobs(repo_root)
     filtered = [j for j in jobs if j["rule"] == "filter_day_night"]
     assert filtered and all(any(o.endswith("/domains.tsv") for o, _ in j["output"]) for j in filtered)
     trained = {j["wildcards"]["family"]: j["input"] for j in jobs if j["rule"] == "train_gan"}

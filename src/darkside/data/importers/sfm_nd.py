@@ -12,7 +12,7 @@ N/D) mine day tuples and N/D tuples from one dataset, so it must hold both; the 
 role names it (``sfm120k-nd`` in the paper preset; the synthetic ``synth-sfm`` holds both already).
 A pair image labels its record night or day (the pair list wins over the lists); one that is not in
 the pickle's splits is added to ``train`` (a pair belongs to the split of its night anchor) with
-its cluster from the pickle where another split lists it, else ``-1`` (no 3D model).
+cluster ``-1`` (no 3D model).
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ from pathlib import Path
 
 from darkside.data.importers._common import (
     DatasetEntry,
-    as_int_list,
-    as_str_list,
     first_existing,
     probe_cid,
     require,
@@ -32,7 +30,6 @@ from darkside.data.importers._common import (
 )
 from darkside.data.importers.sfm120k import raw_files, read_sfm120k
 from darkside.data.manifest import GroundTruth, ImageRecord
-from darkside.data.safe_pickle import load_pickle
 from darkside.errors import DarksideError
 
 _SPLIT = re.compile(r"[,\t ]+")
@@ -60,20 +57,6 @@ def read_pairs(path: str | Path) -> list[tuple[str, str]]:
     return pairs
 
 
-def clusters_from_db(db_pkl: Path | None) -> dict[str, str]:
-    """cid -> cluster over the train and val splits of ``retrieval-SfM-120k.pkl`` (empty without it)."""
-    if db_pkl is None or not db_pkl.is_file():
-        return {}
-    db = load_pickle(db_pkl)
-    out: dict[str, str] = {}
-    for split in ("train", "val"):
-        if isinstance(db, dict) and isinstance(db.get(split), dict) and "cluster" in db[split]:
-            cids = as_str_list(db[split]["cids"], f"{db_pkl}: {split}.cids")
-            for cid, c in zip(cids, as_int_list(db[split]["cluster"], f"{db_pkl}: {split}.cluster"), strict=False):
-                out.setdefault(cid, str(c))
-    return out
-
-
 def import_sfm_nd(pairs_file: str | Path, db_pkl: str | Path, image_dir: str | Path, out_dir: str | Path,
                   day_list: str | Path | None = None, night_list: str | Path | None = None,
                   name: str = "sfm120k-nd") -> Path:
@@ -86,16 +69,14 @@ def import_sfm_nd(pairs_file: str | Path, db_pkl: str | Path, image_dir: str | P
             if roles.setdefault(cid, role) != role:
                 raise DarksideError(f"{pairs_file}: image {cid} is listed both as night and as day")
     records, day_pairs, meta = read_sfm120k(db_pkl, images, day_list, night_list)
-    index = {r.image_id: i for i, r in enumerate(records)}
-    clusters = clusters_from_db(Path(db_pkl))
+    index = {r.image_id: i for i, r in enumerate(records)}  # every cid the pickle lists, both splits
     added = 0
     for cid, role in roles.items():
         if cid in index:
             records[index[cid]] = replace(records[index[cid]], domain=role)
             continue
         rel, w, h = probe_cid(images, cid)
-        cluster = clusters.get(cid, "-1")
-        records.append(ImageRecord(rel, cid, "train", role, cluster, cluster, w, h))
+        records.append(ImageRecord(rel, cid, "train", role, "-1", "-1", w, h))  # in no 3D model of the pickle
         added += 1
     night = sum(r == "night" for r in roles.values())
     meta["counts"]["day_night"] = {"pairs": len(pairs), "night": night, "day": len(roles) - night,
