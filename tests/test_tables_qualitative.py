@@ -190,3 +190,12 @@ def test_the_dag_stage_reads_rankings_not_networks(repo_root):
     assert not {"src/darkside/gan", "src/darkside/embed", "src/darkside/extract"} & set(stage["deps"])
     assert sorted(stage["params"]) == [f"presets.mini.figures.retrieval.{k}" for k in ("backbone", "gan_recipe",
                                                                                        "queries")]
+
+
+def test_paper_preset_figure_settings():
+    """The paper preset's qualitative figure: five night queries of real Tokyo, VGG16's GeM, CLAHE C and
+    CycleGAN CD (the paper's qualitative comparison is of its VGG16 models)."""
+    from darkside.config import load_params
+
+    paper = load_params(Path(__file__).resolve().parents[1] / "params.yaml")["presets"]["paper"]
+    assert paper["figures"]["retrieval"] == {"queries": 5, "backbone": "vgg16", "gan_recipe": "cyclegan-cd"}
