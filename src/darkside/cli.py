@@ -244,10 +244,19 @@ def run_extract(args: argparse.Namespace, job: Any) -> list[Path]:
             for d, o in zip(args.dataset, args.out, strict=True)]
 
 
+def _recipe_network(args: Mapping[str, Any], preset: Mapping[str, Any]) -> str:
+    from darkside.recipes import recipe_by_name
+    gan = preset["gan"]
+    return recipe_by_name(args["recipe"], families=[*gan["families"], *gan["published"]]).network
+
+
 def _finetune_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str]:
-    # the margin of this backbone only: another backbone's margin does not concern the job
+    # the margin of this backbone only: another backbone's margin does not concern the job; the settings of the
+    # recipe's network only, where params.yaml has an entry for it
+    network = _recipe_network(args, preset) if "recipe" in args else None
     return ["device", f"finetune.margins.{args['backbone']}",
-            *[f"finetune.{k}" for k in preset["finetune"] if k != "margins"]]
+            *[f"finetune.{k}" for k in preset["finetune"] if k != "margins"],
+            *([f"networks.{network}"] if network in (preset.get("networks") or {}) else [])]
 
 
 @verb("finetune", "metric learning of a GeM embedding for a backbone and a named recipe (resumable)",
@@ -269,9 +278,12 @@ def run_finetune(args: argparse.Namespace, job: Any) -> Path:
     translators = [*family_settings(),
                    *([name] if generator and generator.is_file() and (name := published_name(generator)) else [])]
     recipe = recipe_by_name(args.recipe, families=translators)
+    from darkside.embed.networks import parse_network_settings
+    entry = (job.values.get("networks") or {}).get(recipe.network)
+    network = parse_network_settings(recipe.network, entry, job.where(f"networks.{recipe.network}"))
     return finetune(Path(args.init), Path(args.dataset), recipe, job.section("finetune", FinetuneSettings),
                     Path(args.out_dir), device=_device(job.get("device")), translator_checkpoint=generator,
-                    seed=args.seed, backbone=args.backbone)
+                    seed=args.seed, backbone=args.backbone, network_settings=network)
 
 
 def _gan_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str]:

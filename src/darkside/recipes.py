@@ -57,6 +57,8 @@ class Recipe:
     # the night test images translated to day by family ``night_to_day``'s night->day generator
     night_to_day: str | None = None
     weights_of: str | None = None
+    # the descriptor network around the backbone (darkside.embed.networks: gem, or a stem / head of its own)
+    network: str = "gem"
 
     def __post_init__(self) -> None:
         where = f"recipes.{self.name}"
@@ -69,6 +71,8 @@ class Recipe:
         _number(self.day_night_fraction, f"{where}.day_night_fraction", 0.0, 1.0)
         if not self.finetune and (self.generator or self.diverse_anchors or self.day_night_pairs):
             raise ConfigError(f"{where}.finetune: an off-the-shelf recipe cannot use training ingredients")
+        if not isinstance(self.network, str) or not self.network:
+            raise ConfigError(f"{where}.network: expected a network name, got {self.network!r}")
         if (self.night_to_day is None) != (self.weights_of is None):
             raise ConfigError(f"{where}: night_to_day and weights_of go together (a trained model, translated "
                               f"night test images)")

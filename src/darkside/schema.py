@@ -28,6 +28,7 @@ from darkside.config import (
 from darkside.data.daynight import DayNightSettings
 from darkside.data.download import DownloadSettings
 from darkside.data.synthetic import SyntheticParams
+from darkside.embed.networks import network_settings
 from darkside.embed.pretrain import BackbonePretrainSettings
 from darkside.gan.edges import DETECTORS, DetectorSettings
 from darkside.gan.edges.pretrain import EdgePretrainSettings
@@ -111,6 +112,9 @@ class PresetSettings:
     edges: EdgeSettings = setting()
     gan: GanSection = setting()
     figures: FigureSection = setting()
+    networks: dict[str, Any] | None = setting(
+        "descriptor networks (darkside.embed.networks) whose numbers differ from their defaults: name -> settings "
+        "(a network without an entry: every default)", keyed=network_settings, default=None)
 
 
 @dataclass(frozen=True)

@@ -146,7 +146,7 @@ rule finetune:
     wildcard_constraints:
         recipe="(?!offtheshelf$)[a-z0-9][a-z0-9-]*(\\.seed[0-9]+)?",
     params:
-        settings=lambda wc: settings("finetune", backbone=wc.backbone),
+        settings=lambda wc: settings("finetune", backbone=wc.backbone, recipe=base_recipe(wc.recipe)),
         generator=generator_option,
         base_recipe=lambda wc: base_recipe(wc.recipe),
         seed=lambda wc: seed_of(wc.recipe),
