@@ -103,8 +103,10 @@ class PresetSettings:
     day_night: DayNightSettings = setting()
     backbones: dict[str, BackboneSettings] = setting("name (no dash) -> trunk")
     backbone_pretrain: BackbonePretrainSettings = setting("the mini preset's stand-in for ImageNet weights")
-    recipes: dict[str, tuple[str, ...]] = setting("backbone -> the recipes the DAG trains and scores",
-                                                  pattern="^[a-z0-9][a-z0-9-]*$", min_items=1, keys_of="backbones")
+    recipes: dict[str, tuple[str, ...]] = setting("backbone -> the recipes the DAG trains and scores (`a+b`: the "
+                                                  "ensemble of two recipes' models)",
+                                                  pattern="^[a-z0-9][a-z0-9-]*(\\+[a-z0-9][a-z0-9-]*)*$", min_items=1,
+                                                  keys_of="backbones")
     extract: ExtractSettings = setting()
     whitening: WhiteningSettings = setting()
     finetune: FinetuneSettings = setting()
