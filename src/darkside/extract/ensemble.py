@@ -13,6 +13,7 @@ Reads and writes descriptor files only: no network, no torch.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +24,8 @@ import numpy as np
 from darkside.errors import DarksideError
 from darkside.extract.hdf5 import DescriptorSet, read_descriptors, write_descriptors
 from darkside.hashing import sha256_file
+
+log = logging.getLogger(__name__)
 
 #: the ``settings`` attribute's record of how the parts were combined
 COMBINATION = "concatenation of the parts' L2-normalised descriptors, then L2 (similarity = mean of the parts')"
@@ -119,4 +122,6 @@ def ensemble_descriptors(parts: Sequence[str | os.PathLike[str]], out: str | os.
         "skipped_images": len(skipped), "skipped_ids": skipped,
     }
     attrs.update({k: v for k, v in (("dataset", dataset), ("preset", preset)) if v is not None})
+    log.info("%s: %d images of %d parts, %d-D%s", out, len(ids), len(paths), sum(r["dim"] for r in records),
+             f"; {len(skipped)} missing in a part: {', '.join(skipped[:10])}" if skipped else "")
     return write_descriptors(out, DescriptorSet(ids, combine(mats), qids, qdesc, attrs))

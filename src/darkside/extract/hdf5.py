@@ -8,7 +8,8 @@
     /queries/image_ids    utf-8 strings (Q,)
     /local/...            local features (HOW): concatenated arrays plus per-image offsets
     attrs: model, model_sha256, preset, dataset, settings (JSON), skipped_images (int),
-           skipped_ids (JSON list), darkside_version
+           skipped_ids (JSON list), darkside_version; an ensemble's (darkside.extract.ensemble) also parts (JSON:
+           each part's file, its SHA-256, its model)
 
 This module imports no network code, so evaluation can read descriptors without torch.
 """
