@@ -548,6 +548,16 @@ def test_an_ensemble_row_is_filled_from_its_metrics_and_paired_against_its_parts
     assert "table4/paired-with-ensembles/hedngan-cd+cyclegan-cd - hedngan-cd" in headline({"table4": table_frame(t4)})
 
 
+def test_the_papers_ensembles_are_paired_against_their_image_embedding_alone():
+    """Table 4 (the issue): HEDMAC+GeM and HED^N MAC+GeM against GeM, HED^N MAC + ^N GAN against HED^N GAN CD,
+    HED^N MAC + GAN against CycleGAN CD; each row's parts are the recipes its name joins."""
+    rows = paper_tables()["table4"]["blocks"]["ensembles"]["rows"]
+    assert {r["recipe"]: [b["recipe"] for b in r["paired_with"]] for r in rows} == {
+        "edgemac-hed+gem": ["gem"], "edgemac-hedn+gem": ["gem"], "edgemac-hedn+hedngan-cd": ["hedngan-cd"],
+        "edgemac-hedn+cyclegan-cd": ["cyclegan-cd"]}
+    assert all(r["paired_with"][0]["recipe"] in r["recipe"].split("+") and "missing" not in r for r in rows)
+
+
 def test_paired_with_is_a_typed_list_of_baselines(tmp_path, mini, monkeypatch):
     layout = {"builder": "retrieval", "title": "t", "columns": ["Tokyo"], "sources": {"Tokyo": ["tokyo", "mAP"]},
               "blocks": {"b": {"title": "b", "backbone": "vgg16",
