@@ -281,6 +281,7 @@ def run_ensemble(args: argparse.Namespace, job: Any) -> list[Path]:
     from darkside.extract.ensemble import ensemble_descriptors
     return [ensemble_descriptors([Path(p) for p in parts], Path(out)) for parts, out in ensemble_groups(args.in_order)]
 
+
 def _recipe_network(args: Mapping[str, Any], preset: Mapping[str, Any]) -> str:
     from darkside.recipes import recipe_by_name
     gan = preset["gan"]
