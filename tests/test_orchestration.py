@@ -54,6 +54,29 @@ def test_slurm_profile_dry_run_requests_gpus_on_gpu_rules(repo_root, preset):
         assert has_gpu == (rule in GPU_RULES), (rule, resources)
 
 
+def test_cluster_resources_grow_with_the_attempt_and_failed_jobs_are_retried_and_requeued(repo_root):
+    """A job that hit its time or memory limit comes back with more: every cluster rule's runtime and memory are
+    ``grow``n by Snakemake's attempt; the profile retries and lets SLURM requeue preempted jobs."""
+    import yaml
+
+    from darkside.orchestration import grow
+
+    assert [grow(600)(None, a) for a in (1, 2, 3)] == [600, 1200, 1800]
+    assert [grow(8000, 0.5)(None, a) for a in (1, 2, 3)] == [8000, 12000, 16000]
+    fixed = []
+    for smk in sorted((repo_root / "workflow" / "rules").glob("*.smk")):
+        for rule in re.split(r"\nrule ", smk.read_text())[1:]:
+            name = rule.split(":", 1)[0]
+            local = "localrule: True" in rule
+            for key in ("runtime", "mem_mb"):
+                for value in re.findall(rf"\n        {key}=([^\n]+),", rule):
+                    if value.startswith("grow(") == local:
+                        fixed.append((smk.name, name, key, value))
+    assert not fixed, fixed  # a cluster rule's fixed limit, or a local rule's (which nothing enforces) grown
+    profile = yaml.safe_load((repo_root / "slurm" / "config.yaml").read_text())
+    assert profile["retries"] >= 2 and profile["slurm-requeue"] is True and profile["rerun-incomplete"] is True
+
+
 def test_default_dry_run_resolves(repo_root):
     out = _snakemake(repo_root, "-n", "--forceall", "--cores", "2")
     assert "prepare_synthetic" in out and "tables" in out

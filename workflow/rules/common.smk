@@ -9,6 +9,7 @@ from darkside.config import multi_domain_families, validate
 from darkside.data.registry import DATASETS
 from darkside.data.synthetic import DATASETS as SYNTHETIC_DATASETS
 from darkside.errors import ConfigError
+from darkside.orchestration import grow
 from darkside.recipes import part_recipes, recipe_or_ensemble
 from darkside.tables.paper import paper_tables
 

@@ -36,8 +36,8 @@ rule extract:
     threads: 1
     resources:
         gpu=1,
-        mem_mb=16000,
-        runtime=8 * 60,
+        mem_mb=grow(16000, 0.5),
+        runtime=grow(8 * 60),
     shell:
         "{DS} --settings {params.settings:q} extract --model {input.model} --whitening {input.whitening}"
         "{params.night_to_day} {params.datasets} --log {log}"
@@ -66,8 +66,8 @@ rule ensemble:
     benchmark:
         "logs/benchmarks/ensemble/{model}.tsv"
     resources:
-        mem_mb=4000,
-        runtime=10,
+        mem_mb=grow(4000, 0.5),
+        runtime=grow(10),
     shell:
         "{DS} ensemble {params.groups} --log {log}"
 
@@ -91,8 +91,8 @@ rule score:
     benchmark:
         "logs/benchmarks/score/{model}.tsv"
     resources:
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=grow(8000, 0.5),
+        runtime=grow(60),
     shell:
         "{DS} --settings {params.settings:q} score {params.datasets} --log {log}"
 
@@ -111,7 +111,7 @@ rule chance:
     benchmark:
         "logs/benchmarks/chance/chance.tsv"
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=grow(4000, 0.5),
+        runtime=grow(30),
     shell:
         "{DS} --settings {params.settings:q} chance {params.datasets} --log {log}"
