@@ -7,7 +7,8 @@ report pages as files), the tables' headline cells (``results/metrics/headline.j
 file, and the training curves as data (fine-tuning's ``training_curve.csv``, a generator's ``losses.csv``: one
 row per epoch) as outs that the top-level ``plots`` draw (``dvc plots show``), one plot per model and per
 generator. Every out is cached, the small ones too: ``dvc push`` / ``dvc pull`` then carry a run's tables,
-metrics and curves to another clone with its models, and ``dvc status`` there is clean. Two things differ from the Snakemake job, on purpose:
+metrics and curves to another clone with its models, and ``dvc status`` there is clean.
+Two things differ from the Snakemake job, on purpose:
 
 - the command takes its settings from params.yaml (which ``dvc exp run -S`` rewrites) instead of
   the ``--settings`` that Snakemake hands over, and the stage's ``params`` are exactly the leaf
@@ -23,9 +24,9 @@ from __future__ import annotations
 import ast
 import re
 import shlex
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import yaml
