@@ -49,7 +49,7 @@ def grow(base: int, step: float = 1.0) -> Callable[[Any, int], int]:
     job resumes from its last checkpoint, so a longer second attempt finishes what the first began.
     """
     def resource(wildcards: Any, attempt: int) -> int:
-        return int(round(base * (1 + step * (max(int(attempt), 1) - 1))))
+        return round(base * (1 + step * (max(int(attempt), 1) - 1)))
     return resource
 
 
