@@ -77,6 +77,23 @@ def test_cluster_resources_grow_with_the_attempt_and_failed_jobs_are_retried_and
     assert profile["retries"] >= 2 and profile["slurm-requeue"] is True and profile["rerun-incomplete"] is True
 
 
+def test_cluster_jobs_decode_images_on_the_cpus_they_get(repo_root):
+    """On the cluster, extraction and whitening get the profile's set-threads (8) and use all but one to decode and
+    prepare images ahead of the network; a laptop run's one-thread jobs decode inline. (A dry run through the SLURM
+    executor renders commands with one thread: the job's own threads are set on its node, so the rule's command is
+    checked with the profile's threads given to a local dry run.)"""
+    from darkside.cli import _decoders
+
+    profile = yaml.safe_load((repo_root / "slurm" / "config.yaml").read_text())["set-threads"]
+    assert profile["extract"] == profile["whiten"] == 8
+    out = _snakemake(repo_root, "-n", "--forceall", "-p", "--cores", "8", "--config", "preset=paper", "--set-threads",
+                     "extract=8", "whiten=8")
+    commands = [c for c in out.splitlines() if " extract --model " in c or " whiten --model " in c]
+    assert commands and all("--threads 8 " in c for c in commands), commands[:1]
+    assert (_decoders(1), _decoders(8)) == (0, 7)
+    assert " --threads 1 " in _snakemake(repo_root, "-n", "--forceall", "--cores", "2", "-p")
+
+
 def test_default_dry_run_resolves(repo_root):
     out = _snakemake(repo_root, "-n", "--forceall", "--cores", "2")
     assert "prepare_synthetic" in out and "tables" in out

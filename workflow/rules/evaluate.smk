@@ -40,7 +40,7 @@ rule extract:
         runtime=grow(8 * 60),
     shell:
         "{DS} --settings {params.settings:q} extract --model {input.model} --whitening {input.whitening}"
-        "{params.night_to_day} {params.datasets} --log {log}"
+        "{params.night_to_day} {params.datasets} --threads {threads} --log {log}"
 
 
 def ensemble_files(model):
