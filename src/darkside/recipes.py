@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from darkside.errors import ConfigError
 from darkside.settings import setting
@@ -212,6 +212,9 @@ class FinetuneSettings:
     clahe_grid: int = setting(ge=1)
     mining_batch_size: int = setting("images per forward when computing mining descriptors", ge=1)
     cache_images: bool = setting("keep decoded resized images in memory (small datasets)")
+    precision: Literal["fp32", "bf16"] = setting(
+        "forward passes of training and mining: fp32 (the paper) or bf16 autocast (faster on a GPU; moves the numbers)",
+        default="fp32")
 
     def __post_init__(self) -> None:
         lo, hi = self.band
