@@ -80,9 +80,19 @@ def test_table1_cells_with_ci_and_reasons(tmp_path, mini):
     assert gem.cells[1].paper == 79.4 and gem.cells[1].ours is None
     assert "gem" in gem.cells[1].note
     ciconv = vgg.rows[3]
-    assert "external model" in ciconv.cells[1].note
+    assert ciconv.recipe == "ciconv" and "recipe 'ciconv' not produced" in ciconv.cells[1].note
     # the resnet101 block has no metrics at all
     assert t.blocks[1].rows[0].cells[0].ours is None
+
+
+def test_a_rows_caveat_travels_with_its_produced_cells(tmp_path, mini):
+    # CIConv is the suite's retrained network, not the authors' model: every produced cell says so
+    for ds, key in (("synth-tokyo", "mAP"), ("synth-roxford", "medium"), ("synth-rparis", "medium")):
+        _write_metrics(tmp_path, "vgg16-ciconv", ds, {"per_query": {key: {"ids": [], "ap": [10.0, 30.0]}}})
+    row = build_table("table1", mini, tmp_path).blocks[0].rows[3]
+    assert row.method == "CIConv [16]" and row.cells[1].ours == pytest.approx(20.0)
+    assert all("retrained with this suite's GeM recipe" in c.note for c in row.cells)
+    assert row.cells[1].paper == 83.3
 
 
 def test_written_files(tmp_path, mini):

@@ -99,6 +99,7 @@ def _builtin_recipes(families: Iterable[str]) -> dict[str, Recipe]:
     add("clahe-cd", clahe=True, diverse_anchors=True, generator=None)              # CLAHE CD (Table 5)
     add("clahe-nd-c", clahe=True, diverse_anchors=False, generator=None, day_night_pairs=True)
     add("clahe-nd-cd", clahe=True, diverse_anchors=True, generator=None, day_night_pairs=True)
+    add("ciconv", clahe=False, diverse_anchors=False, generator=None, network="ciconv")  # CIConv [16]
     for fam in (*BUILTIN_TRANSLATORS, *families):
         if not fam or fam == "none":
             raise ConfigError(f"generator family name {fam!r} is reserved")
