@@ -117,9 +117,12 @@ class ColourInvariant(nn.Module):
 
     def invariant(self, rgb: torch.Tensor) -> torch.Tensor:
         """W of (B, 3, H, W) RGB in [0, 1], before the log and the normalisation."""
-        # the authors clamp the stored value (it can come back from the bound, unlike a clamp in the graph)
-        with torch.no_grad():
-            self.scale.clamp_(-self.limit, self.limit)
+        # the authors clamp the stored value (it can come back from the bound, unlike a clamp in the graph); only
+        # when it is out of range, i.e. after an optimiser step: an in-place change of a value in range would
+        # break the backward pass of the earlier forwards of a tuple that share the graph
+        if not -self.limit <= float(self.scale.detach()) <= self.limit:
+            with torch.no_grad():
+                self.scale.clamp_(-self.limit, self.limit)
         w = gaussian_derivative_filters(2.0 ** self.scale[0], self.truncate).to(rgb.dtype)
         colour = gaussian_colour_model(rgb)
         # each colour-model channel through the three filters: groups of 3 -> (E, Ex, Ey, El, ...)
