@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 import yaml
 
 from darkside.config import BackboneSpec
@@ -16,6 +17,7 @@ from darkside.embed.networks import build_network, parse_network_settings, rebui
 from darkside.embed.networks.ciconv import (
     CIConvSettings,
     ColourInvariant,
+    filter_colour_model,
     filter_radius,
     gaussian_colour_model,
     gaussian_derivative_filters,
@@ -47,15 +49,24 @@ def test_colour_model_of_primaries_and_grey():
 
 
 def test_filters_at_sigma_one():
-    w = gaussian_derivative_filters(torch.tensor(1.0), 3.0)
-    assert filter_radius(1.0, 3.0) == 4 and w.shape == (3, 1, 9, 9)
-    g, gx, gy = w[:, 0]
+    g, d = gaussian_derivative_filters(torch.tensor(1.0), 3.0)
+    assert filter_radius(1.0, 3.0) == 4 and g.shape == d.shape == (9,)
     one_d = torch.tensor([math.exp(-t * t / 2) for t in range(-4, 5)])
-    torch.testing.assert_close(g, torch.outer(one_d, one_d) / one_d.sum() ** 2)
-    assert float(g.sum()) == pytest.approx(1.0) and float(gx.abs().sum()) == pytest.approx(1.0)
-    assert float(gx[4, 5]) > 0 and float(gx[4, 3]) < 0 and float(gx[:, 4].abs().sum()) == 0  # d/dx: columns
-    torch.testing.assert_close(gy, gx.T)
+    torch.testing.assert_close(g, one_d / one_d.sum())
+    ramp = torch.arange(-4.0, 5.0) * one_d
+    torch.testing.assert_close(d, ramp / ramp.abs().sum())
     assert filter_radius(2.0 ** 2.5, 3.0) == 18
+
+
+def test_filtering_gives_each_channel_its_three_2d_filters():
+    torch.manual_seed(0)
+    colour = torch.rand(2, 3, 20, 17)
+    g, d = gaussian_derivative_filters(torch.tensor(1.3), 3.0)
+    got = filter_colour_model(colour, torch.stack([g, d]))
+    # 2-D: G = g(y) g(x), G_x = g(y) d(x) (x: columns), G_y = d(y) g(x)
+    w = torch.stack([torch.outer(g, g), torch.outer(g, d), torch.outer(d, g)])[:, None]
+    want = F.conv2d(colour, w.repeat(3, 1, 1, 1), padding=w.shape[-1] // 2, groups=3)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
 
 
 def test_a_constant_image_has_no_gradient_inside():
@@ -66,11 +77,13 @@ def test_a_constant_image_has_no_gradient_inside():
     assert float(w[..., 0, 12]) > 0
 
 
-def test_a_grey_step_edge_gives_the_hand_computed_w():
+@pytest.mark.parametrize("along", ["columns", "rows"])
+def test_a_grey_step_edge_gives_the_hand_computed_w(along):
     a, b, step = 0.2, 0.7, 12
     rgb = torch.full((1, 3, 24, 24), a)
     rgb[..., step:] = b
-    w = _layer().invariant(rgb)
+    w = _layer().invariant(rgb if along == "columns" else rgb.transpose(-1, -2))
+    w = w if along == "columns" else w.transpose(-1, -2)
     # at the first column of the step: d/dx of the image is (b - a) / 2 for any symmetric filter; the smoothed
     # image is (a h + b (1 + h)) / (1 + 2h) with h = sum_{t=1..4} exp(-t^2 / 2); grey (v, v, v) has
     # E = 0.96 v, E_lambda = -0.01 v, E_lambdalambda = -0.09 v
@@ -142,3 +155,13 @@ def test_the_recipe_and_the_paper_presets_numbers():
     assert (s.margin, s.lr, s.weight_decay, s.lr_gamma, s.epochs, s.image_size) == (None,) * 6
     for preset in ("mini", "paper"):
         assert all("ciconv" in names for names in _PRESETS[preset]["recipes"].values())
+
+
+def test_the_layer_computes_in_float32_under_mixed_precision():
+    torch.manual_seed(0)
+    x = _normalised(torch.rand(1, 3, 32, 32) * 0.8 + 0.2)
+    layer = _layer()
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        out = layer(x)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, layer(x))

@@ -69,7 +69,7 @@ class CIConvSettings(NetworkSettings):
 def gaussian_colour_model(rgb: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) RGB in [0, 1] -> (B, 3, H, W) (E, E_lambda, E_lambdalambda)."""
     m = torch.tensor(GAUSSIAN_COLOUR_MODEL, dtype=rgb.dtype, device=rgb.device)
-    return torch.einsum("oc,bchw->bohw", m, rgb)
+    return F.conv2d(rgb, m.view(3, 3, 1, 1))
 
 
 def filter_radius(sigma: float, truncate: float) -> int:
@@ -78,18 +78,30 @@ def filter_radius(sigma: float, truncate: float) -> int:
 
 
 def gaussian_derivative_filters(sigma: torch.Tensor, truncate: float) -> torch.Tensor:
-    """(3, 1, K, K) filters for cross-correlation: the Gaussian (sum 1), d/dx and d/dy (absolute sum 1 each).
+    """(2, K) one-dimensional filters for cross-correlation: the Gaussian g (sum 1) and its derivative (absolute
+    sum 1), K = 2r + 1 with r = :func:`filter_radius` (the size follows the current sigma).
 
-    ``sigma`` is a tensor so that the filters, and hence the responses, are differentiable in it; K = 2r + 1
-    with r = :func:`filter_radius` (the size follows the current sigma).
+    The 2-D filters are their products: G(y, x) = g(y) g(x) (sum 1), G_x = g(y) d(x) and G_y = d(y) g(x)
+    (absolute sum 1 each, as the normalisations factorise).
+    ``sigma`` is a tensor so that the responses are differentiable in it.
     """
     r = filter_radius(float(sigma.detach()), truncate)
     t = torch.arange(-r, r + 1, dtype=sigma.dtype, device=sigma.device)
-    y, x = torch.meshgrid(t, t, indexing="ij")  # rows, columns
-    g = torch.exp(-(x ** 2 + y ** 2) / (2 * sigma ** 2))
+    g = torch.exp(-(t ** 2) / (2 * sigma ** 2))
     # correlating with t * g gives sum_t f(p + t) t g(t): the sign of the derivative of f
-    gx, gy = x * g, y * g
-    return torch.stack([g / g.sum(), gx / gx.abs().sum(), gy / gy.abs().sum()])[:, None]
+    return torch.stack([g / g.sum(), t * g / (t * g).abs().sum()])
+
+
+def filter_colour_model(colour: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) colour model -> (B, 9, H, W): per channel its Gaussian smoothing, d/dx and d/dy (zero "same"
+    padding), ordered (E, E_x, E_y, El, El_x, El_y, Ell, Ell_x, Ell_y); ``filters``: the (2, K) pair."""
+    b, c, h, w = colour.shape
+    g, d = filters
+    kernels = torch.stack([torch.outer(g, g), torch.outer(g, d), torch.outer(d, g)])[:, None]  # rows y, columns x
+    # the channels as a batch of single-channel images: on the CPU twice as fast as a grouped convolution and
+    # faster than two 1-D passes (forward and backward to sigma, benchmarked at the mini sizes)
+    out = F.conv2d(colour.reshape(b * c, 1, h, w), kernels, padding=kernels.shape[-1] // 2)
+    return out.reshape(b, 3 * c, h, w)
 
 
 def w_invariant(responses: torch.Tensor, eps: float) -> torch.Tensor:
@@ -123,11 +135,8 @@ class ColourInvariant(nn.Module):
         if not -self.limit <= float(self.scale.detach()) <= self.limit:
             with torch.no_grad():
                 self.scale.clamp_(-self.limit, self.limit)
-        w = gaussian_derivative_filters(2.0 ** self.scale[0], self.truncate).to(rgb.dtype)
-        colour = gaussian_colour_model(rgb)
-        # each colour-model channel through the three filters: groups of 3 -> (E, Ex, Ey, El, ...)
-        responses = F.conv2d(colour, w.repeat(3, 1, 1, 1), padding=w.shape[-1] // 2, groups=3)
-        return w_invariant(responses, self.eps)
+        filters = gaussian_derivative_filters(2.0 ** self.scale[0], self.truncate).to(rgb.dtype)
+        return w_invariant(filter_colour_model(gaussian_colour_model(rgb), filters), self.eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=x.device.type, enabled=False):
