@@ -309,14 +309,20 @@ def test_findings_are_paired_claims_that_hold_or_not_by_their_interval(tmp_path,
     noise = rng.normal(0, 0.5, 60)
     shifts = {"offtheshelf": -5.0, "gem": 0.0, "clahe-c": 0.0, "clahe-nd-c": 3.0, "clahe-cd": 0.0,
               "hedngan-cd": 2.0, "cyclegan-cd": 2.5 + noise, "lab-inversion": 1.0, "oracle-cd": 12.0,
-              "gem-n2d-cyclegan": -3.0}
+              "gem-n2d-cyclegan": -3.0, "ciconv": 2.0}
     for recipe, s in shifts.items():
         _findings_metrics(tmp_path, f"vgg16-{recipe}", base, s)
+    # ResNet-101's CIConv: above GeM on the Tokyo-like set, below on the day-only ones
+    _findings_metrics(tmp_path, "resnet101-gem", base, 0.0)
+    _findings_metrics(tmp_path, "resnet101-ciconv", base, -2.0)
+    _write_metrics(tmp_path, "resnet101-ciconv", "synth-tokyo",
+                   {"per_query": {"mAP": {"ids": [f"q{i}" for i in range(60)], "ap": list(base + 3.0)}}})
     t = build_table("findings", mini, tmp_path)
     rows = {r.method: r.cells[0] for b in t.blocks for r in b.rows}
     assert all(c.note.startswith("holds") for c in rows.values()), {m: c.note for m, c in rows.items()}
     gem = rows["fine-tuning helps: GeM - off-the-shelf, Tokyo"]
     assert gem.ours == pytest.approx(5.0) and gem.ci_low == pytest.approx(5.0)  # a constant shift: no spread
+    assert rows["colour invariance costs day retrieval: CIConv - GeM (ResNet-101), RPar"].ours == pytest.approx(-2.0)
     cyc = rows["CycleGAN CD - CLAHE CD, mean night cell"]
     assert cyc.ours == pytest.approx(2.5 + noise.mean()) and cyc.ci_low < cyc.ours < cyc.ci_high
 
