@@ -26,7 +26,9 @@ Choices of this suite (recorded, not the authors'):
   preset's values keep the row comparable with GeM, differing only by the layer;
 - initialisation: the backbone's ImageNet (mini: stand-in) weights with the first convolution summed over
   RGB; the authors started from a ResNet-101 trained on ImageNet with the W layer (``w_resnet101.pth``),
-  which the suite does not have, so this is CIConv retrained with this suite's recipe, not their model;
+  which the suite does not have, so this is CIConv retrained with this suite's recipe, not their model. Their
+  fine-tuned retrieval model (a cirtorch checkpoint) was fetched from an AARNet CloudStor share, a service
+  retired in 2023, so Table 1's rows do not score it and their cells say so;
 - x and y are columns and rows, and the derivative filter's sign is that of d/dx (W squares it);
 - the layer runs in float32 even under mixed precision (a ratio and a log of small numbers).
 """
