@@ -207,3 +207,17 @@ def test_the_finetune_job_is_handed_its_detector_file(repo_root, monkeypatch):
         assert weights in jobs[recipe]["input"], recipe
         assert not any("/gans/" in i for i in jobs[recipe]["input"] if i != weights)  # no generator in the loop
     assert not any(w in jobs["gem"]["input"] for w in want.values())
+
+
+def test_a_retrained_detector_file_is_part_of_what_a_checkpoint_must_match(tmp_path):
+    from darkside.embed.finetune import _config
+
+    torch.save(build_detector("hed", 0.0625).state_dict(), tmp_path / "teacher.pt")
+    torch.save({}, tmp_path / "init.pt")
+    recipe, s = recipe_by_name("edgemac-hed"), _settings(weights=str(tmp_path / "teacher.pt"))
+    before = _config(recipe, None, 0, "vgg16", tmp_path / "init.pt", None, s)
+    assert set(before["network_files_sha256"]) == {str(tmp_path / "teacher.pt")}
+    torch.save(build_detector("hed", 0.0625).state_dict() | {"fusion.0.bias": torch.ones(1)}, tmp_path / "teacher.pt")
+    assert _config(recipe, None, 0, "vgg16", tmp_path / "init.pt", None, s) != before
+    assert "network_files_sha256" not in _config(recipe_by_name("gem"), None, 0, "vgg16", tmp_path / "init.pt",
+                                                 None, parse_network_settings("gem", None, "networks.gem"))

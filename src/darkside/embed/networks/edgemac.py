@@ -100,8 +100,8 @@ class EdgeStem(nn.Module):
 
     def edges(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) edge map in [0, 1] of normalised images ``x``; no gradients (nothing before it trains)."""
-        with torch.no_grad():
-            return self.detector(x * self.std + self.mean)
+        with torch.no_grad():  # channels-last as the detector's weights (EmbeddingNet's layout): faster on the CPU
+            return self.detector((x * self.std + self.mean).contiguous(memory_format=torch.channels_last))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.filter(self.edges(x))
