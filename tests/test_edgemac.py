@@ -159,6 +159,9 @@ def test_the_student_a_hedngan_generator_file_carries_is_the_stem_of_hedn_mac(tm
     wrong = replace(net, detector="rcf")
     with pytest.raises(DarksideError, match=r"its student is a HED, but networks\.edgemac-hedn\.detector is 'rcf'"):
         prepare(rebuild_around(build_embedding_net(VGG), "edgemac-hedn", wrong), None, [], torch.device("cpu"))
+    for other in (replace(net, width=0.125), replace(net, input="gandtr01")):
+        with pytest.raises(DarksideError, match="its student's geometry differs"):
+            prepare(rebuild_around(build_embedding_net(VGG), "edgemac-hedn", other), None, [], torch.device("cpu"))
     # a family without a student (HEDGAN) writes none; its file says so in one line
     hedgan = {k: v for k, v in entry.items() if not k.startswith("student")}
     s2 = setup_for("hedgan", common, parse(family_class("hedgan").Settings, hedgan, "hedgan"),

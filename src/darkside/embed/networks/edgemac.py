@@ -160,6 +160,8 @@ def detector_weights(s: EdgeMacSettings, where: str = "networks") -> nn.Module:
         raise DarksideError(f"{s.weights}: its student is a {type(student).__name__}, but {where}.detector is "
                             f"{s.detector!r}")
     try:
+        if student.input_mode != model.input_mode:  # a scaling of the input, not a weight: compare it here
+            raise RuntimeError("input")
         model.load_state_dict(student.state_dict())
     except RuntimeError:
         raise DarksideError(f"{s.weights}: its student's geometry differs from {where}.width / .input "
