@@ -41,7 +41,13 @@ def test_the_edge_filter_gives_the_hand_computed_values():
         10 * 0.2 ** 0.5,                  # far above tau the gate is open: 4.47214
         10.0])
     torch.testing.assert_close(f(e), want, rtol=1e-6, atol=0)
-    assert torch.isfinite(EdgeFilter(tau=0.9)(torch.zeros(3))).all()  # exp(450) would be inf without the clip
+    # at tau 0.9 the exponent's input at e = 0 is 450: clipped at 50, the value stays positive and the gradient
+    # finite (exp(450) is inf in float32: f would be 0 and its gradient NaN)
+    high = EdgeFilter(tau=0.9)
+    out = high(torch.zeros(3))
+    torch.testing.assert_close(out, torch.full((3,), 10 * 1e-3 / (torch.e ** 50 + 1)), rtol=1e-6, atol=0)
+    out.sum().backward()
+    assert torch.isfinite(high.p.grad).all() and torch.isfinite(high.tau.grad).all()
     # tau is projected into [0.01, 0.9] before the forward (gandtr), p and tau are learned, w and beta are not
     g = EdgeFilter()
     with torch.no_grad():
