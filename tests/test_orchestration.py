@@ -331,7 +331,7 @@ def test_an_ensemble_is_scored_from_its_parts_descriptor_files(repo_root):
     score job scores its files like any model's, for the tables."""
     jobs = _dag_jobs(repo_root)
     model = "vgg16-hedngan-cd+cyclegan-cd"
-    (ens,) = [j for j in jobs if j["rule"] == "ensemble"]
+    (ens,) = [j for j in jobs if j["rule"] == "ensemble" and j["wildcards"]["model"] == model]
     assert ens["wildcards"] == {"model": model} and ens["settings"] is None
     # the test datasets, in the order the rules list them
     datasets = [Path(o).stem for o, _ in next(j for j in jobs if j["rule"] == "extract")["output"]]
