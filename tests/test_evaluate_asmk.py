@@ -209,3 +209,25 @@ def test_codebook_needs_local_features(tmp_path):
         score_dataset(h5, root, SETTINGS, tmp_path / "o.json", codebook=cb, asmk=PAPER)
     with pytest.raises(DarksideError, match=r"local\.asmk"):
         score_dataset(h5, root, SETTINGS, tmp_path / "o.json", codebook=cb)
+
+
+def test_paper_preset_local_settings(repo_root):
+    """HOW eccv20 R18 at test time (7 scales, top 1000) and its ASMK (65,536 words, 10 k-means rounds on the first
+    20,000 training images; multiple assignment 1 / 5; alpha 3, tau 0)."""
+    from darkside.config import load_params
+
+    paper = load_params(repo_root / "params.yaml")["presets"]["paper"]["local"]
+    assert paper["extract"] == {"scales": [2.0, 1.414, 1.0, 0.707, 0.5, 0.353, 0.25], "features": 1000}
+    assert paper["codebook"] == {"words": 65536, "iterations": 10, "images": 20000, "seed": 0}
+    assert AsmkSettings(**paper["asmk"]) == PAPER
+
+
+def test_score_reads_the_kernel_only_with_a_codebook(repo_root):
+    from darkside.cli import job_settings
+    from darkside.config import load_params
+    from darkside.errors import ConfigError
+
+    params = load_params(repo_root / "params.yaml")
+    assert job_settings("score", params, "paper", {"codebook": "cb.h5"}).section("local.asmk", AsmkSettings) == PAPER
+    with pytest.raises(ConfigError, match="not among this job's settings"):
+        job_settings("score", params, "paper", {"codebook": None}).get("local.asmk")

@@ -442,22 +442,31 @@ def run_figure(args: argparse.Namespace, job: Any) -> Path:
 _SCORE_READS = ("evaluate.chunk_size", "evaluate.recall_ks", "evaluate.pairs_topk", "evaluate.localization_thresholds")
 
 
+def _score_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str]:
+    return [*_SCORE_READS, *(["local.asmk"] if args.get("codebook") else [])]
+
+
 @verb("score", "retrieval / localization metrics of descriptor files to JSON (one per dataset)",
-      _SCORE_READS,
+      _score_reads,
       args=[arg("--descriptors", required=True, action="append", help="HDF5 file (repeatable)"),
             arg("--dataset", required=True, action="append", help="prepared dataset, one per --descriptors"),
             arg("--out", required=True, action="append", help="metrics JSON, one per --descriptors"),
             arg("--pairs-dir", action="append", default=None,
-                help="where to export retrieval pairs / poses files, one per --descriptors")])
+                help="where to export retrieval pairs / poses files, one per --descriptors"),
+            arg("--codebook", default=None,
+                help="an ASMK codebook: rank by ASMK on the files' local features (HOW), not by their global rows")])
 def run_score(args: argparse.Namespace, job: Any) -> list[Path]:
     from darkside.config import ScoreSettings
+    from darkside.evaluate.asmk import AsmkSettings
     from darkside.evaluate.score import score_dataset
     settings = job.section("evaluate", ScoreSettings)
+    codebook = Path(args.codebook) if args.codebook else None
+    asmk = job.section("local.asmk", AsmkSettings) if codebook else None
     lists = (args.descriptors, args.dataset, args.out)
     if len({len(v) for v in lists}) != 1 or (args.pairs_dir and len(args.pairs_dir) != len(args.dataset)):
         raise DarksideError("score: give one --descriptors, --dataset, --out (and --pairs-dir) per dataset")
     pairs = args.pairs_dir or [None] * len(args.dataset)
-    return [score_dataset(Path(h5), Path(d), settings, Path(o), Path(pd) if pd else None)
+    return [score_dataset(Path(h5), Path(d), settings, Path(o), Path(pd) if pd else None, codebook, asmk)
             for h5, d, o, pd in zip(args.descriptors, args.dataset, args.out, pairs, strict=True)]
 
 

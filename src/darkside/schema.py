@@ -28,7 +28,9 @@ from darkside.config import (
 from darkside.data.daynight import DayNightSettings
 from darkside.data.download import DownloadSettings
 from darkside.data.synthetic import SyntheticParams
+from darkside.embed.how import LocalExtractSettings
 from darkside.embed.pretrain import BackbonePretrainSettings
+from darkside.evaluate.asmk import AsmkSettings, CodebookSettings
 from darkside.gan.edges import DETECTORS, DetectorSettings
 from darkside.gan.edges.pretrain import EdgePretrainSettings
 from darkside.gan.edges.quality import EdgeQualitySettings
@@ -89,6 +91,13 @@ class GanSection:
 
 
 @dataclass(frozen=True)
+class LocalSection:
+    extract: LocalExtractSettings = setting()
+    codebook: CodebookSettings = setting()
+    asmk: AsmkSettings = setting()
+
+
+@dataclass(frozen=True)
 class FigureSection:
     retrieval: RetrievalFigureSettings = setting("the qualitative retrieval figure (night queries, top 5)")
 
@@ -108,6 +117,7 @@ class PresetSettings:
     whitening: WhiteningSettings = setting()
     finetune: FinetuneSettings = setting()
     evaluate: EvaluateSettings = setting()
+    local: LocalSection = setting("HOW's local descriptors and the ASMK kernel that ranks them")
     edges: EdgeSettings = setting()
     gan: GanSection = setting()
     figures: FigureSection = setting()
