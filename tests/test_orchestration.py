@@ -54,6 +54,29 @@ def test_slurm_profile_dry_run_requests_gpus_on_gpu_rules(repo_root, preset):
         assert has_gpu == (rule in GPU_RULES), (rule, resources)
 
 
+def test_cluster_resources_grow_with_the_attempt_and_failed_jobs_are_retried_and_requeued(repo_root):
+    """A job that hit its time or memory limit comes back with more: every cluster rule's runtime and memory are
+    ``grow``n by Snakemake's attempt; the profile retries and lets SLURM requeue preempted jobs."""
+    import yaml
+
+    from darkside.orchestration import grow
+
+    assert [grow(600)(None, a) for a in (1, 2, 3)] == [600, 1200, 1800]
+    assert [grow(8000, 0.5)(None, a) for a in (1, 2, 3)] == [8000, 12000, 16000]
+    fixed = []
+    for smk in sorted((repo_root / "workflow" / "rules").glob("*.smk")):
+        for rule in re.split(r"\nrule ", smk.read_text())[1:]:
+            name = rule.split(":", 1)[0]
+            local = "localrule: True" in rule
+            for key in ("runtime", "mem_mb"):
+                for value in re.findall(rf"\n        {key}=([^\n]+),", rule):
+                    if value.startswith("grow(") == local:
+                        fixed.append((smk.name, name, key, value))
+    assert not fixed, fixed  # a cluster rule's fixed limit, or a local rule's (which nothing enforces) grown
+    profile = yaml.safe_load((repo_root / "slurm" / "config.yaml").read_text())
+    assert profile["retries"] >= 2 and profile["slurm-requeue"] is True and profile["rerun-incomplete"] is True
+
+
 def test_default_dry_run_resolves(repo_root):
     out = _snakemake(repo_root, "-n", "--forceall", "--cores", "2")
     assert "prepare_synthetic" in out and "tables" in out
@@ -188,14 +211,21 @@ def test_further_seeds_are_further_fine_tuned_models(repo_root, tmp_path):
     cfg = tmp_path / "params.yaml"
     cfg.write_text(yaml.safe_dump(params))
     out = _snakemake(repo_root, "-n", "--forceall", "--cores", "2", "-p", "--configfile", str(cfg))
-    from darkside.recipes import recipe_by_name
+    from darkside.recipes import Ensemble, recipe_or_ensemble
 
-    recipes = [recipe_by_name(r, params["presets"]["mini"]["gan"]["families"])
+    recipes = [recipe_or_ensemble(r, params["presets"]["mini"]["gan"]["families"])
                for rs in params["presets"]["mini"]["recipes"].values() for r in rs]
     n_seeded = sum(r.name != "offtheshelf" for r in recipes)
-    n_tuned = sum(r.name != "offtheshelf" and r.weights_of is None for r in recipes)  # test-time ones reuse a model
+    # test-time ones reuse a model, ensembles their parts'
+    n_tuned = sum(r.finetune and r.weights_of is None for r in recipes)
+    n_ensembles = sum(isinstance(r, Ensemble) for r in recipes)
     jobs = [r for r, _ in _jobs(out)]
     assert jobs.count("finetune") == 2 * n_tuned and jobs.count("score") == len(recipes) + n_seeded
+    assert n_ensembles and jobs.count("ensemble") == 2 * n_ensembles
+    # an ensemble's seed 1 combines its parts' seed-1 descriptors
+    assert ("ensemble --part results/descriptors/vgg16-hedngan-cd.seed1/synth-tokyo.h5 --part results/descriptors/"
+            "vgg16-cyclegan-cd.seed1/synth-tokyo.h5 --out results/descriptors/vgg16-hedngan-cd+cyclegan-cd.seed1/"
+            "synth-tokyo.h5 ") in out
     assert "--recipe clahe-cd --seed 1 --init results/models/vgg16-offtheshelf/model.pt" in out
     assert "--out-dir results/models/vgg16-clahe-cd.seed1 " in out
     assert "--recipe clahe-cd --seed 0 " in out and "--out-dir results/models/vgg16-clahe-cd " in out
@@ -277,6 +307,32 @@ def _dag_jobs(repo_root):
         return snakemake_jobs(repo_root / "Snakefile", repo_root)
     finally:
         os.chdir(cwd)
+
+
+def test_an_ensemble_is_scored_from_its_parts_descriptor_files(repo_root):
+    """`<backbone>-<a>+<b>` (a recipe list's ensemble): one `ensemble` job per model combines the parts' descriptor
+    files of every test dataset, no network touches it (no extract, whiten or fine-tune job of its name), and the
+    score job scores its files like any model's, for the tables."""
+    jobs = _dag_jobs(repo_root)
+    model = "vgg16-hedngan-cd+cyclegan-cd"
+    (ens,) = [j for j in jobs if j["rule"] == "ensemble"]
+    assert ens["wildcards"] == {"model": model} and ens["settings"] is None
+    # the test datasets, in the order the rules list them
+    datasets = [Path(o).stem for o, _ in next(j for j in jobs if j["rule"] == "extract")["output"]]
+    assert sorted(ens["input"]) == sorted(f"results/descriptors/vgg16-{r}/{d}.h5" for r in ("hedngan-cd", "cyclegan-cd")
+                                          for d in datasets)
+    assert sorted(o for o, _ in ens["output"]) == sorted(f"results/descriptors/{model}/{d}.h5" for d in datasets)
+    assert ens["cmd"].startswith(f"darkside ensemble --part results/descriptors/vgg16-hedngan-cd/{datasets[0]}.h5 "
+                                 f"--part results/descriptors/vgg16-cyclegan-cd/{datasets[0]}.h5 "
+                                 f"--out results/descriptors/{model}/{datasets[0]}.h5 --part ")
+    assert not [j for j in jobs if j["rule"] != "ensemble" and "+" in "".join(j["wildcards"].values())
+                and j["rule"] != "score"]
+    (score,) = [j for j in jobs if j["rule"] == "score" and j["wildcards"]["model"] == model]
+    assert {o for o, _ in ens["output"]} <= set(score["input"])
+    (tables,) = [j for j in jobs if j["rule"] == "tables"]
+    assert {o for o, _ in score["output"] if o.endswith(".json")} <= set(tables["input"])
+    stages = yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"]
+    assert stages[f"ensemble_{model}"]["cmd"] == ens["cmd"]
 
 
 def test_every_table_figure_curve_and_sample_grid_is_in_the_report(repo_root):

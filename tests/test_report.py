@@ -112,10 +112,14 @@ def test_a_table_page_reads_the_tables_own_csv_and_marks_paired_data(tmp_path):
     with (tmp_path / "table1.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, COLUMNS)
         w.writeheader()
-        for method, nd in (("GeM [30]", False), ("GeM N/D [30]", True)):
-            w.writerow({"table": "table1", "block": "vgg16", "block_title": "VGG16", "method": method,
+        for block, title, method, nd in (("vgg16", "VGG16", "GeM [30]", False), ("vgg16", "VGG16", "GeM N/D [30]", True),
+                                         ("paired-vgg16", "Paired difference against CLAHE CD (vgg16)", "GeM [30]",
+                                          False)):
+            w.writerow({"table": "table1", "block": block, "block_title": title, "method": method,
                         "recipe": "gem-nd" if nd else "gem", "extra": False, "paired_data": nd, "column": "Tokyo",
                         "paper": "79.4", "ours": "53.8", "ci_low": "50.0", "ci_high": "57.0", "diff": "-25.6",
                         "display": "", "note": ""})
     page = write_table_pages(tmp_path, tmp_path / "out", ["table1"])[0].read_text()
     assert ">GeM [30]<" in page and ">GeM N/D [30] !<" in page
+    # each block is headed by the title the tables gave it, a paired block's by what it is paired against
+    assert "<h3>VGG16</h3>" in page and "<h3>Paired difference against CLAHE CD (vgg16)</h3>" in page

@@ -510,3 +510,61 @@ def test_headline_rows_must_be_distinct():
                           "column": ["Tokyo", "Tokyo"], "ours": [1.0, 2.0]})
     with pytest.raises(DarksideError, match=r"two rows of t/b are 't/b/gem'"):
         headline({"t": frame})
+
+
+def test_an_ensemble_row_is_filled_from_its_metrics_and_paired_against_its_parts(tmp_path, mini):
+    """Table 4's ensembles: the `a+b` row reads `vgg16-a+b`'s metrics like any model, a block follows with the row
+    minus each of its `paired_with` models over the same queries, and a row whose part is no recipe yet says so."""
+    _retrieval_metrics(tmp_path, "vgg16-hedngan-cd", seed=1)
+    _retrieval_metrics(tmp_path, "vgg16-cyclegan-cd", seed=2)
+    _retrieval_metrics(tmp_path, "vgg16-hedngan-cd+cyclegan-cd", seed=3, shift=5.0)
+    t4 = build_table("table4", mini, tmp_path)
+    ens = next(b for b in t4.blocks if b.key == "ensembles")
+    row = ens.rows[0]
+    assert row.recipe == "hedngan-cd+cyclegan-cd" and row.extra
+    mine = np.array(json.loads((tmp_path / "vgg16-hedngan-cd+cyclegan-cd" / "synth-tokyo.json").read_text())
+                    ["per_query"]["mAP"]["ap"])
+    assert row.cells[1].ours == pytest.approx(mine.mean()) and row.cells[1].ci_low < mine.mean()
+    for r in ens.rows[1:]:  # the paper's rows: an EdgeMAC part is no recipe yet
+        part = r.recipe.split("+")[0]
+        assert r.cells[0].ours is None and r.cells[0].note == f"ensemble part {part!r} is not a recipe of the suite yet"
+    paired = next(b for b in t4.blocks if b.key == "paired-with-ensembles")
+    assert [(r.method, r.recipe) for r in paired.rows] == [
+        ("HED^N GAN CD + CycleGAN CD - HED^N GAN CD", "hedngan-cd+cyclegan-cd - hedngan-cd"),
+        ("HED^N GAN CD + CycleGAN CD - CycleGAN CD", "hedngan-cd+cyclegan-cd - cyclegan-cd")]
+    for r, part in zip(paired.rows, ("vgg16-hedngan-cd", "vgg16-cyclegan-cd"), strict=True):
+        theirs = np.array(json.loads((tmp_path / part / "synth-tokyo.json").read_text())["per_query"]["mAP"]["ap"])
+        assert r.extra and r.cells[1].ours == pytest.approx(np.mean(mine - theirs))
+    # no metrics of a baseline: no row against it; of the ensemble: no paired block
+    for d in ("synth-tokyo", "synth-roxford", "synth-rparis"):
+        (tmp_path / "vgg16-cyclegan-cd" / f"{d}.json").unlink()
+    t4 = build_table("table4", mini, tmp_path)
+    assert [r.recipe for r in next(b for b in t4.blocks if b.key == "paired-with-ensembles").rows] == [
+        "hedngan-cd+cyclegan-cd - hedngan-cd"]
+    # each difference has its own headline key (two rows of one recipe in a block would be refused)
+    from darkside.tables.headline import headline
+    from darkside.tables.render import table_frame
+
+    assert "table4/paired-with-ensembles/hedngan-cd+cyclegan-cd - hedngan-cd" in headline({"table4": table_frame(t4)})
+
+
+def test_the_papers_ensembles_are_paired_against_their_image_embedding_alone():
+    """Table 4 (the issue): HEDMAC+GeM and HED^N MAC+GeM against GeM, HED^N MAC + ^N GAN against HED^N GAN CD,
+    HED^N MAC + GAN against CycleGAN CD; each row's parts are the recipes its name joins."""
+    rows = paper_tables()["table4"]["blocks"]["ensembles"]["rows"]
+    assert {r["recipe"]: [b["recipe"] for b in r["paired_with"]] for r in rows} == {
+        "edgemac-hed+gem": ["gem"], "edgemac-hedn+gem": ["gem"], "edgemac-hedn+hedngan-cd": ["hedngan-cd"],
+        "edgemac-hedn+cyclegan-cd": ["cyclegan-cd"]}
+    assert all(r["paired_with"][0]["recipe"] in r["recipe"].split("+") and "missing" not in r for r in rows)
+
+
+def test_paired_with_is_a_typed_list_of_baselines(tmp_path, mini, monkeypatch):
+    layout = {"builder": "retrieval", "title": "t", "columns": ["Tokyo"], "sources": {"Tokyo": ["tokyo", "mAP"]},
+              "blocks": {"b": {"title": "b", "backbone": "vgg16",
+                               "rows": [{"method": "GeM", "recipe": "gem", "paired_with": {"recipe": "clahe-c"}}]}}}
+    monkeypatch.setattr("darkside.tables.build.paper_tables", lambda: {"t": layout})
+    with pytest.raises(ConfigError, match=r"row 'GeM': paired_with: expected a list of \{method, recipe\}"):
+        build_table("t", mini, tmp_path)
+    layout["blocks"]["b"]["rows"][0]["paired_with"] = [{"recipe": "clahe-c"}]
+    with pytest.raises(ConfigError, match=r"row 'GeM': paired_with\[0\]\.method: missing key"):
+        build_table("t", mini, tmp_path)

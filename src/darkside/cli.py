@@ -244,10 +244,57 @@ def run_extract(args: argparse.Namespace, job: Any) -> list[Path]:
             for d, o in zip(args.dataset, args.out, strict=True)]
 
 
+class _InOrder(argparse.Action):
+    """Keeps ``--part`` and ``--out`` in the order given (``args.in_order``), so each ``--out`` closes the group
+    of ``--part`` files before it: one process combines every dataset of an ensemble."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        namespace.in_order = [*(getattr(namespace, "in_order", None) or []), (self.dest, values)]
+
+
+def ensemble_groups(in_order: Sequence[tuple[str, str]]) -> list[tuple[list[str], str]]:
+    """``[("part", a), ("part", b), ("out", c), ...]`` -> ``[([a, b], c), ...]``; one line where a group is
+    not two or more parts followed by its out."""
+    groups: list[tuple[list[str], str]] = []
+    parts: list[str] = []
+    for kind, value in in_order:
+        if kind == "part":
+            parts.append(value)
+            continue
+        if len(parts) < 2:
+            raise DarksideError(f"ensemble: --out {value} needs two or more --part files before it")
+        groups.append((parts, value))
+        parts = []
+    if parts or not groups:
+        raise DarksideError(f"ensemble: --part {parts[0] if parts else ''} has no --out after it (give each "
+                            f"dataset's parts, then its --out)")
+    return groups
+
+
+@verb("ensemble", "combine descriptor files of two or more models of the same dataset: per image the parts' "
+      "L2-normalised descriptors concatenated, then L2 (Table 4's ensembles; no network)",
+      args=[arg("--part", required=True, action=_InOrder, help="a part's HDF5 file (two or more per --out)"),
+            arg("--out", required=True, action=_InOrder,
+                help="the ensemble's HDF5 file of the --part files before it (repeatable: one per dataset)")])
+def run_ensemble(args: argparse.Namespace, job: Any) -> list[Path]:
+    from darkside.extract.ensemble import ensemble_descriptors
+    return [ensemble_descriptors([Path(p) for p in parts], Path(out)) for parts, out in ensemble_groups(args.in_order)]
+
+
+def _recipe_network(args: Mapping[str, Any], preset: Mapping[str, Any]) -> str:
+    from darkside.recipes import recipe_by_name
+    gan = preset["gan"]
+    return recipe_by_name(args["recipe"], families=[*gan["families"], *gan["published"]]).network
+
+
 def _finetune_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str]:
-    # the margin of this backbone only: another backbone's margin does not concern the job
+    # the margin of this backbone only: another backbone's margin does not concern the job; the settings of the
+    # recipe's network only, where params.yaml has an entry for it
+    network = _recipe_network(args, preset) if "recipe" in args else None
     return ["device", f"finetune.margins.{args['backbone']}",
-            *[f"finetune.{k}" for k in preset["finetune"] if k != "margins"]]
+            *[f"finetune.{k}" for k in preset["finetune"] if k != "margins"],
+            *([f"networks.{network}"] if network in (preset.get("networks") or {}) else [])]
 
 
 @verb("finetune", "metric learning of a GeM embedding for a backbone and a named recipe (resumable)",
@@ -269,9 +316,12 @@ def run_finetune(args: argparse.Namespace, job: Any) -> Path:
     translators = [*family_settings(),
                    *([name] if generator and generator.is_file() and (name := published_name(generator)) else [])]
     recipe = recipe_by_name(args.recipe, families=translators)
+    from darkside.embed.networks import parse_network_settings
+    entry = (job.values.get("networks") or {}).get(recipe.network)
+    network = parse_network_settings(recipe.network, entry, job.where(f"networks.{recipe.network}"))
     return finetune(Path(args.init), Path(args.dataset), recipe, job.section("finetune", FinetuneSettings),
                     Path(args.out_dir), device=_device(job.get("device")), translator_checkpoint=generator,
-                    seed=args.seed, backbone=args.backbone)
+                    seed=args.seed, backbone=args.backbone, network_settings=network)
 
 
 def _gan_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str]:

@@ -24,6 +24,7 @@ import re
 import shlex
 from functools import cache
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -37,6 +38,17 @@ PACKAGE = Path(__file__).resolve().parent
 # full of hashes and per-query lists
 HEADLINE_METRICS = "results/metrics/headline.json"
 _FOLDER_RULES = (re.compile(r"^(data/prepared/[^/]+)/"), re.compile(r"^(data/raw/[^/]+)/"))
+
+
+def grow(base: int, step: float = 1.0) -> Callable[[Any, int], int]:
+    """A rule resource that grows with Snakemake's ``attempt``: ``base * (1 + step * (attempt - 1))``.
+
+    A job that hit its time or memory limit is retried (the SLURM profile's ``retries``) with more; a training
+    job resumes from its last checkpoint, so a longer second attempt finishes what the first began.
+    """
+    def resource(wildcards: Any, attempt: int) -> int:
+        return int(round(base * (1 + step * (max(int(attempt), 1) - 1))))
+    return resource
 
 
 def _folder(path: str) -> str:

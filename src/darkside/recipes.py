@@ -5,6 +5,7 @@ strings, so "which anchors go through which generator" is readable in one place.
 follow from the translators: each built-in one (:data:`BUILTIN_TRANSLATORS`) and each generator
 family gives ``{name}``, ``{name}-c``, ``{name}-cd``, ``{name}-cd-nd`` and ``{name}-cd-nd50``, and
 ``gem-n2d-{name}`` (GeM's model with night test images translated to day by a two-way family).
+An :class:`Ensemble` (``{a}+{b}``) is a row made of two or more recipes' models, trained as themselves.
 :class:`FinetuneSettings` holds every number of the training schedule. Nothing here imports torch:
 the DAG and the tables read recipes too.
 """
@@ -57,6 +58,8 @@ class Recipe:
     # the night test images translated to day by family ``night_to_day``'s night->day generator
     night_to_day: str | None = None
     weights_of: str | None = None
+    # the descriptor network around the backbone (darkside.embed.networks: gem, or a stem / head of its own)
+    network: str = "gem"
 
     def __post_init__(self) -> None:
         where = f"recipes.{self.name}"
@@ -69,6 +72,8 @@ class Recipe:
         _number(self.day_night_fraction, f"{where}.day_night_fraction", 0.0, 1.0)
         if not self.finetune and (self.generator or self.diverse_anchors or self.day_night_pairs):
             raise ConfigError(f"{where}.finetune: an off-the-shelf recipe cannot use training ingredients")
+        if not isinstance(self.network, str) or not self.network:
+            raise ConfigError(f"{where}.network: expected a network name, got {self.network!r}")
         if (self.night_to_day is None) != (self.weights_of is None):
             raise ConfigError(f"{where}: night_to_day and weights_of go together (a trained model, translated "
                               f"night test images)")
@@ -124,6 +129,61 @@ def recipe_by_name(name: str, families: Iterable[str] = ()) -> Recipe:
         return recipes[name]
     except KeyError:
         raise ConfigError(f"recipe: unknown recipe {name!r} (known: {', '.join(sorted(recipes))})") from None
+
+
+#: joins the recipes of an ensemble's name: ``hedngan-cd+cyclegan-cd`` is those two models' descriptors combined
+ENSEMBLE_JOIN = "+"
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    """A row made of other recipes' models (Table 4's ensembles): per image their L2-normalised descriptors
+    concatenated, then L2 (:mod:`darkside.extract.ensemble`), so an ensemble trains nothing and runs no network.
+
+    It answers what the DAG and the tables ask of a recipe: no ``generator``, ``weights_of`` or
+    ``night_to_day`` of its own and no fine-tuning (its parts have theirs); ``day_night_pairs`` where a part
+    trains with N/D pairs (the paper's mark follows what the ensemble was trained on).
+    """
+
+    name: str
+    parts: tuple[Recipe, ...]
+
+    generator = None
+    weights_of = None
+    night_to_day = None
+    finetune = False
+    translates = False
+
+    @property
+    def day_night_pairs(self) -> bool:
+        return any(p.day_night_pairs for p in self.parts)
+
+
+def is_ensemble(name: str) -> bool:
+    """Whether a recipe name is an ensemble of recipes (``a+b``)."""
+    return ENSEMBLE_JOIN in name
+
+
+def ensemble_by_name(name: str, families: Iterable[str] = ()) -> Ensemble:
+    """The ensemble ``a+b(+...)`` of built-in recipes; one line naming a part that is not a recipe."""
+    parts = name.split(ENSEMBLE_JOIN)
+    if len(parts) < 2 or len(set(parts)) != len(parts):
+        raise ConfigError(f"recipe {name!r}: an ensemble joins two or more different recipes with "
+                          f"{ENSEMBLE_JOIN!r}")
+    recipes = _builtin_recipes(list(families))
+    if unknown := [p for p in parts if p not in recipes]:
+        raise ConfigError(f"recipe {name!r}: ensemble part {unknown[0]!r} is not a recipe")
+    return Ensemble(name, tuple(recipes[p] for p in parts))
+
+
+def recipe_or_ensemble(name: str, families: Iterable[str] = ()) -> Recipe | Ensemble:
+    """What a model's recipe name stands for: a built-in recipe, or an ensemble of them (``a+b``)."""
+    return ensemble_by_name(name, families) if is_ensemble(name) else recipe_by_name(name, families)
+
+
+def part_recipes(r: Recipe | Ensemble) -> tuple[Recipe, ...]:
+    """The trained recipes behind ``r``: an ensemble's parts, or the recipe itself."""
+    return r.parts if isinstance(r, Ensemble) else (r,)
 
 
 @dataclass(frozen=True)

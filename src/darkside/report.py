@@ -90,7 +90,9 @@ def table_html(name: str, cells: Sequence[dict[str, str]]) -> str:
         blocks.setdefault(c["block"], []).append(c)
     parts = []
     for block, rows in blocks.items():
-        title = spec.get("blocks", {}).get(block, {}).get("title", block)
+        # the tables' own title of the block (a paired block's says what it is paired against); older CSVs
+        # without the column: the paper's block title
+        title = rows[0].get("block_title") or spec.get("blocks", {}).get(block, {}).get("title", block)
         columns = list(dict.fromkeys(c["column"] for c in rows))
         methods = list(dict.fromkeys(c["method"] for c in rows))
         labels = {c["method"]: method_label(c) for c in rows}

@@ -29,6 +29,7 @@ from darkside.data.daynight import DayNightSettings
 from darkside.data.download import DownloadSettings
 from darkside.data.synthetic import SyntheticParams
 from darkside.embed.how import LocalExtractSettings
+from darkside.embed.networks import network_settings
 from darkside.embed.pretrain import BackbonePretrainSettings
 from darkside.evaluate.asmk import AsmkSettings, CodebookSettings
 from darkside.gan.edges import DETECTORS, DetectorSettings
@@ -111,8 +112,10 @@ class PresetSettings:
     day_night: DayNightSettings = setting()
     backbones: dict[str, BackboneSettings] = setting("name (no dash) -> trunk")
     backbone_pretrain: BackbonePretrainSettings = setting("the mini preset's stand-in for ImageNet weights")
-    recipes: dict[str, tuple[str, ...]] = setting("backbone -> the recipes the DAG trains and scores",
-                                                  pattern="^[a-z0-9][a-z0-9-]*$", min_items=1, keys_of="backbones")
+    recipes: dict[str, tuple[str, ...]] = setting("backbone -> the recipes the DAG trains and scores (`a+b`: the "
+                                                  "ensemble of two recipes' models)",
+                                                  pattern="^[a-z0-9][a-z0-9-]*(\\+[a-z0-9][a-z0-9-]*)*$", min_items=1,
+                                                  keys_of="backbones")
     extract: ExtractSettings = setting()
     whitening: WhiteningSettings = setting()
     finetune: FinetuneSettings = setting()
@@ -121,6 +124,9 @@ class PresetSettings:
     edges: EdgeSettings = setting()
     gan: GanSection = setting()
     figures: FigureSection = setting()
+    networks: dict[str, Any] | None = setting(
+        "descriptor networks (darkside.embed.networks) whose numbers differ from their defaults: name -> settings "
+        "(a network without an entry: every default)", keyed=network_settings, default=None)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from darkside.config import multi_domain_families, validate
 from darkside.data.registry import DATASETS
 from darkside.data.synthetic import DATASETS as SYNTHETIC_DATASETS
 from darkside.errors import ConfigError
-from darkside.recipes import recipe_by_name
+from darkside.orchestration import grow
+from darkside.recipes import part_recipes, recipe_or_ensemble
 from darkside.tables.paper import paper_tables
 
 try:  # one line naming the key path, not Snakemake's dump of the schema
@@ -41,7 +42,9 @@ TRANSLATORS = FAMILIES + list(PUBLISHED)
 
 
 def _runs(recipe_name):
-    return recipe_by_name(recipe_name, families=TRANSLATORS).generator not in ABSENT_PUBLISHED
+    # an ensemble (`a+b`) runs where all its parts do
+    return all(r.generator not in ABSENT_PUBLISHED
+               for r in part_recipes(recipe_or_ensemble(recipe_name, families=TRANSLATORS)))
 
 
 # fine-tuning seeds: the first seed's model is `<backbone>-<recipe>`, each further seed's
@@ -54,8 +57,9 @@ MODELS = [f"{b}-{r}" for b, recipes in P["recipes"].items() for r in recipes if 
 
 
 def recipe(name):
-    """The typed recipe (CLAHE, diverse anchors, generator, N/D) behind a recipe name."""
-    return recipe_by_name(name, families=TRANSLATORS)
+    """The typed recipe (CLAHE, diverse anchors, generator, N/D) behind a recipe name; for an ensemble's name
+    (`hedngan-cd+cyclegan-cd`) the typed ensemble of its part recipes (no generator, weights or training)."""
+    return recipe_or_ensemble(name, families=TRANSLATORS)
 
 
 RETRIEVAL_DATASETS = [ROLES["tokyo"], ROLES["roxford"], ROLES["rparis"]]
@@ -91,14 +95,27 @@ def weights_model(model):
     return f"{backbone_of(model)}-{r.weights_of}{name[len(base_recipe(name)):]}"
 
 
+def ensemble_parts(model):
+    """The part models an ensemble model combines, with its seed: `vgg16-a+b.seed1` -> `vgg16-a.seed1`,
+    `vgg16-b.seed1` (a part that is not fine-tuned, off-the-shelf, has no seeds)."""
+    name = model.split("-", 1)[1]
+    seed = name[len(base_recipe(name)):]
+    return [f"{backbone_of(model)}-{r.name}{seed if r.finetune else ''}" for r in recipe(base_recipe(name)).parts]
+
+
 def seed_of(name):
     """The fine-tuning seed of a model or recipe name (no suffix: the first seed)."""
     _, _, seed = name.partition(".seed")
     return int(seed) if seed else SEEDS[0]
 
 
+# a model of one network, and an ensemble's (`<backbone>-<recipe>+<recipe>`: its parts' descriptors combined)
+NETWORK_MODEL = "[a-z0-9]+-[a-z0-9-]+(\\.seed[0-9]+)?"
+ENSEMBLE_MODEL = "[a-z0-9]+-[a-z0-9-]+(\\+[a-z0-9][a-z0-9-]*)+(\\.seed[0-9]+)?"
+
+
 wildcard_constraints:
-    model="[a-z0-9]+-[a-z0-9-]+(\\.seed[0-9]+)?",
+    model=f"({NETWORK_MODEL}|{ENSEMBLE_MODEL})",
     backbone="[a-z0-9]+",
     dataset="[a-z0-9][a-z0-9-]*",
 

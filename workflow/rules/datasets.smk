@@ -27,9 +27,10 @@ rule download_dataset:
         "logs/benchmarks/download_dataset/{dataset}.tsv"
     threads: 1
     retries: 1
+    # a local rule runs beside Snakemake on the login node for as long as the transfer takes and no longer:
+    # it only fetches and hashes (once, while writing); extraction and import are prepare_dataset's, a cluster job
     resources:
         mem_mb=2000,
-        runtime=24 * 60,
     shell:
         "{DS} --settings {params.settings:q} download --dataset {wildcards.dataset} --log {log}"
 
@@ -49,7 +50,7 @@ rule prepare_dataset:
         "logs/benchmarks/prepare_dataset/{dataset}.tsv"
     threads: 1
     resources:
-        mem_mb=8000,
-        runtime=4 * 60,
+        mem_mb=grow(8000, 0.5),
+        runtime=grow(4 * 60),
     shell:
         "{DS} prepare --dataset {wildcards.dataset} --log {log}"

@@ -22,6 +22,8 @@ rule extract:
         unpack(extract_inputs),
     output:
         [f"results/descriptors/{{model}}/{d}.h5" for d in TEST_DATASETS],
+    wildcard_constraints:
+        model=NETWORK_MODEL,  # an ensemble's descriptors are its parts' (rule ensemble), not a network's
     params:
         settings=settings("extract"),
         datasets=lambda wc: " ".join(f"--dataset data/prepared/{d} --out results/descriptors/{wc.model}/{d}.h5"
@@ -34,11 +36,40 @@ rule extract:
     threads: 1
     resources:
         gpu=1,
-        mem_mb=16000,
-        runtime=8 * 60,
+        mem_mb=grow(16000, 0.5),
+        runtime=grow(8 * 60),
     shell:
         "{DS} --settings {params.settings:q} extract --model {input.model} --whitening {input.whitening}"
         "{params.night_to_day} {params.datasets} --log {log}"
+
+
+def ensemble_files(model):
+    # per test dataset: the parts' descriptor files, then the ensemble's
+    return [([f"results/descriptors/{p}/{d}.h5" for p in ensemble_parts(model)], f"results/descriptors/{model}/{d}.h5")
+            for d in TEST_DATASETS]
+
+
+rule ensemble:
+    # a `<backbone>-<a>+<b>` model: its parts' descriptors combined, per test dataset (no training, no network);
+    # the score rule then scores it like any model
+    input:
+        lambda wc: [part for parts, _ in ensemble_files(wc.model) for part in parts],
+    output:
+        [f"results/descriptors/{{model}}/{d}.h5" for d in TEST_DATASETS],
+    wildcard_constraints:
+        model=ENSEMBLE_MODEL,
+    params:
+        groups=lambda wc: " ".join(" ".join(f"--part {p}" for p in parts) + f" --out {out}"
+                                   for parts, out in ensemble_files(wc.model)),
+    log:
+        "logs/ensemble/{model}.log",
+    benchmark:
+        "logs/benchmarks/ensemble/{model}.tsv"
+    resources:
+        mem_mb=grow(4000, 0.5),
+        runtime=grow(10),
+    shell:
+        "{DS} ensemble {params.groups} --log {log}"
 
 
 rule score:
@@ -60,8 +91,8 @@ rule score:
     benchmark:
         "logs/benchmarks/score/{model}.tsv"
     resources:
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=grow(8000, 0.5),
+        runtime=grow(60),
     shell:
         "{DS} --settings {params.settings:q} score {params.datasets} --log {log}"
 
@@ -80,7 +111,7 @@ rule chance:
     benchmark:
         "logs/benchmarks/chance/chance.tsv"
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=grow(4000, 0.5),
+        runtime=grow(30),
     shell:
         "{DS} --settings {params.settings:q} chance {params.datasets} --log {log}"

@@ -42,8 +42,8 @@ rule pretrain_edges:
     threads: 1
     resources:
         gpu=1,
-        mem_mb=8000,
-        runtime=12 * 60,
+        mem_mb=grow(8000, 0.5),
+        runtime=grow(12 * 60),
     shell:
         "{DS} --settings {params.settings:q} pretrain-edges --kind {wildcards.kind}"
         " --dataset data/prepared/{ROLES[train]} --out {output[0]} --log {log}"
@@ -76,8 +76,8 @@ rule train_gan:
     threads: 1
     resources:
         gpu=1,
-        mem_mb=32000,
-        runtime=5 * 24 * 60,
+        mem_mb=grow(32000, 0.5),
+        runtime=grow(5 * 24 * 60),
     shell:
         "{DS} --settings {params.settings:q} train-gan --family {wildcards.family}"
         " --dataset data/prepared/{ROLES[train]} --lists data/filtered/{ROLES[train]}"
@@ -97,8 +97,8 @@ rule import_generator:
     log:
         "logs/import_generator/{name}.log",
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=grow(4000, 0.5),
+        runtime=grow(30),
     shell:
         "{DS} --settings {params.settings:q} import-generator --name {wildcards.name} --file {input}"
         " --out {output} --log {log}"
@@ -124,8 +124,8 @@ rule edge_quality:
     threads: 1
     resources:
         gpu=1,
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=grow(8000, 0.5),
+        runtime=grow(60),
     shell:
         "{DS} --settings {params.settings:q} edge-quality --kind {wildcards.kind} --teacher {input.teacher}"
         " {params.run_dirs} --dataset data/prepared/{ROLES[tokyo]} --out {output} --log {log}"
@@ -146,8 +146,8 @@ rule figure_translations:
     benchmark:
         "logs/benchmarks/figure_translations/translations.tsv"
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=grow(4000, 0.5),
+        runtime=grow(30),
     shell:
         "{DS} --settings {params.settings:q} figure translations --dataset data/prepared/{ROLES[tokyo]}"
         " {params.item_args} --out {output} --log {log}"
@@ -173,8 +173,8 @@ rule figure_edges:
     benchmark:
         "logs/benchmarks/figure_edges/edges.tsv"
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=grow(4000, 0.5),
+        runtime=grow(30),
     shell:
         "{DS} --settings {params.settings:q} figure edges --dataset data/prepared/{ROLES[tokyo]} {params.item_args}"
         " --out {output} --log {log}"

@@ -21,8 +21,8 @@ rule filter_day_night:
     benchmark:
         "logs/benchmarks/filter_day_night/{dataset}.tsv"
     resources:
-        mem_mb=2000,
-        runtime=60,
+        mem_mb=grow(2000, 0.5),
+        runtime=grow(60),
     shell:
         "{DS} --settings {params.settings:q} filter-day-night --dataset data/prepared/{wildcards.dataset}"
         " --out data/filtered/{wildcards.dataset} --report {output.report} --log {log}"
@@ -41,9 +41,8 @@ rule download_weights:
     benchmark:
         "logs/benchmarks/download_weights/{weights}.tsv"
     retries: 1
-    resources:
+    resources:  # a local rule (internet): it runs beside Snakemake for as long as the transfer takes
         mem_mb=1000,
-        runtime=120,
     shell:
         "{DS} --settings {params.settings:q} download-weights --out {output} --log {log}"
 
@@ -64,8 +63,8 @@ rule pretrain_backbone:
     threads: 1
     resources:
         gpu=1,
-        mem_mb=8000,
-        runtime=24 * 60,
+        mem_mb=grow(8000, 0.5),
+        runtime=grow(24 * 60),
     shell:
         "{DS} --settings {params.settings:q} pretrain-backbone --backbone {wildcards.backbone}"
         " --dataset data/prepared/{ROLES[whiten]} --out {output[0]} --log {log}"
@@ -83,8 +82,8 @@ rule init_model:
     benchmark:
         "logs/benchmarks/init_model/{backbone}.tsv"
     resources:
-        mem_mb=4000,
-        runtime=10,
+        mem_mb=grow(4000, 0.5),
+        runtime=grow(10),
     shell:
         "{DS} --settings {params.settings:q} init-model --backbone {wildcards.backbone} --out {output} --log {log}"
 
@@ -104,8 +103,8 @@ rule whiten:
     threads: 1
     resources:
         gpu=1,
-        mem_mb=16000,
-        runtime=240,
+        mem_mb=grow(16000, 0.5),
+        runtime=grow(240),
     shell:
         "{DS} --settings {params.settings:q} whiten --model {input.model} --dataset data/prepared/{ROLES[whiten]}"
         " --out {output} --log {log}"
@@ -146,7 +145,7 @@ rule finetune:
     wildcard_constraints:
         recipe="(?!offtheshelf$)[a-z0-9][a-z0-9-]*(\\.seed[0-9]+)?",
     params:
-        settings=lambda wc: settings("finetune", backbone=wc.backbone),
+        settings=lambda wc: settings("finetune", backbone=wc.backbone, recipe=base_recipe(wc.recipe)),
         generator=generator_option,
         base_recipe=lambda wc: base_recipe(wc.recipe),
         seed=lambda wc: seed_of(wc.recipe),
@@ -158,8 +157,8 @@ rule finetune:
     threads: 1
     resources:
         gpu=1,
-        mem_mb=32000,
-        runtime=24 * 60,
+        mem_mb=grow(32000, 0.5),
+        runtime=grow(24 * 60),
     shell:
         "{DS} --settings {params.settings:q} finetune --backbone {wildcards.backbone} --recipe {params.base_recipe}"
         " --seed {params.seed} --init {input.init} --dataset data/prepared/{params.dataset}"

@@ -27,8 +27,8 @@ rule report_tables:
     benchmark:
         "logs/benchmarks/report_tables/report_tables.tsv"
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=grow(1000, 0.5),
+        runtime=grow(5),
     shell:
         "{DS} report-tables --tables results/tables --out results/report/tables --log {log}"
 
@@ -44,8 +44,8 @@ rule report_calibration:
     benchmark:
         "logs/benchmarks/report_calibration/report_calibration.tsv"
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=grow(1000, 0.5),
+        runtime=grow(5),
     shell:
         "{DS} report-json --json {input} --title 'Synthetic benchmark: calibration of the night model'"
         " --out {output} --log {log}"
@@ -61,8 +61,8 @@ rule report_settings:
     benchmark:
         "logs/benchmarks/report_settings/report_settings.tsv"
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=grow(1000, 0.5),
+        runtime=grow(5),
     shell:
         "{DS} --settings {params.settings:q} report-settings --out {output} --log {log}"
 

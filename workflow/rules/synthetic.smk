@@ -15,8 +15,8 @@ rule prepare_synthetic:
         "logs/benchmarks/prepare_synthetic/prepare_synthetic.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=grow(2000, 0.5),
+        runtime=grow(10),
     shell:
         "{DS} --settings {params.settings:q} synth --out data/prepared --calibration {output.calibration} --log {log}"
 
@@ -32,7 +32,7 @@ rule contact_sheet:
     benchmark:
         "logs/benchmarks/contact_sheet/contact_sheet.tsv"
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=grow(1000, 0.5),
+        runtime=grow(5),
     shell:
         "{DS} contact-sheet --dataset data/prepared/{ROLES[tokyo]} --out {output} --log {log}"

@@ -20,8 +20,8 @@ rule tables:
     benchmark:
         "logs/benchmarks/tables/tables.tsv"
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=grow(2000, 0.5),
+        runtime=grow(10),
     shell:
         "{DS} --settings {params.settings:q} tables --metrics results/metrics --out results/tables {params.trained}"
         " --headline {output.headline} --log {log}"
@@ -54,8 +54,8 @@ rule figure_retrieval:
     benchmark:
         "logs/benchmarks/figure_retrieval/retrieval_night.tsv"
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=grow(2000, 0.5),
+        runtime=grow(10),
     shell:
         "{DS} --settings {params.settings:q} figure-retrieval --dataset data/prepared/{ROLES[tokyo]}"
         " --pairs-root results/pairs --out {output} --log {log}"

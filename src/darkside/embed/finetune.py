@@ -62,6 +62,11 @@ def _network() -> ModuleType:
     return importlib.import_module("darkside.embed.network")
 
 
+def _networks() -> ModuleType:
+    """``darkside.embed.networks`` (the registry of descriptor networks), looked up at call time."""
+    return importlib.import_module("darkside.embed.networks")
+
+
 # --------------------------------------------------------------------------------------------- helpers
 
 
@@ -69,11 +74,11 @@ def parameter_groups(net: nn.Module, settings: FinetuneSettings) -> list[dict[st
     """Adam groups: everything else at (lr, weight_decay); GeM p at lr x multiplier, own decay (cirtorch's
     convention, which gandtr keeps: p is one scalar that would barely move at the backbone's rate, and
     decaying it towards 0 would be meaningless)."""
-    p = net.pool.p  # type: ignore[union-attr]
+    p = getattr(net.pool, "p", None)  # a head without GeM's exponent has one group
     rest = [q for q in net.parameters() if q.requires_grad and q is not p]
     groups: list[dict[str, Any]] = [{"params": rest, "lr": settings.lr,
                                      "weight_decay": settings.weight_decay}]
-    if p.requires_grad:
+    if p is not None and p.requires_grad:
         groups.append({"params": [p], "lr": settings.lr * settings.gem_lr_multiplier,
                        "weight_decay": settings.gem_weight_decay})
     return groups
@@ -116,10 +121,11 @@ def _load_net(path: Path) -> nn.Module:
 
 
 def _config(recipe: Recipe, settings: FinetuneSettings, seed: int, backbone: str, model_in: Path,
-            translator_checkpoint: Path | None) -> dict[str, Any]:
+            translator_checkpoint: Path | None, network_settings: Any = None) -> dict[str, Any]:
     """What a checkpoint must match to be resumed: the starting weights and the generator count too
     (a re-trained generator or re-initialised backbone makes the old run meaningless)."""
     return {"recipe": to_plain(recipe), "finetune": to_plain(settings), "seed": seed, "backbone": backbone,
+            "network": {"name": recipe.network, "settings": to_plain(network_settings)},
             "init_sha256": sha256_file(model_in),
             "generator_sha256": sha256_file(translator_checkpoint) if translator_checkpoint else None}
 
@@ -213,12 +219,14 @@ def _write_log(out_dir: Path, config: dict[str, Any], log: list[dict[str, Any]],
 def finetune(model_in: Path, dataset_dir: Path, recipe: Recipe, settings: FinetuneSettings, out_dir: Path,
              device: torch.device | str = "cpu", translator_checkpoint: Path | None = None,
              seed: int | None = None, backbone: str | None = None, train_split: str = "train",
-             val_split: str = "val") -> Path:
+             val_split: str = "val", network_settings: Any = None) -> Path:
     """Fine-tune ``model_in`` with ``recipe`` on the prepared dataset; return ``out_dir/model.pt``.
 
     Resumes from ``out_dir/checkpoint.pt`` when it was written for the same recipe, settings, seed and
     backbone. ``seed`` defaults to ``settings.seed``; ``backbone`` (for the margin) to the loaded network's
-    ``spec.name``. ``finetune=False`` recipes (off-the-shelf) save the input network unchanged.
+    ``spec.name``. ``finetune=False`` recipes (off-the-shelf) save the input network unchanged. The recipe's
+    network (``recipe.network``, with ``network_settings``: its params entry, default every default) is built
+    around the input model's trunk, and its schedule departures replace the matching ``settings``.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -226,7 +234,12 @@ def finetune(model_in: Path, dataset_dir: Path, recipe: Recipe, settings: Finetu
     seed = settings.seed if seed is None else int(seed)
     net = _load_net(Path(model_in))
     backbone = _backbone_name(net, backbone, settings, Path(model_in))
-    config = _config(recipe, settings, seed, backbone, Path(model_in), translator_checkpoint)
+    networks = _networks()
+    if network_settings is None:
+        network_settings = networks.parse_network_settings(recipe.network, None, f"networks.{recipe.network}")
+    net = networks.rebuild_around(net, recipe.network, network_settings)
+    settings = network_settings.schedule(settings, backbone)
+    config = _config(recipe, settings, seed, backbone, Path(model_in), translator_checkpoint, network_settings)
     # test images are prepared as the training images were: the model file says so (see network)
     net.preprocessing = {"clahe": {"clip_limit": settings.clahe_clip_limit, "grid": settings.clahe_grid}
                          if recipe.clahe else None}
@@ -264,6 +277,12 @@ def finetune(model_in: Path, dataset_dir: Path, recipe: Recipe, settings: Finetu
         scheduler.load_state_dict(state["scheduler"])
         set_rng_states(state["rng"])
         start, best, log = int(state["epoch"]), state["best"], list(state["log"])
+    elif (prepare := networks.get_network(recipe.network).prepare) is not None:
+        # a data-dependent initialisation (HOW's PCA of local descriptors): once, from the seed; a resumed run
+        # has its result in the checkpoint's weights
+        reseed(seed)
+        with deterministic():
+            prepare(net, pipeline, train_ids, dev)
 
     with preemptible(), deterministic():
         for epoch in range(start, settings.epochs):

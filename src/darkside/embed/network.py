@@ -1,4 +1,8 @@
-"""The descriptor network (backbone trunk -> GeM -> L2) and its checkpoint file.
+"""The descriptor network (optional stem -> backbone trunk -> pooling head -> L2) and its checkpoint file.
+
+Which stem and head a network has is its module's business (:mod:`darkside.embed.networks`); the model
+file records the network's name and settings (``meta.network``; absent: GeM) and :func:`load_model`
+rebuilds it from them.
 
 A checkpoint is a plain dict (``format``, ``spec``, ``meta``, ``preprocessing``, ``extra``,
 ``state_dict``) that ``torch.load(..., weights_only=True)`` can read: no pickled classes, so a model
@@ -55,19 +59,30 @@ def min_input_side(trunk: nn.Module) -> int:
 
 
 class EmbeddingNet(nn.Module):
-    """Trunk -> GeM -> L2N: (B, 3, H, W) ImageNet-normalised images -> (B, dim) unit descriptors."""
+    """[stem ->] trunk -> pooling head -> L2N: (B, 3, H, W) ImageNet-normalised images -> (B, dim) unit descriptors.
 
-    def __init__(self, backbone: nn.Sequential, dim: int, spec: BackboneSpec, p: float = 3.0) -> None:
+    ``pool`` maps the trunk's (B, channels, h, w) activations to (B, dim); GeM (p = ``p``, learnable) unless
+    given. Its ``multiscale_p`` attribute, where it has one, is the power mean that combines scales at test
+    time (GeM: its own p). ``stem`` maps the input images to what the trunk reads (its first convolution
+    adapted to the stem's channels by the network's builder).
+    """
+
+    def __init__(self, backbone: nn.Sequential, dim: int, spec: BackboneSpec, p: float = 3.0, *,
+                 pool: nn.Module | None = None, stem: nn.Module | None = None,
+                 channels: int | None = None) -> None:
         super().__init__()
+        self.stem = stem
         self.backbone = backbone
-        self.pool = GeM(p=p, learnable=True)
+        self.pool = pool if pool is not None else GeM(p=p, learnable=True)
         self.norm = L2N()
         self.dim = int(dim)
+        self.channels = int(dim if channels is None else channels)  # the trunk's output channels
         self.spec = spec
         self.min_side = min_input_side(backbone)
         self.meta: dict[str, Any] = {
-            "architecture": spec.arch, "backbone": spec_to_dict(spec), "pooling": "gem",
+            "architecture": spec.arch, "backbone": spec_to_dict(spec), "pooling": type(self.pool).__name__.lower(),
             "dim": self.dim, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
+            "network": {"name": "gem", "settings": {}},
         }
         self.extra: dict[str, Any] = {}
         #: ``{"clahe": {"clip_limit", "grid"} | None}``; fine-tuning sets it from the recipe
@@ -77,18 +92,33 @@ class EmbeddingNet(nn.Module):
         self.to(memory_format=torch.channels_last)
 
     @property
+    def network_name(self) -> str:
+        return str(self.meta["network"]["name"])
+
+    @property
     def gem_p(self) -> float:
         """The current GeM exponent (the multi-scale power mean uses it)."""
         return float(self.pool.p.detach().reshape(-1)[0])
 
+    @property
+    def multiscale_p(self) -> float:
+        """The power mean that combines a descriptor's scales: the head's ``multiscale_p``, else GeM's p."""
+        p = getattr(self.pool, "multiscale_p", None)
+        return self.gem_p if p is None else float(p)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stem is not None:
+            x = self.stem(x)
         return self.norm(self.pool(self.backbone(x.contiguous(memory_format=torch.channels_last))))
 
 
 def build_embedding_net(spec: BackboneSpec, seed: int = 0) -> EmbeddingNet:
     """The off-the-shelf network of ``spec`` (trunk initialised per ``spec.init``; GeM p = 3)."""
+    from darkside.embed import networks
+
     trunk, dim = build_backbone(spec, seed=seed)
-    return EmbeddingNet(trunk, dim, spec)
+    name = networks.DEFAULT_NETWORK
+    return networks.build_network(name, networks.parse_network_settings(name, None, name), trunk, dim, spec)
 
 
 def freeze_batchnorm(net: nn.Module) -> nn.Module:
@@ -147,6 +177,20 @@ def read_model_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     return obj
 
 
+def _rebuild(obj: dict[str, Any], spec: BackboneSpec, path: str | os.PathLike[str]) -> EmbeddingNet:
+    """The network a model file records (``meta.network``; files without it hold GeM networks)."""
+    from darkside.embed import networks
+
+    record = (obj.get("meta") or {}).get("network") or {"name": networks.DEFAULT_NETWORK, "settings": {}}
+    try:
+        name, raw = str(record["name"]), dict(record["settings"])
+    except (KeyError, TypeError, ValueError):
+        raise DarksideError(f"{path}: model file has a malformed 'meta.network'") from None
+    settings = networks.parse_network_settings(name, raw, f"{path}: meta.network.settings")
+    trunk, channels = build_backbone(spec)
+    return networks.build_network(name, settings, trunk, channels, spec)
+
+
 def load_model(path: str | os.PathLike[str]) -> EmbeddingNet:
     """Rebuild the network of a :func:`save_model` file (CPU, eval mode); ``.extra`` holds its extras."""
     obj = read_model_file(path)
@@ -155,7 +199,7 @@ def load_model(path: str | os.PathLike[str]) -> EmbeddingNet:
     except (KeyError, TypeError, ValueError):
         raise DarksideError(f"{path}: model file has a malformed 'spec'") from None
     # the trunk's weights come from the state dict: do not require the original weight file
-    net = build_embedding_net(dataclasses.replace(spec, init="random", weights=None))
+    net = _rebuild(obj, dataclasses.replace(spec, init="random", weights=None), path)
     net.spec = spec
     net.meta["backbone"] = spec_to_dict(spec)
     try:

@@ -41,6 +41,22 @@ class GeM(nn.Module):
         return f"p={self.p.item():.4f}, eps={self.eps}"
 
 
+def mac(x: torch.Tensor) -> torch.Tensor:
+    """MAC: the spatial maximum per channel; (B, C, H, W) -> (B, C)."""
+    return x.amax(dim=(-2, -1))
+
+
+class MAC(nn.Module):
+    """MAC pooling. Its scales are summed (power mean p = 1) at test time, as EdgeMAC combines them."""
+
+    multiscale_p = 1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype in (torch.float16, torch.bfloat16):
+            x = x.float()
+        return mac(x)
+
+
 class L2N(nn.Module):
     """Module wrapper of :func:`l2n`."""
 

@@ -122,7 +122,7 @@ def multiscale_descriptor(net: EmbeddingNet, x: torch.Tensor, scales: Sequence[f
     16 px for VGG16) are left out of the mean; an image already too small at scale 1 is first
     enlarged (bilinear) to that side. Neither happens at the paper's sizes (1024 px).
     """
-    p = net.gem_p if p is None else float(p)
+    p = net.multiscale_p if p is None else float(p)
     min_side = int(getattr(net, "min_side", 1))
     h, w = int(x.shape[-2]), int(x.shape[-1])
     if min(h, w) < min_side:
@@ -255,7 +255,7 @@ def extract_descriptors(net: EmbeddingNet, images: Sequence[ImageLike], settings
     mixed = (precision == "auto" and dev.type == "cuda") or precision == "bf16"
     dtype = torch.bfloat16 if precision == "bf16" else (_autocast_dtype() if mixed else None)
     net.to(dev)
-    p = net.gem_p
+    p = net.multiscale_p
     out = np.full((len(images), net.dim), np.nan, dtype=np.float32)
     done = np.zeros(len(images), dtype=bool)
     bsz = settings.batch_size
@@ -378,7 +378,7 @@ def extract_dataset(model_path: str | os.PathLike[str], dataset_dir: str | os.Pa
     attrs = {
         "model": str(model_path), "model_sha256": sha256_file(model_path), "preset": preset_name,
         "dataset": manifest.name,
-        "settings": _settings_attr(settings, clahe, gem_p=net.gem_p,
+        "settings": _settings_attr(settings, clahe, gem_p=net.multiscale_p,
                                    whitening=str(whitening_path) if whitening_path is not None else None,
                                    whitening_sha256=sha256_file(whitening_path) if whitening_path else None,
                                    whitening_dims=whitening_dims,

@@ -11,7 +11,8 @@
     /local/attention      float32 (sum N_i,)  each feature's attention (max over the image's scales = 1)
     /queries/local/...    the same for the cropped queries, where queries are cropped
     attrs: model, model_sha256, preset, dataset, settings (JSON), skipped_images (int),
-           skipped_ids (JSON list), darkside_version
+           skipped_ids (JSON list), darkside_version; an ensemble's (darkside.extract.ensemble) also parts (JSON:
+           each part's file, its SHA-256, its model)
 
 This module imports no network code, so evaluation can read descriptors without torch.
 """

@@ -16,7 +16,8 @@ import numpy as np
 
 from darkside.errors import ConfigError, MetricsError
 from darkside.evaluate.bootstrap import bootstrap_ci, bootstrap_mean_of_means
-from darkside.recipes import Recipe, recipe_by_name
+from darkside.recipes import ENSEMBLE_JOIN, Ensemble, Recipe, ensemble_by_name, is_ensemble, recipe_by_name
+from darkside.settings import parse, setting
 from darkside.tables.render import Block, Cell, Row, Table
 
 PerQuery = tuple[list[str], np.ndarray]  # query ids (may be empty in old files) and per-query values
@@ -36,6 +37,27 @@ class TableInputs:
     bootstrap_seed: int
     backbones: tuple[str, ...]     # backbones the preset trains
     families: tuple[str, ...]      # generator families the preset trains
+
+
+@dataclass(frozen=True)
+class PairedWith:
+    """A row's own baseline (its layout's ``paired_with`` list): the row minus this model, a paired bootstrap
+    over the same queries, where the block's ``paired_baseline`` does not fit the row (Table 4: an ensemble
+    against its image embedding alone)."""
+
+    method: str = setting("the baseline as the table names it")
+    recipe: str = setting("the baseline's recipe (same backbone)")
+
+
+def paired_with(row: dict[str, Any], where: str = "paper_tables.yaml") -> tuple[PairedWith, ...]:
+    """The typed ``paired_with`` of a layout row (a list of {method, recipe}); () where it has none."""
+    value = row.get("paired_with")
+    if value is None:
+        return ()
+    at = f"{where} row {row.get('method')!r}: paired_with"
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{at}: expected a list of {{method, recipe}}, got {value!r}")
+    return tuple(parse(PairedWith, v, f"{at}[{i}]") for i, v in enumerate(value))
 
 
 Builder = Callable[[str, dict[str, Any], TableInputs, "Metrics"], Table]  # (name, layout, inputs, metrics)
@@ -131,7 +153,8 @@ def blocks_of(spec: dict[str, Any], inputs: TableInputs, metrics: Metrics,
         where = f"paper_tables.yaml block {key!r}"
         blocks.append(Block(key, b["title"], [Row(r["method"], r.get("recipe", r.get("family")), cells_of(b, r),
                                                   extra=r.get("extra", False),
-                                                  paired_data=uses_paired_data(r, inputs.families, where))
+                                                  paired_data=uses_paired_data(r, inputs.families, where),
+                                                  paired_with=paired_with(r, where))
                                               for r in rows]))
     return blocks
 
@@ -144,6 +167,9 @@ def model_note(row: dict[str, Any], backbone: str, datasets: Iterable[str], inpu
         return None, reason
     if backbone not in inputs.backbones:
         return None, f"backbone {backbone} is not in preset {inputs.preset!r}"
+    parts = recipe.split(ENSEMBLE_JOIN) if is_ensemble(recipe) else []
+    if unknown := [p for p in parts if _suite_recipe(p, inputs.families) is None]:  # e.g. a recipe not written yet
+        return None, f"ensemble part {unknown[0]!r} is not a recipe of the suite yet"
     model = f"{backbone}-{recipe}"
     if missing := [d for d in datasets if metrics.get(model, d) is None]:
         # `needs`: what the row's model needs that the suite cannot fetch (an authors' published file)
@@ -188,9 +214,12 @@ def paired_parts(metrics: Metrics, backbone: str, recipe: str, against: str,
     return diffs, ""
 
 
-def _suite_recipe(recipe: str | None, families: Iterable[str]) -> Recipe | None:
-    """The suite's recipe of that name; None for no name or a name that is not one (an external model)."""
+def _suite_recipe(recipe: str | None, families: Iterable[str]) -> Recipe | Ensemble | None:
+    """The suite's recipe (or ensemble, ``a+b``) of that name; None for no name or a name that is not one (an
+    external model)."""
     try:
+        if recipe is not None and is_ensemble(recipe):
+            return ensemble_by_name(recipe, families)
         return None if recipe is None else recipe_by_name(recipe, families)
     except ConfigError:
         return None
@@ -215,6 +244,41 @@ def uses_paired_data(row: dict[str, Any], families: Iterable[str], where: str = 
     return nd if nd is not None else (recipe is not None and recipe.day_night_pairs)
 
 
+def _difference_cells(mine: dict[str, PerQuery | None], base: dict[str, PerQuery | None], columns: list[str],
+                      combined: dict[str, list[str]], inputs: TableInputs) -> list[Cell]:
+    """Cells of ``mine - base`` per column (a combined column: the mean of its columns' differences)."""
+    diffs = {col: paired_differences(a, base[col]) if a and base[col] else None for col, a in mine.items()}
+    cells = []
+    for col in columns:
+        parts = [diffs[c] for c in combined.get(col, [col])]
+        ok = all(p is not None and p.size for p in parts)
+        cells.append(cell(None, parts if ok else None, inputs, "" if ok else "no common scored queries"))
+    return cells
+
+
+def paired_with_block(key: str, backbone: str, rows: list[Row], columns: list[str],
+                      per_col: Callable[[str, str], PerQuery | None], inputs: TableInputs,
+                      combined: dict[str, list[str]] | None = None) -> Block | None:
+    """``<row> - <each of its paired_with>`` rows of a block (Table 4: each ensemble against its image embedding
+    alone), a paired bootstrap over the same queries; None where no produced row has a produced baseline."""
+    combined = combined or {}
+    plain = [c for c in columns if c not in combined]
+    out = []
+    for row in rows:
+        if not row.paired_with or all(c.ours is None for c in row.cells):
+            continue
+        mine = {col: per_col(f"{backbone}-{row.recipe}", col) for col in plain}
+        for base in row.paired_with:
+            theirs = {col: per_col(f"{backbone}-{base.recipe}", col) for col in plain}
+            if all(v is None for v in theirs.values()):
+                continue
+            out.append(Row(f"{row.method} - {base.method}", f"{row.recipe} - {base.recipe}",
+                           _difference_cells(mine, theirs, columns, combined, inputs), extra=True,
+                           paired_data=row.paired_data))
+    title = f"Paired difference of each row against its own baseline ({backbone}), same queries"
+    return Block(f"paired-with-{key}", title, out) if out else None
+
+
 def paired_block(key: str, backbone: str, rows: list[Row], columns: list[str],
                  per_col: Callable[[str, str], PerQuery | None], baseline: dict[str, str] | None,
                  inputs: TableInputs, combined: dict[str, list[str]] | None = None) -> Block | None:
@@ -232,12 +296,7 @@ def paired_block(key: str, backbone: str, rows: list[Row], columns: list[str],
         if not uses_generator(row.recipe, inputs.families) or all(c.ours is None for c in row.cells):
             continue
         mine = {col: per_col(f"{backbone}-{row.recipe}", col) for col in plain}
-        diffs = {col: paired_differences(a, base[col]) if a and base[col] else None for col, a in mine.items()}
-        cells = []
-        for col in columns:
-            parts = [diffs[c] for c in combined.get(col, [col])]
-            ok = all(p is not None and p.size for p in parts)
-            cells.append(cell(None, parts if ok else None, inputs, "" if ok else "no common scored queries"))
+        cells = _difference_cells(mine, base, columns, combined, inputs)
         out.append(Row(f"{row.method} - {baseline['method']}", row.recipe, cells, extra=True,
                        paired_data=row.paired_data))
     title = f"Paired difference against {baseline['method']} ({backbone}), same queries"

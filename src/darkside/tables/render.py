@@ -11,7 +11,8 @@ The frame's (and the CSV's) columns, in this order:
 
 - ``table``: the table's name (a key of paper_tables.yaml); ``block``: the block's key; ``block_title``: its title
 - ``method``: the row as the paper (or the suite) names it, without marks
-- ``recipe``: the suite's recipe (Table 8: the generator family) of the row; empty for a model the suite lacks
+- ``recipe``: the suite's recipe (Table 8: the generator family) of the row; empty for a model the suite lacks;
+  ``<recipe> - <baseline>`` on a row's paired difference against one of its own baselines (``paired_with``)
 - ``extra``: True for a row that is not one of the paper's (the suite's baselines, paired differences, chance);
   Markdown and LaTeX mark it ``*``
 - ``paired_data``: True for a method trained with paired day-night (N/D) data; Markdown and LaTeX mark it ``!``
@@ -30,11 +31,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from darkside.atomic import atomic_write_text
+
+if TYPE_CHECKING:
+    from darkside.tables.common import PairedWith
 
 #: the columns of :func:`table_frame` and of the CSV files, in order
 COLUMNS = ("table", "block", "block_title", "method", "recipe", "extra", "paired_data", "column", "paper", "ours",
@@ -65,6 +69,7 @@ class Row:
     cells: list[Cell]
     extra: bool = False  # not a row of the paper (e.g. the off-the-shelf baseline)
     paired_data: bool = False  # trained with paired day-night (N/D) data: the paper's "!"
+    paired_with: tuple[PairedWith, ...] = ()  # the row's own baselines (its layout's paired_with), not printed
 
 
 @dataclass

@@ -7,7 +7,17 @@ from __future__ import annotations
 from typing import Any
 
 from darkside.errors import MetricsError
-from darkside.tables.common import Metrics, TableInputs, blocks_of, builder, cell, model_note, paired_block, seeds_note
+from darkside.tables.common import (
+    Metrics,
+    TableInputs,
+    blocks_of,
+    builder,
+    cell,
+    model_note,
+    paired_block,
+    paired_with_block,
+    seeds_note,
+)
 from darkside.tables.render import Cell, Table
 
 
@@ -40,7 +50,10 @@ def per_query_table(name: str, spec: dict[str, Any], inputs: TableInputs, metric
         paired = paired_block(block.key, b["backbone"], block.rows, columns,
                               lambda m, col: metrics.per_query(m, *sources[col]),
                               spec.get("paired_baseline") if b.get("paired", True) else None, inputs, averages)
-        blocks += [block, paired] if paired else [block]
+        # rows with their own baselines (paired_with: Table 4's ensembles against their image embedding alone)
+        own = paired_with_block(block.key, b["backbone"], block.rows, columns,
+                                lambda m, col: metrics.per_query(m, *sources[col]), inputs, averages)
+        blocks += [block, *(p for p in (paired, own) if p)]
     return Table(name, spec["title"], columns, blocks)
 
 
