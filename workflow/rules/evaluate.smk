@@ -25,10 +25,11 @@ rule extract:
     wildcard_constraints:
         model=NETWORK_MODEL,  # an ensemble's descriptors are its parts' (rule ensemble), not a network's
     params:
-        settings=settings("extract"),
+        settings=lambda wc: settings("extract", **({"local": True} if has_local(wc.model) else {})),
         datasets=lambda wc: " ".join(f"--dataset data/prepared/{d} --out results/descriptors/{wc.model}/{d}.h5"
                                      for d in TEST_DATASETS),
         night_to_day=night_to_day_option,
+        local=lambda wc: " --local" if has_local(wc.model) else "",
     log:
         "logs/extract/{model}.log",
     benchmark:
@@ -40,7 +41,33 @@ rule extract:
         runtime=grow(8 * 60),
     shell:
         "{DS} --settings {params.settings:q} extract --model {input.model} --whitening {input.whitening}"
-        "{params.night_to_day} {params.datasets} --log {log}"
+        "{params.night_to_day}{params.local} {params.datasets} --log {log}"
+
+
+rule codebook:
+    # the ASMK vocabulary of a model with local descriptors (HOW): k-means on its local descriptors of the first
+    # training images, one per model
+    input:
+        prepared(ROLES["train"]),
+        model="results/models/{model}/model.pt",
+    output:
+        "results/models/{model}/codebook.h5",
+    wildcard_constraints:
+        model=NETWORK_MODEL,
+    params:
+        settings=settings("codebook"),
+    log:
+        "logs/codebook/{model}.log",
+    benchmark:
+        "logs/benchmarks/codebook/{model}.tsv"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=grow(32000, 0.5),
+        runtime=grow(8 * 60),
+    shell:
+        "{DS} --settings {params.settings:q} codebook --model {input.model} --dataset data/prepared/{ROLES[train]}"
+        " --out {output} --log {log}"
 
 
 def ensemble_files(model):
@@ -72,20 +99,31 @@ rule ensemble:
         "{DS} ensemble {params.groups} --log {log}"
 
 
+def score_inputs(wildcards):
+    # a model with local descriptors is ranked by ASMK with its own codebook
+    return {"codebook": f"results/models/{wildcards.model}/codebook.h5"} if has_local(wildcards.model) else {}
+
+
+def codebook_option(wildcards, input):
+    return f" --codebook {input.codebook}" if "codebook" in input.keys() else ""
+
+
 rule score:
     # one job per model for all its test datasets (scoring is cheap; the process start is not)
     input:
         [f for d in TEST_DATASETS for f in prepared(d)],
+        unpack(score_inputs),
         descriptors=[f"results/descriptors/{{model}}/{d}.h5" for d in TEST_DATASETS],
     output:
         metrics=[f"results/metrics/{{model}}/{d}.json" for d in TEST_DATASETS],
         pairs=[directory(f"results/pairs/{{model}}/{d}") for d in TEST_DATASETS],
     params:
-        settings=settings("score"),
+        settings=lambda wc: settings("score", **({"codebook": True} if has_local(wc.model) else {})),
         datasets=lambda wc: " ".join(
             f"--descriptors results/descriptors/{wc.model}/{d}.h5 --dataset data/prepared/{d}"
             f" --out results/metrics/{wc.model}/{d}.json --pairs-dir results/pairs/{wc.model}/{d}"
             for d in TEST_DATASETS),
+        codebook=codebook_option,
     log:
         "logs/score/{model}.log",
     benchmark:
@@ -94,7 +132,7 @@ rule score:
         mem_mb=grow(8000, 0.5),
         runtime=grow(60),
     shell:
-        "{DS} --settings {params.settings:q} score {params.datasets} --log {log}"
+        "{DS} --settings {params.settings:q} score{params.codebook} {params.datasets} --log {log}"
 
 
 rule chance:
