@@ -52,21 +52,24 @@ def test_pca_whitening_and_the_frozen_reduction():
 def test_multiscale_top_k_by_hand():
     # identity trunk and reduction: attention = the pixel, descriptor = its 3x3 average. Scale 1/3 samples the
     # centre (5). Top 4: 9, 8, 7 (scale 1), then 6; attention over the maximum 9.
-    desc, att = multiscale_local(lambda x: x, lambda x: x, GRID, (1.0, 1 / 3), features=4)
+    (desc, att), = multiscale_local(lambda x: x, lambda x: x, GRID, (1.0, 1 / 3), features=4)
     np.testing.assert_allclose(att.numpy(), [1.0, 8 / 9, 7 / 9, 6 / 9], rtol=1e-6)
     np.testing.assert_allclose(desc[:, 0].numpy(), [(5 + 6 + 8 + 9) / 4, (4 + 5 + 6 + 7 + 8 + 9) / 6,
                                                     (4 + 5 + 7 + 8) / 4, (2 + 3 + 5 + 6 + 8 + 9) / 6], rtol=1e-6)
     # every location of every scale, 9 + 1: the two 5s tie and the earlier scale comes first
-    _, att = multiscale_local(lambda x: x, lambda x: x, GRID, (1.0, 1 / 3), features=100)
+    (_, att), = multiscale_local(lambda x: x, lambda x: x, GRID, (1.0, 1 / 3), features=100)
     assert len(att) == 10 and att[4].item() == pytest.approx(5 / 9) and att[5].item() == pytest.approx(5 / 9)
     # the maximum is over every scale: at 1/3 alone the only location has attention 1
-    _, att = multiscale_local(lambda x: x, lambda x: x, GRID, (1 / 3,), features=5)
+    (_, att), = multiscale_local(lambda x: x, lambda x: x, GRID, (1 / 3,), features=5)
     assert att.tolist() == [1.0]
     # a scale below the trunk's smallest input is left out; none left is an error
-    _, att = multiscale_local(lambda x: x, lambda x: x, GRID, (1.0, 1 / 3), features=100, min_side=2)
+    (_, att), = multiscale_local(lambda x: x, lambda x: x, GRID, (1.0, 1 / 3), features=100, min_side=2)
     assert len(att) == 9
     with pytest.raises(DarksideError, match="no scale"):
         multiscale_local(lambda x: x, lambda x: x, GRID, (1 / 3,), features=1, min_side=2)
+    # a batch: each image its own top-k over its own maximum
+    (_, a0), (_, a1) = multiscale_local(lambda x: x, lambda x: x, torch.cat([GRID, 2 * GRID.flip(-1)]), (1.0,), 2)
+    assert a0.tolist() == a1.tolist() == pytest.approx([1.0, 8 / 9])
 
 
 # --- the HOW network (darkside.embed.networks.how), its extraction, codebook and scoring -----------------------
@@ -117,7 +120,7 @@ def test_how_network_trains_on_weighted_spoc_with_a_frozen_whitened_reduction(tm
     assert back.network_name == "how" and back.meta["network"]["settings"]["dims"] == 4
     assert torch.equal(back.pool.reduction.weight, net.pool.reduction.weight)
     assert not any(p.requires_grad for p in back.pool.reduction.parameters())
-    d, a = back.pool.local_features(back, x[:1], (1.0, 0.5), 4)
+    (d, a), _ = back.pool.local_features(back, x, (1.0, 0.5), 4)
     assert d.shape == (4, 4) and a[0] == 1.0 and np.all(np.diff(a) <= 0)
     np.testing.assert_allclose(np.linalg.norm(d, axis=1), 1.0, rtol=1e-5)
 
@@ -192,3 +195,20 @@ def test_extract_local_codebook_and_asmk_score_through_the_cli(tmp_path, repo_ro
                  "--out", str(tmp_path / "m.json"), "--codebook", str(tmp_path / "cb.h5")]) == 0
     res = json.loads((tmp_path / "m.json").read_text())
     assert res["similarity"] == "asmk" and res["n_queries"] == 1
+
+
+def test_batched_local_extraction_is_per_image():
+    from PIL import Image
+
+    from darkside.data.photometric import ClaheSettings
+    from darkside.embed.how import LocalExtractSettings
+    from darkside.extract.local_descriptors import extract_local
+
+    rng = np.random.default_rng(0)
+    imgs = [Image.fromarray(rng.integers(0, 255, (h, 56, 3), dtype=np.uint8)) for h in (40, 40, 48, 40)]
+    net, s = _how_net(), LocalExtractSettings(scales=(1.0, 0.5), features=4)
+    one = extract_local(net, imgs, 56, ClaheSettings.of(None), s, batch_size=1)
+    many = extract_local(net, imgs, 56, ClaheSettings.of(None), s, batch_size=3)
+    np.testing.assert_array_equal(one.offsets, many.offsets)
+    np.testing.assert_allclose(one.descriptors, many.descriptors, atol=1e-5)
+    np.testing.assert_allclose(one.attention, many.attention, atol=1e-6)

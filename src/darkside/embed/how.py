@@ -82,28 +82,29 @@ def weighted_spoc(x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
 
 
 def multiscale_local(trunk: Callable[[torch.Tensor], torch.Tensor], reduction: Callable[[torch.Tensor], torch.Tensor],
-                     image: torch.Tensor, scales: Sequence[float], features: int,
-                     min_side: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """One image (1, 3, H, W) -> its top-``features`` local descriptors (n, D) and their attention (n,), highest
-    attention first; attention divided by its maximum over every scale. A scale that shrinks the image below
-    ``min_side`` is left out (a tiny query crop); bilinear resizing as HOW."""
-    if image.ndim != 4 or image.shape[0] != 1:
-        raise DarksideError(f"HOW local features: one image (1, 3, H, W) at a time, got {tuple(image.shape)}")
-    h, w = image.shape[-2:]
+                     images: torch.Tensor, scales: Sequence[float], features: int,
+                     min_side: int = 1) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """A batch of equal-size images (B, 3, H, W) -> per image its top-``features`` local descriptors (n, D) and their
+    attention (n,), highest attention first; attention divided by the image's maximum over every scale. A scale
+    that shrinks the images below ``min_side`` is left out (a tiny query crop); bilinear resizing as HOW."""
+    if images.ndim != 4:
+        raise DarksideError(f"HOW local features: a batch (B, 3, H, W) of images, got {tuple(images.shape)}")
+    h, w = images.shape[-2:]
     descs, atts = [], []
     for s in scales:
         size = (max(1, round(h * s)), max(1, round(w * s)))
         if min(size) < min_side:
             continue
-        xs = image if size == (h, w) else F.interpolate(image, size=size, mode="bilinear", align_corners=False)
+        xs = images if size == (h, w) else F.interpolate(images, size=size, mode="bilinear", align_corners=False)
         f = trunk(xs)
-        atts.append(attention(f).flatten())
-        descs.append(reduction(smooth(f))[0].flatten(1).T)
+        atts.append(attention(f).flatten(1))
+        descs.append(reduction(smooth(f)).flatten(2).transpose(1, 2))
     if not descs:
         raise DarksideError(f"HOW local features: no scale of {list(scales)} keeps a {h}x{w} image at "
                             f">= {min_side} px")
-    a = torch.cat(atts)
-    a = a / a.max().clamp(min=1e-12)
-    k = min(int(features), len(a))
-    order = torch.argsort(a, descending=True, stable=True)[:k]  # ties: the earlier scale and location first
-    return torch.cat(descs)[order], a[order]
+    a = torch.cat(atts, dim=1)
+    a = a / a.amax(dim=1, keepdim=True).clamp(min=1e-12)
+    d = torch.cat(descs, dim=1)
+    k = min(int(features), a.shape[1])
+    order = torch.argsort(a, dim=1, descending=True, stable=True)[:, :k]  # ties: the earlier scale and location
+    return [(d[b, order[b]], a[b, order[b]]) for b in range(len(a))]

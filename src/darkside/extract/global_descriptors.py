@@ -377,12 +377,14 @@ def extract_dataset(model_path: str | os.PathLike[str], dataset_dir: str | os.Pa
         from darkside.extract.local_descriptors import extract_local
         kept = [source(r) for i, r in enumerate(manifest.records) if i not in skipped_set]
         log.info("local features of %d images of %s", len(kept), manifest.name)
-        local_sets["local"] = extract_local(net, kept, settings.image_size, clahe, local, device, progress=progress)
+        local_sets["local"] = extract_local(net, kept, settings.image_size, clahe, local, device, progress=progress,
+                                            batch_size=settings.batch_size)
         if qids is not None:
             qkept = [(source(manifest.records[manifest.index(q.query)]), q.bbox) for i, q in enumerate(gt.queries)
                      if i not in qskipped_set]
             local_sets["query_local"] = extract_local(net, [s for s, _ in qkept], settings.image_size, clahe, local,
-                                                      device, bboxes=[b for _, b in qkept], progress=progress)
+                                                      device, bboxes=[b for _, b in qkept], progress=progress,
+                                                      batch_size=settings.batch_size)
     if whitening is not None:
         desc = apply_whitening(desc, whitening, whitening_dims).astype(np.float32)
         if qdesc is not None:

@@ -37,16 +37,25 @@ def has_local_features(net: EmbeddingNet) -> bool:
 def extract_local(net: EmbeddingNet, images: Sequence[ImageLike], image_size: int, clahe: ClaheSettings,
                   local: LocalExtractSettings, device: str | torch.device = "cpu",
                   bboxes: Sequence[BBox | None] | None = None, progress: bool = False,
-                  skipped: list[int] | None = None) -> LocalFeatures:
-    """The local descriptors of ``images``, in order. An unreadable image is an error, unless ``skipped`` is given:
-    then it is left out and its index appended there."""
+                  skipped: list[int] | None = None, batch_size: int = 32) -> LocalFeatures:
+    """The local descriptors of ``images``, in order; images of equal prepared size go through the network
+    together (up to ``batch_size``; each image's features depend on it alone). An unreadable image is an error,
+    unless ``skipped`` is given: then it is left out and its index appended there."""
     if not has_local_features(net):
         raise DarksideError(f"extract: network {net.network_name!r} has no local features (a HOW network has)")
     dev = resolve_device(device)
     net.to(dev)
     was = net.training
     net.eval()
-    rows: list[tuple[np.ndarray, np.ndarray]] = []
+    rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    buckets: dict[tuple[int, int], list[tuple[int, torch.Tensor]]] = {}
+
+    def flush(key: tuple[int, int]) -> None:
+        items = buckets.pop(key)
+        x = torch.stack([t for _, t in items]).to(dev)
+        for (i, _), r in zip(items, net.pool.local_features(net, x, local.scales, local.features), strict=True):
+            rows[i] = r
+
     try:
         for i, item in enumerate(tqdm(images, desc="local features", disable=not progress)):
             try:
@@ -57,11 +66,18 @@ def extract_local(net: EmbeddingNet, images: Sequence[ImageLike], image_size: in
                 log.warning("local features: skipped %s", exc)
                 skipped.append(i)
                 continue
-            x = prepare_image(img, image_size, clahe, None if bboxes is None else bboxes[i])
-            rows.append(net.pool.local_features(net, x[None].to(dev), local.scales, local.features))
+            t = prepare_image(img, image_size, clahe, None if bboxes is None else bboxes[i])
+            key = (int(t.shape[1]), int(t.shape[2]))
+            buckets.setdefault(key, []).append((i, t))
+            if len(buckets[key]) >= batch_size:
+                flush(key)
+            elif sum(len(b) for b in buckets.values()) > 4 * batch_size:  # many sizes: bound the memory
+                flush(max(buckets, key=lambda k: len(buckets[k])))
+        for key in list(buckets):
+            flush(key)
     finally:
         net.train(was)
-    return LocalFeatures.concat(rows, net.dim)
+    return LocalFeatures.concat([rows[i] for i in sorted(rows)], net.dim)
 
 
 def codebook_descriptors(model_path: str | os.PathLike[str], dataset_dir: str | os.PathLike[str],

@@ -54,14 +54,15 @@ class HowHead(nn.Module):
         # the L2 of the weighted sum is the network's own L2N
         return (self.reduction(smooth(f)) * attention(f).unsqueeze(1)).sum(dim=(-2, -1))
 
-    def local_features(self, net: EmbeddingNet, image: torch.Tensor, scales: Sequence[float],
-                       features: int) -> tuple[np.ndarray, np.ndarray]:
-        """One input (1, 3, H, W) of ``net`` (whose head this is) -> its local descriptors (n, dims) and their
-        attention (n,), float32 arrays, highest attention first (what extraction asks of a local-feature head)."""
+    def local_features(self, net: EmbeddingNet, images: torch.Tensor, scales: Sequence[float],
+                       features: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Equal-size inputs (B, 3, H, W) of ``net`` (whose head this is) -> per image its local descriptors
+        (n, dims) and their attention (n,), float32 arrays, highest attention first (what extraction asks of a
+        local-feature head)."""
         with torch.no_grad():
-            d, a = multiscale_local(lambda x: activations(net, x), self.reduction, image, scales, features,
-                                    net.min_side)
-        return d.float().cpu().numpy(), a.float().cpu().numpy()
+            out = multiscale_local(lambda x: activations(net, x), self.reduction, images, scales, features,
+                                   net.min_side)
+        return [(d.float().cpu().numpy(), a.float().cpu().numpy()) for d, a in out]
 
 
 def activations(net: EmbeddingNet, x: torch.Tensor) -> torch.Tensor:
