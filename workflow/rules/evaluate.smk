@@ -5,7 +5,9 @@
 def extract_inputs(wildcards):
     # a test-time translation model extracts with another model's weights and a night->day generator
     source = weights_model(wildcards.model)
-    inputs = {"model": f"results/models/{source}/model.pt", "whitening": f"results/models/{source}/whitening.npz"}
+    inputs = {"model": f"results/models/{source}/model.pt"}
+    if not has_local(wildcards.model):  # HOW has no learned whitening: its reduction is its whitening, ASMK ranks
+        inputs["whitening"] = f"results/models/{source}/whitening.npz"
     if (family := recipe(recipe_of(wildcards.model)).night_to_day) is not None:
         inputs["night_to_day"] = f"results/gans/{family}/generator.pt"
     return inputs
@@ -13,6 +15,10 @@ def extract_inputs(wildcards):
 
 def night_to_day_option(wildcards, input):
     return f" --night-to-day {input.night_to_day}" if "night_to_day" in input.keys() else ""
+
+
+def whitening_option(wildcards, input):
+    return f" --whitening {input.whitening}" if "whitening" in input.keys() else ""
 
 
 rule extract:
@@ -30,6 +36,7 @@ rule extract:
                                      for d in TEST_DATASETS),
         night_to_day=night_to_day_option,
         local=lambda wc: " --local" if has_local(wc.model) else "",
+        whitening=whitening_option,
     log:
         "logs/extract/{model}.log",
     benchmark:
@@ -40,7 +47,7 @@ rule extract:
         mem_mb=grow(16000, 0.5),
         runtime=grow(8 * 60),
     shell:
-        "{DS} --settings {params.settings:q} extract --model {input.model} --whitening {input.whitening}"
+        "{DS} --settings {params.settings:q} extract --model {input.model}{params.whitening}"
         "{params.night_to_day}{params.local} {params.datasets} --log {log}"
 
 
