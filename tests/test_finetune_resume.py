@@ -32,7 +32,7 @@ from darkside.embed.tuples import (
     split_pairs,
     translation_flags,
 )
-from darkside.errors import DarksideError, Preempted
+from darkside.errors import ConfigError, DarksideError, Preempted
 from darkside.gan.translator import Translator, load_translator
 from darkside.recipes import FinetuneSettings, Recipe
 from darkside.settings import parse
@@ -383,3 +383,41 @@ def test_cached_translations_are_the_uncached_ones_and_made_once(dataset):
             assert torch.equal(cached.tensor(i), fresh.tensor(i))
             assert not torch.equal(cached.tensor(i, True), cached.tensor(i))
     assert cached_t.images == len(ids) and fresh_t.images == 3 * 2 * len(ids)
+
+
+def test_bf16_autocast_is_a_named_option_that_trains_in_bfloat16_and_moves_the_weights(tmp_path, dataset, stand_in,
+                                                                                       monkeypatch):
+    """precision: bf16 runs the forward passes of training and mining under bfloat16 autocast and the loss in
+    float32; the paper's fp32 stays the default, and the two give different weights: an option, not a free
+    speed-up."""
+    import darkside.embed.tuples as tuples
+
+    seen = []
+    for module in (ft, tuples):  # training's forward passes, and mining's
+        real_embed = module.embed_tensors
+
+        def spy(net, tensors, device, _real=real_embed, _where=module.__name__):
+            seen.append((_where, torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu")))
+            return _real(net, tensors, device)
+
+        monkeypatch.setattr(module, "embed_tensors", spy)
+    real_loss = ft.contrastive_loss
+    loss_dtypes = []
+
+    def loss(anchor, others, labels, margin):
+        loss_dtypes.append(anchor.dtype)
+        return real_loss(anchor, others, labels, margin)
+
+    monkeypatch.setattr(ft, "contrastive_loss", loss)
+    assert _settings().precision == "fp32"
+    r = Recipe("gem", clahe=False, diverse_anchors=False, generator=None)
+    fp32 = _weights(ft.finetune(_model_in(tmp_path), dataset, r, _settings(epochs=1), tmp_path / "a", backbone="tiny"))
+    assert {w for w, _ in seen} == {ft.__name__, tuples.__name__} and not any(a for _, a in seen)
+    seen.clear()
+    bf16 = _weights(ft.finetune(_model_in(tmp_path), dataset, r, _settings(epochs=1, precision="bf16"), tmp_path / "b",
+                                backbone="tiny"))
+    assert seen and all(a == torch.bfloat16 for _, a in seen)
+    assert set(loss_dtypes) == {torch.float32}
+    assert any(not torch.equal(fp32[k], bf16[k]) for k in fp32)
+    with pytest.raises(ConfigError, match="precision"):
+        _settings(precision="fp16")

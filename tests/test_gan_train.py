@@ -100,6 +100,31 @@ def test_mismatched_checkpoint_is_not_resumed(tmp_path, gan_images):
     assert (tmp_path / "a" / "generator.pt").read_bytes() == (tmp_path / "b" / "generator.pt").read_bytes()
 
 
+def test_bf16_autocast_is_a_named_option_for_every_step(tmp_path, gan_images, monkeypatch):
+    """gan.common.precision bf16 runs each training step under bfloat16 autocast (fp32, the paper's, is the default)
+    and the generator it trains differs from fp32's."""
+    import dataclasses
+
+    s = tiny("cyclegan", epochs_constant=1, epochs_decay=0)
+    assert s.common.precision == "fp32"
+    modes = []
+    bundle_cls = family_class("cyclegan")
+    step = bundle_cls.train_step
+
+    def spy(self, batch):
+        modes.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu"))
+        return step(self, batch)
+
+    monkeypatch.setattr(bundle_cls, "train_step", spy)
+    a = train_gan(s, gan_images["day"], gan_images["night"], tmp_path / "a", "cpu", seed=0)
+    assert modes and not any(modes)
+    modes.clear()
+    bf16 = dataclasses.replace(s, common=dataclasses.replace(s.common, precision="bf16"))
+    b = train_gan(bf16, gan_images["day"], gan_images["night"], tmp_path / "b", "cpu", seed=0)
+    assert modes and all(m == torch.bfloat16 for m in modes)
+    assert a.read_bytes() != b.read_bytes()
+
+
 class _Payload:
     """Stands for code a hostile pickle would run on load."""
 

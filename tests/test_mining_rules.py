@@ -57,6 +57,24 @@ def test_hard_negatives_properties_random():
         assert len(neg) == min(5, len(set(pc.tolist()) - {ac[i]}))
 
 
+def test_mining_on_a_device_ranks_as_numpy_does_ties_and_short_heads_included():
+    """The device path (float64 products, stable sort, each anchor's first `width` candidates brought back) gives
+    the numpy ranking: ties by pool order, and an anchor whose head holds too few clusters is ranked in full."""
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(30, 8))
+    p = rng.normal(size=(80, 8))
+    p[40:50] = p[10]  # ten exact ties of one pool image
+    a[0] = p[10]
+    ac, pc = rng.integers(0, 8, size=30), rng.integers(0, 8, size=80)
+    pc[:60] = ac[1]  # anchor 1: the first 60 pool images are its own cluster, a short head cannot serve it
+    want = hard_negatives(a, p, ac, pc, n=5)
+    for width in (4, 16, 256):
+        got = hard_negatives(a, p, ac, pc, n=5, device="cpu", width=width)
+        assert [g.tolist() for g in got] == [w.tolist() for w in want], width
+    (tied,) = hard_negatives(a[:1], p, ac[:1], np.arange(80), n=3, device="cpu", width=2)
+    assert tied.tolist() == [10, 40, 41]  # equal similarities: pool order
+
+
 def test_band_limits_and_edge_guards():
     assert band_limits(10000) == (2000, 8000)
     assert band_limits(5) == (1, 4)

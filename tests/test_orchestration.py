@@ -78,6 +78,23 @@ def test_cluster_resources_grow_with_the_attempt_and_failed_jobs_are_retried_and
     assert profile["retries"] >= 2 and profile["slurm-requeue"] is True and profile["rerun-incomplete"] is True
 
 
+def test_cluster_jobs_decode_images_on_the_cpus_they_get(repo_root):
+    """On the cluster, extraction and whitening get the profile's set-threads (8) and use all but one to decode and
+    prepare images ahead of the network; a laptop run's one-thread jobs decode inline. (A dry run through the SLURM
+    executor renders commands with one thread: the job's own threads are set on its node, so the rule's command is
+    checked with the profile's threads given to a local dry run.)"""
+    from darkside.cli import _decoders
+
+    profile = yaml.safe_load((repo_root / "slurm" / "config.yaml").read_text())["set-threads"]
+    assert profile["extract"] == profile["whiten"] == 8
+    out = _snakemake(repo_root, "-n", "--forceall", "-p", "--cores", "8", "--config", "preset=paper", "--set-threads",
+                     "extract=8", "whiten=8")
+    commands = [c for c in out.splitlines() if " extract --model " in c or " whiten --model " in c]
+    assert commands and all("--threads 8 " in c for c in commands), commands[:1]
+    assert (_decoders(1), _decoders(8)) == (0, 7)
+    assert " --threads 1 " in _snakemake(repo_root, "-n", "--forceall", "--cores", "2", "-p")
+
+
 def test_default_dry_run_resolves(repo_root):
     out = _snakemake(repo_root, "-n", "--forceall", "--cores", "2")
     assert "prepare_synthetic" in out and "tables" in out
@@ -103,12 +120,12 @@ def test_dvc_stages_mirror_rules(repo_root):
         # DVC runs the command on params.yaml (which `dvc exp run -S` rewrites), not on handed-over settings
         assert stage["cmd"].startswith("darkside ") and "--settings" not in stage["cmd"], name
         assert "src/darkside" not in stage["deps"] and "src/darkside/cli.py" in stage["deps"], name
-        for m in stage.get("metrics", []):
-            (path, opts), = m.items()
-            assert path.startswith("results/metrics/") and opts == {"cache": False}
+        for path in stage.get("metrics", []):
+            # cached like every out: dvc push / pull carry it to another clone
+            assert path.startswith("results/metrics/") and isinstance(path, str)
     # metrics never live inside a folder that another stage tracks as an output
     outs = {o if isinstance(o, str) else next(iter(o)) for s in stages.values() for o in s.get("outs", [])}
-    metric_files = {next(iter(m)) for s in stages.values() for m in s.get("metrics", [])}
+    metric_files = {m for s in stages.values() for m in s.get("metrics", [])}
     for mf in metric_files:
         assert not any(mf.startswith(o.rstrip("/") + "/") for o in outs), mf
 
@@ -118,7 +135,7 @@ HEADLINE = "results/metrics/headline.json"
 
 def test_the_headline_cells_are_the_one_dvc_metrics_file(repo_root):
     """`dvc metrics show` lists the tables' headline cells only; every other metric JSON is still declared, as an
-    uncached out of the stage that writes it."""
+    out of the stage that writes it (cached, so that dvc push and pull carry it)."""
     from darkside.orchestration import dvc_stages
 
     jobs = [{"rule": "score", "wildcards": {"model": "vgg16-gem"}, "input": [], "settings": None, "preset": "mini",
@@ -126,19 +143,18 @@ def test_the_headline_cells_are_the_one_dvc_metrics_file(repo_root):
             {"rule": "tables", "wildcards": {}, "input": [], "settings": None, "preset": "mini",
              "output": [("results/tables/table1.csv", False), (HEADLINE, False)], "cmd": "darkside tables"}]
     stages = dvc_stages(jobs)["stages"]
-    assert stages["tables"]["metrics"] == [{HEADLINE: {"cache": False}}]
-    assert stages["tables"]["outs"] == [{"results/tables/table1.csv": {"cache": False}}]
+    assert stages["tables"]["metrics"] == [HEADLINE]
+    assert stages["tables"]["outs"] == ["results/tables/table1.csv"]
     assert "metrics" not in stages["score_vgg16-gem"]
-    assert stages["score_vgg16-gem"]["outs"] == [{"results/metrics/vgg16-gem/synth-tokyo.json": {"cache": False}}]
+    assert stages["score_vgg16-gem"]["outs"] == ["results/metrics/vgg16-gem/synth-tokyo.json"]
 
     committed = yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"]
-    assert [next(iter(m)) for s in committed.values() for m in s.get("metrics", [])] == [HEADLINE]
-    assert committed["tables"]["metrics"] == [{HEADLINE: {"cache": False}}]
-    outs = {next(iter(o)): next(iter(o.values())) for s in committed.values() for o in s.get("outs", [])
-            if isinstance(o, dict)}
+    assert [m for s in committed.values() for m in s.get("metrics", [])] == [HEADLINE]
+    outs = {o for s in committed.values() for o in s.get("outs", [])}
+    assert all(isinstance(o, str) for o in outs)  # every out cached
     for declared in ("results/metrics/vgg16-gem/synth-tokyo.json", "results/metrics/gans/cyclegan.json",
                      "results/metrics/chance/synth-tokyo.json"):
-        assert outs[declared] == {"cache": False}, declared
+        assert declared in outs, declared
 
 
 def test_the_tables_rule_writes_the_headline_metrics(repo_root):
@@ -381,18 +397,17 @@ def test_training_jobs_declare_every_file_they_keep_but_the_checkpoint(repo_root
 
 def test_dvc_plots_draw_every_training_curve(repo_root):
     """dvc.yaml's top-level plots draw each fine-tuning curve and each generator's losses (x: epoch) from files
-    that stages write as uncached outs; the fields are the ones the writers put there."""
+    that stages write as outs; the fields are the ones the writers put there."""
     from darkside.orchestration import PLOT_FIELDS
 
     dvc = yaml.safe_load((repo_root / "dvc.yaml").read_text())
-    uncached = {path for s in dvc["stages"].values() for o in s.get("outs", []) if isinstance(o, dict)
-                for path, opts in o.items() if opts == {"cache": False}}
+    declared = {o for s in dvc["stages"].values() for o in s.get("outs", [])}
     drawn = []
     for plot in dvc["plots"]:
         (_, spec), = plot.items()
         assert spec["x"] == "epoch"
         (path, fields), = spec["y"].items()
-        assert path in uncached and fields == PLOT_FIELDS[Path(path).name], (path, fields)
+        assert path in declared and fields == PLOT_FIELDS[Path(path).name], (path, fields)
         drawn.append(path)
     jobs = _dag_jobs(repo_root)
     expected = [f for j in jobs if j["rule"] in ("finetune", "train_gan") for f, _ in j["output"]
@@ -441,3 +456,24 @@ def test_no_dvc_command_has_a_double_space(repo_root):
     would read as changed (an empty option such as a recipe's missing --generator left one)."""
     dvc = yaml.safe_load((repo_root / "dvc.yaml").read_text())
     assert not [name for name, stage in dvc["stages"].items() if "  " in stage["cmd"]]
+
+
+def test_dvc_shares_through_a_linked_group_cache_and_ignores_snakemakes_touch_marker(repo_root):
+    """What a group needs to share runs: the cache links outputs (no second copy of a dataset), is group-writable,
+    and the marker `snakemake --touch` leaves in folder outputs after a `dvc pull` is not data to DVC."""
+    import configparser
+    import shutil
+
+    cfg = configparser.ConfigParser()
+    cfg.read(repo_root / ".dvc" / "config")
+    assert cfg["cache"]["type"].split(",")[:3] == ["reflink", "hardlink", "symlink"]
+    assert cfg["cache"]["shared"] == "group"
+    assert not (repo_root / ".dvc" / "config").read_text().count("remote")  # a site's paths stay local
+    dvc = shutil.which("dvc", path=str(Path(sys.executable).parent)) or shutil.which("dvc")
+    assert dvc is not None
+    ignored = subprocess.run([dvc, "check-ignore", "results/gans/cyclegan/samples/.snakemake_timestamp"],
+                             cwd=repo_root, capture_output=True, text=True)
+    assert ignored.returncode == 0, ignored.stderr
+    kept = subprocess.run([dvc, "check-ignore", "results/gans/cyclegan/samples/epoch_001.png"], cwd=repo_root,
+                          capture_output=True, text=True)
+    assert kept.returncode == 1, kept.stdout

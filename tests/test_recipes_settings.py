@@ -35,6 +35,7 @@ def test_paper_numbers_pinned():
     assert s.band == (0.2, 0.8)
     assert s.clahe_clip_limit == 1.0
     assert s.clahe_grid == 8
+    assert s.precision == "fp32"  # bf16 autocast is a named option, off: it moves the numbers
 
 
 def test_paper_recipe_defaults():

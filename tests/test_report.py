@@ -112,7 +112,8 @@ def test_a_table_page_reads_the_tables_own_csv_and_marks_paired_data(tmp_path):
     with (tmp_path / "table1.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, COLUMNS)
         w.writeheader()
-        for block, title, method, nd in (("vgg16", "VGG16", "GeM [30]", False), ("vgg16", "VGG16", "GeM N/D [30]", True),
+        for block, title, method, nd in (("vgg16", "VGG16", "GeM [30]", False),
+                                         ("vgg16", "VGG16", "GeM N/D [30]", True),
                                          ("paired-vgg16", "Paired difference against CLAHE CD (vgg16)", "GeM [30]",
                                           False)):
             w.writerow({"table": "table1", "block": block, "block_title": title, "method": method,

@@ -80,9 +80,19 @@ def test_table1_cells_with_ci_and_reasons(tmp_path, mini):
     assert gem.cells[1].paper == 79.4 and gem.cells[1].ours is None
     assert "gem" in gem.cells[1].note
     ciconv = vgg.rows[3]
-    assert "external model" in ciconv.cells[1].note
+    assert ciconv.recipe == "ciconv" and "recipe 'ciconv' not produced" in ciconv.cells[1].note
     # the resnet101 block has no metrics at all
     assert t.blocks[1].rows[0].cells[0].ours is None
+
+
+def test_a_rows_caveat_travels_with_its_produced_cells(tmp_path, mini):
+    # CIConv is the suite's retrained network, not the authors' model: every produced cell says so
+    for ds, key in (("synth-tokyo", "mAP"), ("synth-roxford", "medium"), ("synth-rparis", "medium")):
+        _write_metrics(tmp_path, "vgg16-ciconv", ds, {"per_query": {key: {"ids": [], "ap": [10.0, 30.0]}}})
+    row = build_table("table1", mini, tmp_path).blocks[0].rows[3]
+    assert row.method == "CIConv [16]" and row.cells[1].ours == pytest.approx(20.0)
+    assert all("retrained with this suite's GeM recipe" in c.note for c in row.cells)
+    assert row.cells[1].paper == 83.3
 
 
 def test_written_files(tmp_path, mini):
@@ -299,14 +309,20 @@ def test_findings_are_paired_claims_that_hold_or_not_by_their_interval(tmp_path,
     noise = rng.normal(0, 0.5, 60)
     shifts = {"offtheshelf": -5.0, "gem": 0.0, "clahe-c": 0.0, "clahe-nd-c": 3.0, "clahe-cd": 0.0,
               "hedngan-cd": 2.0, "cyclegan-cd": 2.5 + noise, "lab-inversion": 1.0, "oracle-cd": 12.0,
-              "gem-n2d-cyclegan": -3.0}
+              "gem-n2d-cyclegan": -3.0, "ciconv": 2.0}
     for recipe, s in shifts.items():
         _findings_metrics(tmp_path, f"vgg16-{recipe}", base, s)
+    # ResNet-101's CIConv: above GeM on the Tokyo-like set, below on the day-only ones
+    _findings_metrics(tmp_path, "resnet101-gem", base, 0.0)
+    _findings_metrics(tmp_path, "resnet101-ciconv", base, -2.0)
+    _write_metrics(tmp_path, "resnet101-ciconv", "synth-tokyo",
+                   {"per_query": {"mAP": {"ids": [f"q{i}" for i in range(60)], "ap": list(base + 3.0)}}})
     t = build_table("findings", mini, tmp_path)
     rows = {r.method: r.cells[0] for b in t.blocks for r in b.rows}
     assert all(c.note.startswith("holds") for c in rows.values()), {m: c.note for m, c in rows.items()}
     gem = rows["fine-tuning helps: GeM - off-the-shelf, Tokyo"]
     assert gem.ours == pytest.approx(5.0) and gem.ci_low == pytest.approx(5.0)  # a constant shift: no spread
+    assert rows["colour invariance costs day retrieval: CIConv - GeM (ResNet-101), RPar"].ours == pytest.approx(-2.0)
     cyc = rows["CycleGAN CD - CLAHE CD, mean night cell"]
     assert cyc.ours == pytest.approx(2.5 + noise.mean()) and cyc.ci_low < cyc.ours < cyc.ci_high
 

@@ -185,7 +185,7 @@ def test_the_cli_verb_reads_the_preset_and_names_a_missing_ranking(repo_root, to
 
 def test_the_dag_stage_reads_rankings_not_networks(repo_root):
     stage = yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"]["figure_retrieval"]
-    assert stage["outs"] == [{"results/figures/retrieval_night.png": {"cache": False}}]
+    assert stage["outs"] == ["results/figures/retrieval_night.png"]
     assert {f"results/pairs/{m}/synth-tokyo" for m in MODELS} | {"data/prepared/synth-tokyo"} <= set(stage["deps"])
     assert not {"src/darkside/gan", "src/darkside/embed", "src/darkside/extract"} & set(stage["deps"])
     assert sorted(stage["params"]) == [f"presets.mini.figures.retrieval.{k}" for k in ("backbone", "gan_recipe",

@@ -197,12 +197,22 @@ def run_init_model(args: argparse.Namespace, job: Any) -> Path:
     return init_model(_backbone(job, args.backbone), Path(args.out), seed=args.seed)
 
 
+def _decoders(threads: int) -> int:
+    """Image-decoding threads for a job with ``threads`` CPUs: all but the one that feeds the network (none at 1:
+    a laptop run's jobs run side by side instead)."""
+    if threads < 1:
+        raise DarksideError(f"--threads: expected at least 1, got {threads}")
+    return threads - 1
+
+
 @verb("whiten", "learn the whitening (Lw) of a model on a dataset's whitening pairs",
       ("device", "extract.scales", "extract.batch_size", "extract.on_corrupt", "whitening.image_size"),
       args=[arg("--model", required=True, help="model.pt (it says whether its images get CLAHE)"),
             arg("--dataset", required=True, help="prepared dataset folder with whitening pairs"),
             arg("--split", default="whiten"),
-            arg("--out", required=True)])
+            arg("--out", required=True),
+            arg("--threads", type=int, default=1,
+                help="CPU threads of the job: all but one decode and prepare images ahead of the network")])
 def run_whiten(args: argparse.Namespace, job: Any) -> Path:
     from darkside.config import ExtractSettings
     from darkside.extract.global_descriptors import fit_whitening
@@ -210,7 +220,7 @@ def run_whiten(args: argparse.Namespace, job: Any) -> Path:
     settings = ExtractSettings(job.get("whitening.image_size"), tuple(job.get("extract.scales")),
                                job.get("extract.batch_size"), job.get("extract.on_corrupt"))
     return fit_whitening(Path(args.model), Path(args.dataset), Path(args.out), settings,
-                         device=_device(job.get("device")), split=args.split)
+                         device=_device(job.get("device")), split=args.split, num_workers=_decoders(args.threads))
 
 
 def _extract_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str]:
@@ -227,6 +237,8 @@ def _extract_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[s
                 help="override the preset: stop on a corrupt image, or skip it and count it"),
             arg("--night-to-day", default=None,
                 help="generator.pt of a two-way family: translate night images to day first (test time)"),
+            arg("--threads", type=int, default=1,
+                help="CPU threads of the job: all but one decode and prepare images ahead of the network"),
             arg("--local", action="store_true",
                 help="the local descriptors too (/local: a HOW network; settings local.extract)")])
 def run_extract(args: argparse.Namespace, job: Any) -> list[Path]:
@@ -248,6 +260,7 @@ def run_extract(args: argparse.Namespace, job: Any) -> list[Path]:
                             whitening_path=Path(args.whitening) if args.whitening else None,
                             device=device, preset_name=job.preset, whitening_dims=job.get("whitening.dims"),
                             night_to_day=night_to_day, night_to_day_file=args.night_to_day,
+                            num_workers=_decoders(args.threads),
                             local=job.section("local.extract", LocalExtractSettings) if args.local else None)
             for d, o in zip(args.dataset, args.out, strict=True)]
 

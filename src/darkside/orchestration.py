@@ -3,10 +3,12 @@
 ``dvc.yaml`` is generated from the Snakemake DAG of the current ``params.yaml``: one DVC stage per
 Snakemake job with the job's command, its inputs as deps, its outputs as outs (prepared datasets
 and raw downloads as whole folders, so DVC caches the images too; metric JSON files, tables, figures and
-report pages uncached), the tables' headline cells (``results/metrics/headline.json``) as its one ``metrics``
+report pages as files), the tables' headline cells (``results/metrics/headline.json``) as its one ``metrics``
 file, and the training curves as data (fine-tuning's ``training_curve.csv``, a generator's ``losses.csv``: one
-row per epoch) as uncached outs that the top-level ``plots`` draw (``dvc plots show``), one plot per model and
-per generator. Two things differ from the Snakemake job, on purpose:
+row per epoch) as outs that the top-level ``plots`` draw (``dvc plots show``), one plot per model and per
+generator. Every out is cached, the small ones too: ``dvc push`` / ``dvc pull`` then carry a run's tables,
+metrics and curves to another clone with its models, and ``dvc status`` there is clean.
+Two things differ from the Snakemake job, on purpose:
 
 - the command takes its settings from params.yaml (which ``dvc exp run -S`` rewrites) instead of
   the ``--settings`` that Snakemake hands over, and the stage's ``params`` are exactly the leaf
@@ -22,9 +24,9 @@ from __future__ import annotations
 import ast
 import re
 import shlex
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -34,7 +36,7 @@ from darkside.config import JobSettings
 
 PACKAGE = Path(__file__).resolve().parent
 # the one file `dvc metrics show` lists (the tables rule writes it, darkside.tables.headline); every other metric
-# JSON is an uncached out, so `dvc metrics show` / `dvc exp show` compare the tables' main cells, not ~90 files
+# JSON is a plain out, so `dvc metrics show` / `dvc exp show` compare the tables' main cells, not ~90 files
 # full of hashes and per-query lists
 HEADLINE_METRICS = "results/metrics/headline.json"
 _FOLDER_RULES = (re.compile(r"^(data/prepared/[^/]+)/"), re.compile(r"^(data/raw/[^/]+)/"))
@@ -47,7 +49,7 @@ def grow(base: int, step: float = 1.0) -> Callable[[Any, int], int]:
     job resumes from its last checkpoint, so a longer second attempt finishes what the first began.
     """
     def resource(wildcards: Any, attempt: int) -> int:
-        return int(round(base * (1 + step * (max(int(attempt), 1) - 1))))
+        return round(base * (1 + step * (max(int(attempt), 1) - 1)))
     return resource
 
 
@@ -227,10 +229,10 @@ def dvc_stages(jobs: list[dict[str, Any]]) -> dict[str, Any]:
         metrics: list[Any] = []
         for path, _is_dir in job["output"]:
             if path == HEADLINE_METRICS:
-                metrics.append({path: {"cache": False}})
+                metrics.append(path)
             elif path.startswith(("results/tables/", "results/figures/", "results/report/")) or _plot_file(path) or (
                     path.startswith("results/metrics/") and path.endswith(".json")):
-                outs.append({path: {"cache": False}})
+                outs.append(path)  # a file of its own, not its folder: other stages write beside it
             else:
                 folder = _folder(path)
                 if folder not in outs:

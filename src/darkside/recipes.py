@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from darkside.errors import ConfigError
 from darkside.settings import setting
@@ -101,6 +101,7 @@ def _builtin_recipes(families: Iterable[str]) -> dict[str, Recipe]:
     add("clahe-nd-cd", clahe=True, diverse_anchors=True, generator=None, day_night_pairs=True)
     add("how", clahe=False, diverse_anchors=False, generator=None, network="how")   # HOW [41]
     add("how-nd", clahe=False, diverse_anchors=False, generator=None, day_night_pairs=True, network="how")
+    add("ciconv", clahe=False, diverse_anchors=False, generator=None, network="ciconv")  # CIConv [16]
     for fam in (*BUILTIN_TRANSLATORS, *families):
         if not fam or fam == "none":
             raise ConfigError(f"generator family name {fam!r} is reserved")
@@ -215,6 +216,9 @@ class FinetuneSettings:
     clahe_grid: int = setting(ge=1)
     mining_batch_size: int = setting("images per forward when computing mining descriptors", ge=1)
     cache_images: bool = setting("keep decoded resized images in memory (small datasets)")
+    precision: Literal["fp32", "bf16"] = setting(
+        "forward passes of training and mining: fp32 (the paper) or bf16 autocast (faster on a GPU; moves the numbers)",
+        default="fp32")
 
     def __post_init__(self) -> None:
         lo, hi = self.band

@@ -51,6 +51,20 @@ def preemptible() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+
+
+def autocast(precision: str, device: torch.device | str) -> contextlib.AbstractContextManager[Any]:
+    """The forward passes' precision: ``fp32`` as the paper trained, or ``bf16`` autocast (on a GPU about twice
+    the throughput and half the activation memory; it moves the numbers, so no preset uses it by default). Losses
+    are reduced in float32 either way; bf16 needs no loss scaling."""
+    if precision not in PRECISIONS:
+        raise DarksideError(f"precision: {precision!r} is not one of {list(PRECISIONS)}")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+
+
 def reseed(seed: int) -> None:
     """Reseed python, numpy and torch (cirtorch/mdir reseed every epoch with seed + epoch)."""
     random.seed(seed)

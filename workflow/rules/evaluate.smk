@@ -48,7 +48,7 @@ rule extract:
         runtime=grow(8 * 60),
     shell:
         "{DS} --settings {params.settings:q} extract --model {input.model}{params.whitening}"
-        "{params.night_to_day}{params.local} {params.datasets} --log {log}"
+        "{params.night_to_day}{params.local} {params.datasets} --threads {threads} --log {log}"
 
 
 rule codebook:

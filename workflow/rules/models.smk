@@ -107,7 +107,7 @@ rule whiten:
         runtime=grow(240),
     shell:
         "{DS} --settings {params.settings:q} whiten --model {input.model} --dataset data/prepared/{ROLES[whiten]}"
-        " --out {output} --log {log}"
+        " --out {output} --threads {threads} --log {log}"
 
 
 def training_dataset(r):

@@ -46,7 +46,15 @@ from darkside.gan.translator import load_translator
 from darkside.hashing import sha256_file
 from darkside.recipes import FinetuneSettings, Recipe
 from darkside.settings import to_plain
-from darkside.training import load_checkpoint, preemptible, reseed, rng_states, save_checkpoint, set_rng_states
+from darkside.training import (
+    autocast,
+    load_checkpoint,
+    preemptible,
+    reseed,
+    rng_states,
+    save_checkpoint,
+    set_rng_states,
+)
 
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"
@@ -135,7 +143,7 @@ def _config(recipe: Recipe, settings: FinetuneSettings, seed: int, backbone: str
 
 def train_epoch(net: nn.Module, pipeline: ImagePipeline, tuples: list[TrainingTuple],
                 optimizer: torch.optim.Optimizer, margin: float, tuples_per_batch: int,
-                device: torch.device, desc: str = "train") -> float:
+                device: torch.device, desc: str = "train", precision: str = "fp32") -> float:
     """One pass over ``tuples``; returns the mean loss per tuple.
 
     gandtr's "fake batch": backward after each tuple (gradients accumulate, i.e. the gradient of
@@ -147,7 +155,8 @@ def train_epoch(net: nn.Module, pipeline: ImagePipeline, tuples: list[TrainingTu
     for start in range(0, len(tuples), tuples_per_batch):
         optimizer.zero_grad(set_to_none=True)
         for t in tuples[start:start + tuples_per_batch]:
-            d = embed_tensors(net, pipeline.tuple_tensors(t), device)
+            with autocast(precision, device):
+                d = embed_tensors(net, pipeline.tuple_tensors(t), device).float()
             loss = contrastive_loss(d[0], d[1:], t.labels.to(d.device), margin)
             loss.backward()
             total += float(loss.detach())
@@ -159,12 +168,13 @@ def train_epoch(net: nn.Module, pipeline: ImagePipeline, tuples: list[TrainingTu
 
 @torch.no_grad()
 def validation_loss(net: nn.Module, pipeline: ImagePipeline, tuples: list[TrainingTuple], margin: float,
-                    device: torch.device) -> float:
+                    device: torch.device, precision: str = "fp32") -> float:
     """Mean contrastive loss per validation tuple (eval mode, no gradients)."""
     net.eval()
     total = 0.0
     for t in tuples:
-        d = embed_tensors(net, pipeline.tuple_tensors(t), device)
+        with autocast(precision, device):
+            d = embed_tensors(net, pipeline.tuple_tensors(t), device).float()
         total += float(contrastive_loss(d[0], d[1:], t.labels.to(d.device), margin))
     return total / max(len(tuples), 1)
 
@@ -290,20 +300,23 @@ def finetune(model_in: Path, dataset_dir: Path, recipe: Recipe, settings: Finetu
             reseed(seed + epoch)
             rng = np.random.default_rng(seed + epoch)
             anchors: list[str] = []  # what the epoch's anchors are made of, after diverse picking
-            tuples = epoch_tuples(net, pipeline, train_pairs, train_ids, recipe, settings, rng, dev,
-                                  night_pairs=train_nd, progress=anchors.append)
+            with autocast(settings.precision, dev):  # the mining forward passes
+                tuples = epoch_tuples(net, pipeline, train_pairs, train_ids, recipe, settings, rng, dev,
+                                      night_pairs=train_nd, progress=anchors.append)
             logger.info("%s epoch %d: %s", recipe.name, epoch + 1, "; ".join(anchors))
             lr = optimizer.param_groups[0]["lr"]
             loss = train_epoch(net, pipeline, tuples, optimizer, margin, settings.tuples_per_batch, dev,
-                               desc=f"{recipe.name} epoch {epoch + 1}/{settings.epochs}")
+                               desc=f"{recipe.name} epoch {epoch + 1}/{settings.epochs}",
+                               precision=settings.precision)
             scheduler.step()
             val_loss = None
             last = epoch + 1 == settings.epochs
             if validates and ((epoch + 1) % settings.val_every == 0 or last):
                 vrng = np.random.default_rng((seed, epoch, 1))
-                vt = epoch_tuples(net, pipeline, val_pairs, val_ids, recipe, settings, vrng, dev,
-                                  all_pairs=True, night_pairs=val_nd)
-                val_loss = validation_loss(net, pipeline, vt, margin, dev)
+                with autocast(settings.precision, dev):
+                    vt = epoch_tuples(net, pipeline, val_pairs, val_ids, recipe, settings, vrng, dev,
+                                      all_pairs=True, night_pairs=val_nd)
+                val_loss = validation_loss(net, pipeline, vt, margin, dev, settings.precision)
             if (val_loss is not None and val_loss < best["val_loss"]) or (not validates and last):
                 best = {"epoch": epoch + 1, "val_loss": val_loss if val_loss is not None else math.nan,
                         "state": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}}

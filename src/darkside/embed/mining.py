@@ -1,7 +1,10 @@
 """Tuple mining on descriptor matrices: hard negatives, diverse anchors, the hashed anchor subset.
 
 Pure functions (numpy) so that the rules can be checked against hand-computed cases; the
-descriptors come from the current network in eval mode (see :mod:`darkside.embed.tuples`).
+descriptors come from the current network in eval mode (see :mod:`darkside.embed.tuples`). Hard-negative
+mining can rank on the model's device (a GPU): the paper's 2,000 anchors x 22,000 pool images are a 352 MB
+similarity matrix and 44 M sorted entries per mining pass, which the CPU would otherwise compute in float64
+while the GPU waits.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import hashlib
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 
 
 def hash_selected(image_name: str, fraction: float) -> bool:
@@ -23,8 +27,23 @@ def hash_selected(image_name: str, fraction: float) -> bool:
     return int(digest[-4:], 16) / 65536.0 < fraction
 
 
+def _ranked_on(device: torch.device | str, a: np.ndarray, p: np.ndarray, width: int,
+               chunk: int = 1024) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+    """The first ``width`` pool indices of each anchor by descending similarity, ranked on ``device`` in float64
+    with a stable sort (ties by pool order, as ``np.argsort(-s, kind="stable")``); and the tensors to rank a row
+    in full where ``width`` is not enough."""
+    at = torch.as_tensor(a, dtype=torch.float64, device=device)
+    pt = torch.as_tensor(p, dtype=torch.float64, device=device)
+    width = min(width, p.shape[0])
+    heads = [torch.sort(at[s:s + chunk] @ pt.T, dim=1, descending=True, stable=True).indices[:, :width].cpu()
+             for s in range(0, at.shape[0], chunk)]
+    order = torch.cat(heads).numpy() if heads else np.zeros((0, width), dtype=np.int64)
+    return order, at, pt
+
+
 def hard_negatives(anchor_desc: np.ndarray, pool_desc: np.ndarray, anchor_clusters: Sequence,
-                   pool_clusters: Sequence, n: int = 5) -> list[np.ndarray]:
+                   pool_clusters: Sequence, n: int = 5, device: torch.device | str | None = None,
+                   width: int = 256) -> list[np.ndarray]:
     """For each anchor, up to ``n`` pool indices by descending similarity, one per cluster.
 
     Walks the pool from the most similar image down and skips images of the anchor's own
@@ -32,27 +51,43 @@ def hard_negatives(anchor_desc: np.ndarray, pool_desc: np.ndarray, anchor_cluste
     views of one wrong landmark teach the same thing once). Fewer than ``n`` come back only if
     the pool has too few other clusters (cirtorch then trains with fewer negatives too).
     Ties in similarity are broken by pool order (stable sort), so the result is deterministic.
+
+    ``device``: rank there (float64 products, stable sort) and bring back each anchor's first ``width``
+    candidates only; an anchor whose first ``width`` hold fewer than ``n`` usable clusters is ranked in full.
+    The result equals the numpy ranking (None: on the CPU in numpy) up to float64 summation order.
     """
     a = np.asarray(anchor_desc, dtype=np.float64)
     p = np.asarray(pool_desc, dtype=np.float64)
     pc = np.asarray(pool_clusters)
     if a.shape[0] != len(anchor_clusters) or p.shape[0] != len(pc):
         raise ValueError("descriptor and cluster counts differ")
-    sims = a @ p.T
+    if device is None:
+        sims = a @ p.T
+        rows: Sequence[np.ndarray] = [np.argsort(-sims[i], kind="stable") for i in range(a.shape[0])]
+    else:
+        rows, at, pt = _ranked_on(device, a, p, width)
     out: list[np.ndarray] = []
     for i in range(a.shape[0]):
-        used = {anchor_clusters[i]}
-        chosen: list[int] = []
-        for j in np.argsort(-sims[i], kind="stable"):
-            c = pc[j]
-            if c in used:
-                continue
-            used.add(c)
-            chosen.append(int(j))
-            if len(chosen) == n:
-                break
+        chosen = _walk(rows[i], pc, anchor_clusters[i], n)
+        if len(chosen) < n and len(rows[i]) < p.shape[0]:  # the head was not enough: this row in full
+            full = torch.sort(at[i] @ pt.T, descending=True, stable=True).indices.cpu().numpy()
+            chosen = _walk(full, pc, anchor_clusters[i], n)
         out.append(np.asarray(chosen, dtype=np.int64))
     return out
+
+
+def _walk(order: np.ndarray, pool_clusters: np.ndarray, own: object, n: int) -> list[int]:
+    used = {own}
+    chosen: list[int] = []
+    for j in order:
+        c = pool_clusters[j]
+        if c in used:
+            continue
+        used.add(c)
+        chosen.append(int(j))
+        if len(chosen) == n:
+            break
+    return chosen
 
 
 def band_limits(remaining: int, band: tuple[float, float] = (0.2, 0.8)) -> tuple[int, int]:

@@ -222,8 +222,10 @@ def epoch_tuples(net: nn.Module, pipeline: ImagePipeline, pairs: Sequence[tuple[
     pool = list(split_ids) if all_pairs else [split_ids[i] for i in rng.choice(len(split_ids), size, replace=False)]
     pool_desc = describe(net, pipeline, pool, [False] * len(pool), device, settings.mining_batch_size)
     anchors = [cand_anchors[i] for i in pick]
+    # ranked on the model's device where it is not the CPU (there numpy's float64 ranking, bit for bit as before)
     negs = hard_negatives(cand_desc[pick], pool_desc, [cluster[a] for a in anchors],
-                          [cluster[p] for p in pool], settings.negatives)
+                          [cluster[p] for p in pool], settings.negatives,
+                          device=None if torch.device(device).type == "cpu" else device)
     return [TrainingTuple(anchor=anchors[k], positive=cand_pairs[i][1],
                           negatives=tuple(pool[j] for j in negs[k]), translate=bool(flags[i]))
             for k, i in enumerate(pick)]

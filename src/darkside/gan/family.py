@@ -59,6 +59,9 @@ class GanTraining:
     beta2: float = setting(ge=0, le=1)
     sample_images: int = setting("translations in the per-epoch sample grid", ge=0)
     cache_images: bool = setting("decode the training images once and keep them in memory")
+    precision: Literal["fp32", "bf16"] = setting(
+        "each training step's forward passes: fp32 (the paper) or bf16 autocast (faster on a GPU; moves the numbers)",
+        default="fp32")
 
 
 @dataclass(frozen=True)

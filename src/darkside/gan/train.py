@@ -39,7 +39,7 @@ from darkside.data.images import load_rgb
 from darkside.errors import DarksideError
 from darkside.gan.crops import domain_pairs, epoch_pairs, paired_crop, to_tensor_batch
 from darkside.gan.family import NIGHT, DomainBatch, GanBundle, GanSetup, build, family_class, save_generator
-from darkside.training import load_checkpoint, preemptible, save_checkpoint
+from darkside.training import autocast, load_checkpoint, preemptible, save_checkpoint
 
 CHECKPOINT = "checkpoint.pt"
 GENERATOR = "generator.pt"
@@ -294,7 +294,9 @@ def train_gan(setup: GanSetup, day_paths: Sequence[str | Path], night_paths: Seq
             bar = tqdm(total=s.pairs_per_epoch // s.batch_size, desc=f"{setup.family} epoch {epoch + 1}/{s.epochs}",
                        leave=False, disable=None)
             for step, batch in enumerate(batches(epoch)):
-                for k, v in bundle.train_step(batch).items():
+                with autocast(setup.common.precision, device):
+                    losses = bundle.train_step(batch)
+                for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + v
                     counts[k] = counts.get(k, 0) + 1
                 steps += 1

@@ -39,7 +39,8 @@ def per_query_table(name: str, spec: dict[str, Any], inputs: TableInputs, metric
             if (pq := metrics.per_query(model, ds, key)) is None and absent is None:
                 raise MetricsError(f"{metrics.root / model / ds}.json: no per-query {key!r} values")
             values[col] = None if pq is None else pq[1]
-        note = seeds_note(metrics, model, datasets[0])
+        # the row's own caveat (a row the suite reproduces in its own way) and the seeds' note
+        note = "; ".join(n for n in (row.get("note", ""), seeds_note(metrics, model, datasets[0])) if n)
         parts = [[values[c] for c in averages.get(col, [col])] for col in columns]  # Avg: its datasets' values
         return [cell(v, p, inputs, note) if all(x is not None for x in p) else Cell(v, note=absent or "")
                 for v, p in zip(paper, parts, strict=True)]
