@@ -102,6 +102,11 @@ def _builtin_recipes(families: Iterable[str]) -> dict[str, Recipe]:
     add("how", clahe=False, diverse_anchors=False, generator=None, network="how")   # HOW [41]
     add("how-nd", clahe=False, diverse_anchors=False, generator=None, day_night_pairs=True, network="how")
     add("ciconv", clahe=False, diverse_anchors=False, generator=None, network="ciconv")  # CIConv [16]
+
+    # Table 4's EdgeMAC rows: edge embeddings on HED, HED^N and RCF^N edges (their networks say which detector),
+    # trained as the paper's GeM baseline is: no CLAHE, no generator, no diverse anchors
+    for edges in ("hed", "hedn", "rcfn"):
+        add(f"edgemac-{edges}", clahe=False, diverse_anchors=False, generator=None, network=f"edgemac-{edges}")
     for fam in (*BUILTIN_TRANSLATORS, *families):
         if not fam or fam == "none":
             raise ConfigError(f"generator family name {fam!r} is reserved")

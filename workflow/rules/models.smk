@@ -121,6 +121,10 @@ def finetune_inputs(wildcards):
               "data": prepared(training_dataset(r))}
     if r.generator in TRANSLATORS:  # a trained family or an imported published generator
         inputs["generator"] = f"results/gans/{r.generator}/generator.pt"
+    # the file a network's stem reads as fine-tuning starts (EdgeMAC: its detector's weights, networks.<name>)
+    network = (P.get("networks") or {}).get(r.network) or {}
+    if network.get("weights"):
+        inputs["network"] = network["weights"]
     return inputs
 
 

@@ -83,12 +83,19 @@ def parameter_groups(net: nn.Module, settings: FinetuneSettings) -> list[dict[st
     convention, which gandtr keeps: p is one scalar that would barely move at the backbone's rate, and
     decaying it towards 0 would be meaningless)."""
     p = getattr(net.pool, "p", None)  # a head without GeM's exponent has one group
-    rest = [q for q in net.parameters() if q.requires_grad and q is not p]
+    # a submodule with an ``lr_multiplier`` (EdgeMAC's edge filter: gandtr trains its p and tau at lr x10) gets a
+    # group at that multiple of the lr, with the optimiser's weight decay (gandtr's group sets only the lr)
+    scaled = [(m, float(m.lr_multiplier)) for m in net.modules() if getattr(m, "lr_multiplier", None) is not None]
+    own = {id(q) for m, _ in scaled for q in m.parameters()}
+    rest = [q for q in net.parameters() if q.requires_grad and q is not p and id(q) not in own]
     groups: list[dict[str, Any]] = [{"params": rest, "lr": settings.lr,
                                      "weight_decay": settings.weight_decay}]
     if p is not None and p.requires_grad:
         groups.append({"params": [p], "lr": settings.lr * settings.gem_lr_multiplier,
                        "weight_decay": settings.gem_weight_decay})
+    for m, mult in scaled:
+        if params := [q for q in m.parameters() if q.requires_grad]:
+            groups.append({"params": params, "lr": settings.lr * mult, "weight_decay": settings.weight_decay})
     return groups
 
 
@@ -132,10 +139,15 @@ def _config(recipe: Recipe, settings: FinetuneSettings, seed: int, backbone: str
             translator_checkpoint: Path | None, network_settings: Any = None) -> dict[str, Any]:
     """What a checkpoint must match to be resumed: the starting weights and the generator count too
     (a re-trained generator or re-initialised backbone makes the old run meaningless)."""
-    return {"recipe": to_plain(recipe), "finetune": to_plain(settings), "seed": seed, "backbone": backbone,
-            "network": {"name": recipe.network, "settings": to_plain(network_settings)},
-            "init_sha256": sha256_file(model_in),
-            "generator_sha256": sha256_file(translator_checkpoint) if translator_checkpoint else None}
+    config = {"recipe": to_plain(recipe), "finetune": to_plain(settings), "seed": seed, "backbone": backbone,
+              "network": {"name": recipe.network, "settings": to_plain(network_settings)},
+              "init_sha256": sha256_file(model_in),
+              "generator_sha256": sha256_file(translator_checkpoint) if translator_checkpoint else None}
+    # a network's own input files (EdgeMAC's detector weights): a retrained detector restarts the run
+    files = network_settings.input_files() if network_settings is not None else ()
+    if files:
+        config["network_files_sha256"] = {f: sha256_file(Path(f)) if Path(f).is_file() else None for f in files}
+    return config
 
 
 # --------------------------------------------------------------------------------------------- one epoch

@@ -391,12 +391,47 @@ def _cpu_state(net: nn.Module) -> dict[str, torch.Tensor]:
 
 def save_generator(bundle: GanBundle, path: str | Path) -> Path:
     """Write the day->night generator with the setup that rebuilds it (atomic); a two-way family's night->day
-    generator goes along (``night_to_day_state_dict``) for translation at test time."""
+    generator goes along (``night_to_day_state_dict``) for translation at test time, and a family's trained
+    student detector (HED^N, RCF^N: ``student_state_dict``) for the edge embeddings built on it (EdgeMAC), so
+    that the run's declared output holds it and not only its undeclared checkpoint."""
     obj = {"format": GENERATOR_FORMAT, "family": bundle.name, "setup": bundle.setup.to_plain(),
            "state_dict": _cpu_state(bundle.generator())}
     if bundle.night_to_day_name is not None:
         obj["night_to_day_state_dict"] = _cpu_state(bundle.nets[bundle.night_to_day_name])
+    if (student := next((n for n, r in bundle.roles.items() if r == "student"), None)) is not None:
+        obj["student_state_dict"] = _cpu_state(bundle.nets[student])
     return save_torch(path, obj)
+
+
+def load_student(path: str | Path) -> nn.Module:
+    """The night-adapted student detector a ``generator.pt`` carries (see :func:`save_generator`), rebuilt from
+    the recorded setup (its detector kind and geometry), on the CPU in eval mode; one-line errors."""
+    p = Path(path)
+    obj = _read_generator_file(p)
+    setup = GanSetup.from_plain(obj["setup"], f"{p}:setup")
+    kind = getattr(setup.settings, "detector", None)
+    if "student_state_dict" not in obj or setup.detector is None or kind is None:
+        raise DarksideError(f"{p}: carries no student detector ({family_class(setup.family).title} trains none, "
+                            f"or the file was written before generator files carried it: retrain the family)")
+    model = build_detector(kind, setup.detector.width, setup.detector.input)
+    try:
+        model.load_state_dict(obj["student_state_dict"])
+    except RuntimeError as exc:
+        raise DarksideError(f"{p}: student weights do not fit its recorded setup ({str(exc).splitlines()[0]})"
+                            ) from None
+    return model.eval()
+
+
+def _read_generator_file(p: Path) -> dict[str, Any]:
+    if not p.is_file():
+        raise DarksideError(f"{p}: generator file does not exist")
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DarksideError(f"{p}: cannot read generator ({type(exc).__name__})") from None
+    if not isinstance(obj, dict) or obj.get("format") != GENERATOR_FORMAT:
+        raise DarksideError(f"{p}: not a darkside generator file (format {GENERATOR_FORMAT})")
+    return obj
 
 
 class GeneratorTranslator:
@@ -426,14 +461,7 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu", night_t
     the generator from the recorded setup. ``night_to_day``: the family's night->day generator instead
     (test-time translation; one-line error for a one-way family)."""
     p = Path(path)
-    if not p.is_file():
-        raise DarksideError(f"{p}: generator file does not exist")
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise DarksideError(f"{p}: cannot read generator ({type(exc).__name__})") from None
-    if not isinstance(obj, dict) or obj.get("format") != GENERATOR_FORMAT:
-        raise DarksideError(f"{p}: not a darkside generator file (format {GENERATOR_FORMAT})")
+    obj = _read_generator_file(p)
     setup = GanSetup.from_plain(obj["setup"], f"{p}:setup")
     cls = family_class(setup.family)
     if night_to_day:

@@ -60,6 +60,11 @@ class NetworkSettings:
             changes["margins"] = {**settings.margins, backbone: self.margin}
         return dataclasses.replace(settings, **changes)
 
+    def input_files(self) -> tuple[str, ...]:
+        """Files the network reads when fine-tuning starts (a frozen stem's weights): the finetune job's inputs,
+        and their digests are part of what a checkpoint must match to be resumed. Default: none."""
+        return ()
+
 
 Builder = Callable[[nn.Sequential, int, BackboneSpec, Any], "EmbeddingNet"]
 Preparer = Callable[..., None]
