@@ -70,7 +70,7 @@ def test_the_committed_schema_is_what_the_registries_give(repo_root):
     (lambda m: m["gan"]["families"].update(unet={}), "presets.mini.gan.families.unet: unknown key"),
     (lambda m: m["gan"]["families"]["cyclegan"].update(variant="fast"), "presets.mini.gan.families.cyclegan.variant"),
     (lambda m: m["finetune"]["margins"].update(vgg61=0.7),
-     "presets.mini.finetune.margins.vgg61: 'vgg61' is not one of presets.mini.backbones (resnet101, vgg16)"),
+     "presets.mini.finetune.margins.vgg61: 'vgg61' is not one of presets.mini.backbones (resnet101, resnet18, vgg16)"),
     (lambda m: m["recipes"].update(vgg61=["gem"]), "presets.mini.recipes.vgg61: 'vgg61' is not one of"),
     (lambda m: m["backbone_pretrain"]["steps"].update(vgg61=3), "presets.mini.backbone_pretrain.steps.vgg61"),
     (lambda m: m["edges"]["detectors"].pop("rcf"),

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-GPU_RULES = {"whiten", "extract", "finetune", "train_gan", "pretrain_edges", "pretrain_backbone", "edge_quality"}
+GPU_RULES = {"whiten", "extract", "finetune", "train_gan", "pretrain_edges", "pretrain_backbone", "edge_quality",
+             "codebook"}
 
 
 def _snakemake(repo_root: Path, *args: str) -> str:

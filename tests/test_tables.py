@@ -317,6 +317,9 @@ def test_findings_are_paired_claims_that_hold_or_not_by_their_interval(tmp_path,
     _findings_metrics(tmp_path, "resnet101-ciconv", base, -2.0)
     _write_metrics(tmp_path, "resnet101-ciconv", "synth-tokyo",
                    {"per_query": {"mAP": {"ids": [f"q{i}" for i in range(60)], "ap": list(base + 3.0)}}})
+    # HOW: N/D and the GAN CD recipes above HOW on the Tokyo-like set
+    for recipe, s in (("how", 0.0), ("how-nd", 1.0), ("how-hedngan-cd", 2.0), ("how-cyclegan-cd", 2.0)):
+        _findings_metrics(tmp_path, f"resnet18-{recipe}", base, s)
     t = build_table("findings", mini, tmp_path)
     rows = {r.method: r.cells[0] for b in t.blocks for r in b.rows}
     assert all(c.note.startswith("holds") for c in rows.values()), {m: c.note for m, c in rows.items()}
@@ -438,7 +441,7 @@ def test_paired_data_rows_carry_the_papers_mark_in_every_output(tmp_path, mini):
     assert set(paired["method"]) == {"C-GAN+N/D CD - CLAHE CD"} and paired["paired_data"].all()
     assert "| C-GAN+N/D CD - CLAHE CD ! * " in (tmp_path / "tables" / "table7.md").read_text()
     findings = pd.read_csv(tmp_path / "tables" / "findings.csv")
-    assert set(findings.loc[findings["paired_data"], "recipe"]) == {"clahe-nd-c"}
+    assert set(findings.loc[findings["paired_data"], "recipe"]) == {"clahe-nd-c", "how-nd"}
     # a table without such rows says nothing about the mark
     build_tables(mini, tmp_path, tmp_path / "tables", tables=["table8"])
     assert "!" not in (tmp_path / "tables" / "table8.md").read_text()
@@ -588,3 +591,17 @@ def test_paired_with_is_a_typed_list_of_baselines(tmp_path, mini, monkeypatch):
     layout["blocks"]["b"]["rows"][0]["paired_with"] = [{"recipe": "clahe-c"}]
     with pytest.raises(ConfigError, match=r"row 'GeM': paired_with\[0\]\.method: missing key"):
         build_table("t", mini, tmp_path)
+
+
+def test_table1_how_block_rows_are_paired_against_how(tmp_path, mini):
+    """Table 1's HOW ResNet-18 block: its four rows from the resnet18-how* models (scored by ASMK), and each
+    augmented row's paired difference against HOW itself (there is no CLAHE CD with HOW)."""
+    for recipe, shift in (("how", 0.0), ("how-nd", 1.0), ("how-hedngan-cd", 2.0), ("how-cyclegan-cd", 3.0)):
+        _retrieval_metrics(tmp_path, f"resnet18-{recipe}", shift=shift)
+    blocks = {b.key: b for b in build_table("table1", mini, tmp_path).blocks}
+    how = {r.method: r for r in blocks["how-resnet18"].rows}
+    assert set(how) == {"HOW [41]", "HOW N/D", "HED^N GAN CD (ours)", "CycleGAN CD (ours)"}
+    assert all(c.ours is not None for r in how.values() for c in r.cells)
+    paired = {r.method: r.cells for b in blocks.values() if "resnet18" in b.title for r in b.rows if " - " in r.method}
+    assert set(paired) == {"HOW N/D - HOW [41]", "HED^N GAN CD (ours) - HOW [41]", "CycleGAN CD (ours) - HOW [41]"}
+    assert paired["CycleGAN CD (ours) - HOW [41]"][1].ours == pytest.approx(3.0)  # Tokyo: a constant shift

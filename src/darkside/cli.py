@@ -223,8 +223,12 @@ def run_whiten(args: argparse.Namespace, job: Any) -> Path:
                          device=_device(job.get("device")), split=args.split, num_workers=_decoders(args.threads))
 
 
+def _extract_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str]:
+    return ["device", "extract", "whitening.dims", *(["local.extract"] if args.get("local") else [])]
+
+
 @verb("extract", "multi-scale global descriptors of one or more datasets to HDF5 (one file per dataset)",
-      ("device", "extract", "whitening.dims"),
+      _extract_reads,
       args=[arg("--model", required=True, help="model.pt (it says whether its images get CLAHE)"),
             arg("--dataset", required=True, action="append", help="prepared dataset folder (repeatable)"),
             arg("--out", required=True, action="append", help="HDF5 file, one per --dataset, same order"),
@@ -234,11 +238,14 @@ def run_whiten(args: argparse.Namespace, job: Any) -> Path:
             arg("--night-to-day", default=None,
                 help="generator.pt of a two-way family: translate night images to day first (test time)"),
             arg("--threads", type=int, default=1,
-                help="CPU threads of the job: all but one decode and prepare images ahead of the network")])
+                help="CPU threads of the job: all but one decode and prepare images ahead of the network"),
+            arg("--local", action="store_true",
+                help="the local descriptors too (/local: a HOW network; settings local.extract)")])
 def run_extract(args: argparse.Namespace, job: Any) -> list[Path]:
     import dataclasses
 
     from darkside.config import ExtractSettings
+    from darkside.embed.how import LocalExtractSettings
     from darkside.extract.global_descriptors import extract_dataset
     from darkside.gan.translator import load_night_to_day
     device = _device(job.get("device"))
@@ -253,8 +260,30 @@ def run_extract(args: argparse.Namespace, job: Any) -> list[Path]:
                             whitening_path=Path(args.whitening) if args.whitening else None,
                             device=device, preset_name=job.preset, whitening_dims=job.get("whitening.dims"),
                             night_to_day=night_to_day, night_to_day_file=args.night_to_day,
-                            num_workers=_decoders(args.threads))
+                            num_workers=_decoders(args.threads),
+                            local=job.section("local.extract", LocalExtractSettings) if args.local else None)
             for d, o in zip(args.dataset, args.out, strict=True)]
+
+
+@verb("codebook", "the ASMK codebook of a model with local features: k-means on the local descriptors of the first "
+      "training images (scale 1)",
+      ("device", "extract.image_size", "extract.on_corrupt", "local.extract.features", "local.codebook"),
+      args=[arg("--model", required=True, help="model.pt of a HOW network"),
+            arg("--dataset", required=True, help="prepared training dataset"),
+            arg("--split", default="train"),
+            arg("--out", required=True, help="codebook HDF5 file")])
+def run_codebook(args: argparse.Namespace, job: Any) -> Path:
+    from darkside.evaluate.asmk import CodebookSettings, kmeans, write_codebook
+    from darkside.extract.local_descriptors import codebook_descriptors
+    from darkside.hashing import sha256_file
+    from darkside.settings import to_plain
+    s = job.section("local.codebook", CodebookSettings)
+    X = codebook_descriptors(Path(args.model), Path(args.dataset), job.get("extract.image_size"),
+                             job.get("local.extract.features"), s.images, args.split, _device(job.get("device")),
+                             skip_corrupt=job.get("extract.on_corrupt") == "skip")
+    centroids = kmeans(X, s.words, s.iterations, s.seed)
+    return write_codebook(Path(args.out), centroids, {"model": args.model, "model_sha256": sha256_file(args.model),
+                                                      "descriptors": len(X), "settings": json.dumps(to_plain(s))})
 
 
 class _InOrder(argparse.Action):
@@ -505,22 +534,31 @@ def run_figure(args: argparse.Namespace, job: Any) -> Path:
 _SCORE_READS = ("evaluate.chunk_size", "evaluate.recall_ks", "evaluate.pairs_topk", "evaluate.localization_thresholds")
 
 
+def _score_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str]:
+    return [*_SCORE_READS, *(["local.asmk"] if args.get("codebook") else [])]
+
+
 @verb("score", "retrieval / localization metrics of descriptor files to JSON (one per dataset)",
-      _SCORE_READS,
+      _score_reads,
       args=[arg("--descriptors", required=True, action="append", help="HDF5 file (repeatable)"),
             arg("--dataset", required=True, action="append", help="prepared dataset, one per --descriptors"),
             arg("--out", required=True, action="append", help="metrics JSON, one per --descriptors"),
             arg("--pairs-dir", action="append", default=None,
-                help="where to export retrieval pairs / poses files, one per --descriptors")])
+                help="where to export retrieval pairs / poses files, one per --descriptors"),
+            arg("--codebook", default=None,
+                help="an ASMK codebook: rank by ASMK on the files' local features (HOW), not by their global rows")])
 def run_score(args: argparse.Namespace, job: Any) -> list[Path]:
     from darkside.config import ScoreSettings
+    from darkside.evaluate.asmk import AsmkSettings
     from darkside.evaluate.score import score_dataset
     settings = job.section("evaluate", ScoreSettings)
+    codebook = Path(args.codebook) if args.codebook else None
+    asmk = job.section("local.asmk", AsmkSettings) if codebook else None
     lists = (args.descriptors, args.dataset, args.out)
     if len({len(v) for v in lists}) != 1 or (args.pairs_dir and len(args.pairs_dir) != len(args.dataset)):
         raise DarksideError("score: give one --descriptors, --dataset, --out (and --pairs-dir) per dataset")
     pairs = args.pairs_dir or [None] * len(args.dataset)
-    return [score_dataset(Path(h5), Path(d), settings, Path(o), Path(pd) if pd else None)
+    return [score_dataset(Path(h5), Path(d), settings, Path(o), Path(pd) if pd else None, codebook, asmk)
             for h5, d, o, pd in zip(args.descriptors, args.dataset, args.out, pairs, strict=True)]
 
 

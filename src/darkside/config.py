@@ -30,6 +30,7 @@ from darkside.settings import check_references, leaf_paths, lookup, parse, setti
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "params.schema.yaml"
 MULTI_DOMAIN = "x-multi-domain"  # schema annotation of a family that trains on every lighting domain
+LOCAL_FEATURES = "x-local-features"  # schema annotation of a network with local descriptors (HOW)
 T = TypeVar("T")
 
 
@@ -146,6 +147,14 @@ def multi_domain_families(params: Mapping[str, Any]) -> list[str]:
     preset = _schema(params)["properties"]["presets"]["additionalProperties"]["properties"]
     families = preset["gan"]["properties"]["families"]["properties"]
     return sorted(name for name, node in families.items() if node.get(MULTI_DOMAIN))
+
+
+def local_feature_networks(params: Mapping[str, Any]) -> list[str]:
+    """The descriptor networks with local descriptors (``Network.local``, recorded by the schema as
+    ``x-local-features``): their models are extracted with ``--local`` and scored by ASMK. No torch import."""
+    preset = _schema(params)["properties"]["presets"]["additionalProperties"]["properties"]
+    nets = preset["networks"]["anyOf"][0]["properties"]
+    return sorted(name for name, node in nets.items() if node.get(LOCAL_FEATURES))
 
 
 def validate(params: Any, source: str = "params.yaml") -> dict[str, Any]:

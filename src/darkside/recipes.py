@@ -99,6 +99,8 @@ def _builtin_recipes(families: Iterable[str]) -> dict[str, Recipe]:
     add("clahe-cd", clahe=True, diverse_anchors=True, generator=None)              # CLAHE CD (Table 5)
     add("clahe-nd-c", clahe=True, diverse_anchors=False, generator=None, day_night_pairs=True)
     add("clahe-nd-cd", clahe=True, diverse_anchors=True, generator=None, day_night_pairs=True)
+    add("how", clahe=False, diverse_anchors=False, generator=None, network="how")   # HOW [41]
+    add("how-nd", clahe=False, diverse_anchors=False, generator=None, day_night_pairs=True, network="how")
     add("ciconv", clahe=False, diverse_anchors=False, generator=None, network="ciconv")  # CIConv [16]
 
     # Table 4's EdgeMAC rows: edge embeddings on HED, HED^N and RCF^N edges (their networks say which detector),
@@ -114,6 +116,7 @@ def _builtin_recipes(families: Iterable[str]) -> dict[str, Recipe]:
         add(f"{fam}-c", clahe=True, diverse_anchors=False, generator=fam)
         add(f"{fam}-cd", clahe=True, diverse_anchors=True, generator=fam)
         add(fam, clahe=False, diverse_anchors=False, generator=fam)                  # Table 5: neither C nor D
+        add(f"how-{fam}-cd", clahe=True, diverse_anchors=True, generator=fam, network="how")  # Table 1, HOW block
         # Table 7 bottom block: generated and real (N/D) nights 1:1, 25% (default) or 50% night anchors
         # in all; the generator sees only day anchors, hence f/2 of all = (f/2) / (1 - f/2) of those
         for suffix, night_share in (("-cd-nd", 0.25), ("-cd-nd50", 0.5)):

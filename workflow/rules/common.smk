@@ -5,7 +5,7 @@ import os
 import sys
 
 from darkside.cli import job_settings
-from darkside.config import multi_domain_families, validate
+from darkside.config import local_feature_networks, multi_domain_families, validate
 from darkside.data.registry import DATASETS
 from darkside.data.synthetic import DATASETS as SYNTHETIC_DATASETS
 from darkside.errors import ConfigError
@@ -111,6 +111,13 @@ def seed_of(name):
 
 # a model of one network, and an ensemble's (`<backbone>-<recipe>+<recipe>`: its parts' descriptors combined)
 NETWORK_MODEL = "[a-z0-9]+-[a-z0-9-]+(\\.seed[0-9]+)?"
+# networks with local descriptors (HOW, as the schema records it): their models are extracted with --local,
+# get an ASMK codebook and are scored by ASMK
+LOCAL_NETWORKS = local_feature_networks(config)
+
+
+def has_local(model):
+    return getattr(recipe(recipe_of(model)), "network", None) in LOCAL_NETWORKS
 ENSEMBLE_MODEL = "[a-z0-9]+-[a-z0-9-]+(\\+[a-z0-9][a-z0-9-]*)+(\\.seed[0-9]+)?"
 
 

@@ -22,7 +22,7 @@ from darkside.atomic import atomic_write_text
 from darkside.config import ScoreSettings
 from darkside.data.manifest import ImageRecord, Manifest
 from darkside.errors import DarksideError, ManifestError
-from darkside.evaluate.ranking import ranks_of, topk
+from darkside.evaluate.ranking import Similarity, block_scores, ranks_of, topk
 from darkside.extract.hdf5 import DescriptorSet
 
 _SIM_BUDGET = 1 << 24  # similarity entries per (query batch x block): 64 MB of float32
@@ -37,6 +37,7 @@ class Database:
     present: np.ndarray  # (n_db,) position in X, -1 if the image has no descriptor
     missing_rank: np.ndarray  # (n_db,) rank of a missing image (after all present ones), -1 if present
     index: dict[str, int]
+    similarity: Similarity = block_scores  # of query rows and X rows (the descriptor file's, see ranking)
 
     @property
     def n_missing(self) -> int:
@@ -64,7 +65,8 @@ def build_database(records: list[ImageRecord], ds: DescriptorSet) -> Database:
     missing_rank = np.full(len(records), -1, dtype=np.int64)
     missing_rank[~have] = int(have.sum()) + np.arange(int((~have).sum()))
     X = ds.descriptors[pos[have]] if have.any() else np.zeros((0, ds.descriptors.shape[1]), np.float32)
-    return Database(records, X, present, missing_rank, {r.image_id: i for i, r in enumerate(records)})
+    return Database(records, X, present, missing_rank, {r.image_id: i for i, r in enumerate(records)},
+                    ds.similarity or block_scores)
 
 
 def query_batch(settings: ScoreSettings, n_db: int) -> int:
@@ -80,7 +82,7 @@ def item_ranks(Q: np.ndarray, db: Database, items: Sequence[np.ndarray],
     for s in range(0, len(items), qb):
         batch = items[s:s + qb]
         present = [db.present[a][db.present[a] >= 0] for a in batch]
-        got = (ranks_of(Q[s:s + qb], db.X, present, settings.chunk_size) if len(db.X)
+        got = (ranks_of(Q[s:s + qb], db.X, present, settings.chunk_size, db.similarity) if len(db.X)
                else [np.zeros(0, np.int64) for _ in batch])
         for a, r in zip(batch, got, strict=True):
             full = db.missing_rank[a].copy()
@@ -176,7 +178,7 @@ def export_retrieval_pairs(manifest: Manifest, qids: Sequence[str], db: Database
     exclude = None if cropped else np.array([db.present[db.index[q]] if q in db.index else -1 for q in qids],
                                             dtype=np.int64)
     k = min(settings.pairs_topk, len(names))
-    top, top_s = topk(Q, db.X, k, settings.chunk_size, exclude=exclude)
+    top, top_s = topk(Q, db.X, k, settings.chunk_size, exclude=exclude, similarity=db.similarity)
     qnames = [manifest.records[manifest.index(q)].path for q in qids]
     return {"pairs_files": [write_pairs_hloc(pairs_dir / f"pairs-top{k}.txt", qnames, names, top).name,
                             write_pairs_kapture(pairs_dir / f"pairs-top{k}.csv", qnames, names, top, top_s).name]}

@@ -95,7 +95,8 @@ def score(manifest: Manifest, gt: GroundTruth, ds: DescriptorSet, settings: Scor
     if len(Q) and len(db.X):
         present_db = np.nonzero(db.present >= 0)[0]  # X position -> db index
         qb = query_batch(settings, len(db.X))
-        got = [topk(Q[s:s + qb], db.X, kmax, settings.chunk_size) for s in range(0, len(Q), qb)]
+        got = [topk(Q[s:s + qb], db.X, kmax, settings.chunk_size, similarity=db.similarity)
+               for s in range(0, len(Q), qb)]
         idx, sc = (np.concatenate(g) for g in zip(*got, strict=True))
         sel = np.nonzero(have)[0]
         top[sel, : idx.shape[1]] = np.where(idx >= 0, present_db[np.maximum(idx, 0)], -1)

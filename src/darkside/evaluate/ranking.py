@@ -6,11 +6,15 @@ the database in blocks of ``chunk_size`` rows and keep O(M * (K + chunk)) memory
 index. The similarities are the block products (:func:`block_scores`); a single full ``Q @ X.T`` may differ from
 them in the last float32 bit (BLAS sums in a shape-dependent order), which can swap two items whose scores agree to
 ~1e-7 - a genuine tie at float32 precision, not an error of the blocked ranking.
+
+Every function takes the ``similarity`` of a query batch and a database block, dot products by default; a kernel on
+local features (ASMK) passes its own (rows are then handles into it, see :mod:`.asmk`). It must score a pair the same
+in every block.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -29,6 +33,10 @@ def block_scores(Q: np.ndarray, Xb: np.ndarray) -> np.ndarray:
     return Q @ Xb.T
 
 
+#: ``similarity(Q (M, D), Xb (c, D)) -> (M, c)``
+Similarity = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
 def _as_queries(Q: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, bool]:
     Q = np.asarray(Q)
     single = Q.ndim == 1
@@ -38,7 +46,8 @@ def _as_queries(Q: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, bool]:
     return Q2, single
 
 
-def positive_ranks(Q: np.ndarray, X: np.ndarray, idx: np.ndarray, chunk_size: int) -> np.ndarray:
+def positive_ranks(Q: np.ndarray, X: np.ndarray, idx: np.ndarray, chunk_size: int,
+                   similarity: Similarity = block_scores) -> np.ndarray:
     """Exact 0-based ranks of database items ``idx`` in each query's ranking: the items scoring higher plus those
     with an equal score and a smaller index. ``Q`` is one query (D,) with ``idx`` (K,), or (M, D) with ``idx``
     (M, K); entries -1 in ``idx`` are padding (ragged lists) and come back as -1.
@@ -62,7 +71,7 @@ def positive_ranks(Q: np.ndarray, X: np.ndarray, idx: np.ndarray, chunk_size: in
         sel = (idx2 >= start) & (idx2 < stop)
         if not sel.any():
             continue
-        S = block_scores(Q2, X[start:stop])
+        S = similarity(Q2, X[start:stop])
         if len(blocks) == 1:
             cache = S
         rows, cols = np.nonzero(sel)
@@ -70,7 +79,7 @@ def positive_ranks(Q: np.ndarray, X: np.ndarray, idx: np.ndarray, chunk_size: in
     t = targets.astype(np.result_type(Q2.dtype, X.dtype), copy=False)
     ranks = np.zeros(idx2.shape, dtype=np.int64)
     for start, stop in blocks:
-        S = cache if cache is not None else block_scores(Q2, X[start:stop])
+        S = cache if cache is not None else similarity(Q2, X[start:stop])
         c = stop - start
         Ssorted = np.sort(S, axis=1)
         for m in range(M):
@@ -86,7 +95,8 @@ def positive_ranks(Q: np.ndarray, X: np.ndarray, idx: np.ndarray, chunk_size: in
     return ranks[0] if single else ranks
 
 
-def ranks_of(Q: np.ndarray, X: np.ndarray, items: Sequence[np.ndarray], chunk_size: int) -> list[np.ndarray]:
+def ranks_of(Q: np.ndarray, X: np.ndarray, items: Sequence[np.ndarray], chunk_size: int,
+             similarity: Similarity = block_scores) -> list[np.ndarray]:
     """:func:`positive_ranks` for ragged per-query item lists (one array of db indices per query)."""
     Q2, _ = _as_queries(Q, np.asarray(X))
     if len(items) != Q2.shape[0]:
@@ -95,12 +105,12 @@ def ranks_of(Q: np.ndarray, X: np.ndarray, items: Sequence[np.ndarray], chunk_si
     idx = np.full((len(items), width), -1, dtype=np.int64)
     for m, a in enumerate(items):
         idx[m, : len(a)] = np.asarray(a, dtype=np.int64)
-    ranks = positive_ranks(Q2, X, idx, chunk_size)
+    ranks = positive_ranks(Q2, X, idx, chunk_size, similarity)
     return [ranks[m, : len(a)] for m, a in enumerate(items)]
 
 
-def topk(Q: np.ndarray, X: np.ndarray, k: int, chunk_size: int,
-         exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def topk(Q: np.ndarray, X: np.ndarray, k: int, chunk_size: int, exclude: np.ndarray | None = None,
+         similarity: Similarity = block_scores) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` database indices and scores per query, (M, min(k, N)) or (k,) for one query; slots with nothing
     left hold index -1 and score -inf. ``exclude`` (M,) drops one database index per query (-1 drops nothing).
 
@@ -117,7 +127,7 @@ def topk(Q: np.ndarray, X: np.ndarray, k: int, chunk_size: int,
     dtype = np.result_type(Q2.dtype, X.dtype)
     best_s, best_i = np.empty((M, 0), dtype=dtype), np.empty((M, 0), dtype=np.int64)
     for start, stop in _blocks(N, chunk_size):
-        S = block_scores(Q2, X[start:stop]).astype(dtype, copy=False)
+        S = similarity(Q2, X[start:stop]).astype(dtype, copy=False)
         ids = np.broadcast_to(np.arange(start, stop, dtype=np.int64), S.shape)
         if ex is not None:
             S = np.where(ids == ex[:, None], -np.inf, S)

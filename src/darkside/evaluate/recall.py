@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from darkside.errors import DarksideError
-from darkside.evaluate.ranking import topk
+from darkside.evaluate.ranking import Similarity, block_scores, topk
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,9 @@ def _result(hits: np.ndarray, ks: Sequence[int]) -> RecallResult:
 
 
 def recall_at_k(A: np.ndarray, B: np.ndarray, ks: Sequence[int], chunk_size: int,
-                names: tuple[str, str] = ("A", "B")) -> dict[str, RecallResult]:
-    """Recall@K for ``a->b``, ``b->a`` and ``a<->b`` (keys use ``names``); A[i] pairs with B[i]."""
+                names: tuple[str, str] = ("A", "B"), similarity: Similarity = block_scores) -> dict[str, RecallResult]:
+    """Recall@K for ``a->b``, ``b->a`` and ``a<->b`` (keys use ``names``); A[i] pairs with B[i]; ``similarity`` of
+    rows as in :mod:`.ranking`."""
     A, B = np.asarray(A), np.asarray(B)
     if A.shape != B.shape or A.ndim != 2:
         raise DarksideError(f"recall: paired descriptor sets differ in shape: {A.shape} vs {B.shape}")
@@ -55,5 +56,5 @@ def recall_at_k(A: np.ndarray, B: np.ndarray, ks: Sequence[int], chunk_size: int
     # mode -> (queries, gallery, excluded gallery index per query, positive per query)
     runs = {f"{a}->{b}": (A, B, None, own), f"{b}->{a}": (B, A, None, own),
             f"{a}<->{b}": (X, X, every, (every + n) % (2 * n))}
-    return {m: _result(hits_at_k(topk(q, g, kmax, chunk_size, exclude=ex)[0], pos, ks), ks)
+    return {m: _result(hits_at_k(topk(q, g, kmax, chunk_size, exclude=ex, similarity=similarity)[0], pos, ks), ks)
             for m, (q, g, ex, pos) in runs.items()}

@@ -21,6 +21,10 @@ is written as ``null``. Keys are sorted. The file looks like::
 With ``pairs_dir``, every protocol writes the top-k retrieval pairs there (hloc ``query db``,
 kapture ``query, db, score``; see :mod:`.database`), localization also its top-1 pairs and the
 LTVL2020 poses; image names are manifest paths. Missing descriptors: see :mod:`.database`.
+
+With a ``codebook`` the file's local features (``/local``, HOW) are ranked by ASMK (:mod:`.asmk`) instead of the
+dot products of its global descriptors, in every protocol; the JSON then also says ``"similarity": "asmk"`` and
+names the ``codebook`` file.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from darkside.config import ScoreSettings
 from darkside.data.manifest import GroundTruth, Manifest, load_groundtruth, load_manifest
 from darkside.errors import DarksideError
 from darkside.evaluate import localization, revisited, tokyo
+from darkside.evaluate.asmk import AsmkSettings, asmk_descriptor_set, read_codebook
 from darkside.extract.hdf5 import DescriptorSet, read_descriptors
 
 #: ``score(manifest, groundtruth, descriptors, settings, groundtruth_path, descriptors_h5, pairs_dir)``
@@ -46,10 +51,18 @@ PROTOCOLS: dict[str, Scorer] = {m.PROTOCOL: m.score for m in (revisited, tokyo, 
 
 
 def score_dataset(descriptors_h5: Path, dataset_dir: Path, settings: ScoreSettings, out_json: Path,
-                  pairs_dir: Path | None = None) -> Path:
-    """Score a descriptor file against a prepared dataset's ground truth; write the JSON, return its path."""
+                  pairs_dir: Path | None = None, codebook: Path | None = None,
+                  asmk: AsmkSettings | None = None) -> Path:
+    """Score a descriptor file against a prepared dataset's ground truth (by ASMK on its local features with a
+    ``codebook`` and ``asmk`` settings); write the JSON, return its path."""
     h5, root = Path(descriptors_h5), Path(dataset_dir)
     ds = read_descriptors(h5)
+    kernel: dict[str, Any] = {}
+    if codebook is not None:
+        if asmk is None:
+            raise DarksideError(f"{codebook}: scoring with a codebook needs the local.asmk settings")
+        ds = asmk_descriptor_set(ds, read_codebook(codebook), asmk, h5)
+        kernel = {"similarity": "asmk", "codebook": str(codebook)}
     manifest = load_manifest(root, check_files=False)
     gt = load_groundtruth(root, manifest)
     gt_path = root / "groundtruth.json"
@@ -58,5 +71,5 @@ def score_dataset(descriptors_h5: Path, dataset_dir: Path, settings: ScoreSettin
         raise DarksideError(f"{gt_path}: protocol {gt.protocol!r} has no queries to score")
     body = scorer(manifest, gt, ds, settings, gt_path, h5, Path(pairs_dir) if pairs_dir is not None else None)
     result = {"dataset": manifest.name, "protocol": gt.protocol, "model": ds.attrs.get("model"),
-              "model_sha256": ds.attrs.get("model_sha256"), "preset": ds.attrs.get("preset"), **body}
+              "model_sha256": ds.attrs.get("model_sha256"), "preset": ds.attrs.get("preset"), **kernel, **body}
     return atomic_write_json(out_json, result)

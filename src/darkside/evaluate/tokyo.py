@@ -128,7 +128,7 @@ def _day_night_recall(db: Database, settings: ScoreSettings, per_query: dict[str
         return None
     A = db.X[db.present[[a for a, _ in pairs]]]
     B = db.X[db.present[[b for _, b in pairs]]]
-    rec = recall_at_k(A, B, settings.recall_ks, settings.chunk_size, names=(day, night))
+    rec = recall_at_k(A, B, settings.recall_ks, settings.chunk_size, names=(day, night), similarity=db.similarity)
     a_ids = [db.records[a].image_id for a, _ in pairs]
     b_ids = [db.records[b].image_id for _, b in pairs]
     mode_ids = {f"{day}->{night}": a_ids, f"{night}->{day}": b_ids, f"{day}<->{night}": a_ids + b_ids}

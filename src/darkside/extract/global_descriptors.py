@@ -324,7 +324,7 @@ def extract_dataset(model_path: str | os.PathLike[str], dataset_dir: str | os.Pa
                     whitening_path: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu",
                     preset_name: str = "", on_corrupt: str | None = None, whitening_dims: int | None = None,
                     progress: bool = True, num_workers: int = 0, night_to_day: Translator | None = None,
-                    night_to_day_file: str | os.PathLike[str] | None = None) -> Path:
+                    night_to_day_file: str | os.PathLike[str] | None = None, local: Any = None) -> Path:
     """Descriptors of every manifest image (+ cropped queries of box protocols) -> HDF5; return the path.
 
     ``night_to_day``: translation at test time; every image of the ``night`` domain (the oracle label, as the
@@ -334,7 +334,8 @@ def extract_dataset(model_path: str | os.PathLike[str], dataset_dir: str | os.Pa
     and L2-normalised. ``clahe`` None: as the model file records (the model is the authority).
     Skipped images (``on_corrupt="skip"``, overriding ``settings.on_corrupt`` when given) are
     left out of ``image_ids`` / ``descriptors`` (and the queries group), counted in the
-    attributes ``skipped_images`` / ``skipped_ids``.
+    attributes ``skipped_images`` / ``skipped_ids``. ``local`` (:class:`~darkside.embed.how.LocalExtractSettings`):
+    the local descriptors of the same images too (``/local``, ``/queries/local``; a HOW network).
     """
     if on_corrupt is not None:
         settings = dataclasses.replace(settings, on_corrupt=on_corrupt)
@@ -371,6 +372,19 @@ def extract_dataset(model_path: str | os.PathLike[str], dataset_dir: str | os.Pa
         qids = [q.query for i, q in enumerate(gt.queries) if i not in qskipped_set]
         skipped_ids += [gt.queries[i].query for i in qskipped if gt.queries[i].query not in skipped_ids]
 
+    local_sets: dict[str, Any] = {}
+    if local is not None:
+        from darkside.extract.local_descriptors import extract_local
+        kept = [source(r) for i, r in enumerate(manifest.records) if i not in skipped_set]
+        log.info("local features of %d images of %s", len(kept), manifest.name)
+        local_sets["local"] = extract_local(net, kept, settings.image_size, clahe, local, device, progress=progress,
+                                            batch_size=settings.batch_size)
+        if qids is not None:
+            qkept = [(source(manifest.records[manifest.index(q.query)]), q.bbox) for i, q in enumerate(gt.queries)
+                     if i not in qskipped_set]
+            local_sets["query_local"] = extract_local(net, [s for s, _ in qkept], settings.image_size, clahe, local,
+                                                      device, bboxes=[b for _, b in qkept], progress=progress,
+                                                      batch_size=settings.batch_size)
     if whitening is not None:
         desc = apply_whitening(desc, whitening, whitening_dims).astype(np.float32)
         if qdesc is not None:
@@ -383,13 +397,14 @@ def extract_dataset(model_path: str | os.PathLike[str], dataset_dir: str | os.Pa
                                    whitening_sha256=sha256_file(whitening_path) if whitening_path else None,
                                    whitening_dims=whitening_dims,
                                    night_to_day=str(night_to_day_file) if night_to_day_file else None,
-                                   night_to_day_sha256=sha256_file(night_to_day_file) if night_to_day_file else None),
+                                   night_to_day_sha256=sha256_file(night_to_day_file) if night_to_day_file else None,
+                                   **({"local": dataclasses.asdict(local)} if local is not None else {})),
         "skipped_images": len(skipped_ids), "skipped_ids": skipped_ids,
     }
     if skipped_ids:
         log.warning("%s: %d image(s) skipped: %s", manifest.name, len(skipped_ids),
                     ", ".join(skipped_ids[:10]))
-    return write_descriptors(out_h5, DescriptorSet(ids, desc, qids, qdesc, attrs))
+    return write_descriptors(out_h5, DescriptorSet(ids, desc, qids, qdesc, attrs, **local_sets))
 
 
 def fit_whitening(model_path: str | os.PathLike[str], dataset_dir: str | os.PathLike[str],

@@ -75,6 +75,8 @@ class Network:
     settings: type[NetworkSettings]
     build: Builder
     prepare: Preparer | None = None
+    # its head gives local descriptors (``local_features``, HOW): extracted with ``--local``, ranked by ASMK
+    local: bool = False
 
 
 #: network name -> Network, filled by the modules of this package (imported below) and by plugins
