@@ -11,6 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
+
+from darkside.recipes import part_recipes, recipe_or_ensemble
 
 pytestmark = pytest.mark.slow
 
@@ -106,14 +109,18 @@ NOT_YET_RESOLVED = {"day stays: HED^N GAN CD - CLAHE CD, ROxf", "day stays: HED^
 # Claims the mini benchmark measures the other way, clearly (kept as findings so a change shows): LAB inversion
 # without CLAHE and diverse anchors costs GeM 17 points of Avg here (-16.8 [-18.2, -15.3]), where the paper's
 # text has it 1.2 above.
-DISAGREES_WITH_PAPER = {"inversion helps a little: LAB inversion - GeM, Avg"}
+# HOW N/D falls below HOW on the Tokyo-like set (-3.1 [-4.8, -1.3]; the paper has it 1.4 above): the mini HOW
+# trunk is pre-trained on day renders only, and the real night halves of its tuples cost its day-fitted attention
+# more than they teach; the GAN CD rows against HOW hold (+2.2 and +3.6).
+DISAGREES_WITH_PAPER = {"inversion helps a little: LAB inversion - GeM, Avg",
+                        "night augmentation carries over to HOW: HOW N/D - HOW, Tokyo"}
 
 
 def test_the_papers_findings_hold_with_paired_intervals(suite):
     """The instrument resolves what the paper found: each claim's paired 95% interval is on its side."""
     work, _ = suite
     rows = _rows(work, "findings")
-    assert len(rows) == 20 and all(r["ours"] for r in rows)
+    assert len(rows) == 23 and all(r["ours"] for r in rows)
     assert {r["method"] for r in rows} >= NOT_YET_RESOLVED | DISAGREES_WITH_PAPER
     failing = [(r["method"], r["ours"], r["ci_low"], r["ci_high"]) for r in rows
                if r["method"] not in NOT_YET_RESOLVED | DISAGREES_WITH_PAPER and not r["note"].startswith("holds")]
@@ -126,7 +133,7 @@ def test_the_papers_findings_hold_with_paired_intervals(suite):
 def test_night_cells_resolve_above_chance_and_leave_room(suite):
     """The day-trained rows GeM and CLAHE C retrieve at night at 15 mAP or more in every night cell (about 20x
     chance), every VGG16 row's mean night cell is at least 15x chance, no night cell saturates (room for
-    generators), and day retrieval of the fine-tuned rows is at least 9x chance and at most 75."""
+    generators), and day retrieval of the fine-tuned GeM rows is at least 9x chance and at most 75."""
     work, _ = suite
     chance = json.loads((work / "results/metrics/chance/synth-tokyo.json").read_text())["breakdown"]
     night = {"S->N": "sunset->night", "N->S": "night->sunset", "D->N": "day->night", "N->D": "night->day"}
@@ -143,8 +150,13 @@ def test_night_cells_resolve_above_chance_and_leave_room(suite):
     gem = json.loads((work / "results/metrics/vgg16-gem/synth-tokyo.json").read_text())["breakdown"]
     assert min(gem[k]["mAP"] for k in night.values()) >= 15.0, gem
     rox = json.loads((work / "results/metrics/chance/synth-roxford.json").read_text())["metrics"]["medium.mAP"]
+    # the instrument's day floor is a property of the GeM network; CIConv's and EdgeMAC's day cells are findings
+    mini = yaml.safe_load((work / "params.yaml").read_text())["presets"]["mini"]["gan"]
+    translators = [*mini["families"], *mini["published"]]
+    gem_rows = {n for n in {r["recipe"] for r in _rows(work, "table1")} if n != "offtheshelf"
+                and all(p.network == "gem" for p in part_recipes(recipe_or_ensemble(n, translators)))}
     day = [(r["method"], r["column"], float(r["ours"])) for r in _rows(work, "table1")
-           if r["block"] == "vgg16" and r["recipe"] != "offtheshelf" and r["ours"] and r["column"] in ("ROxf", "RPar")]
+           if r["block"] == "vgg16" and r["recipe"] in gem_rows and r["ours"] and r["column"] in ("ROxf", "RPar")]
     assert day and all(9 * rox <= v <= 75.0 for _, _, v in day), day
     # the instrument table puts the oracle's room above CLAHE CD and the chance floor in one place
     inst = {(r["method"], r["column"]): r for r in _rows(work, "instrument")}
