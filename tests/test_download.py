@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import tarfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
+import native_fixtures
 import numpy as np
 import pytest
 
@@ -193,14 +192,7 @@ def test_mirror_setting_is_validated():
         parse(DownloadSettings, {"mirror": "ftp.example.org"}, "data.download")
 
 
-def _tar_gz(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+_tar_gz = native_fixtures.tar_gz_bytes
 
 
 def _toy_dataset(server, monkeypatch, archive: bytes) -> None:
