@@ -100,10 +100,11 @@ def sfm_db(clusters: dict[str, list[int]], seed: int = 0) -> tuple[dict, dict[st
 
 
 def sfm_tree(raw: Path, clusters: dict[str, list[int]], size: tuple[int, int] = (64, 48), night_every: int = 4,
-             whiten: dict[str, list[int]] | None = None) -> dict[str, list[str]]:
+             whiten: list[int] | None = None) -> dict[str, list[str]]:
     """``raw`` laid out as the registry's sfm120k download: ``ims/<cid path>``, the pickle, gandtr's
     ``train_day.txt`` / ``train_night.txt`` (every ``night_every``-th train image night, as
-    ``<cid path>`` lines like gandtr's), and with ``whiten`` the whitening pickle (same cids, own pairs)."""
+    ``<cid path>`` lines like gandtr's), and with ``whiten`` (images per cluster) the whitening pickle (SfM's
+    cids, its own pairs)."""
     db, cids = sfm_db(clusters)
     for split, names in cids.items():
         for i, cid in enumerate(names):
@@ -114,13 +115,11 @@ def sfm_tree(raw: Path, clusters: dict[str, list[int]], size: tuple[int, int] = 
     night = [c for i, c in enumerate(train) if i % night_every == night_every - 1]
     (raw / "train_day.txt").write_text("".join(f"{cid_to_path(c)}\n" for c in train if c not in night))
     (raw / "train_night.txt").write_text("".join(f"{cid_to_path(c)}\n" for c in night))
-    if whiten is not None:
-        wdb, _ = sfm_db(whiten)
-        all_cids = [c for s in cids.values() for c in s]
-        for split in wdb:  # the whitening pickle reuses the SfM images
-            k = len(wdb[split]["cids"])
-            wdb[split]["cids"] = all_cids[:k]
-        pkl(raw / "retrieval-SfM-120k-whiten.pkl", wdb)
+    if whiten is not None:  # cirtorch's whitening pickle is one flat set (cids, qidxs, pidxs) of SfM images
+        wdb, _ = sfm_db({"whiten": whiten})
+        flat = wdb["whiten"]
+        flat["cids"] = [c for s in cids.values() for c in s][: len(flat["cids"])]
+        pkl(raw / "retrieval-SfM-120k-whiten.pkl", flat)
     return cids
 
 
