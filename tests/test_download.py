@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import tarfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
+import native_fixtures
 import numpy as np
 import pytest
 
@@ -167,14 +166,34 @@ def test_existing_verified_file_is_not_downloaded_again(server, tmp_path):
     assert server.requests == []
 
 
-def _tar_gz(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+def test_mirror_serves_the_published_url_and_its_digest_stays_enforced(server, tmp_path):
+    published = "http://data.example.org/sets/v1/data.bin"
+    assert download_module.mirrored(published, None) == published
+    served = "/m/data.example.org/sets/v1/data.bin"
+    assert download_module.mirrored(published, server.url + "/m/") == server.url + served
+    server.files["/m/data.example.org/sets/v1/data.bin"] = DATA
+    mirror = DownloadSettings(retries=0, backoff_s=0, timeout_s=5, mirror=server.url + "/m")
+    digests = tmp_path / "DIGESTS.json"
+    download(published, tmp_path / "a.bin", None, digests_file=digests, settings=mirror, progress=False)
+    assert server.requests == [("/m/data.example.org/sets/v1/data.bin", None)]
+    assert read_digests(digests) == {published: SHA}  # recorded under the published URL, not the mirror's
+    server.files["/m/data.example.org/sets/v1/data.bin"] = b"other bytes"
+    with pytest.raises(DownloadError, match=f"/m/data.example.org/sets/v1/data.bin: SHA-256 mismatch: expected {SHA}"):
+        download(published, tmp_path / "b.bin", None, digests_file=digests, settings=mirror, progress=False)
+    with pytest.raises(DownloadError, match=r"expected 0+, got"):  # a pinned digest is checked as well
+        download(published, tmp_path / "c.bin", "0" * 64, settings=mirror, progress=False)
+
+
+def test_mirror_setting_is_validated():
+    from darkside.errors import ConfigError
+    from darkside.settings import parse
+
+    assert parse(DownloadSettings, {"mirror": "http://127.0.0.1:8000/x"}, "data.download").mirror.endswith("/x")
+    with pytest.raises(ConfigError, match="mirror"):
+        parse(DownloadSettings, {"mirror": "ftp.example.org"}, "data.download")
+
+
+_tar_gz = native_fixtures.tar_gz_bytes
 
 
 def _toy_dataset(server, monkeypatch, archive: bytes) -> None:

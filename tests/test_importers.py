@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 import pickle
 from pathlib import Path
 
+import native_fixtures
 import numpy as np
 import pytest
-from PIL import Image
+from native_fixtures import img, pkl
 
 from darkside.data.importers import gandtr_lists, kapture, sfm120k, tokyo247
 from darkside.data.importers._common import cid_to_path
@@ -20,18 +20,6 @@ from darkside.data.manifest import load_groundtruth, load_manifest
 from darkside.data.registry import prepare_dataset
 from darkside.errors import DarksideError, ImageError
 from darkside.settings import parse
-
-
-def img(path: Path, w: int, h: int, fmt: str = "JPEG") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (w, h), (90, 120, 200)).save(path, format=fmt)
-    return path
-
-
-def pkl(path: Path, obj) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(pickle.dumps(obj, protocol=2))
-    return path
 
 
 def meta(out: Path) -> dict:
@@ -204,25 +192,7 @@ def test_sfm_nd_holds_sfm120k_and_the_day_night_pairs(sfm_raw, tmp_path):
 # ---------------------------------------------------------------- Tokyo 24/7
 
 
-def _tokyo(
-    root: Path, labels: str = "DSNDSNDSN", self_junk: bool = True, scene_order: list[int] | None = None
-) -> Path:
-    """Tokyo's native layout; the gnd's scene k holds images scene_order[3k : 3k + 3] (default: sorted triples)."""
-    for i, lab in enumerate(labels, start=1):
-        img(root / "247query_v3" / "nested" / f"{i:05d}.jpg", 40 + i, 30)
-        (root / "247query_v3" / "nested" / f"{i:05d}.csv").write_text(f"{i:05d}.jpg,35.68,139.76,{i * 10},{lab},2014\n")
-    names = [f"{i:05d}" for i in range(1, len(labels) + 1)]
-    scene = {j: k // 3 for k, j in enumerate(scene_order or range(len(names)))}
-    gnd = [
-        {
-            "ok": np.array([j for j in range(len(names)) if scene[j] == scene[i] and j != i]),
-            "junk": np.array([i] if self_junk else [], dtype=np.int64),
-            "bbx": None,
-        }
-        for i in range(len(names))
-    ]
-    pkl(root / "gnd_247tokyo1k.pkl", {"imlist": names, "qimlist": names, "gnd": gnd})
-    return root
+_tokyo = native_fixtures.tokyo
 
 
 def test_tokyo247_import(tmp_path):
@@ -345,27 +315,8 @@ def test_revisited_import(tmp_path):
 
 # ---------------------------------------------------------------- kapture (Aachen / RobotCar)
 
-S2 = math.sqrt(0.5)
-
-
-def _kapture(
-    root: Path, sensors: str, records: str, traj: str | None = None, rigs: str | None = None, images: list[str] = ()
-) -> None:
-    (root / "sensors").mkdir(parents=True)
-    (root / "sensors" / "sensors.txt").write_text(
-        "# kapture format: 1.1\n# sensor_device_id, name, sensor_type, [sensor_params]+\n" + sensors
-    )
-    (root / "sensors" / "records_camera.txt").write_text("# timestamp, device_id, image_path\n" + records)
-    if traj is not None:
-        (root / "sensors" / "trajectories.txt").write_text(
-            "# timestamp, device_id, qw, qx, qy, qz, tx, ty, tz\n" + traj
-        )
-    if rigs is not None:
-        (root / "sensors" / "rigs.txt").write_text(
-            "# rig_device_id, sensor_device_id, qw, qx, qy, qz, tx, ty, tz\n" + rigs
-        )
-    for name in images:
-        img(root / "sensors" / "records_data" / name, 32, 24)
+S2 = native_fixtures.S2
+_kapture = native_fixtures.kapture
 
 
 def test_kapture_import_with_rig_poses_and_hidden_query_gt(tmp_path):

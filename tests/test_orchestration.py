@@ -477,3 +477,24 @@ def test_dvc_shares_through_a_linked_group_cache_and_ignores_snakemakes_touch_ma
     kept = subprocess.run([dvc, "check-ignore", "results/gans/cyclegan/samples/epoch_001.png"], cwd=repo_root,
                           capture_output=True, text=True)
     assert kept.returncode == 1, kept.stdout
+
+
+def test_a_dataset_is_downloaded_after_those_its_importer_reads(repo_root):
+    """`darkside download --dataset sfm120k-whiten` refuses to run before sfm120k's download; the paper preset's
+    rehearsal met exactly that (Snakemake ran the whiten download first and it failed), since the rule did not
+    say so."""
+    from darkside.data.registry import DATASETS
+
+    out = _snakemake(repo_root, "-n", "--forceall", "--cores", "2", "--config", "preset=paper")
+    needs = {name: e.requires for name, e in DATASETS.items() if e.requires}
+    assert "sfm120k-whiten" in needs
+    blocks = re.split(r"\n(?=\[|rule |localrule )", out)
+    seen = set()
+    for block in blocks:
+        m = re.search(r"^(?:local)?rule download_dataset:.*?wildcards: dataset=([\w-]+)", block, re.M | re.S)
+        if m and m.group(1) in needs:
+            inputs = re.search(r"input: (.*)", block)
+            assert inputs, block
+            assert set(inputs.group(1).split(", ")) == {f"data/raw/{d}/.downloaded" for d in needs[m.group(1)]}
+            seen.add(m.group(1))
+    assert "sfm120k-whiten" in seen

@@ -14,6 +14,10 @@ def raw_sentinels(wildcards):
 
 
 rule download_dataset:
+    input:
+        # `darkside download` refuses a dataset before those its importer also reads (sfm120k-whiten's pickle
+        # names sfm120k's images): without this, Snakemake may schedule the two downloads in either order
+        lambda wc: [f"data/raw/{name}/.downloaded" for name in DATASETS[wc.dataset].requires],
     output:
         "data/raw/{dataset}/.downloaded",
     wildcard_constraints:

@@ -11,6 +11,10 @@
   gives none, from a digests file (``data/raw/DIGESTS.json``) in which the first download records
   it; later downloads of the same URL must match it. On a mismatch the bad file is removed and
   ONE line names the URL, the expected and the actual digest.
+- A mirror (``data.download.mirror``, a base URL) serves every published URL
+  ``scheme://host/path`` as ``<mirror>/host/path``: a site's own copy of the datasets, or the
+  loopback server of the paper preset's rehearsal. The digests stay keyed by the published URL
+  and are enforced exactly as without a mirror, so a mirror cannot substitute other bytes.
 - Each file is hashed once: a transfer while its bytes are written (a resumed one only for what
   the ``.part`` already holds and what it adds), an existing file when it is checked. Nothing is
   read back after a transfer, and :func:`download_verified` hands the digest to callers that
@@ -25,6 +29,7 @@ import json
 import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,6 +62,16 @@ class DownloadSettings:
     retries: int = setting(ge=0, default=5)
     backoff_s: float = setting(ge=0, default=2.0)
     timeout_s: float = setting(gt=0, default=60.0)
+    mirror: str | None = setting("base URL serving every published URL as <mirror>/<host>/<path> (null: the "
+                                 "publishers' own servers)", pattern=r"^(https?|file)://\S+$", default=None)
+
+
+def mirrored(url: str, mirror: str | None) -> str:
+    """Where ``url`` is fetched from: itself, or ``<mirror>/<host>/<path>`` (query and scheme dropped)."""
+    if not mirror:
+        return url
+    parts = urllib.parse.urlsplit(url)
+    return f"{mirror.rstrip('/')}/{parts.netloc}{parts.path}"
 
 
 def read_digests(path: str | Path) -> dict[str, str]:
@@ -201,13 +216,14 @@ def download_verified(url: str, dest: str | Path, sha256: str | None = None, *,
 
     part = final.with_name(final.name + ".part")
     digest = _PartDigest()
+    source = mirrored(url, settings.mirror)  # the digest stays the published URL's
     for attempt in range(settings.retries + 1):
         try:
-            _transfer(url, part, settings.timeout_s, progress, digest)
+            _transfer(source, part, settings.timeout_s, progress, digest)
             break
         except _Retry as exc:
             if attempt == settings.retries:
-                raise DownloadError(f"{url}: giving up after {settings.retries + 1} attempts ({exc}); "
+                raise DownloadError(f"{source}: giving up after {settings.retries + 1} attempts ({exc}); "
                                     f"partial data kept in {part} for a later resume") from None
             sleep(settings.backoff_s * 2**attempt)
 
@@ -215,7 +231,7 @@ def download_verified(url: str, dest: str | Path, sha256: str | None = None, *,
     got = digest.hash.hexdigest()
     if expected is not None and got != expected:
         part.unlink(missing_ok=True)
-        raise DownloadError(f"{url}: SHA-256 mismatch: expected {expected}, got {got} (file removed)")
+        raise DownloadError(f"{source}: SHA-256 mismatch: expected {expected}, got {got} (file removed)")
     part.replace(final)
     if expected is None and digests_file is not None:
         record_digest(digests_file, url, got)
