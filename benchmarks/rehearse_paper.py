@@ -61,10 +61,12 @@ OVERLAY = {
     "whitening": {"image_size": 64},
     "finetune": {"epochs": 1, "anchors_per_epoch": 4, "anchor_pool": 8, "negative_pool": 12, "negatives": 2,
                  "tuples_per_batch": 2, "image_size": 48, "val_every": 1, "mining_batch_size": 4},
-    "evaluate": {"chunk_size": 64, "bootstrap_samples": 20, "pairs_topk": 3},
+    "evaluate": {"chunk_size": 64, "bootstrap_samples": 20, "pairs_topk": 8},  # the figure shows 5
     "edges": {"quality": {"thresholds": 9, "limit": 4}},
-    "gan": {"common": {"crop": 64, "sample_images": 1}},
+    "gan": {"common": {"crop": 256, "sample_images": 1}},  # the paper's: DRIT++'s content D needs 256
     "figures": {"retrieval": {"queries": 2}},
+    # HOW's scales and top-1000 stay; a codebook the tiny training split can fill
+    "local": {"codebook": {"words": 32, "images": 8}},
 }
 #: per family: one step of each schedule half, batches of one or two
 GAN_COUNTS = {"pairs_per_epoch": 2, "epochs_constant": 1, "epochs_decay": 1}
@@ -132,6 +134,15 @@ def build_fixtures(stage: Path) -> dict[str, Path]:
                        ("resnet101", "imagenet-caffe-resnet101-features-10a101d.pth")):
         torch.save(nf.caffe_backbone_state(arch), weights / name)
         files[f"placed:data/weights/{name}"] = weights / name
+    # torchvision's ImageNet ResNet-18 (HOW's trunk) is read from the torch hub cache, TORCH_HOME=<repo>/.torch
+    from torchvision.models import resnet18
+
+    from darkside.embed.backbones import ARCHS
+
+    torch.manual_seed(0)
+    hub_file = ARCHS["resnet18"].torchvision_file
+    torch.save(resnet18(weights=None).state_dict(), weights / hub_file)
+    files[f"placed:.torch/hub/checkpoints/{hub_file}"] = weights / hub_file
     cyeda = nf.cyeda_authors_state()
     for name in ("bdd100k_net_G_A.pth", "gta_net_G_A.pth"):
         torch.save(cyeda, weights / name)
@@ -221,7 +232,7 @@ def place(files: dict[str, Path], repo: Path, prefix: str) -> None:
 
 
 def snakemake(repo: Path, cores: int, targets: list[str], log: Path, interrupt_after: float | None = None) -> int:
-    env = {**os.environ, "PYTHONPATH": str(repo / "src"), "OMP_NUM_THREADS": "1",
+    env = {**os.environ, "PYTHONPATH": str(repo / "src"), "OMP_NUM_THREADS": "1", "TORCH_HOME": str(repo / ".torch"),
            "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
     cmd = [str(Path(sys.executable).parent / "snakemake"), "--cores", str(cores), "--configfile", "overlay.yaml",
            "--rerun-incomplete", "--keep-going", "--printshellcmds", *targets]

@@ -498,3 +498,12 @@ def test_a_dataset_is_downloaded_after_those_its_importer_reads(repo_root):
             assert set(inputs.group(1).split(", ")) == {f"data/raw/{d}/.downloaded" for d in needs[m.group(1)]}
             seen.add(m.group(1))
     assert "sfm120k-whiten" in seen
+
+
+def test_edge_quality_is_scored_only_where_true_edge_maps_exist(repo_root):
+    """Only the renderer writes true edge maps; the paper preset's Tokyo 24/7 has none, and its rehearsal's
+    edge_quality jobs stopped with 'ground-truth edge map missing'. The mini suite scores both detectors."""
+    paper = _snakemake(repo_root, "-n", "--forceall", "--cores", "2", "--config", "preset=paper")
+    mini = _snakemake(repo_root, "-n", "--forceall", "--cores", "2")
+    assert "rule edge_quality:" not in paper and "rule figure_edges:" in paper
+    assert mini.count("rule edge_quality:") == 2
