@@ -67,6 +67,7 @@ OVERLAY = {
     "figures": {"retrieval": {"queries": 2}},
     # HOW's scales and top-1000 stay; a codebook the tiny training split can fill
     "local": {"codebook": {"words": 32, "images": 8}},
+    "networks": {"how": {"dims": 16}},  # 128 whitened dimensions need more than 128 locations: ~100 here
 }
 #: per family: one step of each schedule half, batches of one or two
 GAN_COUNTS = {"pairs_per_epoch": 2, "epochs_constant": 1, "epochs_decay": 1}
