@@ -138,13 +138,14 @@ def tokyo(root: Path, labels: str = "DSNDSNDSN", self_junk: bool = True, scene_o
           size: tuple[int, int] | None = None) -> Path:
     """Tokyo's native layout; the gnd's scene k holds images scene_order[3k : 3k + 3] (default: sorted triples).
     ``size`` None: flat images ``40 + i`` px wide (the importer tests check them); else textured, one look per
-    place, so that retrieval has something to find."""
+    consecutive triple (the default scenes), so that retrieval has something to find."""
     for i, lab in enumerate(labels, start=1):
         jpg = root / "247query_v3" / "nested" / f"{i:05d}.jpg"
         if size is None:
             img(jpg, 40 + i, 30)
         else:
-            img(jpg, *size, seed=500 + (i - 1) // 9 * 3 + ("DSN".index(lab) if lab in "DSN" else 0) % 2)
+            # a texture per place (day and night share it, sunset has its own): no two places look alike
+            img(jpg, *size, seed=500 + 2 * ((i - 1) // 3) + (lab == "S"))
         (root / "247query_v3" / "nested" / f"{i:05d}.csv").write_text(f"{i:05d}.jpg,35.68,139.76,{i * 10},{lab},2014\n")
     names = [f"{i:05d}" for i in range(1, len(labels) + 1)]
     scene = {j: k // 3 for k, j in enumerate(scene_order or range(len(names)))}
