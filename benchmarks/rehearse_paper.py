@@ -187,18 +187,6 @@ def serve(directory: Path) -> tuple[ThreadingHTTPServer, str]:
 # ---------------------------------------------------------------- scratch repository, overlay
 
 
-def copy_repo(dest: Path) -> Path:
-    """The repository's tracked and unignored files (what a fresh clone plus the working tree holds)."""
-    names = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
-                           capture_output=True).stdout.decode().split("\0")
-    for name in filter(None, names):
-        src = ROOT / name
-        if src.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
-    return dest
-
-
 def overlay(params: dict, mirror_url: str) -> dict:
     """The paper preset's overlay: :data:`OVERLAY`, the GAN counts for every family, and the mirror."""
     paper = params["presets"]["paper"]
@@ -342,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         files = build_fixtures(stage)
         served = build_mirror(files, mirror)
         say(f"{len(served)} published files on the mirror; copying the repository to {repo}")
-        copy_repo(repo)
+        nf.working_tree(ROOT, repo)
         place(files, repo, "placed:")
         (work / "files.json").write_text(json.dumps({k: str(v) for k, v in files.items()}, indent=1))
     files = {k: Path(v) for k, v in json.loads((work / "files.json").read_text()).items()}

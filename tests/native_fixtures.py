@@ -11,6 +11,8 @@ from __future__ import annotations
 import io
 import math
 import pickle
+import shutil
+import subprocess
 import tarfile
 import zipfile
 from collections.abc import Iterable
@@ -22,6 +24,18 @@ from PIL import Image
 from darkside.data.importers._common import cid_to_path
 
 S2 = math.sqrt(0.5)
+
+
+def working_tree(root: Path, dest: Path) -> Path:
+    """Copy what a fresh clone of ``root`` plus its working tree holds (tracked and unignored files) to ``dest``."""
+    names = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=root, check=True,
+                           capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, names):
+        src = root / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    return dest
 
 
 def img(path: Path, w: int, h: int, fmt: str = "JPEG", seed: int | None = None) -> Path:

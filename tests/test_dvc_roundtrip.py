@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import native_fixtures
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -27,15 +28,9 @@ def _sh(cwd: Path, *cmd: str) -> str:
     return proc.stdout + proc.stderr
 
 
-def _copy_repo(root: Path, dest: Path) -> None:
-    """What a clone of the working tree holds: tracked and unignored files, committed in a repository of its own."""
-    names = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=root, check=True,
-                           capture_output=True).stdout.decode().split("\0")
-    for name in filter(None, names):
-        src = root / name
-        if src.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            (dest / name).write_bytes(src.read_bytes())
+def _committed_copy(root: Path, dest: Path) -> None:
+    """What a clone of the working tree holds, committed in a repository of its own."""
+    native_fixtures.working_tree(root, dest)
     _sh(dest, "git", "init", "-q")
     _sh(dest, "git", "add", "-A")
     _sh(dest, "git", "commit", "-qm", "the suite")
@@ -43,7 +38,7 @@ def _copy_repo(root: Path, dest: Path) -> None:
 
 def test_dvc_push_then_pull_into_a_fresh_clone_leaves_both_tools_with_nothing_to_do(repo_root, tmp_path):
     first, second, remote = tmp_path / "first", tmp_path / "second", tmp_path / "remote"
-    _copy_repo(repo_root, first)
+    _committed_copy(repo_root, first)
     dvc = str(Path(sys.executable).parent / "dvc")
     snakemake = str(Path(sys.executable).parent / "snakemake")
 
