@@ -21,12 +21,17 @@ from pathlib import Path
 from typing import Any
 
 from darkside.atomic import atomic_path, atomic_write_json
+from darkside.data.cameras import parse_camera
 from darkside.errors import ManifestError
 
 #: Required columns, in file order.
 COLUMNS: tuple[str, ...] = ("path", "image_id", "split", "domain", "cluster", "place", "width", "height")
 #: Optional camera pose, world-to-camera (kapture / visuallocalization.net convention).
 POSE_COLUMNS: tuple[str, ...] = ("qw", "qx", "qy", "qz", "tx", "ty", "tz")
+#: Optional camera intrinsics: a COLMAP/kapture camera model and its parameters after width and height,
+#: space-separated (e.g. ``PINHOLE 120 120 47.5 35.5``; see :mod:`darkside.data.cameras`). Written only
+#: by datasets that have them, so other manifests keep their bytes.
+CAMERA_COLUMN = "camera"
 DOMAINS: frozenset[str] = frozenset({"day", "sunset", "night", "other"})
 PROTOCOLS: frozenset[str] = frozenset({"revisited", "tokyo", "localization", "training"})
 
@@ -44,6 +49,7 @@ class ImageRecord:
     width: int
     height: int
     pose: tuple[float, ...] | None = None  # (qw, qx, qy, qz, tx, ty, tz), world-to-camera
+    camera: str | None = None  # intrinsics "MODEL p1 p2 ...", see darkside.data.cameras
 
 
 @dataclass
@@ -218,8 +224,14 @@ def _parse_row(row: dict[str, str], path: Path, line: int) -> ImageRecord:
             pose = tuple(float(v) for v in values)
         except ValueError:
             raise ManifestError(f"{path}:{line}: pose columns must all be numbers or all empty") from None
+    camera = row.get(CAMERA_COLUMN) or None
+    if camera is not None:
+        try:
+            parse_camera(camera, width, height)
+        except ManifestError as exc:
+            raise ManifestError(f"{path}:{line}: column {CAMERA_COLUMN!r}: {exc}") from None
     return ImageRecord(row["path"], row["image_id"], row["split"], row["domain"], row["cluster"], row["place"],
-                       width, height, pose)
+                       width, height, pose, camera)
 
 
 def load_manifest(dataset_dir: str | Path, check_files: bool = True) -> Manifest:
@@ -274,10 +286,13 @@ def write_dataset(dataset_dir: str | Path, name: str, records: list[ImageRecord]
     parse_groundtruth(groundtruth.to_json(), root / "groundtruth.json", {r.image_id for r in records})
     with atomic_path(root / "manifest.csv") as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(COLUMNS + POSE_COLUMNS)
+        cameras = any(r.camera is not None for r in records)
+        writer.writerow(COLUMNS + POSE_COLUMNS + ((CAMERA_COLUMN,) if cameras else ()))
         for r in records:
             pose = [repr(float(v)) for v in r.pose] if r.pose is not None else [""] * len(POSE_COLUMNS)
-            writer.writerow([r.path, r.image_id, r.split, r.domain, r.cluster, r.place, r.width, r.height, *pose])
+            camera = [r.camera or ""] if cameras else []
+            writer.writerow([r.path, r.image_id, r.split, r.domain, r.cluster, r.place, r.width, r.height, *pose,
+                             *camera])
     atomic_write_json(root / "groundtruth.json", groundtruth.to_json())
     atomic_write_json(root / "dataset.json", {"name": name, "image_root": image_root, "source": source,
                                               "images": len(records)})

@@ -37,6 +37,7 @@ from PIL import Image
 
 from darkside.atomic import atomic_path, atomic_write_json, shared_temp_dir
 from darkside.data import synthetic_render as sr
+from darkside.data.cameras import pinhole
 from darkside.data.manifest import GroundTruth, ImageRecord, Query, write_dataset
 from darkside.data.photometric import invert_lightness
 from darkside.errors import ConfigError, DarksideError
@@ -223,8 +224,9 @@ class _Writer:
             path = self.root / sub / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(_png_bytes(arr))
+        # a posed view also carries its intrinsics: the localization splits' paradigms 2a/2b compute with them
         self.records.append(ImageRecord(rel, image_id, split, domain, cluster, place, cam.width, cam.height,
-                                        pose_of(cam) if with_pose else None))
+                                        pose_of(cam) if with_pose else None, pinhole(cam.K) if with_pose else None))
         k = cam.K
         self.cameras[image_id] = {"fx": float(k[0, 0]), "fy": float(k[1, 1]), "cx": float(k[0, 2]),
                                   "cy": float(k[1, 2]), "width": cam.width, "height": cam.height,

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from darkside.data.cameras import sensor_camera
 from darkside.data.importers._common import DatasetEntry, RemoteFile, probe_image, write_prepared
 from darkside.data.manifest import GroundTruth, ImageRecord, Query
 from darkside.errors import DarksideError
@@ -85,19 +86,20 @@ def read_poses(root: Path) -> dict[tuple[str, str], Pose]:
     return traj
 
 
-def camera_sizes(root: Path) -> dict[str, tuple[int, int]]:
-    """camera id -> (width, height) from ``sensors.txt`` (params: model, width, height, ...)."""
+def read_cameras(root: Path) -> dict[str, tuple[tuple[int, int], str | None]]:
+    """camera id -> ((width, height), the manifest's ``camera`` text or None) from ``sensors.txt``."""
     path = root / "sensors" / "sensors.txt"
-    sizes: dict[str, tuple[int, int]] = {}
+    cameras: dict[str, tuple[tuple[int, int], str | None]] = {}
     if not path.is_file():
-        return sizes
+        return cameras
     for row in read_kapture_table(path, 3):
         if row[2] == "camera" and len(row) >= 6:
             try:
-                sizes[row[0]] = (int(float(row[4])), int(float(row[5])))
+                size = (int(float(row[4])), int(float(row[5])))
             except ValueError:
                 continue
-    return sizes
+            cameras[row[0]] = (size, sensor_camera(row[3:]))
+    return cameras
 
 
 def domain_of(image_path: str, default: str) -> str:
@@ -140,20 +142,20 @@ def import_kapture(parts: list[KapturePart], base_dir: str | Path, out_dir: str 
     counts: dict[str, int] = {}
     for part in parts:
         rec_path = part.root / "sensors" / "records_camera.txt"
-        sizes, poses = camera_sizes(part.root), read_poses(part.root)
+        cameras, poses = read_cameras(part.root), read_poses(part.root)
         for ts, cam, image_path, *_ in read_kapture_table(rec_path, 3):
             if image_path in seen:
                 raise DarksideError(f"{rec_path}: image {image_path!r} appears twice in the dataset")
             seen.add(image_path)
             file = part.root / "sensors" / "records_data" / image_path
-            if cam in sizes:
-                w, h = sizes[cam]
-            elif file.is_file():
+            (w, h), intrinsics = cameras.get(cam, ((0, 0), None))
+            if cam not in cameras and file.is_file():
                 w, h = probe_image(file)
-            else:
+            elif cam not in cameras:
                 raise DarksideError(f"{rec_path}: camera {cam!r} has no size in sensors.txt and {file} is missing")
             records.append(ImageRecord(file.relative_to(base).as_posix(), image_path, part.split,
-                                       domain_of(image_path, part.domain), cam, cam, w, h, poses.get((ts, cam))))
+                                       domain_of(image_path, part.domain), cam, cam, w, h, poses.get((ts, cam)),
+                                       intrinsics))
             key = f"{part.split}_{records[-1].domain}"
             counts[key] = counts.get(key, 0) + 1
     if not any(r.split == "database" for r in records):
