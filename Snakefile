@@ -17,6 +17,7 @@ include: "workflow/rules/datasets.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/gan.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/localize.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/report.smk"
 

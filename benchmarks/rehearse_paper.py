@@ -117,7 +117,7 @@ def build_fixtures(stage: Path) -> dict[str, Path]:
     for part in ("mapping", "query_day", "query_night"):
         files[f"placed:data/raw/aachen-v11/{part}"] = aachen / part
     robotcar = stage / "robotcar-seasons"
-    nf.kapture_localization(robotcar, "mapping", {"query": "night"})
+    nf.kapture_robotcar(robotcar, size=64, images=True)  # RobotCar's cameras, rig and <condition>/<camera>/ names
     for part, archive in (("mapping", "RobotCar_Seasons-v1_mapping_wo_images.tar.gz"),
                           ("query", "RobotCar_Seasons-v1_query_wo_images.tar.gz")):
         members = [p for p in (robotcar / part).rglob("*") if p.is_file() and "records_data" not in p.parts]

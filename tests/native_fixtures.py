@@ -232,11 +232,98 @@ def kapture_localization(root: Path, mapping: str, queries: dict[str, str], n_db
             traj="".join(f"{k}, cam0, 1, 0, 0, 0, {k}, 0, 0\n" for k in range(n_db)), images=db, size=size)
     roots = [root / mapping]
     for folder, condition in queries.items():
-        names = [f"query/{condition}/cam/{k}.jpg" for k in range(n_query)]
+        # file names unique across conditions, as Aachen's are: the server knows a query by its file name
+        names = [f"query/{condition}/cam/IMG_{condition}_{k}.jpg" for k in range(n_query)]
         kapture(root / folder, cam, "".join(f"{100 + k}, cam0, {n}\n" for k, n in enumerate(names)), images=names,
                 size=size)
         roots.append(root / folder)
     return roots
+
+
+def _pose_text(pose: tuple[float, ...]) -> str:
+    return ", ".join(repr(float(v)) for v in pose)
+
+
+#: RobotCar Seasons' cameras, and the rig ``car`` -> camera poses (kapture's rigs.txt is rig-to-sensor): the side
+#: cameras look left and right, the rear one backwards
+ROBOTCAR_RIG = {"left": (S2, 0.0, S2, 0.0, -0.6, 0.1, 0.2), "rear": (0.0, 0.0, 1.0, 0.0, 0.0, 0.3, -1.8),
+                "right": (S2, 0.0, -S2, 0.0, 0.6, 0.1, 0.2)}
+
+
+def kapture_robotcar(root: Path, n_map: int = 4, conditions: Iterable[str] = ("night", "dawn"), n_query: int = 2,
+                     query_poses: bool = False, size: int = 1024, images: bool = False) -> dict[str, str]:
+    """RobotCar Seasons v1 as kapture has it (``kapture_import_RobotCar_Seasons.py``): ``root/mapping`` and
+    ``root/query``, sensors ``left``/``rear``/``right`` (PINHOLE 1024 x 1024), the rig ``car`` in ``rigs.txt``, image
+    names ``<condition>/<camera>/<timestamp>.jpg`` recorded at that timestamp. The mapping (``overcast-reference``)
+    has poses, its first half of timestamps per rig, the rest per camera (as the COLMAP import writes them). Query
+    ``k`` of each condition is taken where mapping timestamp ``k + condition index`` (mod ``n_map``) was; with
+    ``query_poses`` the query kapture has those poses as its trajectories (a known answer; the real one has none).
+    Cameras ``size`` x ``size`` pixels (RobotCar's are 1024), image files only with ``images`` (the importer reads the
+    sizes from sensors.txt). Returns query image name -> its mapping twin's image name."""
+    f = 400.0 * size / 1024
+    sensors = "".join(f"{cam}, , camera, PINHOLE, {size}, {size}, {f}, {f}, {size / 2 + i + 0.5}, {size / 2 - i}\n"
+                      for i, cam in enumerate(ROBOTCAR_RIG))
+    rigs = "".join(f"car, {cam}, {_pose_text(p)}\n" for cam, p in ROBOTCAR_RIG.items())
+    map_ts = [1417176000000000 + 1000 * m for m in range(n_map)]
+    per_rig = n_map // 2
+    traj: dict[int, list[tuple[str, tuple[float, ...]]]] = {}  # mapping index -> (device, world->device) rows
+    for m in range(n_map):
+        if m < per_rig:
+            rot = (1.0, 0.0, 0.0, 0.0) if m % 2 == 0 else (S2, 0.0, 0.0, S2)
+            traj[m] = [("car", (*rot, 3.0 * m, -1.0, 0.5 * m))]
+        else:
+            traj[m] = [(cam, (0.5, 0.5, -0.5, 0.5 * (-1) ** i, float(m), float(i), 2.0))
+                       for i, cam in enumerate(ROBOTCAR_RIG)]
+    map_names = [f"overcast-reference/{cam}/{ts}.jpg" for ts in map_ts for cam in ROBOTCAR_RIG]
+    kapture(root / "mapping", sensors,
+            "".join(f"{n.split('/')[2][:-4]}, {n.split('/')[1]}, {n}\n" for n in map_names),
+            traj="".join(f"{map_ts[m]}, {dev}, {_pose_text(p)}\n" for m in range(n_map) for dev, p in traj[m]),
+            rigs=rigs, images=map_names if images else (), size=(size, size))
+    twins: dict[str, str] = {}
+    records, q_traj = [], []
+    for ci, cond in enumerate(conditions):
+        for k in range(n_query):
+            ts, m = 1418235223450115 + 100000 * ci + 1000 * k, (k + ci) % n_map
+            for cam in ROBOTCAR_RIG:
+                records.append(f"{ts}, {cam}, {cond}/{cam}/{ts}.jpg\n")
+                twins[f"{cond}/{cam}/{ts}.jpg"] = f"overcast-reference/{cam}/{map_ts[m]}.jpg"
+            q_traj += [f"{ts}, {dev}, {_pose_text(p)}\n" for dev, p in traj[m]]
+    kapture(root / "query", sensors, "".join(records), traj="".join(q_traj) if query_poses else None, rigs=rigs,
+            images=list(twins) if images else (), size=(size, size))
+    return twins
+
+
+def kapture_aachen(root: Path, query_poses: bool = False) -> dict[str, str]:
+    """Aachen Day-Night v1.1 as kapture has it: ``root/mapping`` (``db/<n>.jpg`` and a sequence frame, one camera
+    each, one pose through a rig), ``root/query_night/query`` and ``root/query_day/query`` with Aachen's query names
+    (``query/night/nexus5x/IMG_<date>_<time>.jpg``, ``query/day/milestone/<date>_<time>_<n>.jpg``, ...). Each query is
+    taken where a database image was; with ``query_poses`` its kapture has that pose. Returns query -> twin."""
+    db = ["db/1045.jpg", "db/2713.jpg", "db/3318.jpg", "db/778.jpg", "sequences/gopro3_undistorted/frame_0001.png"]
+    sensors = "".join(f"cam{i:05d}, , camera, SIMPLE_RADIAL, 1600, 1200, 1000.0, 800.0, 600.0, 0.01\n"
+                      for i in range(len(db)))
+    poses = [(1.0, 0.0, 0.0, 0.0, 5.0, 6.0, 7.0), (S2, 0.0, S2, 0.0, -2.0, 1.0, 40.0),
+             (0.5, 0.5, 0.5, 0.5, 100.0, -3.0, 1.0), (S2, S2, 0.0, 0.0, 0.25, 0.0, -9.0)]
+    traj = "".join(f"{i}, cam{i:05d}, {_pose_text(p)}\n" for i, p in enumerate(poses))
+    traj += f"{len(poses)}, rig, 1, 0, 0, 0, 1, 2, 3\n"  # the last one through its rig
+    kapture(root / "mapping", sensors, "".join(f"{i}, cam{i:05d}, {n}\n" for i, n in enumerate(db)), traj=traj,
+            rigs=f"rig, cam{len(poses):05d}, {S2}, 0, 0, {S2}, 0, 0, 1\n")
+    parts = {"query_night/query": ["query/night/nexus5x/IMG_20161227_173116.jpg",
+                                   "query/night/nexus5x_additional_night/IMG_20170702_003917.jpg"],
+             "query_day/query": ["query/day/milestone/2010-10-30_17-47-25_73.jpg",
+                                 "query/day/nexus4/IMG_20130210_163012.jpg"]}
+    twins: dict[str, str] = {}
+    n = 0
+    for folder, names in parts.items():
+        sens, rec, tr = "", "", ""
+        for name in names:
+            twin = n % len(poses)  # twins with a pose written per camera
+            sens += f"q{n}, , camera, SIMPLE_RADIAL, 1600, 1200, 1400.0, 800.0, 600.0, -0.02\n"
+            rec += f"{100 + n}, q{n}, {name}\n"
+            tr += f"{100 + n}, q{n}, {_pose_text(poses[twin])}\n"
+            twins[name] = db[twin]
+            n += 1
+        kapture(root / folder, sens, rec, traj=tr if query_poses else None)
+    return twins
 
 
 # ---------------------------------------------------------------- weight files (published key layouts)

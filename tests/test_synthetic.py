@@ -32,7 +32,8 @@ from darkside.settings import parse
 SMALL = dict(train_scenes=3, train_views=4, day_night_pairs=2, val_scenes=2, val_views=3, whiten_scenes=2,
              whiten_views=3, tokyo_places=10, tokyo_directions=2, revisited_landmarks=2, revisited_queries=2,
              revisited_views=12, revisited_distractors=2, revisited_distractor_views=2, aachen_facades=3,
-             aachen_day_queries=4, aachen_night_queries=4, small_fraction=0.3, landmark_boards=2, neighbour_boards=0.5)
+             aachen_day_queries=4, aachen_night_queries=4, small_fraction=0.3, landmark_boards=2, neighbour_boards=0.5,
+             robotcar_facades=2, robotcar_step_m=6.0, robotcar_queries=2)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +77,7 @@ def test_manifests_load_and_every_image_has_an_edge_map(bench: Path) -> None:
             assert (cams[r.image_id]["width"], cams[r.image_id]["height"]) == (r.width, r.height)
         assert gt.protocol == {"synth-sfm": "training", "synth-whiten": "training", "synth-tokyo": "tokyo",
                                "synth-roxford": "revisited", "synth-rparis": "revisited",
-                               "synth-aachen": "localization"}[name]
+                               "synth-aachen": "localization", "synth-robotcar": "localization"}[name]
 
 
 def test_sfm_splits_pairs_and_min_side_filter(bench: Path) -> None:
@@ -195,7 +196,7 @@ def test_stored_poses_reproduce_the_rendered_geometry(bench: Path) -> None:
     """Project facade corners with K and the manifest pose; compare with the stored homography
     and with the ground-truth edge map written by the renderer."""
     checked = 0
-    for name in ("synth-aachen", "synth-tokyo", "synth-sfm"):
+    for name in ("synth-aachen", "synth-robotcar", "synth-tokyo", "synth-sfm"):
         man = load_manifest(bench / name)
         cam_json = json.loads((bench / name / "cameras.json").read_text())
         for r in man.records:

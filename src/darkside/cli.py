@@ -602,6 +602,60 @@ def run_tables(args: argparse.Namespace, job: Any) -> list[Path]:
                         headline=None if args.headline is None else Path(args.headline))
 
 
+#: the localize job's reads: everything but the features' and the map's own settings (their files carry them)
+_LOCALIZE_READS = ("localize.topk", "localize.matching", "localize.triangulation", "localize.pose", "localize.seed",
+                   "evaluate.localization_thresholds")
+
+
+@verb("local-features", "keypoints and descriptors (SIFT by default) of a localization dataset's images, to HDF5",
+      ("localize.features",),
+      args=[arg("--dataset", required=True), arg("--out", required=True)])
+def run_local_features_verb(args: argparse.Namespace, job: Any) -> Path:
+    from darkside.localize.features import LocalFeatureSettings
+    from darkside.localize.run import run_local_features
+    return run_local_features(Path(args.dataset), Path(args.out), job.section("localize.features",
+                                                                              LocalFeatureSettings))
+
+
+@verb("global-map", "paradigm 2b's map: mapping images matched with their pose neighbours, triangulated once",
+      ("localize.matching", "localize.triangulation", "localize.global_map"),
+      args=[arg("--dataset", required=True), arg("--features", required=True), arg("--out", required=True)])
+def run_global_map_verb(args: argparse.Namespace, job: Any) -> Path:
+    from darkside.localize.geometry import TriangulationSettings
+    from darkside.localize.global_map import GlobalMapSettings
+    from darkside.localize.matching import MatchSettings
+    from darkside.localize.run import MapSettings, run_global_map
+    s = MapSettings(job.section("localize.matching", MatchSettings),
+                    job.section("localize.triangulation", TriangulationSettings),
+                    job.section("localize.global_map", GlobalMapSettings))
+    return run_global_map(Path(args.dataset), Path(args.features), Path(args.out), s)
+
+
+@verb("localize", "a model's queries localized by paradigms 2a (local SfM) and 2b (global map) from its retrieval "
+      "pairs: metrics JSON and LTVL2020 poses per paradigm (one group of options per dataset)", _LOCALIZE_READS,
+      args=[arg("--dataset", required=True, action="append", help="prepared localization dataset (repeatable)"),
+            arg("--features", required=True, action="append", help="its local-feature file"),
+            arg("--map", required=True, action="append", help="its global map"),
+            arg("--pairs", required=True, action="append",
+                help="the model's kapture pairs CSV of it (the score job's pairs-top<k>.csv)"),
+            arg("--poses-dir", required=True, action="append",
+                help="where its poses-local-sfm.txt and poses-global-map.txt go"),
+            arg("--out-dir", required=True, help="where <dataset>.local-sfm.json and .global-map.json go")])
+def run_localize_verb(args: argparse.Namespace, job: Any) -> list[Path]:
+    from darkside.localize.geometry import PoseSettings, TriangulationSettings
+    from darkside.localize.matching import MatchSettings
+    from darkside.localize.run import QuerySettings, run_localize
+    groups = (args.dataset, args.features, args.map, args.pairs, args.poses_dir)
+    if len({len(g) for g in groups}) != 1:
+        raise DarksideError("localize: give one --dataset, --features, --map, --pairs and --poses-dir per dataset")
+    s = QuerySettings(job.get("localize.topk"), job.section("localize.matching", MatchSettings),
+                      job.section("localize.triangulation", TriangulationSettings),
+                      job.section("localize.pose", PoseSettings), job.get("localize.seed"))
+    thresholds = [(float(t), float(r)) for t, r in job.get("evaluate.localization_thresholds")]
+    return [path for d, f, m, p, pd in zip(*groups, strict=True)
+            for path in run_localize(Path(d), Path(f), Path(m), Path(p), Path(args.out_dir), Path(pd), s, thresholds)]
+
+
 @verb("figure-retrieval", "qualitative figure: top-5 of GeM, CLAHE C and a GAN CD model for night queries, "
       "framed by the ground truth", ("figures.retrieval",),
       args=[arg("--dataset", required=True, help="the prepared Tokyo-protocol dataset (the preset's Tokyo role)"),

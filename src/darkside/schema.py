@@ -38,6 +38,7 @@ from darkside.gan.edges.pretrain import EdgePretrainSettings
 from darkside.gan.edges.quality import EdgeQualitySettings
 from darkside.gan.family import GanTraining, family_class, family_settings
 from darkside.gan.published import PublishedGenerator
+from darkside.localize.run import LocalizeSettings
 from darkside.recipes import FinetuneSettings
 from darkside.settings import json_schema, setting
 from darkside.tables.qualitative import RetrievalFigureSettings
@@ -122,6 +123,7 @@ class PresetSettings:
     finetune: FinetuneSettings = setting()
     evaluate: EvaluateSettings = setting()
     local: LocalSection = setting("HOW's local descriptors and the ASMK kernel that ranks them")
+    localize: LocalizeSettings = setting("paradigms 2a/2b: local features, matching, triangulation, pose")
     edges: EdgeSettings = setting()
     gan: GanSection = setting()
     figures: FigureSection = setting()

@@ -7,6 +7,7 @@ HEADLINE = "results/metrics/headline.json"
 rule tables:
     input:
         METRICS,
+        LOCALIZATION_METRICS,
         CHANCE,
         expand("results/metrics/gans/{family}.json", family=FAMILIES),
     output:

@@ -3,7 +3,9 @@
 A prepared dataset is a folder ``data/prepared/<name>/`` with three files:
 
 ``dataset.json``
-    ``{"name", "image_root", "source"}``: ``image_root`` is relative to the folder (or absolute).
+    ``{"name", "image_root", "source"}``: ``image_root`` is relative to the folder (or absolute); an optional
+    ``"metadata"`` object says what a dataset declares about itself (counts, caveats, the benchmark's image-name
+    style ``ltvl_style`` / ``ltvl_cameras``: see :mod:`darkside.evaluate.ltvl`), read into :attr:`Manifest.metadata`.
 ``manifest.csv``
     One row per image, columns :data:`COLUMNS` (pose columns may be empty).
 ``groundtruth.json``
@@ -61,6 +63,7 @@ class Manifest:
     image_root: Path
     records: list[ImageRecord]
     source: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)  # dataset.json's "metadata" ({} when absent)
     _index: dict[str, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -266,8 +269,11 @@ def load_manifest(dataset_dir: str | Path, check_files: bool = True) -> Manifest
         seen.add(r.image_id)
         if check_files and not (image_root / r.path).is_file():
             raise ManifestError(f"{csv_path}:{i + 2}: image {image_root / r.path} does not exist")
+    extra = meta.get("metadata") or {}
+    if not isinstance(extra, dict):
+        raise ManifestError(f"{meta_path}: 'metadata' must be an object")
     return Manifest(name=meta["name"], root=root, image_root=image_root, records=records,
-                    source=meta.get("source", ""))
+                    source=meta.get("source", ""), metadata=extra)
 
 
 def load_groundtruth(dataset_dir: str | Path, manifest: Manifest | None = None) -> GroundTruth:
@@ -279,8 +285,11 @@ def load_groundtruth(dataset_dir: str | Path, manifest: Manifest | None = None) 
 
 
 def write_dataset(dataset_dir: str | Path, name: str, records: list[ImageRecord], groundtruth: GroundTruth,
-                  image_root: str = "images", source: str = "") -> Path:
-    """Write ``dataset.json``, ``manifest.csv`` and ``groundtruth.json`` atomically; return the folder."""
+                  image_root: str = "images", source: str = "", metadata: dict[str, Any] | None = None) -> Path:
+    """Write ``dataset.json``, ``manifest.csv`` and ``groundtruth.json`` atomically; return the folder.
+
+    ``metadata`` goes into ``dataset.json`` under ``"metadata"`` (left out when empty, so datasets without any keep
+    their bytes)."""
     root = Path(dataset_dir)
     root.mkdir(parents=True, exist_ok=True)
     parse_groundtruth(groundtruth.to_json(), root / "groundtruth.json", {r.image_id for r in records})
@@ -294,6 +303,8 @@ def write_dataset(dataset_dir: str | Path, name: str, records: list[ImageRecord]
             writer.writerow([r.path, r.image_id, r.split, r.domain, r.cluster, r.place, r.width, r.height, *pose,
                              *camera])
     atomic_write_json(root / "groundtruth.json", groundtruth.to_json())
-    atomic_write_json(root / "dataset.json", {"name": name, "image_root": image_root, "source": source,
-                                              "images": len(records)})
+    meta: dict[str, Any] = {"name": name, "image_root": image_root, "source": source, "images": len(records)}
+    if metadata:
+        meta["metadata"] = metadata
+    atomic_write_json(root / "dataset.json", meta)
     return root

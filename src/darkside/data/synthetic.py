@@ -1,6 +1,6 @@
 """The embedded synthetic day/night benchmark (SPEC 4.3): every ``synth-*`` dataset of the mini preset.
 
-Six prepared datasets are written under ``out_root`` in the manifest schema, plus
+Seven prepared datasets are written under ``out_root`` in the manifest schema, plus
 ``synthetic-calibration.json`` (checks of the night model measured at generation time):
 
 ``synth-sfm``      training: day views of many scenes, fewer unpaired night views, a few
@@ -10,6 +10,8 @@ Six prepared datasets are written under ``out_root`` in the manifest schema, plu
 ``synth-roxford``  revisited: landmarks + distractors, queries with boxes, easy/hard/junk from
 ``synth-rparis``   the geometry (visible-facade overlap, viewpoint and scale change).
 ``synth-aachen``   localization: a street, database on a pose grid, day and night queries.
+``synth-robotcar`` localization: a vehicle route along a street, an overcast reference traversal and
+                   queries in RobotCar Seasons-like conditions (day, overcast, dusk, night, night-rain).
 
 Each dataset folder also holds ``cameras.json`` (intrinsics, the world-plane homography used to
 render each image, the facade rectangles) and ``edges/<image path>`` (ground-truth edge maps);
@@ -47,7 +49,15 @@ from darkside.settings import setting
 #: folder of a dataset that holds the night rendering of each day view (same camera), by image path
 NIGHT_TWINS: str = "night-twins"
 DATASETS: tuple[str, ...] = ("synth-sfm", "synth-whiten", "synth-tokyo", "synth-roxford", "synth-rparis",
-                             "synth-aachen")
+                             "synth-aachen", "synth-robotcar")
+#: synth-robotcar's query conditions -> (renderer condition, manifest domain); RobotCar Seasons' dusk is the
+#: renderer's sunset, its weather conditions map to the lighting domain they are shot in
+ROBOTCAR_CONDITIONS: dict[str, tuple[str, str]] = {
+    "day": ("day", "day"), "overcast": ("overcast", "day"), "dusk": ("sunset", "sunset"),
+    "night": ("night", "night"), "night-rain": ("night-rain", "night"),
+}
+#: synth-robotcar's database condition (RobotCar Seasons maps the city in its overcast-reference traversal)
+ROBOTCAR_REFERENCE: str = "overcast-reference"
 ALL_FAMILIES: tuple[str, ...] = tuple(sr.FAMILIES)
 ROXFORD_FAMILIES: tuple[str, ...] = ("gothic", "classic", "brick")
 RPARIS_FAMILIES: tuple[str, ...] = ("haussmann", "plaster", "modern")
@@ -91,6 +101,19 @@ class SyntheticParams:
     aachen_yaws_deg: tuple[float, ...] = setting(ge=-40, le=40, min_items=1, default=(-20.0, 0.0, 20.0))
     aachen_day_queries: int = setting(ge=0, default=30)
     aachen_night_queries: int = setting(ge=0, default=30)
+    robotcar_facades: int = setting("facades along synth-robotcar's route", ge=1, default=6)
+    robotcar_step_m: float = setting("spacing of synth-robotcar's reference (database) images along the route",
+                                     gt=0, default=3.0)
+    robotcar_yaws_deg: tuple[float, ...] = setting(
+        "rear-camera yaw(s) of the reference traversal from the wall normal, negative: looking back along the "
+        "route", ge=-55, le=55, min_items=1, default=(-30.0,))
+    robotcar_queries: int = setting("synth-robotcar queries per condition (day, overcast, dusk, night, night-rain)",
+                                    ge=0, default=10)
+    robotcar_lateral_m: tuple[float, float] = setting(
+        "lateral offset of a query from the reference lane (uniform, towards or away from the wall)", ge=0, le=6,
+        default=(0.0, 3.0))
+    localization_max_side: int = setting("long side of the synth-aachen and synth-robotcar images (local features "
+                                         "need more pixels than a global descriptor)", ge=16, default=96)
     lit_fraction: float = setting("windows lit at night", ge=0, le=1, default=0.5)
     lit_flip_prob: float = setting("per-view variation of the lit pattern", ge=0, le=1, default=0.08)
     landmark_boards: int = setting("billboards per landmark facade, drawn from 1..n (0: none)", ge=0, default=0)
@@ -106,6 +129,8 @@ class SyntheticParams:
             raise ConfigError("data.synthetic.hfov_deg: expected [low, high]")
         if self.tokyo_places * self.tokyo_directions < 2:
             raise ConfigError("data.synthetic.tokyo_places: at least 2 Tokyo scenes")
+        if len(self.robotcar_lateral_m) != 2 or self.robotcar_lateral_m[0] > self.robotcar_lateral_m[1]:
+            raise ConfigError("data.synthetic.robotcar_lateral_m: expected [low, high]")
 
 
 # --- small helpers ------------------------------------------------------------------------------------
@@ -238,7 +263,7 @@ class _Writer:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(_png_bytes(img))
 
-    def finish(self, gt: GroundTruth) -> Path:
+    def finish(self, gt: GroundTruth, metadata: dict[str, Any] | None = None) -> Path:
         atomic_write_json(self.root / "cameras.json", {
             "convention": ("world->camera pose (qw, qx, qy, qz, tx, ty, tz), OpenCV camera axes, pixel centres at "
                            "integer coordinates; facades lie in the plane Z = 0 (X along the street, Y up, metres); "
@@ -246,7 +271,8 @@ class _Writer:
             "images": self.cameras,
             "facades": self.facades,
         })
-        write_dataset(self.root, self.name, self.records, gt, image_root="images", source="synthetic")
+        write_dataset(self.root, self.name, self.records, gt, image_root="images", source="synthetic",
+                      metadata=metadata)
         if self.final.exists():
             meta = self.final / "dataset.json"
             # an empty folder is fine (Snakemake creates its outputs' folders before the job runs)
@@ -291,7 +317,7 @@ class _Scene:
 
     def render(self, cam: sr.Camera, condition: str, rng: np.random.Generator,
                lit: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        if condition != "day" and lit is None:
+        if condition in sr.LIT_CONDITIONS and lit is None:
             lit = sr.lit_draw(self.layers, rng, self.p.lit_flip_prob)
         img = sr.render(self.layers, cam, condition, rng, ss=self.p.supersample, lit=lit)
         return img, sr.edge_map(self.segments, cam)
@@ -587,25 +613,40 @@ def _street_camera(p: SyntheticParams, rng: np.random.Generator, x: float, dist:
     return sr.Camera(k, r, t, size[0], size[1])
 
 
+def _facade_hit(spec: sr.SceneSpec, cam: sr.Camera, prefix: str) -> str:
+    """The cluster of a street view: the facade its optical axis hits (the 'landmark' the view shows)."""
+    c, a = cam.center, cam.R[2]
+    x = c[0] + a[0] * (-c[2] / a[2]) if a[2] < 0 else c[0]
+    for i, f in enumerate(spec.facades):
+        if f[0] <= x < f[2]:
+            return f"{prefix}-f{i:02d}"
+    return f"{prefix}-f00" if x < 0 else f"{prefix}-f{len(spec.facades) - 1:02d}"
+
+
+def _localization_size(p: SyntheticParams) -> tuple[int, int]:
+    """Landscape 4:3 at ``localization_max_side``: SIFT finds next to nothing in a 96-pixel image."""
+    return p.localization_max_side, round(p.localization_max_side * 0.75)
+
+
+def _pose_positives(cam: sr.Camera, db: list[tuple[str, sr.Camera]]) -> list[str]:
+    """Database views within (5 m, 10 deg) of a query: the coarsest localization threshold."""
+    return [did for did, dcam in db if np.linalg.norm(dcam.center - cam.center) <= 5.0
+            and rotation_angle_deg(dcam.R, cam.R) <= 10.0]
+
+
 def write_aachen(out_root: Path, p: SyntheticParams) -> Path:
     """Localization split: a street; database on a pose grid (day); day and night queries nearby."""
     rng = _rng(p.seed, 6, 0)
     spec = sr.street_scene(rng, ALL_FAMILIES, p.aachen_facades, boards=p.landmark_boards,
                            neighbour_boards=p.neighbour_boards)
     scene = _Scene(spec, rng, p)
-    size = (p.max_side, round(p.max_side * 0.75))
+    size = _localization_size(p)
     dist, height = 16.0, 1.7
     total = spec.facades[-1][2]
     xs = np.arange(p.aachen_grid_step_m / 2, total, p.aachen_grid_step_m)
 
     def facade_at(cam: sr.Camera) -> str:
-        # cluster = the facade the optical axis hits (the 'landmark' the view shows)
-        c, a = cam.center, cam.R[2]
-        x = c[0] + a[0] * (-c[2] / a[2]) if a[2] < 0 else c[0]
-        for i, f in enumerate(spec.facades):
-            if f[0] <= x < f[2]:
-                return f"aac-f{i:02d}"
-        return "aac-f00" if x < 0 else f"aac-f{len(spec.facades) - 1:02d}"
+        return _facade_hit(spec, cam, "aac")
 
     with _writing(out_root, "synth-aachen") as w:
         for i, f in enumerate(spec.facades):
@@ -637,10 +678,110 @@ def write_aachen(out_root: Path, p: SyntheticParams) -> Path:
             iid = f"aac-q{qi:03d}-{cond}"
             w.add(f"query/{cond}/{iid}.png", iid, "query", cond, facade_at(cam),
                   f"aac-x{int(np.argmin(np.abs(xs - c[0]))):03d}", img, edges, cam, with_pose=True)
-            pos = [did for did, dcam in db if np.linalg.norm(dcam.center - cam.center) <= 5.0
-                   and rotation_angle_deg(dcam.R, cam.R) <= 10.0]
-            queries.append(Query(iid, positives=pos))
+            queries.append(Query(iid, positives=_pose_positives(cam, db)))
         return w.finish(GroundTruth(protocol="localization", queries=queries, database_split="database"))
+
+
+# --- synth-robotcar ----------------------------------------------------------------------------------
+
+#: the vehicle's lane: distance from the facades, camera height (roof), pitch of the rear camera (m, m, deg)
+ROBOTCAR_LANE: tuple[float, float, float] = (12.0, 2.2, 6.0)
+#: made-up start times of each traversal (microseconds since 1970, in RobotCar Seasons' 2014-2015 range) and
+#: the vehicle's speed: an image's timestamp is its traversal's start plus the time driven to its position
+ROBOTCAR_EPOCH_US: dict[str, int] = {
+    ROBOTCAR_REFERENCE: 1417176000000000, "night": 1418235000000000, "night-rain": 1418840000000000,
+    "dusk": 1424450000000000, "day": 1425997000000000, "overcast": 1432293000000000,
+}
+ROBOTCAR_SPEED_MPS: float = 6.0
+
+
+def _route_camera(k: np.ndarray, size: tuple[int, int], center: np.ndarray, yaw_deg: float, pitch_deg: float,
+                  roll_deg: float = 0.0) -> sr.Camera:
+    """Camera at ``center`` turned ``yaw_deg`` from the wall normal (positive: towards +X) and ``pitch_deg`` up."""
+    yaw, pitch = np.radians(yaw_deg), np.radians(pitch_deg)
+    direction = np.array([np.sin(yaw) * np.cos(pitch), np.sin(pitch), -np.cos(yaw) * np.cos(pitch)])
+    r, t = sr.look_at(center, center + direction * 10.0, roll_deg)
+    return sr.Camera(k, r, t, size[0], size[1])
+
+
+def _timestamps(condition: str, xs: np.ndarray, start: float) -> list[int]:
+    """Increasing integer timestamps of positions ``xs`` (sorted) driven from ``start`` in one traversal."""
+    out: list[int] = []
+    for x in xs:
+        ts = ROBOTCAR_EPOCH_US[condition] + round((float(x) - start) / ROBOTCAR_SPEED_MPS * 1e6)
+        out.append(max(ts, out[-1] + 1) if out else ts)
+    return out
+
+
+def write_robotcar(out_root: Path, p: SyntheticParams) -> Path:
+    """RobotCar Seasons-like localization split: a vehicle drives along a street of facades (+X).
+
+    The database is the overcast reference traversal, one rear-camera image every ``robotcar_step_m``; the
+    queries are other traversals in the conditions of :data:`ROBOTCAR_CONDITIONS`, at positions between the
+    reference steps, in another part of the lane (``robotcar_lateral_m``) and with the small yaw, pitch and roll
+    changes of a differently parked camera. Image ids follow RobotCar Seasons (``<condition>/rear/<timestamp>``)
+    so that a pose export names them as the benchmark does; all images share one camera, as the rear camera
+    of the real vehicle does.
+    """
+    rng = _rng(p.seed, 7, 0)
+    spec = sr.street_scene(rng, ALL_FAMILIES, p.robotcar_facades, boards=p.landmark_boards,
+                           neighbour_boards=p.neighbour_boards)
+    scene = _Scene(spec, rng, p)
+    size = _localization_size(p)
+    k = sr.intrinsics(size[0], size[1], float(np.mean(p.hfov_deg)))
+    dist, height, pitch = ROBOTCAR_LANE
+    # RobotCar's rear camera looks back along the road and sees the facades of both sides receding. On a
+    # planar world the road direction sees the wall edge-on (nothing to recognise), so the rear camera is turned
+    # 25-40 degrees from the wall normal instead: the strongly oblique, foreshortened view of the real one.
+    # The route is shifted so that the mean optical axis sweeps the facades from start to end.
+    shift = dist * float(np.tan(np.radians(np.mean(p.robotcar_yaws_deg))))
+    total = spec.facades[-1][2]
+    xs = np.arange(p.robotcar_step_m / 2, total, p.robotcar_step_m) - shift
+    start = float(xs[0]) - p.robotcar_step_m
+
+    def place_of(x: float) -> str:
+        return f"rob-x{int(np.argmin(np.abs(xs - x))):03d}"
+
+    with _writing(out_root, "synth-robotcar") as w:
+        for i, f in enumerate(spec.facades):
+            w.facades[f"rob-f{i:02d}"] = list(f)
+        db: list[tuple[str, sr.Camera]] = []
+        drng = _rng(p.seed, 7, 1)
+        stamps = _timestamps(ROBOTCAR_REFERENCE, np.repeat(xs, len(p.robotcar_yaws_deg)), start)
+        for gi, x in enumerate(xs):
+            for yi, yaw in enumerate(p.robotcar_yaws_deg):
+                cam = _route_camera(k, size, np.array([float(x), height, dist]), yaw, pitch)
+                img, edges = scene.render(cam, "overcast", drng)
+                iid = f"{ROBOTCAR_REFERENCE}/rear/{stamps[gi * len(p.robotcar_yaws_deg) + yi]}.png"
+                w.add(f"database/{iid}", iid, "database", "day", _facade_hit(spec, cam, "rob"), place_of(float(x)),
+                      img, edges, cam, with_pose=True)
+                db.append((iid, cam))
+        queries: list[Query] = []
+        for ci, (cond, (render_cond, domain)) in enumerate(ROBOTCAR_CONDITIONS.items()):
+            qrng = _rng(p.seed, 7, 2, ci)  # one stream per condition: a count changes no other condition
+            poses = []
+            for _ in range(p.robotcar_queries):
+                # between two reference steps (never at one), in another part of the lane
+                i = int(qrng.integers(0, max(1, len(xs) - 1)))
+                x = float(xs[i]) + p.robotcar_step_m * float(qrng.uniform(0.15, 0.85))
+                side = 1.0 if qrng.random() < 0.5 else -1.0
+                z = dist + side * float(qrng.uniform(*p.robotcar_lateral_m))
+                y = height + float(qrng.normal(0.0, 0.05))
+                yaw = p.robotcar_yaws_deg[int(qrng.integers(0, len(p.robotcar_yaws_deg)))] \
+                    + float(qrng.uniform(-5.0, 5.0))
+                poses.append((x, y, z, yaw, pitch + float(qrng.uniform(-2.0, 2.0)), float(qrng.normal(0.0, 0.7))))
+            poses.sort(key=lambda q: q[0])  # a traversal drives the route in order: its timestamps increase
+            for (x, y, z, yaw, pt, roll), ts in zip(poses, _timestamps(cond, np.array([q[0] for q in poses]), start),
+                                                    strict=True):
+                cam = _route_camera(k, size, np.array([x, y, z]), yaw, pt, roll)
+                img, edges = scene.render(cam, render_cond, qrng)
+                iid = f"{cond}/rear/{ts}.png"
+                w.add(f"query/{iid}", iid, "query", domain, _facade_hit(spec, cam, "rob"), place_of(x), img, edges,
+                      cam, with_pose=True)
+                queries.append(Query(iid, positives=_pose_positives(cam, db)))
+        return w.finish(GroundTruth(protocol="localization", queries=queries, database_split="database"),
+                        # RobotCar Seasons' names on visuallocalization.net: rear/<timestamp>
+                        metadata={"ltvl_style": "RobotCar_Seasons", "ltvl_cameras": ["rear"]})
 
 
 # --- entry points -------------------------------------------------------------------------------------
@@ -670,7 +811,8 @@ def _generate(out_root: Path, params: SyntheticParams, calibration_path: Path | 
             code, families = (4, ROXFORD_FAMILIES) if name == "synth-roxford" else (5, RPARIS_FAMILIES)
             path = write_revisited(out_root, params, name, code, families)
         else:
-            write = {"synth-sfm": write_sfm, "synth-whiten": write_whiten, "synth-aachen": write_aachen}[name]
+            write = {"synth-sfm": write_sfm, "synth-whiten": write_whiten, "synth-aachen": write_aachen,
+                     "synth-robotcar": write_robotcar}[name]
             path = write(out_root, params)
         out.append(path)
     if cal is not None:

@@ -12,7 +12,9 @@ A scene is built once in texture space (``ppm`` texture pixels per metre): albed
 (ledge shadows), glass mask, reflection gradient, window ids, sky mask, lamp light field and
 emitters. The three lighting conditions are composed from those layers per view; night is a
 different image formation (lit windows, lamps that do not exist by day, casts, glare, sensor
-noise), not a gain applied to day.
+noise), not a gain applied to day. Two more conditions stand in for RobotCar Seasons' weather:
+``overcast`` (the day formation under a weak sun and a grey sky) and ``night-rain`` (the night
+formation on wet surfaces, with rain streaks in front of the camera).
 """
 
 from __future__ import annotations
@@ -25,7 +27,13 @@ import numpy as np
 
 from darkside.geometry import camera_center
 
+#: The Tokyo-like conditions every view family is rendered in (the contact sheet, the calibration)
 CONDITIONS: tuple[str, ...] = ("day", "sunset", "night")
+#: Everything :func:`render` draws: the Tokyo-like conditions plus RobotCar Seasons' weather (its dusk is
+#: ``sunset``)
+RENDER_CONDITIONS: tuple[str, ...] = (*CONDITIONS, "overcast", "night-rain")
+#: Conditions with lit windows (a per-view lit pattern is drawn for them)
+LIT_CONDITIONS: frozenset[str] = frozenset({"sunset", "night", "night-rain"})
 
 #: Style families. Similar scenes must exist (retrieval must not saturate), so a family fixes the
 #: look (materials, window shapes, roof) and a scene only draws its layout within the family.
@@ -531,6 +539,8 @@ SKY = {  # (zenith, horizon) colours
     "day": ((0.36, 0.56, 0.90), (0.78, 0.86, 0.96)),
     "sunset": ((0.30, 0.22, 0.48), (1.00, 0.58, 0.30)),
     "night": ((0.015, 0.02, 0.06), (0.07, 0.065, 0.11)),
+    "overcast": ((0.60, 0.62, 0.66), (0.80, 0.81, 0.83)),  # a grey cloud deck, barely brighter at the horizon
+    "night-rain": ((0.015, 0.02, 0.06), (0.07, 0.065, 0.11)),  # the night sky: rain does not light it
 }
 
 
@@ -542,6 +552,29 @@ DAY_EXPOSURE: tuple[float, float] = (0.8, 1.15)
 #: Night ambient light (moon, sky glow, the city's scattered light) on the walls, RGB. Low and blue,
 #: but not so low that facades vanish: night must keep some structure or nothing can bridge the gap.
 NIGHT_AMBIENT: tuple[float, float, float] = (0.4, 0.44, 0.62)
+#: Overcast: the sun through clouds (a small share of the light, so ledges cast almost no shadow), the
+#: diffuse skylight that makes up the rest (RGB, slightly blue), colour temperature and exposure.
+OVERCAST_SUN: tuple[float, float] = (0.08, 0.2)
+OVERCAST_SKYLIGHT: tuple[float, float, float] = (0.70, 0.72, 0.78)
+OVERCAST_TINT: float = 0.05
+OVERCAST_EXPOSURE: tuple[float, float] = (0.85, 1.1)
+#: Night rain. Wet materials absorb more (their diffuse albedo drops); wet surfaces mirror the light sources
+#: as streaks below them; the drops in the air scatter light into a veil (lower contrast) and into wide halos
+#: around the sources (stronger glare); the camera's auto exposure then meters the scene no brighter than
+#: WET_METER of what it was before the rain's light was added.
+WET_ALBEDO: float = 0.72
+WET_REFLECTION: float = 0.9
+WET_REFLECTION_LENGTH: float = 0.18  # of the image height
+WET_VEIL: float = 0.3
+WET_HALO: float = 0.6
+WET_METER: float = 0.97
+#: Rain streaks: per 1000 pixels, length (of the image height), slant from vertical (degrees), brightness
+#: without and per unit of nearby light (a drop is seen by the light it scatters)
+RAIN_DENSITY: float = 2.0
+RAIN_LENGTH: tuple[float, float] = (0.05, 0.14)
+RAIN_SLANT_DEG: tuple[float, float] = (8.0, 22.0)
+RAIN_AMBIENT: float = 0.12
+RAIN_SCATTER: float = 1.1
 
 
 def _supersample(ss: int) -> np.ndarray:
@@ -561,13 +594,14 @@ def _blur(img: np.ndarray, sigma: float) -> np.ndarray:
 
 def render(layers: SceneLayers, cam: Camera, condition: str, rng: np.random.Generator, ss: int = 2,
            lit: np.ndarray | None = None) -> np.ndarray:
-    """Render ``cam``'s view under ``condition`` (day / sunset / night); uint8 H x W x 3.
+    """Render ``cam``'s view under ``condition`` (one of :data:`RENDER_CONDITIONS`); uint8 H x W x 3.
 
     ``rng`` draws only the per-view randomness (exposure, sensor noise, lit-window flips when
-    ``lit`` is None), so two renderings of one view with different generators differ the way
-    two night photographs of one place do.
+    ``lit`` is None, rain streaks), so two renderings of one view with different generators differ
+    the way two night photographs of one place do. ``night-rain`` draws exactly what ``night`` draws,
+    then its streaks: with equal generators the two differ by the rain alone.
     """
-    if condition not in CONDITIONS:
+    if condition not in RENDER_CONDITIONS:
         raise ValueError(f"unknown condition {condition!r}")
     w, h = cam.width * ss, cam.height * ss
     s = _supersample(ss)
@@ -599,6 +633,19 @@ def render(layers: SceneLayers, cam: Camera, condition: str, rng: np.random.Gene
         win = refl * (0.85 + 0.15 * shade[..., None])
         img = wall * (1 - glass[..., None]) + win * glass[..., None]
         img = img * (1 - sky[..., None]) + sky_rgb * sky[..., None]
+    elif condition == "overcast":
+        # the day formation with the sun behind clouds: nearly all light is diffuse, so the shading layer
+        # (ledge and lintel shadows) barely shows, and the glass mirrors a grey sky with no gradient to speak of
+        sun = float(rng.uniform(*OVERCAST_SUN))
+        tint = (1.0 + rng.uniform(-OVERCAST_TINT, OVERCAST_TINT, 3)).astype(np.float32)
+        light = (np.array([0.95, 0.95, 0.93], np.float32) * sun * shade[..., None]
+                 + np.array(OVERCAST_SKYLIGHT, np.float32)) * tint
+        wall = alb * light * 0.95
+        g = wgrad[..., None]
+        refl = np.array([0.66, 0.68, 0.71], np.float32) * (1 - g) + np.array([0.56, 0.58, 0.62], np.float32) * g
+        win = refl * (0.92 + 0.08 * shade[..., None])
+        img = wall * (1 - glass[..., None]) + win * glass[..., None]
+        img = img * (1 - sky[..., None]) + sky_rgb * sky[..., None]
     else:
         wid = cv2.warpPerspective(layers.window_id, m, (w, h), flags=cv2.INTER_NEAREST,
                                   borderMode=cv2.BORDER_CONSTANT, borderValue=0).astype(np.int64)
@@ -625,10 +672,14 @@ def render(layers: SceneLayers, cam: Camera, condition: str, rng: np.random.Gene
             sodium = np.array([1.0, 0.58, 0.22], np.float32) * float(rng.uniform(0.9, 1.25))
             spill = _blur(lit_px * warm, 1.5 * ss)
             wall = alb * (amb + glow * sodium * 1.1 + spill * 0.8)
+            if condition == "night-rain":
+                wall = wall * WET_ALBEDO
             win = np.array([0.03, 0.04, 0.07], np.float32) + glow * sodium * 0.15
             win = win * (1 - np.clip(lit_px, 0, 1)) + warm * lit_px * (0.85 + 0.3 * (1 - wgrad[..., None]))
             img = wall * (1 - glass[..., None]) + win * glass[..., None] + emit * 1.6
         img = img * (1 - sky[..., None]) + sky_rgb * sky[..., None]
+        if condition == "night-rain":
+            img = _wet(img)
     img = cv2.resize(img.astype(np.float32), (cam.width, cam.height), interpolation=cv2.INTER_AREA)
     img = _post(img, condition, rng)
     return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
@@ -640,10 +691,54 @@ def lit_draw(layers: SceneLayers, rng: np.random.Generator, flip_prob: float = 0
     return layers.lit_base ^ flips
 
 
+def _wet(img: np.ndarray) -> np.ndarray:
+    """Wet surfaces at night (super-sampled, before the camera): each light source mirrored as a fading
+    streak below it, wide halos around the sources, and the veil of light scattered by the rain, which lowers
+    the contrast; metered so that the shot is not brighter than the scene under the rain's light."""
+    h, w = img.shape[:2]
+    n = max(3, int(WET_REFLECTION_LENGTH * h))
+    decay = np.exp(-np.arange(n, dtype=np.float32) / (n / 3))
+    # filter2D correlates: with the anchor on the kernel's last row, row y sums the rows y - j above it with
+    # weight decay[j], so a source's light runs downwards from it
+    kernel = (decay / decay.sum())[::-1].reshape(-1, 1).copy()
+    bright = np.maximum(img - 0.5, 0)
+    refl = cv2.filter2D(bright, -1, kernel, anchor=(0, n - 1), borderType=cv2.BORDER_CONSTANT)
+    refl = cv2.GaussianBlur(refl, (0, 0), sigmaX=max(1.0, 0.004 * w), sigmaY=0.1, borderType=cv2.BORDER_REFLECT)
+    halo = _blur(bright, 0.02 * max(h, w))
+    veil = _blur(img, 0.05 * max(h, w))
+    wet = img * (1 - WET_VEIL) + veil * WET_VEIL + WET_REFLECTION * refl + WET_HALO * halo
+    # metered on what the sensor keeps (saturated pixels count as white), as an auto exposure does
+    level = float(np.minimum(img, 1).mean())
+    return wet * min(1.0, WET_METER * level / max(1e-6, float(np.minimum(wet, 1).mean())))
+
+
+def rain_streaks(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """An h x w float32 layer (0..1) of thin rain streaks, all slanted alike (one wind per shot).
+
+    A streak is a drop's path during the exposure; the layer is its coverage, which :func:`_post` turns
+    into light in proportion to the light around it.
+    """
+    n = max(1, round(RAIN_DENSITY * h * w / 1000))
+    slant = np.radians(float(rng.uniform(*RAIN_SLANT_DEG))) * (1.0 if rng.random() < 0.5 else -1.0)
+    x = rng.uniform(-0.1 * w, 1.1 * w, n)
+    y = rng.uniform(-0.1 * h, h, n)
+    length = rng.uniform(*RAIN_LENGTH, n) * h
+    ang = slant + np.radians(rng.normal(0.0, 2.0, n))
+    value = rng.uniform(0.35, 1.0, n)
+    ends = np.stack([x, y, x + length * np.sin(ang), y + length * np.cos(ang)], 1)
+    layer = np.zeros((h, w), np.uint8)
+    for (x0, y0, x1, y1), v in zip(np.round(ends * 16).astype(np.int64), value, strict=True):
+        cv2.line(layer, (int(x0), int(y0)), (int(x1), int(y1)), int(round(255 * v)), 1, cv2.LINE_AA, shift=4)
+    return layer.astype(np.float32) / 255.0
+
+
 def _post(img: np.ndarray, condition: str, rng: np.random.Generator) -> np.ndarray:
-    """Image-space camera effects: glare around bright sources, sensor noise, blur (night)."""
+    """Image-space camera effects: glare around bright sources, sensor noise, blur (night), rain streaks."""
     if condition == "day":
         img = img * float(rng.uniform(*DAY_EXPOSURE))
+        return img + rng.normal(0.0, 0.006, img.shape).astype(np.float32)
+    if condition == "overcast":
+        img = img * float(rng.uniform(*OVERCAST_EXPOSURE))
         return img + rng.normal(0.0, 0.006, img.shape).astype(np.float32)
     if condition == "sunset":
         bright = np.maximum(img - 0.75, 0)
@@ -656,6 +751,11 @@ def _post(img: np.ndarray, condition: str, rng: np.random.Generator) -> np.ndarr
     gain = float(rng.uniform(0.8, 1.3))
     sd = np.sqrt(gain * (0.0015 * np.clip(img, 0, 1) + 0.0002))
     img = img + rng.normal(0.0, 1.0, img.shape).astype(np.float32) * sd
+    if condition == "night-rain":
+        # drawn after everything night draws (see render); a drop shows by the light it scatters
+        streaks = rain_streaks(img.shape[0], img.shape[1], rng)
+        light = _blur(np.clip(img, 0, 1).mean(2), 0.03 * max(img.shape[:2]))
+        img = img + (streaks * (RAIN_AMBIENT + RAIN_SCATTER * light))[..., None]
     return _blur(img, 0.55)
 
 

@@ -5,7 +5,9 @@ Database images without a descriptor (skipped at extraction) rank after every ot
 retrieval query without a descriptor is an error (its AP would be undefined).
 
 Pair files, written for every protocol (kapture's localization paradigms 2a/2b): hloc text (``query db`` per
-line) and kapture CSV (``query, db, score``, the score a similarity); image names are manifest paths.
+line) and kapture CSV (``query, db, score``, the score a similarity). The writers take the names they are given:
+:func:`export_retrieval_pairs` (revisited, tokyo) names images by manifest path (the qualitative figure reads them
+back so), the localization protocol by image id, i.e. the kapture image name (see :mod:`.localization`).
 """
 
 from __future__ import annotations

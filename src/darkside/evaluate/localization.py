@@ -11,9 +11,19 @@ Scored (:func:`score`): queries = rows of split ``query``, database = the ground
 "median_position_error_m", "median_rotation_error_deg", "files"}`` and per-query ``{"ids", "top1",
 "position_error_m", "rotation_error_deg"}`` (null = no estimate, a failure).
 
-Exports (with ``pairs_dir``): retrieval pairs for kapture's paradigms 2a/2b (see :mod:`.database`), ``pairs-top{K}``
-(K = pairs_topk) and ``pairs-top1``, ``.txt`` and ``.csv`` each, and ``poses-top1.txt``, the LTVL2020 poses file
-visuallocalization.net takes (``name qw qx qy qz tx ty tz`` per line); image names = manifest paths.
+Exports (with ``pairs_dir``; names: :mod:`.ltvl`):
+
+* ``pairs-top{K}.txt`` / ``.csv`` (K = pairs_topk) and ``pairs-top1.txt`` / ``.csv``: every query that has a
+  descriptor with its top-K database images, hloc ``query db`` and kapture ``query, db, score`` (see
+  :mod:`.database`), the input of kapture's paradigms 2a/2b. Images are named by their manifest ``image_id``: for a
+  kapture dataset the kapture image name (``query/night/nexus5x/IMG_20161227_173116.jpg``, ``db/1234.jpg``,
+  ``night/rear/1418235223450115.jpg``), so kapture-localization finds them in the records; for the synthetic
+  benchmark its ids. Every query is listed, RobotCar's left and right cameras too (the local-feature paradigms use
+  them).
+* ``poses-top1.txt``: the LTVL2020 file visuallocalization.net takes, ``name qw qx qy qz tx ty tz`` (world->camera)
+  for each query with an estimate, named in the benchmark's style the dataset declares (:func:`.ltvl.benchmark_names`):
+  Aachen v1.1 the file name (``IMG_20161227_173116.jpg``), RobotCar Seasons ``rear/<timestamp>.jpg`` and the rear
+  camera only (the one the server scores), the synthetic benchmark its image ids.
 """
 
 from __future__ import annotations
@@ -37,10 +47,10 @@ from darkside.evaluate.database import (
     query_batch,
     query_vectors,
     row_lookup,
-    write_lines,
     write_pairs_hloc,
     write_pairs_kapture,
 )
+from darkside.evaluate.ltvl import benchmark_names, write_ltvl_poses
 from darkside.evaluate.ranking import topk
 from darkside.extract.hdf5 import DescriptorSet
 from darkside.geometry import pose_errors
@@ -71,13 +81,6 @@ def approximate_poses(top1: np.ndarray, database_poses: np.ndarray) -> np.ndarra
     ok = top1 >= 0
     out[ok] = db[top1[ok]]
     return out
-
-
-def write_ltvl_poses(path: str | Path, names: Sequence[str], poses: np.ndarray) -> Path:
-    """visuallocalization.net (LTVL2020) file: ``name qw qx qy qz tx ty tz``; rows with NaN are omitted."""
-    return write_lines(path, [name + " " + " ".join(repr(float(v)) for v in p)
-                              for name, p in zip(names, np.asarray(poses, dtype=np.float64), strict=True)
-                              if np.all(np.isfinite(p))])
 
 
 def score(manifest: Manifest, gt: GroundTruth, ds: DescriptorSet, settings: ScoreSettings,
@@ -112,18 +115,18 @@ def score(manifest: Manifest, gt: GroundTruth, ds: DescriptorSet, settings: Scor
     metrics: dict[str, Any] = {threshold_key(t, r): v for (t, r), v in zip(thresholds, rates, strict=True)}
     files: list[str] = []
     if pairs_dir is not None:
-        qnames = [r.path for r, h in zip(queries, have, strict=True) if h]
-        dbnames = [r.path for r in db.records]
+        qnames = [r.image_id for r, h in zip(queries, have, strict=True) if h]
+        dbnames = [r.image_id for r in db.records]
         hv = np.asarray(have, dtype=bool)
         for k in sorted({kmax, 1}):
             t, ts = top[hv, :k], top_s[hv, :k]
             files += [write_pairs_hloc(pairs_dir / f"pairs-top{k}.txt", qnames, dbnames, t).name,
                       write_pairs_kapture(pairs_dir / f"pairs-top{k}.csv", qnames, dbnames, t, ts).name]
-        files.append(write_ltvl_poses(pairs_dir / "poses-top1.txt", [r.path for r in queries], est).name)
+        files.append(write_ltvl_poses(pairs_dir / "poses-top1.txt", benchmark_names(manifest, queries), est).name)
     finite = ~np.isnan(perr)
     median = {k: float(np.median(e[finite])) if finite.any() else None
               for k, e in (("median_position_error_m", perr), ("median_rotation_error_deg", rerr))}
-    per_query = {"ids": [queries[i].image_id for i in scored],
+    per_query = {"ids": [queries[i].image_id for i in scored], "domains": [queries[i].domain for i in scored],
                  "top1": [db.records[t].image_id if t >= 0 else None for t in top[scored, 0]],
                  "position_error_m": [None if np.isnan(v) else float(v) for v in perr],
                  "rotation_error_deg": [None if np.isnan(v) else float(v) for v in rerr]}

@@ -20,7 +20,9 @@ is written as ``null``. Keys are sorted. The file looks like::
 
 With ``pairs_dir``, every protocol writes the top-k retrieval pairs there (hloc ``query db``,
 kapture ``query, db, score``; see :mod:`.database`), localization also its top-1 pairs and the
-LTVL2020 poses; image names are manifest paths. Missing descriptors: see :mod:`.database`.
+LTVL2020 poses. Image names: manifest paths for revisited and tokyo; for localization the image ids (the kapture
+image names) in the pairs and the benchmark's names in the poses file (:mod:`.localization`, :mod:`.ltvl`).
+Missing descriptors: see :mod:`.database`.
 
 With a ``codebook`` the file's local features (``/local``, HOW) are ranked by ASMK (:mod:`.asmk`) instead of the
 dot products of its global descriptors, in every protocol; the JSON then also says ``"similarity": "asmk"`` and

@@ -1,5 +1,7 @@
 """Table 3: night queries localized within (position, rotation) thresholds, %, a column per paradigm and
-threshold: the pose of the top-1 image; a paradigm whose layout says ``missing`` is not computed."""
+threshold. Paradigm top-1 reads the score job's metrics (``<dataset>.json``), a paradigm with ``metrics: M`` the
+localize job's ``<dataset>.M.json``; only queries of the layout's ``queries`` domain count (all when absent). A
+paradigm whose layout says ``missing`` is not computed."""
 
 from __future__ import annotations
 
@@ -11,11 +13,14 @@ from darkside.tables.common import Metrics, TableInputs, blocks_of, builder, cel
 from darkside.tables.render import Cell, Table
 
 
-def _hits(run: dict[str, Any], t_m: float, t_deg: float) -> np.ndarray:
-    """100 x (position and rotation within the thresholds) per query; unlocalised queries miss."""
-    pos, rot = (np.array([np.inf if v is None else v for v in run["localization"]["per_query"][k]], dtype=float)
+def _hits(run: dict[str, Any], t_m: float, t_deg: float, domain: str | None) -> np.ndarray:
+    """100 x (position and rotation within the thresholds) per query of ``domain``; unlocalised queries miss."""
+    pq = run["localization"]["per_query"]
+    pos, rot = (np.array([np.inf if v is None else v for v in pq[k]], dtype=float)
                 for k in ("position_error_m", "rotation_error_deg"))
-    return 100.0 * ((pos <= t_m) & (rot <= t_deg))
+    keep = np.ones(len(pos), dtype=bool) if domain is None else np.array([d == domain for d in pq["domains"]],
+                                                                          dtype=bool)
+    return (100.0 * ((pos <= t_m) & (rot <= t_deg)))[keep]
 
 
 @builder("localization")
@@ -33,8 +38,12 @@ def build(name: str, spec: dict[str, Any], inputs: TableInputs, metrics: Metrics
             if not model or "missing" in paradigm:
                 out.append(Cell(paper=v, note=paradigm["missing"] if model else note))
                 continue
-            hits = np.mean([_hits(metrics.get(m, dataset), t_m, t_deg) for m in metrics.seed_models(model, dataset)],
-                           axis=0)
+            source = f"{dataset}.{paradigm['metrics']}" if "metrics" in paradigm else dataset
+            runs = [metrics.get(m, source) for m in metrics.seed_models(model, dataset)]
+            if any(r is None for r in runs):
+                out.append(Cell(paper=v, note=f"no {model}/{source}.json (the localize job's metrics)"))
+                continue
+            hits = np.mean([_hits(r, t_m, t_deg, spec.get("queries")) for r in runs], axis=0)
             why = seeds_note(metrics, model, dataset) if hits.size else "no query with a ground-truth pose"
             out.append(cell(v, [hits] if hits.size else None, inputs, why))
         return out

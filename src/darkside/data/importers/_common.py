@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from darkside.atomic import atomic_write_json
 from darkside.data.images import image_size, load_rgb
 from darkside.data.manifest import GroundTruth, ImageRecord, write_dataset
 from darkside.data.safe_pickle import load_pickle
@@ -162,8 +160,9 @@ def write_prepared(out_dir: str | Path, name: str, records: list[ImageRecord], g
                    image_dir: str | Path, source: str, metadata: dict[str, Any] | None = None) -> Path:
     """Write the prepared dataset; ``image_root`` is stored relative to ``out_dir`` when possible.
 
-    ``metadata`` (counts, caveats such as "query ground truth not public") is added to
-    ``dataset.json`` under ``"metadata"``; :func:`~darkside.data.manifest.load_manifest` ignores it.
+    ``metadata`` (counts, caveats such as "query ground truth not public", the benchmark's image-name style) is
+    added to ``dataset.json`` under ``"metadata"``; :func:`~darkside.data.manifest.load_manifest` reads it into
+    ``Manifest.metadata`` and validates nothing in it.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -172,13 +171,7 @@ def write_prepared(out_dir: str | Path, name: str, records: list[ImageRecord], g
         image_root = os.path.relpath(img, out.resolve())
     except ValueError:  # different drives (Windows): keep it absolute
         image_root = str(img)
-    write_dataset(out, name, records, groundtruth, image_root=image_root, source=source)
-    if metadata:
-        meta_path = out / "dataset.json"
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        meta["metadata"] = metadata
-        atomic_write_json(meta_path, meta)
-    return out
+    return write_dataset(out, name, records, groundtruth, image_root=image_root, source=source, metadata=metadata)
 
 
 def index_images(root: Path) -> dict[str, Path]:

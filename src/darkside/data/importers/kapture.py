@@ -11,6 +11,12 @@ says ``mapping`` give split ``database`` (with poses), ``query`` folders give sp
 (poses only where the files have them). The query ground truth of Aachen v1.1 and RobotCar
 Seasons is NOT public: ``dataset.json`` says so, queries carry no positives, and results are
 scored by uploading the exported poses to visuallocalization.net.
+
+Each entry point also declares in ``dataset.json``'s ``metadata`` how the server names the images
+(:mod:`darkside.evaluate.ltvl`): Aachen ``{"ltvl_style": "Default"}`` (the file name), RobotCar Seasons
+``{"ltvl_style": "RobotCar_Seasons", "ltvl_cameras": ["rear"]}`` (``rear/<timestamp>.jpg``, rear camera only).
+The import checks what that needs of the kapture data: where a camera is named, the folder an image sits in is its
+sensor id (kapture's exporter prepends the sensor id, the suite reads the folder), and no two queries share a name.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from darkside.data.cameras import sensor_camera
 from darkside.data.importers._common import DatasetEntry, RemoteFile, probe_image, write_prepared
 from darkside.data.manifest import GroundTruth, ImageRecord, Query
 from darkside.errors import DarksideError
+from darkside.evaluate.ltvl import CAMERAS_KEY, STYLE_KEY, benchmark_names, ltvl_style
 from darkside.geometry import compose_poses
 
 Pose = tuple[float, float, float, float, float, float, float]
@@ -127,16 +134,25 @@ def find_parts(raw_dir: Path) -> list[KapturePart]:
     return parts
 
 
+#: what the benchmarks' servers expect of the poses file's names (module docstring)
+AACHEN_LTVL = {STYLE_KEY: "Default"}
+ROBOTCAR_LTVL = {STYLE_KEY: "RobotCar_Seasons", CAMERAS_KEY: ["rear"]}
+
+
 def import_kapture(parts: list[KapturePart], base_dir: str | Path, out_dir: str | Path, name: str,
-                   source: str = "") -> Path:
+                   source: str = "", benchmark: dict[str, object] | None = None) -> Path:
     """Prepared localization dataset: ``database`` rows with poses, ``query`` rows, protocol ``localization``.
 
     Image paths are relative to ``base_dir`` (the common parent of the parts); image ids are
-    the kapture image names (what the LTVL export needs). Sizes come from ``sensors.txt``; the
+    the kapture image names (what kapture-localization's pairs files name). Sizes come from ``sensors.txt``; the
     image header is read only where the camera has no size (or the images are present anyway
-    and the camera is unknown).
+    and the camera is unknown). ``benchmark`` (``ltvl_style``, ``ltvl_cameras``) is written into the metadata.
     """
     base = Path(base_dir)
+    benchmark = dict(benchmark or {})
+    style, cameras = ltvl_style(benchmark)
+    # kapture's exporter prepends the sensor id where the suite reads the image's folder: they must agree
+    camera_folders = style == "RobotCar_Seasons" or cameras is not None
     records: list[ImageRecord] = []
     seen: set[str] = set()
     counts: dict[str, int] = {}
@@ -147,6 +163,9 @@ def import_kapture(parts: list[KapturePart], base_dir: str | Path, out_dir: str 
             if image_path in seen:
                 raise DarksideError(f"{rec_path}: image {image_path!r} appears twice in the dataset")
             seen.add(image_path)
+            if camera_folders and Path(image_path).parent.name != cam:
+                raise DarksideError(f"{rec_path}: image {image_path!r} of camera {cam!r} is not in a {cam!r} folder "
+                                    "(the benchmark names an image <camera>/<file name>)")
             file = part.root / "sensors" / "records_data" / image_path
             (w, h), intrinsics = cameras.get(cam, ((0, 0), None))
             if cam not in cameras and file.is_file():
@@ -161,23 +180,29 @@ def import_kapture(parts: list[KapturePart], base_dir: str | Path, out_dir: str 
     if not any(r.split == "database" for r in records):
         raise DarksideError(f"{base}: no mapping (database) images found")
     queries = [Query(r.image_id) for r in records if r.split == "query"]
+    names = [n for n in benchmark_names(benchmark, [r for r in records if r.split == "query"]) if n is not None]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})[0]
+        raise DarksideError(f"{base}: two query images would be named {dup!r} in the benchmark's poses file")
     counts["query_with_pose"] = sum(r.split == "query" and r.pose is not None for r in records)
     counts["database_with_pose"] = sum(r.split == "database" and r.pose is not None for r in records)
     gt = GroundTruth(protocol="localization", queries=queries, database_split="database")
-    meta = {"counts": counts, "query_ground_truth": "not public", "note": GT_NOTE}
+    meta = {"counts": counts, "query_ground_truth": "not public", "note": GT_NOTE, **benchmark}
     return write_prepared(out_dir, name, records, gt, base, source=source or "kapture", metadata=meta)
 
 
 def prepare_aachen(raw_root: Path, out_dir: Path) -> Path:
     """Registry entry point for ``aachen-v11``."""
     raw = Path(raw_root) / "aachen-v11"
-    return import_kapture(find_parts(raw), raw, out_dir, "aachen-v11", source="Aachen Day-Night v1.1 (kapture)")
+    return import_kapture(find_parts(raw), raw, out_dir, "aachen-v11", source="Aachen Day-Night v1.1 (kapture)",
+                          benchmark=AACHEN_LTVL)
 
 
 def prepare_robotcar(raw_root: Path, out_dir: Path) -> Path:
     """Registry entry point for ``robotcar-seasons``."""
     raw = Path(raw_root) / "robotcar-seasons"
-    return import_kapture(find_parts(raw), raw, out_dir, "robotcar-seasons", source="RobotCar Seasons v1 (kapture)")
+    return import_kapture(find_parts(raw), raw, out_dir, "robotcar-seasons", source="RobotCar Seasons v1 (kapture)",
+                          benchmark=ROBOTCAR_LTVL)
 
 
 _VL = "https://data.ciirc.cvut.cz/public/projects/2020VisualLocalization/kapture"

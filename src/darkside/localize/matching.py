@@ -1,0 +1,66 @@
+"""Matching local features: mutual nearest neighbours, and mapping pairs checked against their known poses.
+
+kapture's benchmark matches by mutual nearest neighbour on descriptors and lets COLMAP verify the matches
+geometrically. Here a pair of mapping images is verified against the epipolar geometry of their known poses
+(:func:`~darkside.localize.geometry.fundamental_matrix`); a query's matches need no two-view check of their own,
+because PnP-RANSAC on the 2D-3D correspondences they give is the geometric verification of the query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from darkside.localize.geometry import fundamental_matrix, sampson_distance
+from darkside.settings import setting
+
+
+@dataclass(frozen=True)
+class MatchSettings:
+    """``localize.matching``: descriptor matching and the check of mapping pairs."""
+
+    ratio: float = setting("Lowe's ratio on descriptor distances, nearest / second nearest (1: off, kapture's "
+                           "plain mutual nearest neighbours)", gt=0, le=1)
+    max_epipolar_error_px: float = setting("a mapping match further from its epipolar line is dropped "
+                                           "(COLMAP two-view geometry's max_error: 4)", gt=0)
+    min_matches: int = setting("a pair with fewer (verified) matches contributes none (COLMAP min_num_matches)",
+                               ge=1)
+
+
+def mutual_nearest(d1: np.ndarray, d2: np.ndarray, ratio: float = 1.0) -> np.ndarray:
+    """(m, 2) index pairs ``(i, j)`` where descriptor ``d1[i]`` and ``d2[j]`` are each other's nearest neighbour
+    (L2-normalised rows: the largest dot product), and, with ``ratio < 1``, the nearest distance is below
+    ``ratio`` times the second nearest in both directions. Ties go to the lower index; rows sorted by ``i``."""
+    if len(d1) == 0 or len(d2) == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    sim = np.asarray(d1, dtype=np.float32) @ np.asarray(d2, dtype=np.float32).T
+    nn12 = np.argmax(sim, axis=1)
+    nn21 = np.argmax(sim, axis=0)
+    i = np.arange(len(d1))
+    keep = nn21[nn12] == i
+    if ratio < 1.0:
+        dist = np.sqrt(np.maximum(2.0 - 2.0 * sim.astype(np.float64), 0.0))
+        keep &= _passes_ratio(dist, nn12, ratio, axis=1) & _passes_ratio(dist, nn21, ratio, axis=0)[nn12]
+    return np.column_stack([i[keep], nn12[keep]]).astype(np.int64)
+
+
+def _passes_ratio(dist: np.ndarray, nn: np.ndarray, ratio: float, axis: int) -> np.ndarray:
+    """Per row (axis 1) or column (axis 0): nearest distance < ratio x the second nearest (one candidate: pass)."""
+    if dist.shape[axis] < 2:
+        return np.ones(dist.shape[1 - axis], dtype=bool)
+    two = np.partition(dist, 1, axis=axis)
+    first, second = (two[:, 0], two[:, 1]) if axis == 1 else (two[0], two[1])
+    return first < ratio * second
+
+
+def verified_matches(kp1: np.ndarray, kp2: np.ndarray, matches: np.ndarray, K1: np.ndarray, pose1: np.ndarray,
+                     K2: np.ndarray, pose2: np.ndarray, s: MatchSettings) -> np.ndarray:
+    """The matches (m, 2) of two posed images within ``max_epipolar_error_px`` of their true epipolar geometry;
+    none when fewer than ``min_matches`` remain (keypoints undistorted)."""
+    if len(matches) == 0:
+        return matches
+    F = fundamental_matrix(K1, pose1, K2, pose2)
+    err = sampson_distance(F, kp1[matches[:, 0]], kp2[matches[:, 1]])
+    good = matches[err <= s.max_epipolar_error_px]
+    return good if len(good) >= s.min_matches else good[:0]
