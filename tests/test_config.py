@@ -76,6 +76,21 @@ def test_the_committed_schema_is_what_the_registries_give(repo_root):
     (lambda m: m["edges"]["detectors"].pop("rcf"),
      "presets.mini.gan.families.rcfngan.detector: 'rcf' is not one of presets.mini.edges.detectors (hed)"),
     (lambda m: m["data"]["roles"].update(tokyo="tokyo-by-night"), "presets.mini.data.roles.tokyo: 'tokyo-by-night'"),
+    # a variant's overrides are checked as its family's settings; its family must have an entry; its name is its own
+    (lambda m: m["gan"]["variants"]["mduit-no-i2i"]["overrides"].update(translatoin="colour-jitter"),
+     "params.yaml: presets.mini.gan.variants.mduit-no-i2i.overrides.translatoin: unknown key"),
+    (lambda m: m["gan"]["variants"]["mduit-no-nce"]["overrides"].update(consistency="l2"),
+     "presets.mini.gan.variants.mduit-no-nce.overrides.consistency: 'l2' is not one of ['nce', 'l1']"),
+    (lambda m: m["gan"]["variants"]["mduit-no-nce"]["overrides"].update(ngf=0),
+     "presets.mini.gan.variants.mduit-no-nce.overrides.ngf: 0 is less than the minimum of 1"),
+    (lambda m: m["gan"]["variants"].update(x={"family": "mduit"}),
+     "presets.mini.gan.variants.x: 'overrides' is a required property"),
+    (lambda m: m["gan"]["variants"].update(x={"family": "unet", "overrides": {}}),
+     "presets.mini.gan.variants.x.family: 'unet' is not one of"),
+    (lambda m: m["gan"]["variants"].update(cut={"family": "mduit", "overrides": {}}),
+     "presets.mini.gan.variants.cut: the name of a family or published generator"),
+    (lambda m: m["gan"]["variants"].update(Big={"family": "mduit", "overrides": {}}),
+     "presets.mini.gan.variants: 'Big' does not match"),
 ])
 def test_bad_params_name_the_key_in_one_line(params, change, message):
     p = copy.deepcopy(params)

@@ -421,3 +421,31 @@ def test_bf16_autocast_is_a_named_option_that_trains_in_bfloat16_and_moves_the_w
     assert any(not torch.equal(fp32[k], bf16[k]) for k in fp32)
     with pytest.raises(ConfigError, match="precision"):
         _settings(precision="fp16")
+
+
+def test_the_netvlad_recipe_fine_tunes_the_gem_init_with_its_own_pooling(tmp_path, dataset, monkeypatch):
+    """A real VGG16 trunk: the NetVLAD network is built around the off-the-shelf model's trunk, its centres set
+    once from the training images' features before the first epoch, then everything trains as GeM's recipe."""
+    import dataclasses
+
+    from darkside.config import BackboneSpec
+    from darkside.embed import networks
+    from darkside.embed.network import build_embedding_net, load_model, save_model
+    from darkside.recipes import named_recipes
+
+    spec = BackboneSpec("vgg16", 0.0625, None, "random", None, "tiny")
+    init = save_model(build_embedding_net(spec), tmp_path / "init.pt")
+    network = networks.get_network("netvlad")
+    calls = []
+    counted = dataclasses.replace(network, prepare=lambda *a: (calls.append(list(a[2])), network.prepare(*a))[1])
+    monkeypatch.setitem(networks.NETWORKS, "netvlad", counted)
+    s = networks.parse_network_settings("netvlad", {"clusters": 2, "init_images": 4, "init_features": 10,
+                                           "kmeans_iterations": 3}, "networks.netvlad")
+    out = ft.finetune(init, dataset, named_recipes()["netvlad"], _settings(epochs=2, image_size=32),
+                      tmp_path / "netvlad", backbone="tiny", network_settings=s)
+    assert len(calls) == 1 and len(calls[0]) == 24  # once, from the training images
+    net = load_model(out)
+    assert net.network_name == "netvlad" and net.dim == 2 * 32
+    initial = load_model(init).backbone.state_dict()
+    assert any(not torch.equal(v, net.backbone.state_dict()[k]) for k, v in initial.items())  # the trunk trained
+    assert net.pool.centres.abs().sum() > 0 and net.extra["network"]["name"] == "netvlad"

@@ -16,6 +16,8 @@ from darkside.gan.families.mduit import (
     MduitSettings,
     VggRelu33,
     _DomainHistory,
+    colour_jitter,
+    consistency_loss,
     content_consistency,
     content_pairs,
     contrastive_nce,
@@ -23,8 +25,19 @@ from darkside.gan.families.mduit import (
     filter_consistency,
     gem,
     load_vgg_file,
+    shift_hue,
 )
-from darkside.gan.family import FAMILIES, DomainBatch, GanTraining, build, family_class, setup_for
+from darkside.gan.family import (
+    FAMILIES,
+    DomainBatch,
+    GanTraining,
+    build,
+    family_class,
+    load_content_embedding,
+    save_generator,
+    setup_for,
+    variant_name,
+)
 from darkside.gan.params import count_parameters
 from darkside.gan.train import _ImageSource, iterate_domain_epoch, train_gan
 from darkside.gan.translator import load_translator
@@ -341,3 +354,140 @@ def test_resume_after_sigterm_matches_uninterrupted_and_translates(interrupted_a
     assert torch.equal(ya, tr.translate(a))
     # (equal up to float rounding: a batch of two runs other conv kernels)
     assert torch.allclose(tr.translate(torch.cat([other, a]))[1:], ya, atol=1e-6)
+
+
+# --- Table 1's ablations: w/o I2I (colour jitter as the translation), w/o L_NCE (L1 consistency) -------------
+
+def test_the_defaults_are_the_full_method():
+    entry = {k: v for k, v in PAPER.items() if k not in ("translation", "consistency") and not k.startswith("jitter")}
+    s = parse(MduitSettings, entry, "gan.families.mduit")
+    assert (s.translation, s.consistency) == ("generator", "nce")
+    assert (s.jitter_brightness, s.jitter_contrast, s.jitter_saturation, s.jitter_hue) == (0.8, 0.8, 0.8, 0.2)
+    with pytest.raises(ConfigError, match=r"gan\.families\.mduit\.translation: 'jitter' is not one of"):
+        tiny(translation="jitter")
+
+
+def test_colour_jitter_by_hand_given_a_seeded_rng():
+    # pixels (0.2, 0.4, 0.6) and grey 0.4 in [0, 1]; the generator seeded 7 draws u = 0.53492, 0.19880, 0.65921
+    # (hue's 0.65689 is drawn and unused: range 0): brightness b = 1 + 0.5 (2 u - 1) = 1.034923, contrast
+    # c = 0.698803, saturation s = 1.159212. x b = (0.20698, 0.41397, 0.62095), (0.41397 x 3); luma (0.2989,
+    # 0.587, 0.114): 0.375656 and 0.413928, mean 0.394792; c x + (1 - c) 0.394792 = (0.26355, 0.40819, 0.55283),
+    # (0.40819 x 3); s x + (1 - s) luma (lumas 0.38141, 0.40815): (0.24479, 0.41246, 0.58013), (0.40820 x 3)
+    x = torch.tensor([[0.2, 0.4], [0.4, 0.4], [0.6, 0.4]]).reshape(1, 3, 1, 2) * 2 - 1
+    y = colour_jitter(x, torch.Generator().manual_seed(7), 0.5, 0.5, 0.5, 0.0)
+    expected = torch.tensor([[-0.510425, -0.183601], [-0.175085, -0.183601], [0.160255, -0.183601]]).reshape(1, 3, 1, 2)
+    assert torch.allclose(y, expected, atol=1e-5)
+    # four numbers per image whatever the ranges: a zero range changes no other draw, and leaves the image
+    g = torch.Generator().manual_seed(7)
+    assert torch.equal(colour_jitter(x, g, 0.0, 0.0, 0.0, 0.0), x)
+    assert torch.rand(1, generator=g).item() == torch.rand(5, generator=torch.Generator().manual_seed(7))[4].item()
+
+
+def test_hue_shift_by_hand():
+    # red turned by a third of a turn is green; (1, 0.5, 0) (hue 30 deg) by half a turn is hue 210 deg: (0, 0.5, 1)
+    x = torch.tensor([[1.0, 1.0], [0.0, 0.5], [0.0, 0.0]]).reshape(1, 3, 1, 2)
+    assert torch.allclose(shift_hue(x[:, :, :, :1], torch.tensor([1 / 3])).flatten(), torch.tensor([0.0, 1.0, 0.0]),
+                          atol=1e-6)
+    assert torch.allclose(shift_hue(x[:, :, :, 1:], torch.tensor([0.5])).flatten(), torch.tensor([0.0, 0.5, 1.0]),
+                          atol=1e-6)
+    grey = torch.full((1, 3, 2, 2), 0.3)
+    assert torch.allclose(shift_hue(grey, torch.tensor([0.25])), grey)  # no hue to turn
+
+
+def test_consistency_loss_by_hand():
+    # L1 of the positives: mean(|0.6 - 1|, |0.8 - 0|) = 0.6, the negatives unused; NCE: as eq. 5 (0.142932)
+    q, p = torch.tensor([[0.6, 0.8]]), torch.tensor([[1.0, 0.0]])
+    negatives = torch.tensor([[0.0, 1.0], [-1.0, 0.0]])
+    assert consistency_loss(q, p, negatives, "l1", 0.5).item() == pytest.approx(0.6)
+    one = torch.tensor([[1.0, 0.0]])
+    assert consistency_loss(one, one, negatives, "nce", 0.5).item() == pytest.approx(0.142932, abs=1e-6)
+
+
+@pytest.mark.parametrize("consistency", ["nce", "l1"])
+def test_without_i2i_a_step_trains_the_content_embedding_on_the_colour_jittered_source(consistency):
+    """'w/o I2I' (and 'w/o I2I, L_NCE'): the step's loss is nce_weight x the contrastive term between H(E_c(I_s))
+    and H(E_c(jitter(I_s))), the jitter drawn from the family's RNG, recomputed here with the networks and queue
+    as the step starts; only E_c and H move."""
+    b = build(tiny(translation="colour-jitter", consistency=consistency, nce_weight=2.0), "cpu", seed=0)
+    untrained = {k: {n: t.clone() for n, t in b.nets[k].state_dict().items()}
+                 for k in ("generator", "appearance_encoder", "discriminator_image", "discriminator_appearance")}
+    content = {n: t.clone() for n, t in b.nets["content_encoder"].state_dict().items()}
+    g = torch.Generator().manual_seed(3)
+    x = lambda: torch.rand(2, 3, 32, 32, generator=g) * 2 - 1  # noqa: E731
+    b.train_step((x(), x()))
+    a, t = x(), x()
+    src = torch.cat([a, t])
+    rng = torch.Generator()
+    rng.set_state(b.rng.get_state())
+    s = b.settings
+    negatives = b.pools["negatives"].negatives()
+    with torch.no_grad():
+        z_s = b.nets["head"](b.nets["content_encoder"](src))
+        jittered = colour_jitter(src, rng, s.jitter_brightness, s.jitter_contrast, s.jitter_saturation, s.jitter_hue)
+        z_st = b.nets["head"](b.nets["content_encoder"](jittered))
+    if consistency == "nce":
+        assert negatives is not None and len(negatives) == 3   # the first step's four sources, the last three kept
+        expected = 2.0 * contrastive_nce(z_s, z_st, negatives, s.nce_temperature).item()
+    else:
+        assert negatives is None                               # the L1 term keeps no negatives
+        expected = 2.0 * (z_s - z_st).abs().mean().item()
+    losses = b.train_step((a, t))
+    key = {"nce": "NCE", "l1": "L1_z"}[consistency]
+    assert set(losses) == {"G", "G_adv", key} and losses["G_adv"] == 0.0
+    assert losses[key] == pytest.approx(expected, rel=1e-5) and losses["G"] == losses[key] and expected > 0
+    for k, before in untrained.items():  # the I2I module is not trained
+        assert all(torch.equal(v, b.nets[k].state_dict()[n]) for n, v in before.items()), k
+    assert any(not torch.equal(v, b.nets["content_encoder"].state_dict()[n]) for n, v in content.items())
+    assert len(b.bank)  # the sample grids still have appearances to paint
+
+
+def test_without_nce_the_full_step_takes_the_l1_consistency_and_keeps_no_negatives():
+    b = build(tiny(consistency="l1"), "cpu", seed=0)
+    g = torch.Generator().manual_seed(1)
+    x = lambda: torch.rand(2, 3, 32, 32, generator=g) * 2 - 1  # noqa: E731
+    for _ in range(2):
+        losses = b.train_step((x(), x()))
+    assert "NCE" not in losses and losses["L1_z"] > 0 and losses["rec_self"] > 0 and losses["D_i"] > 0
+    assert b.pools["negatives"].negatives() is None
+
+
+def test_the_generator_file_carries_the_content_embedding_and_the_variant(tmp_path):
+    b = build(tiny(translation="colour-jitter"), "cpu", seed=0)
+    g = torch.Generator().manual_seed(1)
+    b.train_step((torch.rand(2, 3, 32, 32, generator=g) * 2 - 1, torch.rand(2, 3, 32, 32, generator=g) * 2 - 1))
+    b.prepare_translator([torch.rand(1, 3, 32, 32, generator=g) * 2 - 1])
+    path = save_generator(b, tmp_path / "generator.pt", variant="mduit-no-i2i")
+    embedding, setup = load_content_embedding(path)
+    assert setup.settings.translation == "colour-jitter" and variant_name(path) == "mduit-no-i2i"
+    assert (embedding.channels, embedding.dim) == (8, 8)
+    x = torch.rand(2, 3, 40, 36, generator=g) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(embedding(x), b.nets["head"](b.nets["content_encoder"](x)))
+    assert variant_name(save_generator(b, tmp_path / "plain.pt")) is None
+    obj = torch.load(path, weights_only=True)
+    del obj["content_state_dict"]
+    torch.save(obj, tmp_path / "old.pt")
+    with pytest.raises(DarksideError, match="carries no content embedding"):
+        load_content_embedding(tmp_path / "old.pt")
+
+
+def test_a_resumed_run_without_i2i_draws_the_same_jitter(interrupted_and_resumed, gan_images):
+    # the jitter comes from the family's checkpointed RNG: a run stopped by SIGTERM and resumed ends in the same bytes
+    domains = [(p, k) for k in ("day", "sunset", "night") for p in gan_images[k]]
+    ref, res, _ = interrupted_and_resumed(tiny(translation="colour-jitter", consistency="l1"), domains)
+    assert res.read_bytes() == ref.read_bytes()
+    assert load_content_embedding(res)[1].settings.translation == "colour-jitter"
+
+
+@pytest.mark.parametrize("family, variant, message", [
+    ("cut", "mduit-no-i2i", "gan.variants.mduit-no-i2i.family: 'mduit', but train-gan --family cut"),
+    ("mduit", "mduit-no-gan", "gan.variants.mduit-no-gan: no such variant (known: mduit-no-i2i, mduit-no-i2i-no-nce"),
+])
+def test_train_gan_cli_names_a_variant_that_is_not_the_familys(tmp_path, repo_root, capsys, family, variant, message):
+    lists = _cli_lists(tmp_path)
+    argv = ["--params", str(repo_root / "params.yaml"), "train-gan", "--family", family, "--variant", variant,
+            "--dataset", str(tmp_path / "ds"), "--lists", str(lists), "--out-dir", str(tmp_path / "run")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "run").exists()

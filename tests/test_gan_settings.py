@@ -206,4 +206,25 @@ def test_drit_forkgan_mduit_paper_numbers(paper):
     assert (m.init, m.init_gain, m.self_weight, m.cycle_weight, m.content_weight, m.content_margin) == (
         "normal", 0.001, 100.0, 100.0, 10.0, 0.1)
     assert (m.filter_weight, m.nce_weight, m.nce_temperature, m.nce_negatives) == (1.0, 1.0, 0.07, 16)
+    # the full method; Table 1's ablations are gan.variants (jitter: SimCLR's strength 1, the paper gives none)
+    assert (m.translation, m.consistency) == ("generator", "nce")
+    assert (m.jitter_brightness, m.jitter_contrast, m.jitter_saturation, m.jitter_hue) == (0.8, 0.8, 0.8, 0.2)
     assert paper["mduit"].common.lr == 2e-4 and paper["mduit"].common.beta1 == 0.5
+
+
+@pytest.mark.parametrize("preset", ["mini", "paper"])
+def test_mduits_table1_ablations_are_variants_of_the_full_method(preset):
+    """gan.variants: w/o I2I, w/o L_NCE and both, each MDUIT's entry with only the ablated setting replaced."""
+    from darkside.gan.family import GanVariant
+
+    gan = load_params(ROOT / "params.yaml")["presets"][preset]["gan"]
+    full = parse(family_class("mduit").Settings, gan["families"]["mduit"], "gan.families.mduit")
+    expected = {"mduit-no-i2i": ("colour-jitter", "nce"), "mduit-no-nce": ("generator", "l1"),
+                "mduit-no-i2i-no-nce": ("colour-jitter", "l1")}
+    assert set(gan["variants"]) == set(expected)
+    for name, (translation, consistency) in expected.items():
+        v = parse(GanVariant, gan["variants"][name], f"gan.variants.{name}")
+        s = v.settings(gan["families"][v.family], f"gan.variants.{name}")
+        assert v.family == "mduit" and (s.translation, s.consistency) == (translation, consistency)
+        import dataclasses
+        assert dataclasses.replace(s, translation=full.translation, consistency=full.consistency) == full

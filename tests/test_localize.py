@@ -202,3 +202,44 @@ def test_the_jobs_localize_day_queries_of_a_small_street(tmp_path):
         [json.loads(b.read_text())["localization"] for b in out]
     with pytest.raises(DarksideError, match="retrieval pairs file missing"):
         run_localize(ds, feats, gmap, tmp_path / "none.csv", tmp_path / "m3", tmp_path / "p3", s, [(5.0, 10.0)])
+
+
+# --- Table 3 -----------------------------------------------------------------------------------------
+
+def test_table3_reads_each_paradigm_from_its_own_metrics_and_scores_night_queries_only(tmp_path, repo_root):
+    import yaml
+
+    from darkside.tables.build import TableInputs, build_table
+
+    p = yaml.safe_load((repo_root / "params.yaml").read_text())["presets"]["mini"]
+    aachen = p["data"]["roles"]["localization"][0]
+    inputs = TableInputs(preset="mini", tokyo="t", roxford="o", rparis="p", localization=(aachen,), seeds=(0,),
+                         bootstrap_samples=200, bootstrap_seed=0, backbones=("vgg16",), families=())
+
+    def run(position, rotation):
+        return {"localization": {"per_query": {"ids": ["d0", "n0", "n1", "n2"],
+                                               "domains": ["day", "night", "night", "night"],
+                                               "position_error_m": position, "rotation_error_deg": rotation}}}
+
+    files = {"": run([0.1, 9.0, 9.0, 3.0], [1.0, 1.0, 1.0, 1.0]),  # paradigm 1: one night query within 5 m
+             ".local-sfm": run([9.0, 0.1, None, 0.4], [1.0, 1.0, None, 4.0]),  # 2a: n0 fine, n2 medium
+             ".global-map": run([9.0, 0.1, 0.2, 0.1], [1.0, 1.0, 1.0, 1.0])}  # 2b: all three fine
+    for suffix, body in files.items():
+        path = tmp_path / "vgg16-gem" / f"{aachen}{suffix}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(body))
+    table = build_table("table3", inputs, tmp_path)
+    block = next(b for b in table.blocks if "VGG-16" in b.title and "Aachen" in b.title)
+    gem = next(r for r in block.rows if r.method == "GeM [30]")
+    # the day query d0 counts nowhere (it is fine for paradigm 1 and would lift its first cell)
+    assert [c.ours for c in gem.cells] == pytest.approx([0.0, 0.0, 100 / 3, 100 / 3, 200 / 3, 200 / 3,
+                                                         100.0, 100.0, 100.0])
+    assert [c.paper for c in gem.cells[3:6]] == [59.2, 73.8, 87.4]
+    # a model whose localize job did not run: its 2a/2b cells say so, its paradigm-1 cells stay
+    (tmp_path / "vgg16-cyclegan-cd").mkdir()
+    (tmp_path / "vgg16-cyclegan-cd" / f"{aachen}.json").write_text(json.dumps(files[""]))
+    table = build_table("table3", inputs, tmp_path)
+    row = next(r for r in next(b for b in table.blocks if "VGG-16" in b.title and "Aachen" in b.title).rows
+               if r.method == "CycleGAN CD")
+    assert row.cells[2].ours == pytest.approx(100 / 3)
+    assert all(c.ours is None and "localize job" in c.note for c in row.cells[3:])

@@ -228,11 +228,14 @@ def test_further_seeds_are_further_fine_tuned_models(repo_root, tmp_path):
     cfg = tmp_path / "params.yaml"
     cfg.write_text(yaml.safe_dump(params))
     out = _snakemake(repo_root, "-n", "--forceall", "--cores", "2", "-p", "--configfile", str(cfg))
-    from darkside.recipes import Ensemble, recipe_or_ensemble
+    from darkside.recipes import Ensemble, part_recipes, recipe_or_ensemble
 
-    recipes = [recipe_or_ensemble(r, params["presets"]["mini"]["gan"]["families"])
+    gan = params["presets"]["mini"]["gan"]
+    recipes = [recipe_or_ensemble(r, [*gan["families"], *gan["variants"]])
                for rs in params["presets"]["mini"]["recipes"].values() for r in rs]
-    n_seeded = sum(r.name != "offtheshelf" for r in recipes)
+    # a model that is not fine-tuned (off-the-shelf, a content embedding) has no seeds
+    n_seeded = sum(any(p.finetune for p in part_recipes(r)) for r in recipes)
+    assert n_seeded < len(recipes) - 1
     # test-time ones reuse a model, ensembles their parts'
     n_tuned = sum(r.finetune and r.weights_of is None for r in recipes)
     n_ensembles = sum(isinstance(r, Ensemble) for r in recipes)
@@ -246,7 +249,7 @@ def test_further_seeds_are_further_fine_tuned_models(repo_root, tmp_path):
     assert "--recipe clahe-cd --seed 1 --init results/models/vgg16-offtheshelf/model.pt" in out
     assert "--out-dir results/models/vgg16-clahe-cd.seed1 " in out
     assert "--recipe clahe-cd --seed 0 " in out and "--out-dir results/models/vgg16-clahe-cd " in out
-    assert "offtheshelf.seed1" not in out
+    assert "offtheshelf.seed1" not in out and "mduit-content.seed1" not in out
     assert "results/metrics/vgg16-hedngan-cd.seed1/synth-tokyo.json" in out
     # the test-time translation model of seed 1 extracts with GeM's seed-1 weights and CycleGAN's night->day
     assert ("extract --model results/models/vgg16-gem.seed1/model.pt --whitening results/models/vgg16-gem.seed1/"
@@ -282,17 +285,59 @@ def test_only_multi_domain_families_train_on_the_domain_list(repo_root):
     from darkside.gan.family import family_class
 
     params = load_params(repo_root / "params.yaml")
-    families = list(params["presets"][params["preset"]]["gan"]["families"])
+    gan = params["presets"][params["preset"]]["gan"]
+    families = list(gan["families"])
     multi = {f for f in families if family_class(f).multi_domain}
     assert multi == {"mduit"} and set(multi_domain_families(params)) & set(families) == multi
     jobs = _dag_jobs(repo_root)
     filtered = [j for j in jobs if j["rule"] == "filter_day_night"]
     assert filtered and all(any(o.endswith("/domains.tsv") for o, _ in j["output"]) for j in filtered)
     trained = {j["wildcards"]["family"]: j["input"] for j in jobs if j["rule"] == "train_gan"}
-    assert set(trained) == set(families)
-    for family, inputs in trained.items():
-        assert any(i.endswith("/domains.tsv") for i in inputs) == (family in multi), family
+    assert set(trained) == set(families) | set(gan["variants"])  # a variant is a run of its family
+    for run, inputs in trained.items():
+        family = gan["variants"][run]["family"] if run in gan["variants"] else run
+        assert any(i.endswith("/domains.tsv") for i in inputs) == (family in multi), run
         assert any(i.endswith("/day.txt") for i in inputs) and any(i.endswith("/night.txt") for i in inputs)
+
+
+def test_variants_train_like_their_family_and_their_content_embeddings_are_scored(repo_root):
+    """gan.variants: one train_gan job each, `--family F --variant V` into results/gans/V, reading its entry and
+    the family's; a `<run>-content` recipe's model is built from that run's generator file (rule content_model,
+    no fine-tuning, no seeds), whitened, extracted and scored on every test dataset like any model; MDUIT's
+    Table 1 reads them."""
+    import json
+
+    from darkside.config import load_params
+
+    params = load_params(repo_root / "params.yaml")
+    variants = params["presets"]["mini"]["gan"]["variants"]
+    assert set(variants) == {"mduit-no-i2i", "mduit-no-nce", "mduit-no-i2i-no-nce"}
+    jobs = _dag_jobs(repo_root)
+    for name, entry in variants.items():
+        job = next(j for j in jobs if j["rule"] == "train_gan" and j["wildcards"]["family"] == name)
+        assert f"train-gan --family {entry['family']} --variant {name} " in job["cmd"]
+        assert f"--out-dir results/gans/{name} " in job["cmd"]
+        values = json.loads(job["settings"])["values"]["gan"]
+        assert values["variants"] == {name: entry} and list(values["families"]) == [entry["family"]]
+    plain = next(j for j in jobs if j["rule"] == "train_gan" and j["wildcards"]["family"] == "mduit")
+    assert "--variant" not in plain["cmd"] and "variants" not in json.loads(plain["settings"])["values"]["gan"]
+    built = {j["wildcards"]["recipe"]: j for j in jobs if j["rule"] == "content_model"}
+    assert set(built) == {"mduit-content", *(f"{v}-content" for v in variants)}
+    for recipe, job in built.items():
+        run = recipe.removesuffix("-content")
+        assert job["input"] == [f"results/gans/{run}/generator.pt"]
+        assert job["output"] == [(f"results/models/vgg16-{recipe}/model.pt", False)]
+        assert f"--recipe {recipe} --generator results/gans/{run}/generator.pt " in job["cmd"]
+    tuned = {j["wildcards"]["recipe"] for j in jobs if j["rule"] == "finetune"}
+    assert "netvlad" in tuned and not tuned & set(built) and "offtheshelf" not in tuned
+    tests = params["presets"]["mini"]["data"]["roles"]
+    scored = {j["wildcards"]["model"]: j for j in jobs if j["rule"] == "score"}
+    for model in ("vgg16-netvlad", *(f"vgg16-{r}" for r in built)):
+        outputs = {f for f, _ in scored[model]["output"]}
+        assert f"results/metrics/{model}/{tests['localization'][1]}.json" in outputs
+        assert f"results/metrics/{model}/{tests['tokyo']}.json" in outputs
+    table = next(j for j in jobs if j["rule"] == "tables")
+    assert "results/tables/mduit-table1.csv" in {f for f, _ in table["output"]}
 
 
 def test_paper_nd_recipes_fine_tune_on_the_dataset_that_holds_the_nd_pairs(repo_root):

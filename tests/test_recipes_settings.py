@@ -98,6 +98,21 @@ def test_named_table_rows():
         recipe_by_name("cut-cd", ["cyclegan"])
 
 
+def test_mduits_table1_rows_are_recipes():
+    """NetVLAD fine-tuned as GeM with its own pooling; every translator's content embedding, not fine-tuned."""
+    rows = named_recipes(["cyclegan", "mduit", "mduit-no-i2i"])
+    assert rows["netvlad"] == Recipe("netvlad", clahe=False, diverse_anchors=False, generator=None, network="netvlad")
+    for fam in ("mduit", "mduit-no-i2i", "cyclegan"):  # (cyclegan has none: its model's init says so)
+        r = rows[f"{fam}-content"]
+        assert (r.content_of, r.network, r.finetune, r.generator, r.clahe) == (fam, "content", False, None, False)
+    assert "oracle-content" not in rows and "lab-inversion-content" not in rows  # built-ins have no generator file
+    with pytest.raises(ConfigError, match=r"recipes\.x\.content_of: a generator's content embedding is not "):
+        Recipe("x", False, False, None, content_of="mduit")
+    # a translator named after another's recipe would make one name two recipes
+    with pytest.raises(ConfigError, match="recipe 'mduit-c' would be two recipes"):
+        named_recipes(["mduit", "mduit-c"])
+
+
 def test_night_anchor_shares_follow_the_paper():
     rows = named_recipes(["cyclegan"])
     # SfM N/D keeps the same 25% of night anchors as translation (paper §3, "Night image generation")

@@ -3,6 +3,7 @@ import dataclasses
 import json
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -605,3 +606,77 @@ def test_table1_how_block_rows_are_paired_against_how(tmp_path, mini):
     paired = {r.method: r.cells for b in blocks.values() if "resnet18" in b.title for r in b.rows if " - " in r.method}
     assert set(paired) == {"HOW N/D - HOW [41]", "HED^N GAN CD (ours) - HOW [41]", "CycleGAN CD (ours) - HOW [41]"}
     assert paired["CycleGAN CD (ours) - HOW [41]"][1].ours == pytest.approx(3.0)  # Tokyo: a constant shift
+
+
+# --- MDUIT's Table 1 (RobotCar Seasons localization by retrieval with z_s) -------------------------------------
+
+#: the table as the seed text (../shared/seeds/001_0f846abf8a1214e3.txt) has it, tab-separated, verbatim
+MDUIT_TABLE1 = """\
+Method\tDay-All\t\t\tNight-All\t\t
+\t0.25m 2°\t0.5m 5°\t5m 10°\t0.25m 2°\t0.5m 5°\t5m 10°
+NetVLAD [35] (baseline)\t6.4\t26.3\t90.9\t0.3\t2.3\t15.9
+w/o I2I, \\mathcal{L}_{NCE}\t2.9\t12.7\t56.8\t0.2\t1.3\t18.7
+w/o I2I\t5.1\t18.9\t74.9\t0.7\t4.4\t27.7
+w/o \\mathcal{L}_{NCE}\t7.7\t25.9\t82.4\t1.7\t6.3\t41.9
+<i>Full</i>\t8.5\t31.8\t88.2\t4.1\t14.2\t61.0
+"""
+MDUIT_SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "001_0f846abf8a1214e3.txt"
+
+
+def test_mduit_table1_is_transcribed_cell_by_cell():
+    if MDUIT_SEED.is_file():  # the seed text is beside the checkout where it was transcribed
+        assert MDUIT_TABLE1 in MDUIT_SEED.read_text(encoding="utf-8")
+    lines = MDUIT_TABLE1.splitlines()
+    groups = [g for g in lines[0].split("\t")[1:] if g]
+    thresholds = [tuple(float(v.rstrip("m°")) for v in c.split()) for c in lines[1].split("\t")[1:]]
+    t = paper_tables()["mduit-table1"]
+    assert [g["name"] for g in t["query_groups"]] == groups == ["Day-All", "Night-All"]
+    assert [tuple(map(float, x)) for x in t["thresholds"]] * 2 == thresholds
+    rows = t["blocks"]["robotcar-vgg16"]["rows"]
+    names = {"w/o I2I, \\mathcal{L}_{NCE}": "w/o I2I, L_NCE", "w/o \\mathcal{L}_{NCE}": "w/o L_NCE",
+             "<i>Full</i>": "Full"}
+    assert len(rows) == len(lines) - 2
+    for row, line in zip(rows, lines[2:], strict=True):
+        method, *values = line.split("\t")
+        assert row["method"] == names.get(method, method)
+        assert [v for group in row["values"] for v in group] == [float(v) for v in values], method
+    assert [r["recipe"] for r in rows] == ["netvlad", "mduit-no-i2i-no-nce-content", "mduit-no-i2i-content",
+                                           "mduit-no-nce-content", "mduit-content"]
+
+
+def _localization_run(domains, position, rotation):
+    return {"localization": {"per_query": {
+        "ids": [f"q{i}" for i in range(len(domains))], "domains": domains,
+        "position_error_m": position, "rotation_error_deg": rotation}}}
+
+
+def test_mduit_table1_pools_query_domains_and_pairs_each_ablation_against_full(tmp_path, mini):
+    """Day-All = day and sunset queries, Night-All = night ones, each cell 100 x the share within the threshold;
+    an unlocalised query (no pose) misses; the ablations' paired rows are minus Full on the same queries."""
+    robotcar = mini.localization[1]
+    domains = ["day", "sunset", "night", "night", "dusk-not-a-domain"]
+    # Full: q0 (day) within 0.25 m 2 deg, q1 (sunset) within 5 m 10 deg only, q2 (night) within 0.5 m 5 deg, q3
+    # (night) unlocalised; the fifth query's domain is in neither group
+    full = _localization_run(domains, [0.1, 3.0, 0.4, None, 0.1], [1.0, 8.0, 3.0, None, 1.0])
+    netvlad = _localization_run(domains, [9.0, 0.2, 9.0, 9.0, 9.0], [1.0, 1.0, 1.0, 1.0, 1.0])
+    _write_metrics(tmp_path, "vgg16-mduit-content", robotcar, full)
+    _write_metrics(tmp_path, "vgg16-netvlad", robotcar, netvlad)
+    _write_metrics(tmp_path, "vgg16-mduit-no-i2i-content", robotcar, netvlad)
+    table = build_table("mduit-table1", mini, tmp_path)
+    assert table.columns == ["Day-All 0.25m,2deg", "Day-All 0.5m,5deg", "Day-All 5m,10deg", "Night-All 0.25m,2deg",
+                             "Night-All 0.5m,5deg", "Night-All 5m,10deg"]
+    block, paired = table.blocks
+    rows = {r.method: r for r in block.rows}
+    assert [c.ours for c in rows["Full"].cells] == [50.0, 50.0, 100.0, 0.0, 50.0, 50.0]
+    assert [c.paper for c in rows["Full"].cells] == [8.5, 31.8, 88.2, 4.1, 14.2, 61.0]
+    assert [c.ours for c in rows["NetVLAD [35] (baseline)"].cells] == [50.0, 50.0, 50.0, 0.0, 0.0, 0.0]
+    assert "fine-tuned as GeM" in rows["NetVLAD [35] (baseline)"].cells[0].note
+    lo, hi = rows["Full"].cells[0].ci_low, rows["Full"].cells[0].ci_high
+    assert 0.0 <= lo <= 50.0 <= hi <= 100.0
+    assert all(c.ours is None and "not produced" in c.note for c in rows["w/o L_NCE"].cells)
+    # paired over the same queries: w/o I2I (here NetVLAD's numbers) - Full, and Full - NetVLAD; at 0.25 m, 2 deg
+    # Day-All q0 (-100) and q1 (+100) cancel
+    diffs = {r.method: [c.ours for c in r.cells] for r in paired.rows}
+    assert diffs == {"w/o I2I - Full": [0.0, 0.0, -50.0, 0.0, -50.0, -50.0],
+                     "Full - NetVLAD [35] (baseline)": [0.0, 0.0, 50.0, 0.0, 50.0, 50.0]}
+    assert not any(r.recipe is None for r in block.rows)

@@ -187,14 +187,48 @@ def run_pretrain_backbone(args: argparse.Namespace, job: Any) -> Path:
                              _device(job.get("device")), seed=args.seed)
 
 
-@verb("init-model", "build a backbone + GeM embedding (ImageNet weights or seeded random init)",
-      ("backbones.{backbone}",),
+def _init_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str]:
+    # the recipe's network settings only where params.yaml has an entry for it (a content embedding's)
+    network = _recipe_network(args, preset) if args.get("recipe") else None
+    return [f"backbones.{args['backbone']}", *([f"networks.{network}"] if network in (preset.get("networks") or {})
+                                               else [])]
+
+
+def _translators(generator: Path | None) -> list[str]:
+    """The translator names whose recipes a job knows: the registered families, and the published generator or
+    the variant the ``generator`` file was imported or trained as (its header says which)."""
+    from darkside.gan.family import family_settings, variant_name
+    from darkside.gan.published import published_name
+    named = (published_name(generator) or variant_name(generator)) if generator and generator.is_file() else None
+    return [*family_settings(), *([named] if named else [])]
+
+
+@verb("init-model", "build a model that is not fine-tuned: the backbone + GeM (ImageNet weights or seeded random "
+      "init), or with --recipe <translator>-content a generator's content embedding (MDUIT's z_s)", _init_reads,
       args=[arg("--backbone", required=True, help="a key of the preset's `backbones`"),
+            arg("--recipe", default=None, help="a content-embedding recipe (default: the off-the-shelf network)"),
+            arg("--generator", default=None, help="generator.pt of the recipe's content_of translator"),
             arg("--out", required=True),
             arg("--seed", type=int, default=0)])
 def run_init_model(args: argparse.Namespace, job: Any) -> Path:
     from darkside.extract.global_descriptors import init_model
-    return init_model(_backbone(job, args.backbone), Path(args.out), seed=args.seed)
+    spec = _backbone(job, args.backbone)
+    if args.recipe is None:
+        return init_model(spec, Path(args.out), seed=args.seed)
+    from darkside.embed.networks import parse_network_settings
+    from darkside.embed.networks.content import init_content_model
+    from darkside.recipes import recipe_by_name
+    generator = Path(args.generator) if args.generator else None
+    recipe = recipe_by_name(args.recipe, families=_translators(generator))
+    if recipe.content_of is None:
+        raise DarksideError(f"init-model --recipe {recipe.name}: not a content embedding (off-the-shelf: no "
+                            f"--recipe; a fine-tuned recipe: darkside finetune)")
+    if generator is None:
+        raise DarksideError(f"init-model --recipe {recipe.name}: needs --generator (the generator.pt of "
+                            f"{recipe.content_of})")
+    where = job.where(f"networks.{recipe.network}")
+    network = parse_network_settings(recipe.network, (job.values.get("networks") or {}).get(recipe.network), where)
+    return init_content_model(spec, generator, network, Path(args.out), where=where)
 
 
 def _decoders(threads: int) -> int:
@@ -327,7 +361,7 @@ def run_ensemble(args: argparse.Namespace, job: Any) -> list[Path]:
 def _recipe_network(args: Mapping[str, Any], preset: Mapping[str, Any]) -> str:
     from darkside.recipes import recipe_by_name
     gan = preset["gan"]
-    return recipe_by_name(args["recipe"], families=[*gan["families"], *gan["published"]]).network
+    return recipe_by_name(args["recipe"], families=[*gan["families"], *gan["published"], *gan["variants"]]).network
 
 
 def _finetune_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str]:
@@ -350,14 +384,10 @@ def _finetune_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[
             arg("--seed", type=int, default=None, help="fine-tuning seed (default: finetune.seed)")])
 def run_finetune(args: argparse.Namespace, job: Any) -> Path:
     from darkside.embed.finetune import finetune
-    from darkside.gan.family import family_settings
-    from darkside.gan.published import published_name
     from darkside.recipes import FinetuneSettings, recipe_by_name
     generator = Path(args.generator) if args.generator else None
-    # the registered families' recipes, and those of the published generator the --generator file was imported as
-    translators = [*family_settings(),
-                   *([name] if generator and generator.is_file() and (name := published_name(generator)) else [])]
-    recipe = recipe_by_name(args.recipe, families=translators)
+    # the registered families' recipes, and those of the published generator or variant the --generator file is
+    recipe = recipe_by_name(args.recipe, families=_translators(generator))
     from darkside.embed.networks import parse_network_settings
     entry = (job.values.get("networks") or {}).get(recipe.network)
     network = parse_network_settings(recipe.network, entry, job.where(f"networks.{recipe.network}"))
@@ -367,18 +397,32 @@ def run_finetune(args: argparse.Namespace, job: Any) -> Path:
 
 
 def _gan_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str]:
-    family = args["family"]
-    entry = preset["gan"]["families"].get(family, {})
+    family, variant = args["family"], args.get("variant")
+    gan = preset["gan"]
+    if variant is not None and variant not in gan["variants"]:
+        raise ConfigError(f"gan.variants.{variant}: no such variant (known: "
+                          f"{', '.join(sorted(gan['variants'])) or 'none'})")
+    # a variant's overrides may name another detector
+    entry = {**gan["families"].get(family, {}), **(gan["variants"][variant]["overrides"] if variant else {})}
     detector = [f"edges.detectors.{entry['detector']}"] if "detector" in entry else []
-    return ["device", "gan.common", f"gan.families.{family}", *detector]
+    return ["device", "gan.common", f"gan.families.{family}", *([f"gan.variants.{variant}"] if variant else []),
+            *detector]
 
 
-def _gan_setup(job: Any, family: str):
+def _gan_setup(job: Any, family: str, variant: str | None = None):
+    """The setup of ``family``'s run, or of its ``gan.variants`` entry ``variant`` (the overrides applied)."""
     from darkside.gan.edges import DetectorSettings
-    from darkside.gan.family import GanTraining, family_class, setup_for
+    from darkside.gan.family import GanTraining, GanVariant, family_class, setup_for
     detectors = {k: job.section(f"edges.detectors.{k}", DetectorSettings)
                  for k in (job.values.get("edges", {}).get("detectors") or {})}
-    settings = job.section(f"gan.families.{family}", family_class(family).Settings)
+    if variant is None:
+        settings = job.section(f"gan.families.{family}", family_class(family).Settings)
+    else:
+        where = job.where(f"gan.variants.{variant}")
+        v = job.section(f"gan.variants.{variant}", GanVariant)
+        if v.family != family:
+            raise ConfigError(f"{where}.family: {v.family!r}, but train-gan --family {family}")
+        settings = v.settings(job.get(f"gan.families.{family}"), where)
     return setup_for(family, job.section("gan.common", GanTraining), settings, detectors)
 
 
@@ -389,6 +433,7 @@ def _list_paths(list_file: Path, image_root: Path) -> list[Path]:
 @verb("train-gan", "train a day->night generator family on the filtered day and night lists (resumable)",
       _gan_reads,
       args=[arg("--family", required=True, help="a registered family (cyclegan, hedgan, hedngan, rcfngan)"),
+            arg("--variant", default=None, help="a gan.variants entry of the family: its run, overrides applied"),
             arg("--dataset", required=True, help="prepared dataset the lists refer to"),
             arg("--lists", required=True, help="folder with day.txt and night.txt (filter-day-night); a "
                 "multi-domain family (mduit) also reads its domains.tsv"),
@@ -404,13 +449,14 @@ def run_train_gan(args: argparse.Namespace, job: Any) -> Path:
     lists = Path(args.lists)
     day = _list_paths(lists / "day.txt", manifest.image_root)
     night = _list_paths(lists / "night.txt", manifest.image_root)
-    setup = _gan_setup(job, args.family)
+    setup = _gan_setup(job, args.family, args.variant)
     domains = None
     if family_class(args.family).multi_domain:  # trains on every lighting domain
         from darkside.data.daynight import read_domains
         domains = read_domains(lists / "domains.tsv", manifest.image_root)
     device = _device(job.get("device"))
-    generator = train_gan(setup, day, night, Path(args.out_dir), device, seed=args.seed, domains=domains)
+    generator = train_gan(setup, day, night, Path(args.out_dir), device, seed=args.seed, domains=domains,
+                          variant=args.variant)
     if args.summary:  # Table 8: times from the run's own log, parameter counts
         write_training_summary(args.out_dir, setup, device, args.summary)
     return generator

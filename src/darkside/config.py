@@ -157,21 +157,40 @@ def local_feature_networks(params: Mapping[str, Any]) -> list[str]:
     return sorted(name for name, node in nets.items() if node.get(LOCAL_FEATURES))
 
 
-def validate(params: Any, source: str = "params.yaml") -> dict[str, Any]:
-    """Check ``params`` against the schema and its references; raise :class:`ConfigError` naming the key."""
+def _check(schema: Mapping[str, Any], instance: Any, source: str, at: list[Any]) -> None:
+    """``instance`` (at key path ``at``) against ``schema``: one line naming the deepest offending key."""
     import jsonschema
 
-    schema = _schema(params)
-    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(params))
+    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(instance))
     if errors:
         # the deepest error is the most specific one (anyOf wraps its branches' errors)
         e = jsonschema.exceptions.best_match(errors)
-        path = list(e.absolute_path)
+        path = [*at, *e.absolute_path]
         if e.validator == "additionalProperties" and isinstance(e.instance, Mapping):
             extra = sorted(k for k in e.instance if k not in e.schema.get("properties", {}))
             if extra:
                 raise ConfigError(f"{source}: {_key_path([*path, extra[0]])}: unknown key")
         raise ConfigError(f"{source}: {_key_path(path)}: {e.message}")
+
+
+def _check_variants(schema: Mapping[str, Any], preset: Mapping[str, Any], where: list[Any], source: str) -> None:
+    """Each ``gan.variants`` entry's family entry with its overrides applied is a valid entry of that family
+    (the family's schema: an unknown or mistyped override names its key), and its name is no family's or
+    published generator's (they share results/gans/<name>)."""
+    gan = preset["gan"]
+    families = schema["properties"]["presets"]["additionalProperties"]["properties"]["gan"]["properties"]["families"]
+    for name, variant in gan["variants"].items():
+        at = [*where, "gan", "variants", name]
+        if name in gan["families"] or name in gan["published"]:
+            raise ConfigError(f"{source}: {_key_path(at)}: the name of a family or published generator")
+        node = {**families["properties"][variant["family"]], "$defs": schema.get("$defs", {})}
+        _check(node, {**gan["families"][variant["family"]], **variant["overrides"]}, source, [*at, "overrides"])
+
+
+def validate(params: Any, source: str = "params.yaml") -> dict[str, Any]:
+    """Check ``params`` against the schema and its references; raise :class:`ConfigError` naming the key."""
+    schema = _schema(params)
+    _check(schema, params, source, [])
     if params["preset"] not in params["presets"]:
         raise ConfigError(f"{source}: preset: {params['preset']!r} is not one of {sorted(params['presets'])}")
     preset_schema = schema["properties"]["presets"]["additionalProperties"]
@@ -180,6 +199,7 @@ def validate(params: Any, source: str = "params.yaml") -> dict[str, Any]:
             check_references(preset_schema, preset, f"presets.{name}")
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}") from None
+        _check_variants(schema, preset, ["presets", name], source)
     return params
 
 

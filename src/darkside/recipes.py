@@ -4,7 +4,8 @@ A :class:`Recipe` names its ingredients as explicit typed fields instead of gand
 strings, so "which anchors go through which generator" is readable in one place. The named recipes
 follow from the translators: each built-in one (:data:`BUILTIN_TRANSLATORS`) and each generator
 family gives ``{name}``, ``{name}-c``, ``{name}-cd``, ``{name}-cd-nd`` and ``{name}-cd-nd50``, and
-``gem-n2d-{name}`` (GeM's model with night test images translated to day by a two-way family).
+``gem-n2d-{name}`` (GeM's model with night test images translated to day by a two-way family) and
+``{name}-content`` (the generator's own content embedding as the descriptor, MDUIT's z_s: no fine-tuning).
 An :class:`Ensemble` (``{a}+{b}``) is a row made of two or more recipes' models, trained as themselves.
 :class:`FinetuneSettings` holds every number of the training schedule. Nothing here imports torch:
 the DAG and the tables read recipes too.
@@ -60,6 +61,10 @@ class Recipe:
     weights_of: str | None = None
     # the descriptor network around the backbone (darkside.embed.networks: gem, or a stem / head of its own)
     network: str = "gem"
+    # the model is translator ``content_of``'s content embedding, read from its generator file (MDUIT's z_s for
+    # its Table 1), not fine-tuned; its network (``content``) replaces the backbone's trunk, which a model of a
+    # ``<backbone>-<recipe>`` name still records: the backbone only names the model (the table block's)
+    content_of: str | None = None
 
     def __post_init__(self) -> None:
         where = f"recipes.{self.name}"
@@ -77,6 +82,9 @@ class Recipe:
         if (self.night_to_day is None) != (self.weights_of is None):
             raise ConfigError(f"{where}: night_to_day and weights_of go together (a trained model, translated "
                               f"night test images)")
+        if self.content_of is not None and (self.finetune or self.generator or self.clahe):
+            raise ConfigError(f"{where}.content_of: a generator's content embedding is not fine-tuned, and its "
+                              f"test images are not prepared (no CLAHE)")
 
     @property
     def translates(self) -> bool:
@@ -90,6 +98,10 @@ def _builtin_recipes(families: Iterable[str]) -> dict[str, Recipe]:
     r: dict[str, Recipe] = {}
 
     def add(name: str, **kw: Any) -> None:
+        # translator names are config (variants, published generators): two of them must not make one recipe name
+        if name in r:
+            raise ConfigError(f"recipe {name!r} would be two recipes (a translator name that another's recipe "
+                              f"names already: rename one)")
         r[name] = Recipe(name=name, **kw)
 
     add("offtheshelf", clahe=False, diverse_anchors=False, generator=None, finetune=False)
@@ -102,6 +114,8 @@ def _builtin_recipes(families: Iterable[str]) -> dict[str, Recipe]:
     add("how", clahe=False, diverse_anchors=False, generator=None, network="how")   # HOW [41]
     add("how-nd", clahe=False, diverse_anchors=False, generator=None, day_night_pairs=True, network="how")
     add("ciconv", clahe=False, diverse_anchors=False, generator=None, network="ciconv")  # CIConv [16]
+    # NetVLAD [35], MDUIT's Table 1 baseline: the VGG16 trunk fine-tuned as GeM's, with NetVLAD pooling
+    add("netvlad", clahe=False, diverse_anchors=False, generator=None, network="netvlad")
 
     # Table 4's EdgeMAC rows: edge embeddings on HED, HED^N and RCF^N edges (their networks say which detector),
     # trained as the paper's GeM baseline is: no CLAHE, no generator, no diverse anchors
@@ -113,6 +127,9 @@ def _builtin_recipes(families: Iterable[str]) -> dict[str, Recipe]:
         if fam not in BUILTIN_TRANSLATORS:  # the paper's test-time alternative: GeM's model unchanged, night
             add(f"gem-n2d-{fam}", clahe=False, diverse_anchors=False, generator=None,  # test images translated
                 night_to_day=fam, weights_of="gem")                                   # to day by ``fam``
+            # MDUIT's Table 1: the generator's content embedding z_s as the descriptor (a family with one)
+            add(f"{fam}-content", clahe=False, diverse_anchors=False, generator=None, finetune=False,
+                content_of=fam, network="content")
         add(f"{fam}-c", clahe=True, diverse_anchors=False, generator=fam)
         add(f"{fam}-cd", clahe=True, diverse_anchors=True, generator=fam)
         add(fam, clahe=False, diverse_anchors=False, generator=fam)                  # Table 5: neither C nor D
@@ -160,6 +177,7 @@ class Ensemble:
     generator = None
     weights_of = None
     night_to_day = None
+    content_of = None
     finetune = False
     translates = False
 

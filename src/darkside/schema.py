@@ -36,7 +36,7 @@ from darkside.evaluate.asmk import AsmkSettings, CodebookSettings
 from darkside.gan.edges import DETECTORS, DetectorSettings
 from darkside.gan.edges.pretrain import EdgePretrainSettings
 from darkside.gan.edges.quality import EdgeQualitySettings
-from darkside.gan.family import GanTraining, family_class, family_settings
+from darkside.gan.family import GanTraining, GanVariant, family_class, family_settings
 from darkside.gan.published import PublishedGenerator
 from darkside.localize.run import LocalizeSettings
 from darkside.recipes import FinetuneSettings
@@ -91,6 +91,9 @@ class GanSection:
     published: dict[str, PublishedGenerator] = setting(
         "generators their authors published (imported, not trained): name -> family and file",
         pattern="^[a-z0-9][a-z0-9-]*$")
+    variants: dict[str, GanVariant] = setting(
+        "further trained runs of a family with some of its settings replaced (MDUIT's Table 1 ablations): name -> "
+        "family and overrides, each trained into results/gans/<name> like the family itself")
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,8 @@ def params_schema() -> dict[str, Any]:
     schema = json_schema(Params, None, defs)
     preset = schema["properties"]["presets"]["additionalProperties"]["properties"]
     preset["backbones"]["propertyNames"] = {"pattern": NAME}
+    # a variant's name is a generator run's folder and the stem of its recipes' names
+    preset["gan"]["properties"]["variants"]["propertyNames"] = {"pattern": "^[a-z0-9][a-z0-9-]*$"}
     # the DAG reads which families train on every lighting domain from here, without importing them (torch)
     families = preset["gan"]["properties"]["families"]["properties"]
     for name in families:

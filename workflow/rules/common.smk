@@ -2,6 +2,7 @@
 # rules expand over. Nothing here imports torch: the DAG resolves in a second.
 
 import os
+import re
 import sys
 
 from darkside.cli import job_settings
@@ -10,7 +11,7 @@ from darkside.data.registry import DATASETS
 from darkside.data.synthetic import DATASETS as SYNTHETIC_DATASETS
 from darkside.errors import ConfigError
 from darkside.orchestration import grow
-from darkside.recipes import part_recipes, recipe_or_ensemble
+from darkside.recipes import is_ensemble, part_recipes, recipe_or_ensemble
 from darkside.tables.paper import paper_tables
 
 try:  # one line naming the key path, not Snakemake's dump of the schema
@@ -38,21 +39,40 @@ MULTI_DOMAIN_FAMILIES = [f for f in FAMILIES if f in multi_domain_families(confi
 # trained only then (their table cells say where to place the file otherwise)
 PUBLISHED = P["gan"]["published"]
 ABSENT_PUBLISHED = [n for n, e in PUBLISHED.items() if not os.path.isfile(e["file"])]
-TRANSLATORS = FAMILIES + list(PUBLISHED)
+# further trained runs of a family with some settings replaced (gan.variants: MDUIT's Table 1 ablations), trained
+# by train_gan like the families into results/gans/<name>; their recipes exist like a family's
+VARIANTS = P["gan"]["variants"]
+GAN_RUNS = FAMILIES + list(VARIANTS)
+TRANSLATORS = FAMILIES + list(PUBLISHED) + list(VARIANTS)
+
+
+def gan_family(run):
+    """The family a train_gan run trains: a variant's (its typed `family`), or the family itself."""
+    return VARIANTS[run]["family"] if run in VARIANTS else run
+
+
+def gan_entry(run):
+    """The settings of a train_gan run as params.yaml gives them: its family's entry, a variant's overrides applied."""
+    return {**P["gan"]["families"][gan_family(run)], **(VARIANTS[run]["overrides"] if run in VARIANTS else {})}
 
 
 def _runs(recipe_name):
     # an ensemble (`a+b`) runs where all its parts do
-    return all(r.generator not in ABSENT_PUBLISHED
+    return all(r.generator not in ABSENT_PUBLISHED and r.content_of not in ABSENT_PUBLISHED
                for r in part_recipes(recipe_or_ensemble(recipe_name, families=TRANSLATORS)))
+
+
+def fine_tuned(recipe_name):
+    """Whether a recipe's model (an ensemble: a part's) is fine-tuned, hence has a model per fine-tuning seed."""
+    return any(r.finetune for r in part_recipes(recipe_or_ensemble(recipe_name, families=TRANSLATORS)))
 
 
 # fine-tuning seeds: the first seed's model is `<backbone>-<recipe>`, each further seed's
 # `<backbone>-<recipe>.seed<N>`; the tables average a row's per-query values over the seeds
 SEEDS = list(P["seeds"])
-# the models this preset trains and evaluates (`offtheshelf` = no fine-tuning, so no seeds)
+# the models this preset trains and evaluates (not fine-tuned: off-the-shelf, a content embedding; no seeds)
 MODELS = [f"{b}-{r}" for b, recipes in P["recipes"].items() for r in recipes if _runs(r)] + [
-    f"{b}-{r}.seed{s}" for b, recipes in P["recipes"].items() for r in recipes if r != "offtheshelf" and _runs(r)
+    f"{b}-{r}.seed{s}" for b, recipes in P["recipes"].items() for r in recipes if fine_tuned(r) and _runs(r)
     for s in SEEDS[1:]]
 
 
@@ -60,6 +80,13 @@ def recipe(name):
     """The typed recipe (CLAHE, diverse anchors, generator, N/D) behind a recipe name; for an ensemble's name
     (`hedngan-cd+cyclegan-cd`) the typed ensemble of its part recipes (no generator, weights or training)."""
     return recipe_or_ensemble(name, families=TRANSLATORS)
+
+
+# recipes whose model is a generator's content embedding (typed `content_of`): built by rule content_model, and
+# with off-the-shelf the models that rule finetune does not make
+CONTENT_RECIPES = sorted({r for rs in P["recipes"].values() for r in rs
+                          if not is_ensemble(r) and recipe(r).content_of is not None})
+NOT_FINE_TUNED = "|".join(re.escape(r) for r in ["offtheshelf", *CONTENT_RECIPES])
 
 
 RETRIEVAL_DATASETS = [ROLES["tokyo"], ROLES["roxford"], ROLES["rparis"]]

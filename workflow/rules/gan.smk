@@ -17,9 +17,9 @@ def train_gan_inputs(wildcards):
     inputs = {"data": prepared(ROLES["train"]),
               "day": f"data/filtered/{ROLES['train']}/day.txt",
               "night": f"data/filtered/{ROLES['train']}/night.txt"}
-    if wildcards.family in MULTI_DOMAIN_FAMILIES:  # every lighting domain, not only the day/night lists
+    if gan_family(wildcards.family) in MULTI_DOMAIN_FAMILIES:  # every lighting domain, not only the day/night lists
         inputs["domains"] = f"data/filtered/{ROLES['train']}/domains.tsv"
-    kind = P["gan"]["families"][wildcards.family].get("detector")
+    kind = gan_entry(wildcards.family).get("detector")
     if kind is not None and teacher(kind):
         inputs["detector"] = teacher(kind)
     return inputs
@@ -49,7 +49,13 @@ rule pretrain_edges:
         " --dataset data/prepared/{ROLES[train]} --out {output[0]} --log {log}"
 
 
+def variant_option(wildcards):
+    # its own leading space, as generator_option's
+    return f" --variant {wildcards.family}" if wildcards.family in VARIANTS else ""
+
+
 rule train_gan:
+    # one job per family, and per variant of one (gan.variants: `{family}` is then the variant's name)
     input:
         unpack(train_gan_inputs),
     # Every file the run writes is declared but checkpoint.pt (and checkpoint-samples/, the sample grids of the
@@ -66,9 +72,12 @@ rule train_gan:
                subcategory="Sample grids per epoch", labels={"generator": "{family}", "epoch": "{epoch}"}),
         summary="results/metrics/gans/{family}.json",
     wildcard_constraints:
-        family="|".join(FAMILIES),
+        family="|".join(GAN_RUNS),
     params:
-        settings=lambda wc: settings("train-gan", family=wc.family),
+        settings=lambda wc: settings("train-gan", family=gan_family(wc.family),
+                                     **({"variant": wc.family} if wc.family in VARIANTS else {})),
+        family=lambda wc: gan_family(wc.family),
+        variant=variant_option,
     log:
         "logs/train_gan/{family}.log",
     benchmark:
@@ -79,7 +88,7 @@ rule train_gan:
         mem_mb=grow(32000, 0.5),
         runtime=grow(5 * 24 * 60),
     shell:
-        "{DS} --settings {params.settings:q} train-gan --family {wildcards.family}"
+        "{DS} --settings {params.settings:q} train-gan --family {params.family}{params.variant}"
         " --dataset data/prepared/{ROLES[train]} --lists data/filtered/{ROLES[train]}"
         " --out-dir results/gans/{wildcards.family} --summary {output.summary} --log {log}"
 
@@ -186,5 +195,5 @@ GAN_TARGETS = (
     # edge quality is scored against the renderer's true edge maps, which only the synthetic benchmark writes
     # (the paper preset's Tokyo 24/7 has none: its rehearsal stopped there)
     + [f"results/metrics/edges/{kind}.json" for kind in DETECTOR_FAMILIES if ROLES["tokyo"] in SYNTHETIC_DATASETS]
-    + [f"results/metrics/gans/{f}.json" for f in FAMILIES]
+    + [f"results/metrics/gans/{f}.json" for f in GAN_RUNS]
 )

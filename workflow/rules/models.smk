@@ -88,6 +88,29 @@ rule init_model:
         "{DS} --settings {params.settings:q} init-model --backbone {wildcards.backbone} --out {output} --log {log}"
 
 
+rule content_model:
+    # a generator's content embedding as the model (MDUIT's z_s, recipe `<translator>-content`): no training, read
+    # from the generator file of the recipe's typed `content_of` (a family, a variant, a published generator)
+    input:
+        generator=lambda wc: f"results/gans/{recipe(wc.recipe).content_of}/generator.pt",
+    output:
+        "results/models/{backbone}-{recipe}/model.pt",
+    wildcard_constraints:
+        recipe="|".join(re.escape(r) for r in CONTENT_RECIPES) or "(?!)",
+    params:
+        settings=lambda wc: settings("init-model", backbone=wc.backbone, recipe=wc.recipe),
+    log:
+        "logs/content_model/{backbone}-{recipe}.log",
+    benchmark:
+        "logs/benchmarks/content_model/{backbone}-{recipe}.tsv"
+    resources:
+        mem_mb=grow(4000, 0.5),
+        runtime=grow(10),
+    shell:
+        "{DS} --settings {params.settings:q} init-model --backbone {wildcards.backbone} --recipe {wildcards.recipe}"
+        " --generator {input.generator} --out {output} --log {log}"
+
+
 rule whiten:
     input:
         prepared(ROLES["whiten"]),
@@ -146,8 +169,10 @@ rule finetune:
         "results/models/{backbone}-{recipe}/training_curve.csv",
         report("results/models/{backbone}-{recipe}/training_curve.png", category="Retrieval",
                subcategory="Training curves", labels={"model": "{backbone}-{recipe}"}),
+    # not a model without fine-tuning (rules init_model, content_model); Snakemake embeds the constraint in the whole
+    # path's pattern, so the excluded names end where no recipe character follows (`$` would be the path's end)
     wildcard_constraints:
-        recipe="(?!offtheshelf$)[a-z0-9][a-z0-9-]*(\\.seed[0-9]+)?",
+        recipe=f"(?!(?:{NOT_FINE_TUNED})(?![a-z0-9-]))[a-z0-9][a-z0-9-]*(\\.seed[0-9]+)?",
     params:
         settings=lambda wc: settings("finetune", backbone=wc.backbone, recipe=base_recipe(wc.recipe)),
         generator=generator_option,

@@ -7,7 +7,7 @@
 # table -> the part of the paper it reports on
 TABLE_CATEGORY = {"table1": "Retrieval", "table5": "Retrieval", "table6": "Retrieval", "table3": "Localization",
                   "table4": "Edges", "table7": "Generators", "table8": "Generators", "findings": "Findings",
-                  "instrument": "Benchmark"}
+                  "instrument": "Benchmark", "mduit-table1": "Localization"}
 if set(TABLE_NAMES) - set(TABLE_CATEGORY):
     sys.exit(f"darkside: error: workflow/rules/report.smk: TABLE_CATEGORY names no report category for "
              f"{sorted(set(TABLE_NAMES) - set(TABLE_CATEGORY))}")

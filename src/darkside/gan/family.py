@@ -123,6 +123,24 @@ class GanSetup:
 
 
 @dataclass(frozen=True)
+class GanVariant:
+    """``gan.variants.<name>``: another trained run of a family, its ``gan.families`` entry with some settings
+    replaced (MDUIT's Table 1 ablations), trained by the same rule into ``results/gans/<name>``; its recipes
+    (``<name>-cd``, ``<name>-content``...) exist like a family's. (A family's own named ``variant`` overlays are
+    one key of its entry; a variant here may set that key too.)"""
+
+    family: str = setting("the family whose entry gives every setting the overrides leave",
+                          choices=lambda: list(family_settings()), key_in="gan.families")
+    overrides: dict[str, Any] = setting("settings of the family's entry replaced for this run (checked as the "
+                                        "family's own settings)")
+
+    def settings(self, entry: Mapping[str, Any], where: str) -> Any:
+        """The family's typed settings: its ``entry`` with the overrides applied; errors name the override
+        (``where`` is the variant's key path)."""
+        return parse(family_class(self.family).Settings, {**entry, **self.overrides}, f"{where}.overrides")
+
+
+@dataclass(frozen=True)
 class BlockSpec:
     """One network of a family. ``role`` decides the paper's Table 8 convention (see params.py)."""
 
@@ -190,6 +208,20 @@ def detector_spec(setup: GanSetup, name: str, role: str) -> BlockSpec:
     if d is None or kind is None:
         raise ConfigError(f"gan.families.{setup.family}.detector: this family needs an edge detector")
     return BlockSpec(name, role, lambda: build_detector(kind, d.width, d.input))
+
+
+class ContentEmbedding(nn.Module):
+    """A family's embedding of an image's content (MDUIT's z_s = H(E_c(x))): ``encoder`` maps (B, 3, H, W) images
+    in [-1, 1] to a (B, ``channels``, h, w) map, ``head`` that map to (B, ``dim``) unit rows. The generator file
+    carries it (``content_state_dict``) for retrieval with it (the descriptor network ``content``)."""
+
+    def __init__(self, encoder: nn.Module, head: nn.Module, channels: int, dim: int) -> None:
+        super().__init__()
+        self.encoder, self.head = encoder, head
+        self.channels, self.dim = int(channels), int(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(x))
 
 
 def set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
@@ -291,6 +323,13 @@ class GanBundle(nn.Module):
         bank of night references, sized from ``state_dict``) overrides it."""
         return next(s for s in cls.block_specs(setup) if s.name == cls.generator_name).build()
 
+    @classmethod
+    def content_embedding(cls, setup: GanSetup, nets: Mapping[str, nn.Module] | None = None
+                          ) -> ContentEmbedding | None:
+        """The family's content embedding of images over its trained ``nets``, or built empty from ``setup``
+        (None); None where the family has none (the default; MDUIT's is z_s)."""
+        return None
+
     def choose_pairs(self, images: Iterable[torch.Tensor], domains: np.ndarray, n_pairs: int,
                      rng: np.random.Generator) -> np.ndarray | None:
         """A multi-domain family's epoch: (n_pairs, 2) (source, target) indices into the training images
@@ -389,18 +428,53 @@ def _cpu_state(net: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu() for k, v in net.state_dict().items()}
 
 
-def save_generator(bundle: GanBundle, path: str | Path) -> Path:
+def save_generator(bundle: GanBundle, path: str | Path, variant: str | None = None) -> Path:
     """Write the day->night generator with the setup that rebuilds it (atomic); a two-way family's night->day
-    generator goes along (``night_to_day_state_dict``) for translation at test time, and a family's trained
-    student detector (HED^N, RCF^N: ``student_state_dict``) for the edge embeddings built on it (EdgeMAC), so
-    that the run's declared output holds it and not only its undeclared checkpoint."""
+    generator goes along (``night_to_day_state_dict``) for translation at test time, a family's trained
+    student detector (HED^N, RCF^N: ``student_state_dict``) for the edge embeddings built on it (EdgeMAC), and a
+    family's content embedding (MDUIT: ``content_state_dict``) for retrieval with it, so that the run's declared
+    output holds them and not only its undeclared checkpoint. ``variant``: the ``gan.variants`` name of the run
+    (its recipes are named after it)."""
     obj = {"format": GENERATOR_FORMAT, "family": bundle.name, "setup": bundle.setup.to_plain(),
            "state_dict": _cpu_state(bundle.generator())}
+    if variant is not None:
+        obj["variant"] = variant
     if bundle.night_to_day_name is not None:
         obj["night_to_day_state_dict"] = _cpu_state(bundle.nets[bundle.night_to_day_name])
     if (student := next((n for n, r in bundle.roles.items() if r == "student"), None)) is not None:
         obj["student_state_dict"] = _cpu_state(bundle.nets[student])
+    if (content := bundle.content_embedding(bundle.setup, bundle.nets)) is not None:
+        obj["content_state_dict"] = _cpu_state(content)
     return save_torch(path, obj)
+
+
+def variant_name(path: str | Path) -> str | None:
+    """The ``gan.variants`` name a generator file was trained as (None: a family's own run, or imported)."""
+    try:  # memory-mapped: only the small header is read, not the weights
+        obj = torch.load(Path(path), map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:
+        raise DarksideError(f"{path}: cannot read generator ({type(exc).__name__})") from None
+    name = obj.get("variant") if isinstance(obj, dict) else None
+    return str(name) if name is not None else None
+
+
+def load_content_embedding(path: str | Path) -> tuple[ContentEmbedding, GanSetup]:
+    """The content embedding a ``generator.pt`` carries (see :func:`save_generator`), rebuilt from the recorded
+    setup, on the CPU in eval mode, with that setup; one-line errors."""
+    p = Path(path)
+    obj = _read_generator_file(p)
+    setup = GanSetup.from_plain(obj["setup"], f"{p}:setup")
+    cls = family_class(setup.family)
+    model = cls.content_embedding(setup)
+    if model is None or "content_state_dict" not in obj:
+        raise DarksideError(f"{p}: carries no content embedding ({cls.title} has none, or the file was written "
+                            f"before generator files carried it: retrain the family)")
+    try:
+        model.load_state_dict(obj["content_state_dict"])
+    except RuntimeError as exc:
+        raise DarksideError(f"{p}: content weights do not fit its recorded setup ({str(exc).splitlines()[0]})"
+                            ) from None
+    return model.eval(), setup
 
 
 def load_student(path: str | Path) -> nn.Module:

@@ -236,13 +236,14 @@ def _write_outputs(out: Path, family: str, seed: int, log: list[dict[str, Any]],
 def train_gan(setup: GanSetup, day_paths: Sequence[str | Path], night_paths: Sequence[str | Path],
               out_dir: str | Path, device: torch.device | str = "cpu", seed: int = 0,
               *, domains: Sequence[tuple[str | Path, str]] | None = None,
-              on_step: Callable[[int, int], None] | None = None) -> Path:
+              on_step: Callable[[int, int], None] | None = None, variant: str | None = None) -> Path:
     """Train ``setup.family`` (resuming from ``out_dir/checkpoint.pt``) and return the generator.pt path.
 
     A multi-domain family (``GanBundle.multi_domain``) trains on ``domains``, (image, lighting domain) for every
     training image (filter-day-night's domains.tsv; None: the day and the night list as the domains ``day``
     and ``night``); the others ignore it. The day list gives the sample grids, the night list a translator's
     night references. ``on_step(epoch, step)`` is called after every optimisation step (progress, tests).
+    ``variant``: the ``gan.variants`` name of the run (recorded in the generator file).
     """
     if not day_paths or not night_paths:
         raise DarksideError("train_gan: the day and the night image lists must not be empty")
@@ -319,4 +320,4 @@ def train_gan(setup: GanSetup, day_paths: Sequence[str | Path], night_paths: Seq
     # workflow deleted come back from the checkpoint's log and kept grids
     _write_outputs(out, setup.family, seed, log, range(1, s.epochs + 1), final=True)
     bundle.prepare_translator(t.to(bundle.device) for t in _squares(night, setup.common.crop))
-    return save_generator(bundle, gen_path)
+    return save_generator(bundle, gen_path, variant=variant)

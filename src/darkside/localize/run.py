@@ -22,7 +22,8 @@ import numpy as np
 from darkside.atomic import atomic_write_json
 from darkside.data.manifest import ImageRecord, Manifest, load_groundtruth, load_manifest
 from darkside.errors import DarksideError
-from darkside.evaluate.localization import localization_rates, threshold_key, write_ltvl_poses
+from darkside.evaluate.localization import localization_rates, threshold_key
+from darkside.evaluate.ltvl import benchmark_names, write_ltvl_poses
 from darkside.geometry import pose_errors
 from darkside.localize.features import LocalFeatureSettings, read_local_features, write_local_features
 from darkside.localize.geometry import PoseSettings, TriangulationSettings
@@ -148,7 +149,8 @@ def run_localize(dataset: Path, features_path: Path, map_path: Path, pairs_path:
     written = []
     for paradigm, regs in results.items():
         poses = np.array([r.pose if r.pose is not None else [np.nan] * 7 for r in regs], dtype=np.float64)
-        poses_file = write_ltvl_poses(poses_dir / f"poses-{paradigm}.txt", [q.image_id for q in queries],
+        # named as the benchmark scores them (RobotCar: rear/<timestamp>, rear camera only; Aachen: file name)
+        poses_file = write_ltvl_poses(poses_dir / f"poses-{paradigm}.txt", benchmark_names(manifest, queries),
                                       poses.reshape(-1, 7))
         body = localization_body(queries, regs, thresholds)
         body.update(paradigm=PARADIGMS[paradigm], dataset=manifest.name, n_database=len(db),

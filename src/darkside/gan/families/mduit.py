@@ -87,6 +87,25 @@ Values the paper leaves unstated, and the choices made here (why):
 
 Table 8 has no MDUIT row (a marked extra row): its count is the plain one (every network once, the frozen VGG
 trunk included).
+
+Table 1's ablations (§3.3, retrieval-based localization with z_s) are two settings whose defaults are the full
+method, trained as named runs of the family (``gan.variants``, each into its own ``results/gans/<name>``):
+
+* ``translation: colour-jitter`` ("w/o I2I"): "a randomly colour-jittered input image is treated as the translated
+  image" (footnote 1). Without the I2I module nothing of it is trained: a step is the contrastive module alone,
+  E_c and H on z_s = H(E_c(I_s)) against z_s->t = H(E_c(jitter(I_s))) (:func:`colour_jitter`, drawn from the
+  family's checkpointed RNG); E_a, G and both discriminators keep their initialisation (their generator file
+  still translates, badly: it is there for the content embedding). The paper gives no jitter parameters; the
+  choice is SimCLR's colour distortion at strength 1 (``jitter_brightness``, ``_contrast``, ``_saturation``
+  0.8, ``jitter_hue`` 0.2: torchvision's ``ColorJitter(0.8, 0.8, 0.8, 0.2)``), since MDUIT's contrastive module
+  follows SimCLR [23]; applied to every image (SimCLR: with probability 0.8) in torchvision's order (brightness,
+  contrast, saturation, hue; torchvision permutes it at random), each factor drawn per image.
+* ``consistency: l1`` ("w/o L_NCE"): "a simple L1 consistency loss between the positive vectors" replaces eq. 5:
+  the mean |z_s - z_s->t| over the batch and the K dimensions (:func:`consistency_loss`), in eq. 6's place with
+  its weight ``nce_weight``; no negatives are kept. Both settings together give "w/o I2I, L_NCE".
+
+The generator file also carries E_c and H (:meth:`Mduit.content_embedding`), so that a descriptor network
+(``darkside.embed.networks.content``) can embed test images as z_s for retrieval.
 """
 
 from __future__ import annotations
@@ -105,6 +124,7 @@ from darkside.errors import ConfigError, DarksideError
 from darkside.gan.family import (
     NIGHT,
     BlockSpec,
+    ContentEmbedding,
     DomainBatch,
     FamilySettings,
     GanBundle,
@@ -149,6 +169,21 @@ class MduitSettings(FamilySettings):
     nce_weight: float = setting("beta_NCE (paper 1)", ge=0)
     nce_temperature: float = setting("tau of the NCE (paper 0.07)", gt=0)
     nce_negatives: int = setting("N_neg, negatives of the NCE (paper 16)", ge=0)
+    # Table 1's ablations (module docstring); the defaults are the full method
+    translation: Literal["generator", "colour-jitter"] = setting(
+        "what I_s->t of the contrastive term is: the translation (the full method), or I_s colour-jittered with the "
+        "I2I module not trained (Table 1's 'w/o I2I')", default="generator")
+    consistency: Literal["nce", "l1"] = setting(
+        "the contrastive term between z_s and z_s->t: eq. 5's NCE, or the L1 consistency of Table 1's 'w/o L_NCE' "
+        "(weight nce_weight either way)", default="nce")
+    jitter_brightness: float = setting("colour-jitter: brightness factor in [1 - this, 1 + this] (unstated; "
+                                       "SimCLR's 0.8)", ge=0, le=1, default=0.8)
+    jitter_contrast: float = setting("colour-jitter: contrast factor range, as brightness (SimCLR's 0.8)", ge=0, le=1,
+                                     default=0.8)
+    jitter_saturation: float = setting("colour-jitter: saturation factor range, as brightness (SimCLR's 0.8)", ge=0,
+                                       le=1, default=0.8)
+    jitter_hue: float = setting("colour-jitter: hue shift in [-this, this] turns (SimCLR's 0.2)", ge=0, le=0.5,
+                                default=0.2)
 
     def __post_init__(self) -> None:
         c = 4 * self.ngf
@@ -203,6 +238,71 @@ def contrastive_nce(query: torch.Tensor, positive: torch.Tensor, negatives: torc
         return pos.sum() * 0.0  # keeps the graph (and the device)
     logits = torch.cat([pos, query @ negatives.t()], dim=1) / temperature
     return F.cross_entropy(logits, torch.zeros(len(query), dtype=torch.long, device=query.device))
+
+
+def consistency_loss(query: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor | None, mode: str,
+                     temperature: float) -> torch.Tensor:
+    """The contrastive module's term between the (B, K) embeddings z_s and z_s->t: eq. 5's NCE (``nce``, with
+    the (N, K) ``negatives``), or Table 1's 'w/o L_NCE' L1 consistency (``l1``): the mean |z_s - z_s->t| over the
+    batch and the K dimensions, no negatives."""
+    if mode == "l1":
+        return l1(query, positive)
+    return contrastive_nce(query, positive, negatives, temperature)
+
+
+#: ITU-R 601 luma weights, torchvision's rgb_to_grayscale
+_LUMA = (0.2989, 0.587, 0.114)
+
+
+def _grey(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) RGB -> (B, 1, H, W) luma."""
+    w = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x * w).sum(1, keepdim=True)
+
+
+def shift_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) RGB in [0, 1] with each image's hue turned by ``shift`` (B,) of a full turn (torchvision's
+    ``adjust_hue``: through HSV, saturation and value kept)."""
+    r, g, b = x.unbind(1)
+    v, _ = x.max(1)
+    delta = v - x.min(1)[0]
+    s = torch.where(v > 0, delta / v.clamp_min(1e-12), torch.zeros_like(v))
+    d = delta.clamp_min(1e-12)
+    h = torch.where(v == r, (g - b) / d, torch.where(v == g, 2.0 + (b - r) / d, 4.0 + (r - g) / d))
+    h = torch.where(delta > 0, h / 6.0, torch.zeros_like(h))
+    h = torch.remainder(h + shift.view(-1, 1, 1), 1.0)
+    i = torch.floor(h * 6.0)
+    f = h * 6.0 - i
+    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+    i = i.long() % 6
+    sectors = ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))  # (r, g, b) per sixth of a turn
+    out = torch.zeros_like(x)
+    for k, rgb in enumerate(sectors):
+        out = torch.where((i == k).unsqueeze(1), torch.stack(rgb, 1), out)
+    return out
+
+
+def colour_jitter(x: torch.Tensor, rng: torch.Generator, brightness: float, contrast: float, saturation: float,
+                  hue: float) -> torch.Tensor:
+    """Table 1's 'w/o I2I' stand-in for the translation: each image of ``x`` (B, 3, H, W) in [-1, 1] randomly
+    colour-jittered, in [-1, 1]. Per image four uniform numbers u (B, 4) are drawn from ``rng`` (always four, so
+    a zero range changes no other draw): brightness b = 1 + brightness (2 u0 - 1), contrast c and saturation s
+    alike from u1, u2, hue shift h = hue (2 u3 - 1); applied in torchvision's order and formulas on [0, 1]
+    (each clamped to [0, 1]): x b; c x + (1 - c) mean(luma x); s x + (1 - s) luma x; the hue turned by h."""
+    u = torch.rand(len(x), 4, generator=rng).to(x.device, x.dtype)
+    ranges = torch.tensor([brightness, contrast, saturation], dtype=x.dtype, device=x.device)
+    factors = 1.0 + ranges * (2 * u[:, :3] - 1)
+    b, c, s = (f.view(-1, 1, 1, 1) for f in factors.unbind(1))
+    y = (x + 1.0) / 2.0
+    if brightness:
+        y = (y * b).clamp(0, 1)
+    if contrast:
+        y = (c * y + (1 - c) * _grey(y).mean((2, 3), keepdim=True)).clamp(0, 1)
+    if saturation:
+        y = (s * y + (1 - s) * _grey(y)).clamp(0, 1)
+    if hue:
+        y = shift_hue(y, hue * (2 * u[:, 3] - 1))
+    return y * 2.0 - 1.0
 
 
 def gem(x: torch.Tensor, p: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -487,6 +587,14 @@ class Mduit(GanBundle):
         return MduitTranslator(nets["content_encoder"], nets["appearance_encoder"], nets["generator"],
                                torch.zeros_like(state_dict["bank"], device="cpu"), setup.settings.filter_groups)
 
+    @classmethod
+    def content_embedding(cls, setup: GanSetup, nets: Mapping[str, nn.Module] | None = None) -> ContentEmbedding:
+        """z_s = H(E_c(x)) (§3.3's retrieval-based localization): E_c's (B, 4 ngf, h, w) map, then the head."""
+        s = setup.settings
+        if nets is None:
+            nets = {b.name: b.build() for b in cls.block_specs(setup) if b.name in ("content_encoder", "head")}
+        return ContentEmbedding(nets["content_encoder"], nets["head"], 4 * s.ngf, s.head_dim)
+
     def generator(self) -> nn.Module:
         n = self.nets
         t = MduitTranslator(n["content_encoder"], n["appearance_encoder"], n["generator"], self.bank,
@@ -539,6 +647,8 @@ class Mduit(GanBundle):
 
         src = torch.cat([a, b])                    # I_s; the targets I_t = _swap(src), of other domains
         src_domains = batch.source_domains + batch.target_domains
+        if s.translation == "colour-jitter":       # 'w/o I2I': the contrastive module alone
+            return self._contrastive_step(src, src_domains)
         tgt = _swap(src)
         history = self.pools["previous"]
         prev = history.recall(src, src_domains)    # of the sources' domains: I_s- = prev, I_t+ = _swap(prev)
@@ -570,14 +680,49 @@ class Mduit(GanBundle):
         con_c = s.content_weight * content_consistency(f_s, f_st, f_neg, s.content_margin)
         con_a = s.filter_weight * filter_consistency(w_t, w_st, w_s)   # I_t- = I_s, of another domain
         z_s, z_st = h(f_s), h(f_st)
-        queue = self.pools["negatives"]
-        nce = s.nce_weight * contrastive_nce(z_s, z_st, queue.negatives(), s.nce_temperature)
-        loss_g = adv + rec_self + rec_cyc + con_c + con_a + nce
+        contrast = self._contrast(z_s, z_st)
+        loss_g = adv + rec_self + rec_cyc + con_c + con_a + contrast
         self.optimise(loss_g, "content_encoder", "appearance_encoder", "generator", "head")
-        queue.push(z_s)
-        nights = [i for i, d in enumerate(src_domains) if d == NIGHT]
-        if nights or not len(self.bank):           # this batch's nights (sample grids during training); any
-            self.bank = desc[nights or slice(None)].detach()  # appearance until the first night is seen
+        self._remember(z_s, src, desc, src_domains)
         return {"G": float(loss_g.detach()), "G_adv": float(adv.detach()), "rec_self": float(rec_self.detach()),
                 "rec_cyc": float(rec_cyc.detach()), "con_c": float(con_c.detach()), "con_a": float(con_a.detach()),
-                "NCE": float(nce.detach()), "D_i": float(loss_di.detach()), "D_a": float(loss_da.detach())}
+                self._contrast_key(): float(contrast.detach()), "D_i": float(loss_di.detach()),
+                "D_a": float(loss_da.detach())}
+
+    def _contrast(self, z_s: torch.Tensor, z_st: torch.Tensor) -> torch.Tensor:
+        """The weighted contrastive term of eq. 6 (NCE against the queue's negatives, or the L1 consistency)."""
+        s = self.settings
+        return s.nce_weight * consistency_loss(z_s, z_st, self.pools["negatives"].negatives(), s.consistency,
+                                               s.nce_temperature)
+
+    def _contrast_key(self) -> str:
+        return "NCE" if self.settings.consistency == "nce" else "L1_z"
+
+    def _remember(self, z_s: torch.Tensor, src: torch.Tensor, desc: torch.Tensor | None,
+                  src_domains: tuple[str, ...]) -> None:
+        """After a step: the sources' embeddings join the NCE negatives (the L1 term has none), and the batch's
+        nights become the sample grids' bank (any appearance until the first night is seen), from the step's
+        pooled relu3_3 ``desc`` of ``src`` (None: computed here, only for the rows kept)."""
+        if self.settings.consistency == "nce":
+            self.pools["negatives"].push(z_s)
+        nights = [i for i, d in enumerate(src_domains) if d == NIGHT]
+        if nights or not len(self.bank):
+            rows = nights or slice(None)
+            if desc is None:
+                with torch.no_grad():
+                    desc = self.nets["vgg"].descriptor(src[rows])
+                rows = slice(None)
+            self.bank = desc[rows].detach()
+
+    def _contrastive_step(self, src: torch.Tensor, src_domains: tuple[str, ...]) -> dict[str, float]:
+        """Table 1's 'w/o I2I' step: E_c and H only, I_s against its colour jitter (the I2I module untrained)."""
+        s, n = self.settings, self.nets
+        e_c, h = n["content_encoder"], n["head"]
+        jittered = colour_jitter(src, self.rng, s.jitter_brightness, s.jitter_contrast, s.jitter_saturation,
+                                 s.jitter_hue)
+        z_s, z_st = h(e_c(src)), h(e_c(jittered))
+        contrast = self._contrast(z_s, z_st)
+        self.optimise(contrast, "content_encoder", "head")
+        self._remember(z_s, src, None, src_domains)  # the untrained translator still paints the sample grids
+        value = float(contrast.detach())
+        return {"G": value, "G_adv": 0.0, self._contrast_key(): value}
