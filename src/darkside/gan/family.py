@@ -448,13 +448,18 @@ def save_generator(bundle: GanBundle, path: str | Path, variant: str | None = No
     return save_torch(path, obj)
 
 
-def variant_name(path: str | Path) -> str | None:
-    """The ``gan.variants`` name a generator file was trained as (None: a family's own run, or imported)."""
-    try:  # memory-mapped: only the small header is read, not the weights
+def generator_header(path: str | Path) -> dict[str, Any]:
+    """A generator file's top-level entries, memory-mapped: its provenance is read without loading the weights."""
+    try:
         obj = torch.load(Path(path), map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:
         raise DarksideError(f"{path}: cannot read generator ({type(exc).__name__})") from None
-    name = obj.get("variant") if isinstance(obj, dict) else None
+    return obj if isinstance(obj, dict) else {}
+
+
+def variant_name(path: str | Path) -> str | None:
+    """The ``gan.variants`` name a generator file was trained as (None: a family's own run, or imported)."""
+    name = generator_header(path).get("variant")
     return str(name) if name is not None else None
 
 

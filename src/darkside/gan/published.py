@@ -23,8 +23,7 @@ from typing import Any
 
 import torch
 
-from darkside.errors import DarksideError
-from darkside.gan.family import GENERATOR_FORMAT, GanSetup, family_class, family_settings
+from darkside.gan.family import GENERATOR_FORMAT, GanSetup, family_class, family_settings, generator_header
 from darkside.hashing import sha256_file
 from darkside.settings import setting
 from darkside.state import load_checked_state, read_state_file, save_torch
@@ -70,9 +69,5 @@ def import_published(name: str, setup: GanSetup, source: str | Path, out: str | 
 
 def published_name(path: str | Path) -> str | None:
     """The ``gan.published`` name a generator file was imported as (None: trained by the suite)."""
-    try:  # memory-mapped: only the small header is read, not the weights
-        obj = torch.load(Path(path), map_location="cpu", weights_only=True, mmap=True)
-    except Exception as exc:
-        raise DarksideError(f"{path}: cannot read generator ({type(exc).__name__})") from None
-    pub = obj.get("published") if isinstance(obj, dict) else None
+    pub = generator_header(path).get("published")
     return str(pub["name"]) if isinstance(pub, dict) and "name" in pub else None
