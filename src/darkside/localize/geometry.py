@@ -161,8 +161,10 @@ def estimate_pose(x: np.ndarray, X: np.ndarray, K: np.ndarray, s: PoseSettings,
                   seed: int = 0) -> tuple[np.ndarray | None, np.ndarray]:
     """World->camera pose (7,) of a camera seeing world points ``X`` (n, 3) at undistorted pixels ``x`` (n, 2).
 
-    SQPnP on minimal samples inside OpenCV's RANSAC (SQPnP is globally optimal and stays valid when the points
-    are coplanar, as facades are), then Levenberg-Marquardt on the inliers. Returns (pose or None, inlier mask).
+    AP3P on minimal samples inside OpenCV's RANSAC (kapture's pycolmap also runs P3P in RANSAC; three points
+    determine a pose whether or not the scene is planar, as facades are, and a sample costs a third of SQPnP's),
+    then Levenberg-Marquardt on the inliers, re-collected under the refined pose. Returns (pose or None, inlier
+    mask).
     ``seed`` fixes OpenCV's RANSAC sampling, so the same inputs give the same pose.
     """
     x = np.ascontiguousarray(x, dtype=np.float64).reshape(-1, 2)
@@ -174,7 +176,7 @@ def estimate_pose(x: np.ndarray, X: np.ndarray, K: np.ndarray, s: PoseSettings,
     try:
         ok, rvec, tvec, idx = cv2.solvePnPRansac(X, x, K, None, iterationsCount=s.iterations,
                                                  reprojectionError=s.max_error_px, confidence=s.confidence,
-                                                 flags=cv2.SOLVEPNP_SQPNP)
+                                                 flags=cv2.SOLVEPNP_AP3P)
     except cv2.error:  # a degenerate sample set (e.g. every correspondence on one point): no estimate
         return None, inliers
     if not ok or idx is None:

@@ -40,18 +40,22 @@ def mutual_nearest(d1: np.ndarray, d2: np.ndarray, ratio: float = 1.0) -> np.nda
     i = np.arange(len(d1))
     keep = nn21[nn12] == i
     if ratio < 1.0:
-        dist = np.sqrt(np.maximum(2.0 - 2.0 * sim.astype(np.float64), 0.0))
-        keep &= _passes_ratio(dist, nn12, ratio, axis=1) & _passes_ratio(dist, nn21, ratio, axis=0)[nn12]
+        keep &= _passes_ratio(sim, ratio, axis=1) & _passes_ratio(sim, ratio, axis=0)[nn12]
     return np.column_stack([i[keep], nn12[keep]]).astype(np.int64)
 
 
-def _passes_ratio(dist: np.ndarray, nn: np.ndarray, ratio: float, axis: int) -> np.ndarray:
-    """Per row (axis 1) or column (axis 0): nearest distance < ratio x the second nearest (one candidate: pass)."""
-    if dist.shape[axis] < 2:
-        return np.ones(dist.shape[1 - axis], dtype=bool)
-    two = np.partition(dist, 1, axis=axis)
-    first, second = (two[:, 0], two[:, 1]) if axis == 1 else (two[0], two[1])
-    return first < ratio * second
+def _passes_ratio(sim: np.ndarray, ratio: float, axis: int) -> np.ndarray:
+    """Per row (axis 1) or column (axis 0): the nearest distance < ratio x the second nearest (a single candidate
+    passes). Distances of unit vectors are ``sqrt(2 - 2 s)`` of their similarities, so the two largest similarities
+    of a row are all the test needs."""
+    n = sim.shape[axis]
+    if n < 2:
+        return np.ones(sim.shape[1 - axis], dtype=bool)
+    top = np.partition(sim, n - 2, axis=axis)
+    best, second = (top[:, -1], top[:, -2]) if axis == 1 else (top[-1], top[-2])
+    dist = np.sqrt(np.maximum(2.0 - 2.0 * best.astype(np.float64), 0.0))
+    dist2 = np.sqrt(np.maximum(2.0 - 2.0 * second.astype(np.float64), 0.0))
+    return dist < ratio * dist2
 
 
 def verified_matches(kp1: np.ndarray, kp2: np.ndarray, matches: np.ndarray, K1: np.ndarray, pose1: np.ndarray,

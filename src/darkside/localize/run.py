@@ -136,9 +136,10 @@ def run_localize(dataset: Path, features_path: Path, map_path: Path, pairs_path:
     matcher = Matcher(mapping, s.matching, dict(known))  # the map's verified pairs are 2a's too
     ranked = read_pairs(pairs_path, db + queries)
     results: dict[str, list[Registration]] = {p: [] for p in PARADIGMS}
+    tracks: dict = {}  # 2a's triangulated tracks, shared by queries whose retrieved images overlap
     for qi, q in enumerate(queries):
         top = [i for i in ranked.get(q.image_id, []) if i in mapping][: s.topk]
-        clouds: dict[str, PointCloud] = {"local-sfm": local_cloud(top, matcher, s.triangulation),
+        clouds: dict[str, PointCloud] = {"local-sfm": local_cloud(top, matcher, s.triangulation, tracks),
                                          "global-map": global_cloud}
         for paradigm, cloud in clouds.items():
             results[paradigm].append(register(qviews[q.image_id], top, cloud, matcher, s.pose, s.seed + qi))

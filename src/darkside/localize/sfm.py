@@ -140,21 +140,24 @@ class PointCloud:
 
 
 def triangulate_tracks(tracks: Sequence[Sequence[tuple[str, int]]], views_by_id: Mapping[str, View],
-                       s: TriangulationSettings) -> PointCloud:
+                       s: TriangulationSettings,
+                       cache: dict[tuple, tuple[np.ndarray, np.ndarray] | None] | None = None) -> PointCloud:
     """Every track that triangulates within the settings' limits, with the observations it keeps.
 
     Tracks of one length are triangulated together (a stacked DLT); a track whose every observation then
     reprojects within the limit, in front of its cameras and under the minimum angle, is kept as is, the others
     go through :func:`~darkside.localize.geometry.triangulate_track` one by one (the same rule, dropping their worst
-    observation): the same rule, vectorised.
+    observation): the same rule, vectorised. ``cache`` (track -> result) spares the queries of one job the tracks
+    their retrieved images share: a track's point depends on nothing else.
     """
-    used = {i for t in tracks for i, _ in t}
+    cache = {} if cache is None else cache
+    todo = [n for n, t in enumerate(tracks) if tuple(t) not in cache]
+    used = {i for n in todo for i, _ in tracks[n]}
     proj = {iid: views_by_id[iid].projection for iid in used}
     centers = {iid: views_by_id[iid].center for iid in used}
-    result: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(tracks)
     by_length: dict[int, list[int]] = {}
-    for n, t in enumerate(tracks):
-        by_length.setdefault(len(t), []).append(n)
+    for n in todo:
+        by_length.setdefault(len(tracks[n]), []).append(n)
     for length, idx in by_length.items():
         P = np.stack([np.stack([proj[i] for i, _ in tracks[n]]) for n in idx])  # (T, L, 3, 4)
         x = np.stack([np.stack([views_by_id[i].keypoints[k] for i, k in tracks[n]]) for n in idx])  # (T, L, 2)
@@ -163,10 +166,11 @@ def triangulate_tracks(tracks: Sequence[Sequence[tuple[str, int]]], views_by_id:
         ok = all_within(P, X, x, C, s)
         for row, n in enumerate(idx):
             if ok[row]:
-                result[n] = (X[row], np.ones(length, dtype=bool))
+                cache[tuple(tracks[n])] = (X[row], np.ones(length, dtype=bool))
             else:
                 point, keep = triangulate_track(P[row], x[row], C[row], s)
-                result[n] = None if point is None else (point, keep)
+                cache[tuple(tracks[n])] = None if point is None else (point, keep)
+    result = [cache[tuple(t)] for t in tracks]
     points: list[np.ndarray] = []
     obs: dict[str, dict[int, int]] = {}
     for track, res in zip(tracks, result, strict=True):
@@ -179,10 +183,12 @@ def triangulate_tracks(tracks: Sequence[Sequence[tuple[str, int]]], views_by_id:
     return PointCloud(np.array(points, dtype=np.float64).reshape(-1, 3), obs)
 
 
-def local_cloud(retrieved: Sequence[str], matcher: Matcher, s: TriangulationSettings) -> PointCloud:
-    """Paradigm 2a's points: the tracks among the retrieved mapping images alone, triangulated."""
+def local_cloud(retrieved: Sequence[str], matcher: Matcher, s: TriangulationSettings,
+                cache: dict[tuple, tuple[np.ndarray, np.ndarray] | None] | None = None) -> PointCloud:
+    """Paradigm 2a's points: the tracks among the retrieved mapping images alone, triangulated (``cache``: see
+    :func:`triangulate_tracks`)."""
     pairs = {(a, b): matcher.mapping(a, b) for i, a in enumerate(retrieved) for b in retrieved[i + 1:]}
-    return triangulate_tracks(build_tracks(retrieved, pairs), matcher.views, s)
+    return triangulate_tracks(build_tracks(retrieved, pairs), matcher.views, s, cache)
 
 
 @dataclass(frozen=True)
