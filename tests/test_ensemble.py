@@ -128,7 +128,7 @@ def test_an_ensemble_is_typed_by_its_part_recipes():
     assert (e.generator, e.weights_of, e.night_to_day, e.finetune) == (None, None, None, False)
     assert not e.day_night_pairs and ensemble_by_name("gem+gem-nd").day_night_pairs  # N/D: a part's
     assert part_recipes(recipe_by_name("gem")) == (recipe_by_name("gem"),)
-    with pytest.raises(ConfigError, match=r"recipe 'netvlad\+gem': ensemble part 'netvlad' is not a recipe"):
-        recipe_or_ensemble("netvlad+gem")
+    with pytest.raises(ConfigError, match=r"recipe 'nonesuch\+gem': ensemble part 'nonesuch' is not a recipe"):
+        recipe_or_ensemble("nonesuch+gem")
     with pytest.raises(ConfigError, match="two or more different recipes"):
         ensemble_by_name("gem+gem")
