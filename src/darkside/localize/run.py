@@ -141,8 +141,10 @@ def run_localize(dataset: Path, features_path: Path, map_path: Path, pairs_path:
         top = [i for i in ranked.get(q.image_id, []) if i in mapping][: s.topk]
         clouds: dict[str, PointCloud] = {"local-sfm": local_cloud(top, matcher, s.triangulation, tracks),
                                          "global-map": global_cloud}
+        qv = qviews[q.image_id]
+        matches = {b: matcher.query(qv, b) for b in top}  # the same matches serve both paradigms
         for paradigm, cloud in clouds.items():
-            results[paradigm].append(register(qviews[q.image_id], top, cloud, matcher, s.pose, s.seed + qi))
+            results[paradigm].append(register(qv, matches, cloud, s.pose, s.seed + qi))
         if (qi + 1) % 10 == 0 or qi + 1 == len(queries):
             log.info("%s: %d/%d queries localized (2a %d, 2b %d with a pose)", manifest.name, qi + 1, len(queries),
                      sum(r.pose is not None for r in results["local-sfm"]),

@@ -200,15 +200,16 @@ class Registration:
     inliers: int
 
 
-def register(query: View, retrieved: Sequence[str], cloud: PointCloud, matcher: Matcher, s: PoseSettings,
+def register(query: View, matches: Mapping[str, np.ndarray], cloud: PointCloud, s: PoseSettings,
              seed: int = 0) -> Registration:
-    """The query's pose from its matches to the retrieved images' observed points (2D-3D, PnP-RANSAC)."""
+    """The query's pose from its matches (retrieved image -> (m, 2), :meth:`Matcher.query`, computed once for
+    both paradigms) to the retrieved images' observed points (2D-3D, PnP-RANSAC)."""
     pairs: set[tuple[int, int]] = set()
-    for b in retrieved:
+    for b, m in matches.items():
         seen = cloud.observations.get(b)
         if not seen:
             continue
-        for i, j in matcher.query(query, b):
+        for i, j in m:
             p = seen.get(int(j))
             if p is not None:
                 pairs.add((int(i), p))
