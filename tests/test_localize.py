@@ -243,3 +243,19 @@ def test_table3_reads_each_paradigm_from_its_own_metrics_and_scores_night_querie
                if r.method == "CycleGAN CD")
     assert row.cells[2].ours == pytest.approx(100 / 3)
     assert all(c.ours is None and "localize job" in c.note for c in row.cells[3:])
+
+
+def test_paper_preset_pins_kaptures_localization_values(repo_root):
+    """kapture's benchmark: top 20, its pycolmap local SfM's RANSAC (8 px, ratio 0.01, up to 100,000 trials at
+    0.9999), COLMAP's filters (4 px, 1.5 deg, 15 matches), 4 inliers; SIFT for its 20,000 R2D2 keypoints."""
+    import yaml
+
+    loc = yaml.safe_load((repo_root / "params.yaml").read_text())["presets"]["paper"]["localize"]
+    assert loc["topk"] == 20
+    assert loc["features"] == {"extractor": "sift", "max_keypoints": 20000, "contrast_threshold": 0.04,
+                               "root_sift": True, "max_side": None}
+    assert loc["matching"] == {"ratio": 1.0, "max_epipolar_error_px": 4.0, "min_matches": 15}
+    assert loc["triangulation"] == {"max_reprojection_error_px": 4.0, "min_angle_deg": 1.5}
+    assert loc["global_map"] == {"neighbours": 20}
+    assert loc["pose"] == {"max_error_px": 8.0, "min_inliers": 4, "min_inlier_ratio": 0.01, "iterations": 100000,
+                           "confidence": 0.9999}
