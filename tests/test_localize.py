@@ -21,6 +21,7 @@ from darkside.localize.geometry import (
     projection_matrix,
     sampson_distance,
     triangulate,
+    triangulate_batch,
     triangulate_track,
 )
 from darkside.localize.global_map import GlobalMapSettings
@@ -116,6 +117,61 @@ def test_two_known_poses_triangulate_known_points():
     x3 = np.concatenate([x, project(P3[2], X[:1])[0] + 25.0])
     point, keep = triangulate_track(P3, x3, np.concatenate([centers, [[0.0, 2.0, 14.0]]]), s)
     assert keep.tolist() == [True, True, False] and np.linalg.norm(point - X[0]) < 1e-9
+
+
+def test_a_batch_of_tracks_triangulates_as_each_track_alone():
+    # tracks of four views with 0-3 wrong observations, some seen from nearly one place: the stacked rounds
+    # (all tracks keep the same count per round) must give each track what it gets alone
+    rng = np.random.default_rng(7)
+    s = TriangulationSettings(max_reprojection_error_px=2.0, min_angle_deg=1.5)
+    X = scene(rng, 40)
+    P, x, C = [], [], []
+    for n, Xi in enumerate(X):
+        centers = np.array([[-3.0, 1.7, 12.0], [-1.0, 1.6, 11.5], [1.5, 1.8, 12.5], [3.5, 1.5, 11.0]])
+        if n % 5 == 0:
+            centers = centers[:1] + rng.normal(0, 0.01, (4, 3))  # under the minimum angle
+        Pn = np.stack([projection_matrix(K, look(c, [0, 3, 0])) for c in centers])
+        xn = np.stack([project(Pn[i], Xi[None])[0][0] for i in range(4)]) + rng.normal(0, 0.2, (4, 2))
+        wrong = rng.choice(4, size=n % 4, replace=False)
+        xn[wrong] += rng.uniform(10, 40, (len(wrong), 2))
+        P.append(Pn), x.append(xn), C.append(centers)
+    points, keep, ok = triangulate_batch(np.stack(P), np.stack(x), np.stack(C), s)
+    alone = [triangulate_track(Pn, xn, cn, s) for Pn, xn, cn in zip(P, x, C, strict=True)]
+    assert ok.tolist() == [a[0] is not None for a in alone]
+    assert 10 < ok.sum() < 40  # some tracks kept, some not
+    for n, (point, kept) in enumerate(alone):
+        if point is not None:
+            assert np.array_equal(keep[n], kept) and np.allclose(points[n], point, atol=1e-9)
+            if n % 4 == 0:  # no wrong observation: the point is the scene's
+                assert np.linalg.norm(point - X[n]) < 0.5
+
+
+def _union_find_tracks(order, pairs):
+    """Reference: tracks as connected components by a plain union-find."""
+    parent = {}
+
+    def find(n):
+        while parent.setdefault(n, n) != n:
+            n = parent[n]
+        return n
+
+    for (a, b), m in pairs.items():
+        for i, j in m:
+            ra, rb = find((order.index(a), int(i))), find((order.index(b), int(j)))
+            parent[max(ra, rb)] = min(ra, rb)
+    groups = {}
+    for n in list(parent):
+        groups.setdefault(find(n), []).append(n)
+    tracks = [sorted(g) for g in groups.values() if len({i for i, _ in g}) == len(g)]
+    return sorted([[(order[i], k) for i, k in t] for t in tracks], key=lambda t: (order.index(t[0][0]), t[0][1]))
+
+
+def test_tracks_are_the_connected_components_of_random_matches():
+    rng = np.random.default_rng(3)
+    order = [f"img{i}" for i in range(6)]
+    pairs = {(a, b): rng.integers(0, 60, (rng.integers(0, 12), 2)) for n, a in enumerate(order) for b in order[n + 1:]}
+    tracks = build_tracks(order, pairs)
+    assert tracks == _union_find_tracks(order, pairs) and len(tracks) > 5
 
 
 def test_tracks_join_matches_across_pairs_and_drop_inconsistent_chains():

@@ -87,29 +87,6 @@ def triangulate_many(P: np.ndarray, x: np.ndarray) -> np.ndarray:
     return h[:, :3] / h[:, 3:4]
 
 
-def all_within(P: np.ndarray, X: np.ndarray, x: np.ndarray, centers: np.ndarray,
-               s: TriangulationSettings) -> np.ndarray:
-    """Per track (T,): every observation reprojects within the limit, in front of its camera, and the rays meet
-    under at least the minimum angle (the acceptance rule of :func:`triangulate_track` with nothing dropped)."""
-    h = np.einsum("tnij,tj->tni", P[..., :3], X) + P[..., 3]
-    depth = h[..., 2]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        err = np.linalg.norm(h[..., :2] / depth[..., None] - x, axis=-1)
-    rays = centers - X[:, None]
-    rays = rays / np.linalg.norm(rays, axis=-1, keepdims=True)
-    cos = np.clip(np.einsum("tai,tbi->tab", rays, rays), -1.0, 1.0)
-    angle = np.degrees(np.arccos(cos.min(axis=(1, 2))))
-    return np.all((err <= s.max_reprojection_error_px) & (depth > 0), axis=1) & (angle >= s.min_angle_deg)
-
-
-def triangulation_angle_deg(centers: np.ndarray, X: np.ndarray) -> float:
-    """The largest angle (degrees) between two viewing rays of ``X`` from the camera ``centers`` (n, 3)."""
-    rays = np.asarray(centers, dtype=np.float64) - X
-    rays /= np.linalg.norm(rays, axis=1, keepdims=True)
-    cos = np.clip(rays @ rays.T, -1.0, 1.0)
-    return float(np.degrees(np.arccos(cos.min())))
-
-
 @dataclass(frozen=True)
 class TriangulationSettings:
     """``localize.triangulation``: which triangulated points are kept (COLMAP's point filters)."""
@@ -119,29 +96,55 @@ class TriangulationSettings:
     min_angle_deg: float = setting("largest angle between two rays (COLMAP's min_tri_angle 1.5)", ge=0)
 
 
+def triangulate_batch(P: np.ndarray, x: np.ndarray, centers: np.ndarray,
+                      s: TriangulationSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Triangulate T tracks of one length L at once, each dropping its worst observation while any is beyond the
+    reprojection limit or behind its camera (one wrong match must not pull the point off the others); a point
+    must then be seen under at least ``min_angle_deg``.
+
+    ``P`` (T, L, 3, 4), ``x`` (T, L, 2) undistorted pixels, ``centers`` (T, L, 3). Returns points (T, 3), the
+    observations each keeps (T, L) and which tracks gave a point (T,). Every track keeps the same number of
+    observations in a round, so a round is one stacked DLT (:func:`triangulate_many`).
+    """
+    T, L = x.shape[:2]
+    points = np.full((T, 3), np.nan)
+    keep = np.ones((T, L), dtype=bool)
+    ok = np.zeros(T, dtype=bool)
+    active = np.arange(T)
+    for m in range(L, 1, -1):  # m observations kept by every active track
+        if active.size == 0:
+            break
+        sel = keep[active]
+        Pa = P[active][sel].reshape(-1, m, 3, 4)
+        xa = x[active][sel].reshape(-1, m, 2)
+        X = triangulate_many(Pa, xa)
+        h = np.einsum("tnij,tj->tni", Pa[..., :3], X) + Pa[..., 3]
+        depth = h[..., 2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            err = np.linalg.norm(h[..., :2] / depth[..., None] - xa, axis=-1)
+        err = np.where(depth > 0, err, np.inf)
+        worst = np.argmax(err, axis=1)
+        good = err[np.arange(len(worst)), worst] <= s.max_reprojection_error_px
+        rays = centers[active][sel].reshape(-1, m, 3) - X[:, None]
+        rays = rays / np.linalg.norm(rays, axis=-1, keepdims=True)
+        cos = np.clip(np.einsum("tai,tbi->tab", rays, rays), -1.0, 1.0)
+        wide = np.degrees(np.arccos(cos.min(axis=(1, 2)))) >= s.min_angle_deg
+        done = active[good & wide]
+        points[done], ok[done] = X[good & wide], True
+        bad = ~good
+        # the kept column of each bad track's worst observation: its position among the kept ones, mapped back
+        cols = np.argsort(~sel[bad], axis=1, kind="stable")[np.arange(int(bad.sum())), worst[bad]]
+        keep[active[bad], cols] = False
+        active = active[bad]
+    return points, keep, ok
+
+
 def triangulate_track(P: np.ndarray, x: np.ndarray, centers: np.ndarray,
                       s: TriangulationSettings) -> tuple[np.ndarray | None, np.ndarray]:
-    """Triangulate one track, dropping its worst observation while any is beyond the reprojection limit or
-    behind its camera (one wrong match must not pull the point off the others).
-
-    Returns (point or None, mask of the observations kept). A point must be seen under at least
-    ``min_angle_deg``.
-    """
-    keep = np.ones(len(x), dtype=bool)
-    while keep.sum() >= 2:
-        X = triangulate(P[keep], x[keep])
-        h = P[:, :, :3] @ X + P[:, :, 3]  # (n, 3): X in every camera
-        depth = h[:, 2]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            err = np.linalg.norm(h[:, :2] / depth[:, None] - x, axis=1)
-        err = np.where(depth > 0, err, np.inf)
-        worst = int(np.argmax(np.where(keep, err, -1.0)))
-        if err[worst] <= s.max_reprojection_error_px:
-            if triangulation_angle_deg(centers[keep], X) < s.min_angle_deg:
-                return None, keep
-            return X, keep
-        keep[worst] = False
-    return None, keep
+    """:func:`triangulate_batch` of one track ``P`` (n, 3, 4), ``x`` (n, 2), ``centers`` (n, 3): (point or None,
+    mask of the observations kept)."""
+    points, keep, ok = triangulate_batch(P[None], x[None], centers[None], s)
+    return (points[0] if ok[0] else None), keep[0]
 
 
 @dataclass(frozen=True)

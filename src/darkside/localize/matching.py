@@ -39,22 +39,26 @@ def mutual_nearest(d1: np.ndarray, d2: np.ndarray, ratio: float = 1.0) -> np.nda
     nn21 = np.argmax(sim, axis=0)
     i = np.arange(len(d1))
     keep = nn21[nn12] == i
-    if ratio < 1.0:
-        keep &= _passes_ratio(sim, ratio, axis=1) & _passes_ratio(sim, ratio, axis=0)[nn12]
+    if ratio < 1.0 and keep.any():
+        # the test only matters for the mutual pairs: their rows and columns alone
+        rows, cols = i[keep], nn12[keep]
+        keep[rows] = _passes_ratio(sim[rows], cols, ratio) & _passes_ratio(sim[:, cols].T, rows, ratio)
     return np.column_stack([i[keep], nn12[keep]]).astype(np.int64)
 
 
-def _passes_ratio(sim: np.ndarray, ratio: float, axis: int) -> np.ndarray:
-    """Per row (axis 1) or column (axis 0): the nearest distance < ratio x the second nearest (a single candidate
-    passes). Distances of unit vectors are ``sqrt(2 - 2 s)`` of their similarities, so the two largest similarities
-    of a row are all the test needs."""
-    n = sim.shape[axis]
-    if n < 2:
-        return np.ones(sim.shape[1 - axis], dtype=bool)
-    top = np.partition(sim, n - 2, axis=axis)
-    best, second = (top[:, -1], top[:, -2]) if axis == 1 else (top[-1], top[-2])
-    dist = np.sqrt(np.maximum(2.0 - 2.0 * best.astype(np.float64), 0.0))
-    dist2 = np.sqrt(np.maximum(2.0 - 2.0 * second.astype(np.float64), 0.0))
+def _passes_ratio(sim: np.ndarray, nearest: np.ndarray, ratio: float) -> np.ndarray:
+    """Per row of ``sim`` whose largest similarity is at column ``nearest``: the nearest distance < ratio x the
+    second nearest (a single candidate passes; a tie with the nearest fails). Distances of unit vectors are
+    ``sqrt(2 - 2 s)`` of their similarities, so the two largest similarities of a row are all the test needs."""
+    if sim.shape[1] < 2:
+        return np.ones(len(sim), dtype=bool)
+    at = np.arange(len(sim))
+    best = sim[at, nearest].astype(np.float64)
+    rest = sim.copy()
+    rest[at, nearest] = -np.inf
+    second = rest.max(axis=1).astype(np.float64)
+    dist = np.sqrt(np.maximum(2.0 - 2.0 * best, 0.0))
+    dist2 = np.sqrt(np.maximum(2.0 - 2.0 * second, 0.0))
     return dist < ratio * dist2
 
 

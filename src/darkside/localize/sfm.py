@@ -8,10 +8,13 @@ points its top-k images observe. Both then register the query the same way, :fun
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from darkside.data.cameras import Intrinsics, parse_camera
 from darkside.data.manifest import ImageRecord
@@ -21,11 +24,9 @@ from darkside.localize.features import KeypointSet
 from darkside.localize.geometry import (
     PoseSettings,
     TriangulationSettings,
-    all_within,
     estimate_pose,
     projection_matrix,
-    triangulate_many,
-    triangulate_track,
+    triangulate_batch,
     undistort,
 )
 from darkside.localize.matching import MatchSettings, mutual_nearest, verified_matches
@@ -93,37 +94,33 @@ class Matcher:
 
 
 def build_tracks(order: Sequence[str], pair_matches: Mapping[Pair, np.ndarray]) -> list[list[tuple[str, int]]]:
-    """Connected components of matched keypoints (union-find), each a track of (image, keypoint), sorted.
+    """Connected components of matched keypoints, each a track of (image, keypoint), sorted.
 
     A track holding two keypoints of one image is inconsistent (a match chain went wrong) and is dropped, as
     COLMAP's track builder would split it. Tracks are ordered by their first observation in ``order``.
     """
     rank = {iid: i for i, iid in enumerate(order)}
-    parent: dict[tuple[int, int], tuple[int, int]] = {}
-
-    def find(n: tuple[int, int]) -> tuple[int, int]:
-        root = parent.setdefault(n, n)
-        while parent[root] != root:
-            root = parent[root]
-        while parent[n] != root:  # path compression
-            parent[n], n = root, parent[n]
-        return root
-
-    for (a, b), m in pair_matches.items():
-        ra, rb = rank[a], rank[b]
-        for i, j in m:
-            x, y = find((ra, int(i))), find((rb, int(j)))
-            if x != y:
-                parent[max(x, y)] = min(x, y)
-    groups: dict[tuple[int, int], list[tuple[int, int]]] = {}
-    for n in list(parent):
-        groups.setdefault(find(n), []).append(n)
-    tracks = []
-    for nodes in groups.values():
-        nodes = sorted(set(nodes))
-        images = [n[0] for n in nodes]
-        if len(set(images)) == len(images) and len(nodes) >= 2:
-            tracks.append([(order[i], k) for i, k in nodes])
+    ends = [(rank[a], rank[b], np.asarray(m, dtype=np.int64).reshape(-1, 2)) for (a, b), m in pair_matches.items()]
+    ends = [e for e in ends if len(e[2])]
+    if not ends:
+        return []
+    stride = 1 + max(int(m.max()) for _, _, m in ends)
+    # a node is (image rank, keypoint) coded as rank * stride + keypoint, so codes sort as the nodes do
+    src = np.concatenate([ra * stride + m[:, 0] for ra, _, m in ends])
+    dst = np.concatenate([rb * stride + m[:, 1] for _, rb, m in ends])
+    codes, inverse = np.unique(np.concatenate([src, dst]), return_inverse=True)
+    edges = inverse.reshape(2, -1)
+    graph = coo_matrix((np.ones(edges.shape[1], dtype=np.int8), (edges[0], edges[1])), shape=(len(codes),) * 2)
+    _, label = connected_components(graph, directed=False)
+    by_track = np.argsort(label, kind="stable")  # within a track, nodes stay sorted
+    label, codes = label[by_track], codes[by_track]
+    image, keypoint = np.divmod(codes, stride)
+    same = label[1:] == label[:-1]
+    inconsistent_set = set(label[1:][same & (image[1:] == image[:-1])].tolist())
+    starts = np.flatnonzero(np.r_[True, ~same])
+    tracks = [[(order[i], int(k)) for i, k in zip(image[s:e].tolist(), keypoint[s:e].tolist(), strict=True)]
+              for s, e in itertools.pairwise([*starts.tolist(), len(label)])
+              if label[s] not in inconsistent_set]
     return sorted(tracks, key=lambda t: (rank[t[0][0]], t[0][1]))
 
 
@@ -144,32 +141,28 @@ def triangulate_tracks(tracks: Sequence[Sequence[tuple[str, int]]], views_by_id:
                        cache: dict[tuple, tuple[np.ndarray, np.ndarray] | None] | None = None) -> PointCloud:
     """Every track that triangulates within the settings' limits, with the observations it keeps.
 
-    Tracks of one length are triangulated together (a stacked DLT); a track whose every observation then
-    reprojects within the limit, in front of its cameras and under the minimum angle, is kept as is, the others
-    go through :func:`~darkside.localize.geometry.triangulate_track` one by one (the same rule, dropping their worst
-    observation): the same rule, vectorised. ``cache`` (track -> result) spares the queries of one job the tracks
+    Tracks of one length are triangulated together (:func:`~darkside.localize.geometry.triangulate_batch`: each
+    drops its worst observation while one is off). ``cache`` (track -> result) spares the queries of one job the tracks
     their retrieved images share: a track's point depends on nothing else.
     """
     cache = {} if cache is None else cache
     todo = [n for n, t in enumerate(tracks) if tuple(t) not in cache]
-    used = {i for n in todo for i, _ in tracks[n]}
-    proj = {iid: views_by_id[iid].projection for iid in used}
-    centers = {iid: views_by_id[iid].center for iid in used}
+    ids = sorted({i for n in todo for i, _ in tracks[n]})
+    if ids:
+        slot = {iid: v for v, iid in enumerate(ids)}
+        proj = np.stack([views_by_id[i].projection for i in ids])  # (V, 3, 4)
+        centers = np.stack([views_by_id[i].center for i in ids])  # (V, 3)
+        keypoints = np.concatenate([views_by_id[i].keypoints for i in ids])
+        first = np.cumsum([0] + [len(views_by_id[i].keypoints) for i in ids[:-1]])
     by_length: dict[int, list[int]] = {}
     for n in todo:
         by_length.setdefault(len(tracks[n]), []).append(n)
-    for length, idx in by_length.items():
-        P = np.stack([np.stack([proj[i] for i, _ in tracks[n]]) for n in idx])  # (T, L, 3, 4)
-        x = np.stack([np.stack([views_by_id[i].keypoints[k] for i, k in tracks[n]]) for n in idx])  # (T, L, 2)
-        C = np.stack([np.stack([centers[i] for i, _ in tracks[n]]) for n in idx])  # (T, L, 3)
-        X = triangulate_many(P, x)
-        ok = all_within(P, X, x, C, s)
+    for idx in by_length.values():
+        view = np.array([[slot[i] for i, _ in tracks[n]] for n in idx], dtype=np.int64)  # (T, L)
+        kp = np.array([[k for _, k in tracks[n]] for n in idx], dtype=np.int64)
+        X, keep, ok = triangulate_batch(proj[view], keypoints[first[view] + kp], centers[view], s)
         for row, n in enumerate(idx):
-            if ok[row]:
-                cache[tuple(tracks[n])] = (X[row], np.ones(length, dtype=bool))
-            else:
-                point, keep = triangulate_track(P[row], x[row], C[row], s)
-                cache[tuple(tracks[n])] = None if point is None else (point, keep)
+            cache[tuple(tracks[n])] = (X[row], keep[row]) if ok[row] else None
     result = [cache[tuple(t)] for t in tracks]
     points: list[np.ndarray] = []
     obs: dict[str, dict[int, int]] = {}
