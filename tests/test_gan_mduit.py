@@ -420,16 +420,19 @@ def test_without_i2i_a_step_trains_the_content_embedding_on_the_colour_jittered_
     rng = torch.Generator()
     rng.set_state(b.rng.get_state())
     s = b.settings
-    negatives = b.pools["negatives"].negatives()
+    queued = b.pools["negatives"].negatives()
     with torch.no_grad():
         z_s = b.nets["head"](b.nets["content_encoder"](src))
         jittered = colour_jitter(src, rng, s.jitter_brightness, s.jitter_contrast, s.jitter_saturation, s.jitter_hue)
         z_st = b.nets["head"](b.nets["content_encoder"](jittered))
     if consistency == "nce":
-        assert negatives is not None and len(negatives) == 3   # the first step's four sources, the last three kept
+        # the first step's four source images, the last three kept, embedded by the networks of this step
+        assert len(queued) == 1 and queued[0].shape == (3, 3, 32, 32)
+        with torch.no_grad():
+            negatives = b.nets["head"](b.nets["content_encoder"](queued[0]))
         expected = 2.0 * contrastive_nce(z_s, z_st, negatives, s.nce_temperature).item()
     else:
-        assert negatives is None                               # the L1 term keeps no negatives
+        assert queued == []                                    # the L1 term keeps no negatives
         expected = 2.0 * (z_s - z_st).abs().mean().item()
     losses = b.train_step((a, t))
     key = {"nce": "NCE", "l1": "L1_z"}[consistency]
@@ -448,7 +451,28 @@ def test_without_nce_the_full_step_takes_the_l1_consistency_and_keeps_no_negativ
     for _ in range(2):
         losses = b.train_step((x(), x()))
     assert "NCE" not in losses and losses["L1_z"] > 0 and losses["rec_self"] > 0 and losses["D_i"] > 0
-    assert b.pools["negatives"].negatives() is None
+    assert b.pools["negatives"].negatives() == []
+
+
+@pytest.mark.parametrize("head_init", ["default", "family"])
+def test_at_the_papers_init_only_a_default_initialised_head_keeps_contents_apart(head_init):
+    """N(0, 0.001) for H as for every other network leaves z one vector for every image (the NCE at
+    log(1 + N_neg) exactly); H at PyTorch's default init, the setting's default, learns."""
+    b = build(tiny(translation="colour-jitter", init_gain=0.001, head_init=head_init, nce_negatives=8), "cpu", seed=0)
+    std = float(b.nets["head"].mlp[0].weight.detach().std())
+    assert (std > 0.05) if head_init == "default" else (std == pytest.approx(0.001, rel=0.2))
+    assert float(b.nets["content_encoder"].model[1].weight.detach().std()) == pytest.approx(0.001, rel=0.2)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(10):
+        losses = b.train_step((torch.rand(2, 3, 32, 32, generator=g) * 2 - 1,
+                               torch.rand(2, 3, 32, 32, generator=g) * 2 - 1))
+    with torch.no_grad():
+        z = b.nets["head"](b.nets["content_encoder"](torch.rand(6, 3, 32, 32, generator=g) * 2 - 1))
+    alike = float((z @ z.T)[~torch.eye(6, dtype=torch.bool)].min())
+    if head_init == "family":
+        assert alike > 0.9999 and losses["NCE"] == pytest.approx(math.log(9), abs=1e-3)
+    else:
+        assert alike < 0.999 and losses["NCE"] < math.log(9) - 0.05
 
 
 def test_the_generator_file_carries_the_content_embedding_and_the_variant(tmp_path):

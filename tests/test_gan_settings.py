@@ -208,6 +208,8 @@ def test_drit_forkgan_mduit_paper_numbers(paper):
     assert (m.filter_weight, m.nce_weight, m.nce_temperature, m.nce_negatives) == (1.0, 1.0, 0.07, 16)
     # the full method; Table 1's ablations are gan.variants (jitter: SimCLR's strength 1, the paper gives none)
     assert (m.translation, m.consistency) == ("generator", "nce")
+    # H at PyTorch's default init, not the paper's N(0, 0.001) of 'all networks' (it collapses z; mduit.py)
+    assert m.head_init == "default"
     assert (m.jitter_brightness, m.jitter_contrast, m.jitter_saturation, m.jitter_hue) == (0.8, 0.8, 0.8, 0.2)
     assert paper["mduit"].common.lr == 2e-4 and paper["mduit"].common.beta1 == 0.5
 

@@ -147,6 +147,7 @@ class BlockSpec:
     name: str
     role: str                     # generator | discriminator | head (CUT's MLPs) | student | frozen
     build: Callable[[], nn.Module]
+    family_init: bool = True      # False: the network keeps PyTorch's default init, not the family's ``init``
 
 
 #: roles initialised by the family's ``init`` and trained by Adam at ``gan.common``'s lr and betas
@@ -278,7 +279,7 @@ class GanBundle(nn.Module):
             torch.manual_seed(seed)
             for spec in self.block_specs(setup):
                 net = spec.build()
-                if spec.role in TRAINED_WITH_BASE_LR:
+                if spec.role in TRAINED_WITH_BASE_LR and spec.family_init:
                     init_weights(net, self.settings.init, self.settings.init_gain, zero_bias=self.zero_bias_init)
                 self.nets[spec.name] = net
                 self.roles[spec.name] = spec.role

@@ -21,8 +21,13 @@ Losses per step (eq. 2-6), with I_s -> I_t the translation G(E_c(I_s) (x) E_a(I_
 * NCE (x ``nce_weight``, :func:`contrastive_nce`): z_s = H(f_s) must pick z_s->t = H(E_c(I_s->t)) among
   ``nce_negatives`` negatives, temperature ``nce_temperature``.
 
-Init N(0, ``init_gain``) for all trained convs and linears (paper 0.001), Adam at gan.common's lr and betas
-(paper 2e-4, 0.5, 0.999), 35 constant + 15 linearly decayed epochs, batch 1.
+Init N(0, ``init_gain``) for all trained convs and linears (paper 0.001) but H's (``head_init``), Adam at
+gan.common's lr and betas (paper 2e-4, 0.5, 0.999), 35 constant + 15 linearly decayed epochs, batch 1. H keeps
+PyTorch's default init: the paper says every network's weights start at N(0, 0.001), but H is the part whose
+layers it leaves unstated, and with that init Adam's steps of 2e-4 on weights of 1e-3 left z one vector for
+every image after two epochs of the mini preset (the NCE at log(1 + N_neg), all logits alike), whether or not
+the negatives carried gradients; with the default init, and the negatives embedded anew each step, it fell to
+0.9 over the same four epochs. ``head_init: family`` is the literal reading.
 
 Every lighting domain. MDUIT trains one network on every lighting domain of a mixed set (``multi_domain``):
 the training loop gives it every kept training image with its domain (filter-day-night's domains.tsv: day,
@@ -77,9 +82,10 @@ Values the paper leaves unstated, and the choices made here (why):
   the previous bank).
 * ||.||_2^2 of eq. 4 is the mean over the c h w elements (the sum would dwarf the margin 0.1 and grow with the
   crop); Delta is the cosine similarity of the flattened filter weights (without the bias).
-* NCE negatives: the last ``nce_negatives`` content embeddings of real source images of earlier steps (a
-  detached FIFO queue, checkpointed; MoCo-style since batch 1 has no other images), fewer while it fills (no
-  negatives at the first step: zero loss). Gradients reach both z_s and z_s->t. H: GeM (p initialised to 3,
+* NCE negatives: "randomly sampled images" through H: the last ``nce_negatives`` real source images of earlier
+  steps (a FIFO of images, checkpointed; batch 1 has no other images), embedded by the current E_c and H at
+  every step, with gradients, fewer while it fills (no negatives at the first step: zero loss). Gradients reach
+  z_s, z_s->t and the negatives. H: GeM (p initialised to 3,
   trainable, clamp 1e-6) -> Linear(c, c) -> ReLU -> Linear(c, ``head_dim``) -> L2; K = 128 (SimCLR's).
 * An epoch is ``pairs_per_epoch`` (10,000) pairs like the other families (the paper's epoch is its RobotCar
   set). Paper pair selection by pose thresholds (8 deg, 7 m) needs poses the training lists lack; only the
@@ -176,6 +182,10 @@ class MduitSettings(FamilySettings):
     consistency: Literal["nce", "l1"] = setting(
         "the contrastive term between z_s and z_s->t: eq. 5's NCE, or the L1 consistency of Table 1's 'w/o L_NCE' "
         "(weight nce_weight either way)", default="nce")
+    head_init: Literal["default", "family"] = setting(
+        "H's initial weights: PyTorch's default (Kaiming-uniform) or N(0, init_gain) as every other network (the "
+        "paper's 'all networks' read literally: z collapses to one vector at init_gain 0.001, see the module "
+        "docstring)", default="default")
     jitter_brightness: float = setting("colour-jitter: brightness factor in [1 - this, 1 + this] (unstated; "
                                        "SimCLR's 0.8)", ge=0, le=1, default=0.8)
     jitter_contrast: float = setting("colour-jitter: contrast factor range, as brightness (SimCLR's 0.8)", ge=0, le=1,
@@ -521,10 +531,17 @@ class _DomainHistory(ImagePool):
 
 
 class _Queue(ImagePool):
-    """FIFO of the last ``size`` detached embeddings (rows): the NCE negatives."""
+    """FIFO of the last ``size`` detached real images (rows): the NCE negatives, embedded anew at every step."""
 
-    def negatives(self) -> torch.Tensor | None:
-        return torch.cat(self.images) if self.images else None
+    def negatives(self) -> list[torch.Tensor]:
+        """The queued images, concatenated per run of one shape (the last batch of an epoch may differ)."""
+        runs: list[list[torch.Tensor]] = []
+        for x in self.images:
+            if runs and runs[-1][-1].shape == x.shape:
+                runs[-1].append(x)
+            else:
+                runs.append([x])
+        return [torch.cat(r) for r in runs]
 
     def push(self, rows: torch.Tensor) -> None:
         if self.size <= 0:
@@ -567,7 +584,7 @@ class Mduit(GanBundle):
             BlockSpec("discriminator_image", "discriminator", lambda: PatchGAN(s.ndf, s.n_layers_d, s.norm_d)),
             BlockSpec("discriminator_appearance", "discriminator",
                       lambda: PatchGAN(s.ndf, s.n_layers_d, s.norm_d, in_channels=6)),
-            BlockSpec("head", "head", lambda: ContentHead(c, s.head_dim)),
+            BlockSpec("head", "head", lambda: ContentHead(c, s.head_dim), family_init=s.head_init == "family"),
             BlockSpec("vgg", "frozen", lambda: VggRelu33(s.vgg_width)),
         ]
 
@@ -692,19 +709,23 @@ class Mduit(GanBundle):
     def _contrast(self, z_s: torch.Tensor, z_st: torch.Tensor) -> torch.Tensor:
         """The weighted contrastive term of eq. 6 (NCE against the queue's negatives, or the L1 consistency)."""
         s = self.settings
-        return s.nce_weight * consistency_loss(z_s, z_st, self.pools["negatives"].negatives(), s.consistency,
-                                               s.nce_temperature)
+        negatives = None
+        if s.consistency == "nce":
+            e_c, h = self.nets["content_encoder"], self.nets["head"]
+            images = self.pools["negatives"].negatives()
+            negatives = torch.cat([h(e_c(x.to(self.device))) for x in images]) if images else None
+        return s.nce_weight * consistency_loss(z_s, z_st, negatives, s.consistency, s.nce_temperature)
 
     def _contrast_key(self) -> str:
         return "NCE" if self.settings.consistency == "nce" else "L1_z"
 
     def _remember(self, z_s: torch.Tensor, src: torch.Tensor, desc: torch.Tensor | None,
                   src_domains: tuple[str, ...]) -> None:
-        """After a step: the sources' embeddings join the NCE negatives (the L1 term has none), and the batch's
+        """After a step: the source images join the NCE negatives (the L1 term has none), and the batch's
         nights become the sample grids' bank (any appearance until the first night is seen), from the step's
         pooled relu3_3 ``desc`` of ``src`` (None: computed here, only for the rows kept)."""
         if self.settings.consistency == "nce":
-            self.pools["negatives"].push(z_s)
+            self.pools["negatives"].push(src)
         nights = [i for i, d in enumerate(src_domains) if d == NIGHT]
         if nights or not len(self.bank):
             rows = nights or slice(None)
