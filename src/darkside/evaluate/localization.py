@@ -7,9 +7,9 @@ one without an estimate is a failure, so the percentage is over every query that
 
 Scored (:func:`score`): queries = rows of split ``query``, database = the ground truth's ``database_split`` (default
 ``database``). ``metrics`` holds the percentage localised within each threshold, keyed ``"0.25m,2deg"`` etc., plus
-``mAP`` when the ground truth lists positives. ``localization``: ``{"thresholds", "rates", "n_scored",
-"median_position_error_m", "median_rotation_error_deg", "files"}`` and per-query ``{"ids", "top1",
-"position_error_m", "rotation_error_deg"}`` (null = no estimate, a failure).
+``mAP`` when the ground truth lists positives. ``localization``: :func:`pose_summary`'s ``{"thresholds", "rates",
+"n_scored", "localized", "median_position_error_m", "median_rotation_error_deg"}`` and ``"files"``; per query
+``{"ids", "domains", "position_error_m", "rotation_error_deg"}`` (null = no estimate, a failure) and ``"top1"``.
 
 Exports (with ``pairs_dir``; names: :mod:`.ltvl`):
 
@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from darkside.config import ScoreSettings
-from darkside.data.manifest import GroundTruth, Manifest
+from darkside.data.manifest import GroundTruth, ImageRecord, Manifest
 from darkside.evaluate.ap import mean_average_precision
 from darkside.evaluate.database import (
     body,
@@ -83,6 +83,30 @@ def approximate_poses(top1: np.ndarray, database_poses: np.ndarray) -> np.ndarra
     return out
 
 
+def pose_summary(queries: Sequence[ImageRecord], estimates: np.ndarray,
+                 thresholds: Sequence[tuple[float, float]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(metrics, localization block) of estimated poses ``estimates`` (one row (7,) per query, NaN: no estimate)
+    scored over the queries with a ground-truth pose: the percentage within each threshold, the median errors of
+    the estimates and the per-query errors (None: no estimate). Every paradigm's metrics file is this plus its
+    own per-query fields."""
+    scored = [i for i, q in enumerate(queries) if q.pose is not None]
+    est = np.asarray(estimates, dtype=np.float64).reshape(-1, 7)[scored]
+    gt = np.array([queries[i].pose for i in scored], dtype=np.float64).reshape(-1, 7)
+    perr, rerr = pose_errors(est, gt) if scored else (np.zeros(0), np.zeros(0))
+    thresholds = [(float(t), float(r)) for t, r in thresholds]
+    rates = localization_rates(perr, rerr, thresholds)
+    metrics: dict[str, Any] = {threshold_key(t, r): v for (t, r), v in zip(thresholds, rates, strict=True)}
+    finite = ~np.isnan(perr)
+    loc = {"thresholds": [list(t) for t in thresholds], "rates": dict(metrics), "n_scored": len(scored),
+           "localized": int(finite.sum()),
+           **{k: float(np.median(e[finite])) if finite.any() else None
+              for k, e in (("median_position_error_m", perr), ("median_rotation_error_deg", rerr))},
+           "per_query": {"ids": [queries[i].image_id for i in scored], "domains": [queries[i].domain for i in scored],
+                         "position_error_m": [None if np.isnan(v) else float(v) for v in perr],
+                         "rotation_error_deg": [None if np.isnan(v) else float(v) for v in rerr]}}
+    return metrics, loc
+
+
 def score(manifest: Manifest, gt: GroundTruth, ds: DescriptorSet, settings: ScoreSettings,
           gt_path: Path, h5: Path, pairs_dir: Path | None) -> dict[str, Any]:
     """The JSON body of a localization dataset (see the module docstring); with ``pairs_dir``, the exports."""
@@ -107,12 +131,7 @@ def score(manifest: Manifest, gt: GroundTruth, ds: DescriptorSet, settings: Scor
     db_poses = np.array([r.pose if r.pose is not None else (np.nan,) * 7 for r in db.records],
                         dtype=np.float64).reshape(-1, 7)
     est = approximate_poses(top[:, 0], db_poses)
-    scored = [i for i, r in enumerate(queries) if r.pose is not None]
-    gt_poses = np.array([queries[i].pose for i in scored], dtype=np.float64).reshape(-1, 7)
-    perr, rerr = pose_errors(est[scored], gt_poses) if scored else (np.zeros(0), np.zeros(0))
-    thresholds = [(float(t), float(r)) for t, r in settings.localization_thresholds]
-    rates = localization_rates(perr, rerr, thresholds)
-    metrics: dict[str, Any] = {threshold_key(t, r): v for (t, r), v in zip(thresholds, rates, strict=True)}
+    metrics, loc = pose_summary(queries, est, settings.localization_thresholds)
     files: list[str] = []
     if pairs_dir is not None:
         qnames = [r.image_id for r, h in zip(queries, have, strict=True) if h]
@@ -123,15 +142,9 @@ def score(manifest: Manifest, gt: GroundTruth, ds: DescriptorSet, settings: Scor
             files += [write_pairs_hloc(pairs_dir / f"pairs-top{k}.txt", qnames, dbnames, t).name,
                       write_pairs_kapture(pairs_dir / f"pairs-top{k}.csv", qnames, dbnames, t, ts).name]
         files.append(write_ltvl_poses(pairs_dir / "poses-top1.txt", benchmark_names(manifest, queries), est).name)
-    finite = ~np.isnan(perr)
-    median = {k: float(np.median(e[finite])) if finite.any() else None
-              for k, e in (("median_position_error_m", perr), ("median_rotation_error_deg", rerr))}
-    per_query = {"ids": [queries[i].image_id for i in scored], "domains": [queries[i].domain for i in scored],
-                 "top1": [db.records[t].image_id if t >= 0 else None for t in top[scored, 0]],
-                 "position_error_m": [None if np.isnan(v) else float(v) for v in perr],
-                 "rotation_error_deg": [None if np.isnan(v) else float(v) for v in rerr]}
-    loc = {"thresholds": [list(t) for t in thresholds], "rates": dict(metrics), "n_scored": len(scored), **median,
-           "files": files, "per_query": per_query}
+    scored = [i for i, r in enumerate(queries) if r.pose is not None]
+    loc["per_query"]["top1"] = [db.records[t].image_id if t >= 0 else None for t in top[scored, 0]]
+    loc["files"] = files
     out = body(db, len(queries), metrics, {}, localization=loc)
     gq = [q for q in gt.queries if q.positives]
     if gq:  # retrieval ground truth as well (e.g. the synthetic benchmark): mAP like tokyo

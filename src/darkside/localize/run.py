@@ -22,9 +22,8 @@ import numpy as np
 from darkside.atomic import atomic_write_json
 from darkside.data.manifest import ImageRecord, Manifest, load_groundtruth, load_manifest
 from darkside.errors import DarksideError
-from darkside.evaluate.localization import localization_rates, threshold_key
+from darkside.evaluate.localization import pose_summary
 from darkside.evaluate.ltvl import benchmark_names, write_ltvl_poses
-from darkside.geometry import pose_errors
 from darkside.localize.features import LocalFeatureSettings, read_local_features, write_local_features
 from darkside.localize.geometry import PoseSettings, TriangulationSettings
 from darkside.localize.global_map import (
@@ -164,24 +163,13 @@ def run_localize(dataset: Path, features_path: Path, map_path: Path, pairs_path:
 
 def localization_body(queries: Sequence[ImageRecord], regs: Sequence[Registration],
                       thresholds: Sequence[tuple[float, float]]) -> dict[str, Any]:
-    """Rates per threshold over the queries with a ground-truth pose, and the per-query errors (null: failure)."""
+    """Rates per threshold over the queries with a ground-truth pose, and the per-query errors (null: failure),
+    correspondences and inliers."""
+    est = np.array([r.pose if r.pose is not None else [np.nan] * 7 for r in regs], dtype=np.float64).reshape(-1, 7)
+    metrics, loc = pose_summary(queries, est, thresholds)
     scored = [i for i, q in enumerate(queries) if q.pose is not None]
-    est = np.array([regs[i].pose if regs[i].pose is not None else [np.nan] * 7 for i in scored]).reshape(-1, 7)
-    gt = np.array([queries[i].pose for i in scored], dtype=np.float64).reshape(-1, 7)
-    perr, rerr = pose_errors(est, gt) if scored else (np.zeros(0), np.zeros(0))
-    rates = localization_rates(perr, rerr, thresholds)
-    metrics = {threshold_key(t, r): v for (t, r), v in zip(thresholds, rates, strict=True)}
-    finite = ~np.isnan(perr)
-    per_query = {"ids": [queries[i].image_id for i in scored], "domains": [queries[i].domain for i in scored],
-                 "position_error_m": [None if np.isnan(v) else float(v) for v in perr],
-                 "rotation_error_deg": [None if np.isnan(v) else float(v) for v in rerr],
-                 "correspondences": [regs[i].correspondences for i in scored],
-                 "inliers": [regs[i].inliers for i in scored]}
-    loc = {"thresholds": [list(t) for t in thresholds], "rates": dict(metrics), "n_scored": len(scored),
-           "localized": int(finite.sum()),
-           "median_position_error_m": float(np.median(perr[finite])) if finite.any() else None,
-           "median_rotation_error_deg": float(np.median(rerr[finite])) if finite.any() else None,
-           "per_query": per_query}
+    loc["per_query"]["correspondences"] = [regs[i].correspondences for i in scored]
+    loc["per_query"]["inliers"] = [regs[i].inliers for i in scored]
     return {"n_queries": len(queries), "metrics": metrics, "per_query": {}, "localization": loc}
 
 
