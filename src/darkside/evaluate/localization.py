@@ -28,7 +28,7 @@ Exports (with ``pairs_dir``; names: :mod:`.ltvl`):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,12 +83,12 @@ def approximate_poses(top1: np.ndarray, database_poses: np.ndarray) -> np.ndarra
     return out
 
 
-def pose_summary(queries: Sequence[ImageRecord], estimates: np.ndarray,
-                 thresholds: Sequence[tuple[float, float]]) -> tuple[dict[str, Any], dict[str, Any]]:
+def pose_summary(queries: Sequence[ImageRecord], estimates: np.ndarray, thresholds: Sequence[tuple[float, float]],
+                 per_query: Mapping[str, Sequence[Any]] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(metrics, localization block) of estimated poses ``estimates`` (one row (7,) per query, NaN: no estimate)
     scored over the queries with a ground-truth pose: the percentage within each threshold, the median errors of
-    the estimates and the per-query errors (None: no estimate). Every paradigm's metrics file is this plus its
-    own per-query fields."""
+    the estimates and the per-query errors (None: no estimate), with a paradigm's own ``per_query`` fields (one
+    value per query, kept for the scored ones)."""
     scored = [i for i, q in enumerate(queries) if q.pose is not None]
     est = np.asarray(estimates, dtype=np.float64).reshape(-1, 7)[scored]
     gt = np.array([queries[i].pose for i in scored], dtype=np.float64).reshape(-1, 7)
@@ -103,7 +103,8 @@ def pose_summary(queries: Sequence[ImageRecord], estimates: np.ndarray,
               for k, e in (("median_position_error_m", perr), ("median_rotation_error_deg", rerr))},
            "per_query": {"ids": [queries[i].image_id for i in scored], "domains": [queries[i].domain for i in scored],
                          "position_error_m": [None if np.isnan(v) else float(v) for v in perr],
-                         "rotation_error_deg": [None if np.isnan(v) else float(v) for v in rerr]}}
+                         "rotation_error_deg": [None if np.isnan(v) else float(v) for v in rerr],
+                         **{k: [v[i] for i in scored] for k, v in (per_query or {}).items()}}}
     return metrics, loc
 
 
@@ -131,7 +132,8 @@ def score(manifest: Manifest, gt: GroundTruth, ds: DescriptorSet, settings: Scor
     db_poses = np.array([r.pose if r.pose is not None else (np.nan,) * 7 for r in db.records],
                         dtype=np.float64).reshape(-1, 7)
     est = approximate_poses(top[:, 0], db_poses)
-    metrics, loc = pose_summary(queries, est, settings.localization_thresholds)
+    top1 = [db.records[t].image_id if t >= 0 else None for t in top[:, 0]]
+    metrics, loc = pose_summary(queries, est, settings.localization_thresholds, {"top1": top1})
     files: list[str] = []
     if pairs_dir is not None:
         qnames = [r.image_id for r, h in zip(queries, have, strict=True) if h]
@@ -142,8 +144,6 @@ def score(manifest: Manifest, gt: GroundTruth, ds: DescriptorSet, settings: Scor
             files += [write_pairs_hloc(pairs_dir / f"pairs-top{k}.txt", qnames, dbnames, t).name,
                       write_pairs_kapture(pairs_dir / f"pairs-top{k}.csv", qnames, dbnames, t, ts).name]
         files.append(write_ltvl_poses(pairs_dir / "poses-top1.txt", benchmark_names(manifest, queries), est).name)
-    scored = [i for i, r in enumerate(queries) if r.pose is not None]
-    loc["per_query"]["top1"] = [db.records[t].image_id if t >= 0 else None for t in top[scored, 0]]
     loc["files"] = files
     out = body(db, len(queries), metrics, {}, localization=loc)
     gq = [q for q in gt.queries if q.positives]

@@ -132,8 +132,8 @@ def triangulate_batch(P: np.ndarray, x: np.ndarray, centers: np.ndarray,
         done = active[good & wide]
         points[done], ok[done] = X[good & wide], True
         bad = ~good
-        # the kept column of each bad track's worst observation: its position among the kept ones, mapped back
-        cols = np.argsort(~sel[bad], axis=1, kind="stable")[np.arange(int(bad.sum())), worst[bad]]
+        # the column of each bad track's worst observation: its position among the kept ones, mapped back
+        cols = np.nonzero(sel[bad])[1].reshape(-1, m)[np.arange(int(bad.sum())), worst[bad]]
         keep[active[bad], cols] = False
         active = active[bad]
     return points, keep, ok

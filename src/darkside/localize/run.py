@@ -166,10 +166,8 @@ def localization_body(queries: Sequence[ImageRecord], regs: Sequence[Registratio
     """Rates per threshold over the queries with a ground-truth pose, and the per-query errors (null: failure),
     correspondences and inliers."""
     est = np.array([r.pose if r.pose is not None else [np.nan] * 7 for r in regs], dtype=np.float64).reshape(-1, 7)
-    metrics, loc = pose_summary(queries, est, thresholds)
-    scored = [i for i, q in enumerate(queries) if q.pose is not None]
-    loc["per_query"]["correspondences"] = [regs[i].correspondences for i in scored]
-    loc["per_query"]["inliers"] = [regs[i].inliers for i in scored]
+    metrics, loc = pose_summary(queries, est, thresholds, {"correspondences": [r.correspondences for r in regs],
+                                                           "inliers": [r.inliers for r in regs]})
     return {"n_queries": len(queries), "metrics": metrics, "per_query": {}, "localization": loc}
 
 
