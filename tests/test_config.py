@@ -143,7 +143,8 @@ def test_presets_share_one_structure(params):
         out = set()
         for k, v in d.items():
             out.add(prefix + k)
-            if isinstance(v, dict) and k not in ("backbones", "steps", "published"):  # maps of named entries
+            if isinstance(v, dict) and k not in ("backbones", "steps", "published", "normalisation", "cross_domain"):
+                # maps of named entries (a dataset each, which differ by preset)
                 out |= keys(v, prefix + k + ".")
         return out
 
@@ -177,11 +178,15 @@ def test_every_verb_reads_settings_that_parse(params):
     from darkside.cli import VERBS, job_settings
 
     options = {"backbone": "vgg16", "family": "hedngan", "kind": "hed", "teacher": ["hed=x"], "item": [],
-               "name": "cyeda-bdd"}
+               "name": "cyeda-bdd", "learner": "resnet50-daco", "dataset": "data/prepared/tokyo247-daco"}
     for name, preset in (("mini", "mini"), ("paper", "paper")):
         for verb in VERBS:
             if verb == "import-generator" and not params["presets"][preset]["gan"]["published"]:
                 with pytest.raises(ConfigError, match=r"gan\.published\.cyeda-bdd: no such published generator"):
+                    job_settings(verb, params, preset, options)
+                continue
+            if verb == "train-daco" and not params["presets"][preset]["daco"]["normalisation"]:
+                with pytest.raises(ConfigError, match=r"daco\.normalisation: no entry for 'tokyo247-daco'"):
                     job_settings(verb, params, preset, options)
                 continue
             job = job_settings(verb, params, preset, options)
@@ -205,6 +210,29 @@ def test_paper_preset_extraction_values(params):
     assert paper["whitening"] == {"image_size": 1024, "dims": None}  # whitening fitted at 1024 px, all dims
     assert paper["data"]["roles"]["whiten"] == "sfm120k-whiten"
     assert paper["day_night"]["min_side"] == 512
+
+
+def test_paper_preset_daco_values(params):
+    """DaCo's main.py and utils.py (../shared/reference/anchors-generators.md section 3.11)."""
+    from darkside.embed.daco import DacoSettings, Normalisation
+
+    d = _paper(params, "daco.learners.resnet50-daco", DacoSettings)
+    assert d.translated_views and (d.lam, d.temperature, d.hidden_dim) == (0.8, 0.1, 512)
+    assert (d.batch_size, d.iterations, d.lr, d.weight_decay) == (16, 10000, 1e-3, 1e-6)
+    assert (d.crop, d.crop_scale, d.eval_resize) == (256, (0.2, 1.0), 256)
+    assert d.crop_ratio == pytest.approx((3 / 4, 4 / 3))  # torchvision's RandomResizedCrop default
+    assert (d.jitter, d.jitter_p, d.grayscale_p, d.flip_p) == ((0.4, 0.4, 0.4, 0.1), 0.8, 0.2, 0.5)
+    simclr = _paper(params, "daco.learners.resnet50-simclr", DacoSettings)
+    assert not simclr.translated_views and simclr.batch_size == 32  # DaCo's SimCLR baseline
+    assert simclr == type(d)(**{**d.__dict__, "translated_views": False, "lam": 0.0, "batch_size": 32})
+    b = _paper(params, "daco.backbone", BackboneSettings)
+    assert (b.arch, b.width, b.blocks, b.init, b.weights) == ("resnet50", 1.0, None, "random", None)
+    assert params["presets"]["paper"]["daco"]["seed"] == 1
+    norm = {k: _paper(params, f"daco.normalisation.{k}", Normalisation)
+            for k in params["presets"]["paper"]["daco"]["normalisation"]}
+    assert norm == {"tokyo247-daco": Normalisation((0.334, 0.332, 0.320), (0.241, 0.237, 0.242)),
+                    "foggy-cityscapes": Normalisation((0.401, 0.437, 0.401), (0.186, 0.187, 0.187)),
+                    "synthia-seqs": Normalisation((0.244, 0.221, 0.177), (0.192, 0.174, 0.144))}
 
 
 def test_paper_preset_backbones(params):

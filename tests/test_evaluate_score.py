@@ -153,3 +153,70 @@ def test_protocol_registry_matches_the_manifest_protocols(tmp_path):
     h5 = write_descriptors(tmp_path / "t.h5", DescriptorSet(["a"], _unit([0])))
     with pytest.raises(DarksideError, match="'training' has no queries to score"):
         score_dataset(h5, root, SETTINGS, tmp_path / "t.json")
+
+
+def _cross_domain(tmp_path, angles_a, angles_b, drop=None):
+    n = len(angles_a)
+    recs = [_rec(f"a{k}", "val", "day", f"pair{k}") for k in range(n)]
+    recs += [_rec(f"b{k}", "val", "night", f"pair{k}") for k in range(n)]
+    recs += [_rec("ta", "train", "day", "t"), _rec("tb", "train", "night", "t")]
+    gt = GroundTruth("cross_domain", database_split="val",
+                     pairs={"train": [("tb", "ta")], "val": [(f"b{k}", f"a{k}") for k in range(n)]})
+    root = write_dataset(tmp_path / "cd", "toy-cd", recs, gt)
+    ids = [r.image_id for r in recs if r.image_id != drop]
+    X = {r.image_id: v for r, v in zip(recs, _unit(list(angles_a) + list(angles_b) + [0, 0]), strict=True)}
+    h5 = write_descriptors(tmp_path / "cd.h5", DescriptorSet(ids, np.stack([X[i] for i in ids])))
+    return root, h5
+
+
+def test_cross_domain_recall_equals_a_brute_force_count(tmp_path):
+    rng = np.random.default_rng(3)
+    a, b = rng.uniform(0, 360, 7), rng.uniform(0, 360, 7)
+    root, h5 = _cross_domain(tmp_path, a, b)
+    res = json.loads(score_dataset(h5, root, SETTINGS, tmp_path / "m.json").read_text())
+    assert res["protocol"] == "cross_domain" and res["n_queries"] == 7 and res["n_database"] == 14
+    assert res["domains"] == {"A": "day", "B": "night"}
+    A, B = _unit(a).astype(np.float64), _unit(b).astype(np.float64)
+    X = np.concatenate([A, B])
+
+    def brute(Q, G, positive, exclude_self):
+        S = Q @ G.T
+        if exclude_self:
+            np.fill_diagonal(S, -np.inf)
+        # rank of the positive: the gallery items strictly more similar (no ties among random angles)
+        rank = (S[np.arange(len(Q)), positive][:, None] < S).sum(1)
+        return {k: 100.0 * float((rank < k).mean()) for k in SETTINGS.recall_ks}
+
+    own = np.arange(7)
+    expect = {"A->B": brute(A, B, own, False), "B->A": brute(B, A, own, False),
+              "A<->B": brute(X, X, (np.arange(14) + 7) % 14, True)}
+    for mode, rk in expect.items():
+        for k, v in rk.items():
+            assert res["metrics"][mode][f"R@{k}"] == pytest.approx(v)
+            assert np.mean(res["per_query"][f"R@{k} {mode}"]["hit"]) == pytest.approx(v)
+    assert res["per_query"]["R@1 B->A"]["ids"] == [f"b{k}" for k in range(7)]
+    assert res["per_query"]["R@1 A<->B"]["ids"] == [f"a{k}" for k in range(7)] + [f"b{k}" for k in range(7)]
+
+
+def test_cross_domain_hand_computed_case(tmp_path):
+    # a0 at 0 deg, a1 at 90; b0 at 80, b1 at 10: each A image is nearest the other pair's B image
+    root, h5 = _cross_domain(tmp_path, [0, 90], [80, 10])
+    res = json.loads(score_dataset(h5, root, SETTINGS, tmp_path / "m.json").read_text())
+    assert res["metrics"]["A->B"] == {"R@1": 0.0, "R@2": 100.0}
+    # a0's nearest of {a1, b0, b1} (itself removed) is b1 (10), then b0 (80) tied-free before a1 (90)
+    assert res["per_query"]["R@2 A<->B"]["hit"][0] == 100.0
+    assert res["per_query"]["R@1 A<->B"]["hit"] == [0.0, 0.0, 0.0, 0.0]
+
+
+def test_cross_domain_needs_every_pair_descriptor(tmp_path):
+    root, h5 = _cross_domain(tmp_path, [0, 90], [80, 10], drop="b1")
+    with pytest.raises(DarksideError, match=r"have no descriptor \(first 'b1'"):
+        score_dataset(h5, root, SETTINGS, tmp_path / "m.json")
+
+
+def test_cross_domain_ground_truth_names_its_evaluation_split(tmp_path):
+    recs = [_rec("a", "val", "day", "p"), _rec("b", "val", "night", "p")]
+    with pytest.raises(DarksideError, match="database_split: 'test' names no split of 'pairs'"):
+        root = write_dataset(tmp_path / "x", "x", recs,
+                             GroundTruth("cross_domain", database_split="test", pairs={"val": [("b", "a")]}))
+        manifest.load_groundtruth(root)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from native_fixtures import img, pkl
 
-from darkside.data.importers import gandtr_lists, kapture, sfm120k, tokyo247
+from darkside.data.importers import gandtr_lists, kapture, sfm120k, tokyo247, tokyo247_daco
 from darkside.data.importers._common import cid_to_path
 from darkside.data.importers.cityscapes_foggy import import_foggy_cityscapes
 from darkside.data.importers.revisited import import_revisited
@@ -255,6 +255,25 @@ def test_tokyo247_positives_from_another_direction_of_the_place_are_counted(tmp_
     assert meta["metadata"]["positives_from_another_direction"] == 8
 
 
+def test_tokyo247_daco_pairs_each_scenes_day_and_night_image_with_daco_split(tmp_path):
+    _tokyo(tmp_path / "raw" / "tokyo247", labels="DSNNSDSDN" * 2)  # 6 scenes, lighting order varies per scene
+    out = tokyo247_daco.import_tokyo247_daco(tmp_path / "raw" / "tokyo247", tmp_path / "prep", train_pairs=4)
+    m = load_manifest(out)
+    gt = load_groundtruth(out, m)
+    assert gt.protocol == "cross_domain" and gt.database_split == "val"
+    # scene k = names 3k+1..3k+3; its day and night image, (night, day) per pair, in scene order
+    assert gt.pairs["train"] == [("nested/00003.jpg", "nested/00001.jpg"), ("nested/00004.jpg", "nested/00006.jpg"),
+                                 ("nested/00009.jpg", "nested/00008.jpg"), ("nested/00012.jpg", "nested/00010.jpg")]
+    assert gt.pairs["val"] == [("nested/00013.jpg", "nested/00015.jpg"), ("nested/00018.jpg", "nested/00017.jpg")]
+    assert {r.domain for r in m.records} == {"day", "night"} and len(m.records) == 12
+    assert m.records[m.index("nested/00013.jpg")].place == "place0001"
+    with pytest.raises(DarksideError, match="6 scenes, but DaCo's split trains on the first 300"):
+        tokyo247_daco.import_tokyo247_daco(tmp_path / "raw" / "tokyo247", tmp_path / "prep2")
+    _tokyo(tmp_path / "raw2" / "tokyo247", labels="DSNDDN")
+    with pytest.raises(DarksideError, match="00004, 00005, 00006"):
+        tokyo247_daco.prepare(tmp_path / "raw2", tmp_path / "prep3")
+
+
 def test_tokyo_csv_lighting_column(tmp_path):
     (tmp_path / "a.csv").write_text("00001.jpg,35.6,139.7,90,n,x\n")
     (tmp_path / "b.csv").write_text("1,00001.jpg,35.6,139.7,90,S\n")  # label in the 6th column
@@ -412,7 +431,7 @@ def test_synthia_native_pairs_by_index(tmp_path):
             "SYNTHIA-SEQS-02-SUNSET/RGB/Stereo_Left/Omni_F/000001.png",
         ),
     ]
-    assert len(gt.pairs["val"]) == 1
+    assert len(gt.pairs["val"]) == 1 and gt.protocol == "cross_domain" and gt.database_split == "val"
     assert meta(out)["unpaired_frames_dropped"] == 1
     assert {r.domain for r in m.records} == {"sunset", "night"}
 

@@ -269,7 +269,8 @@ def test_table3_reads_each_paradigm_from_its_own_metrics_and_scores_night_querie
 
     p = yaml.safe_load((repo_root / "params.yaml").read_text())["presets"]["mini"]
     aachen = p["data"]["roles"]["localization"][0]
-    inputs = TableInputs(preset="mini", tokyo="t", roxford="o", rparis="p", localization=(aachen,), seeds=(0,),
+    inputs = TableInputs(preset="mini", tokyo="t", roxford="o", rparis="p", localization=(aachen,), cross_domain={},
+                         seeds=(0,),
                          bootstrap_samples=200, bootstrap_seed=0, backbones=("vgg16",), families=())
 
     def run(position, rotation):

@@ -47,7 +47,8 @@ def inputs_of(params_yaml, name):
     p = yaml.safe_load(params_yaml.read_text())["presets"][name]
     roles = p["data"]["roles"]
     return TableInputs(preset=name, tokyo=roles["tokyo"], roxford=roles["roxford"], rparis=roles["rparis"],
-                       localization=tuple(roles["localization"]), seeds=tuple(p["seeds"]),
+                       localization=tuple(roles["localization"]), cross_domain=dict(roles["cross_domain"]),
+                       seeds=tuple(p["seeds"]),
                        bootstrap_samples=p["evaluate"]["bootstrap_samples"],
                        bootstrap_seed=p["evaluate"]["bootstrap_seed"],
                        backbones=tuple(p["backbones"]), families=tuple(p["gan"]["families"]))

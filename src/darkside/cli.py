@@ -430,6 +430,47 @@ def _list_paths(list_file: Path, image_root: Path) -> list[Path]:
     return [image_root / line.strip() for line in list_file.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def _daco_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str]:
+    # the learner's own entry and the normalisation of the dataset it trains on (data/prepared/<name>), only
+    learner, dataset = args["learner"], Path(args["dataset"]).name
+    for key, name in (("learners", learner), ("normalisation", dataset)):
+        if name not in preset["daco"][key]:
+            raise ConfigError(f"daco.{key}: no entry for {name!r} (known: {', '.join(preset['daco'][key]) or 'none'})")
+    return ["device", "daco.seed", "daco.backbone", f"daco.learners.{learner}", f"daco.normalisation.{dataset}"]
+
+
+@verb("train-daco", "contrastive learning across domains (DaCo, or its SimCLR baseline) on a cross_domain pair set "
+      "with its training images' translations (resumable)", _daco_reads,
+      args=[arg("--learner", required=True, help="a daco.learners entry (e.g. resnet50-daco, resnet50-simclr)"),
+            arg("--dataset", required=True, help="prepared cross_domain pair set (data/prepared/<name>)"),
+            arg("--translations", default=None, help="folder with each training image's translation at its "
+                "manifest path (DaCo's generated/ tree); a learner without translated views needs none"),
+            arg("--out-dir", required=True, help="model.pt, checkpoint.pt and the training log")])
+def run_train_daco(args: argparse.Namespace, job: Any) -> Path:
+    from darkside.config import BackboneSettings, BackboneSpec
+    from darkside.data.manifest import load_manifest
+    from darkside.embed.daco import DacoSettings, Normalisation, train_daco
+    name = Path(args.dataset).name
+    if (found := load_manifest(args.dataset, check_files=False).name) != name:
+        raise ConfigError(f"{args.dataset}: holds dataset {found!r}, not {name!r} (daco.normalisation is keyed "
+                          "by the folder's name)")
+    backbone = BackboneSpec.named(args.learner, job.section("daco.backbone", BackboneSettings))
+    return train_daco(Path(args.dataset), None if args.translations is None else Path(args.translations), backbone,
+                      job.section(f"daco.learners.{args.learner}", DacoSettings),
+                      job.section(f"daco.normalisation.{name}", Normalisation), Path(args.out_dir),
+                      seed=int(job.get("daco.seed")), device=_device(job.get("device")))
+
+
+@verb("extract-daco", "descriptors of a train-daco model for the cross_domain score: the evaluation pairs' images",
+      ("device",),
+      args=[arg("--model", required=True, help="model.pt of train-daco (it carries its settings and normalisation)"),
+            arg("--dataset", required=True, help="prepared cross_domain pair set"),
+            arg("--out", required=True, help="HDF5 file")])
+def run_extract_daco(args: argparse.Namespace, job: Any) -> Path:
+    from darkside.extract.daco_descriptors import extract_daco
+    return extract_daco(Path(args.model), Path(args.dataset), Path(args.out), job.preset, _device(job.get("device")))
+
+
 @verb("train-gan", "train a day->night generator family on the filtered day and night lists (resumable)",
       _gan_reads,
       args=[arg("--family", required=True, help="a registered family (cyclegan, hedgan, hedngan, rcfngan)"),
@@ -627,7 +668,7 @@ def run_chance(args: argparse.Namespace, job: Any) -> list[Path]:
 
 @verb("tables", "regenerate the paper's tables from the metric files",
       ("seeds", "evaluate.bootstrap_samples", "evaluate.bootstrap_seed", "data.roles.tokyo", "data.roles.roxford",
-       "data.roles.rparis", "data.roles.localization"),
+       "data.roles.rparis", "data.roles.localization", "data.roles.cross_domain"),
       args=[arg("--metrics", default="results/metrics"),
             arg("--out", default="results/tables"),
             arg("--backbone", action="append", default=[], help="a backbone the preset trains (repeatable)"),
@@ -641,7 +682,8 @@ def run_tables(args: argparse.Namespace, job: Any) -> list[Path]:
     boot = job.section("evaluate", BootstrapSettings)
     inputs = TableInputs(preset=job.preset, tokyo=job.get("data.roles.tokyo"), roxford=job.get("data.roles.roxford"),
                          rparis=job.get("data.roles.rparis"), localization=tuple(job.get("data.roles.localization")),
-                         seeds=tuple(job.get("seeds")), bootstrap_samples=boot.bootstrap_samples,
+                         cross_domain=dict(job.get("data.roles.cross_domain")), seeds=tuple(job.get("seeds")),
+                         bootstrap_samples=boot.bootstrap_samples,
                          bootstrap_seed=boot.bootstrap_seed, backbones=tuple(args.backbone),
                          families=tuple(args.family))
     return build_tables(inputs, Path(args.metrics), Path(args.out), tables=args.table,

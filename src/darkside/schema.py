@@ -29,6 +29,7 @@ from darkside.config import (
 from darkside.data.daynight import DayNightSettings
 from darkside.data.download import DownloadSettings
 from darkside.data.synthetic import SyntheticParams
+from darkside.embed.daco import DacoSection
 from darkside.embed.how import LocalExtractSettings
 from darkside.embed.networks import get_network, network_settings
 from darkside.embed.pretrain import BackbonePretrainSettings
@@ -66,6 +67,10 @@ class Roles:
     roxford: str = setting(choices=_datasets)
     rparis: str = setting(choices=_datasets)
     localization: tuple[str, ...] = setting(choices=_datasets)
+    cross_domain: dict[str, str] = setting(
+        "DaCo's cross-domain retrieval tasks (protocol cross_domain): the role a DaCo table names -> the dataset "
+        "scored (paper: daco_night tokyo247-daco, daco_fog foggy-cityscapes, daco_rain synthia-seqs); a role the "
+        "preset leaves out has no dataset, and its table's cells say so", choices=_datasets)
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,7 @@ class PresetSettings:
     localize: LocalizeSettings = setting("paradigms 2a/2b: local features, matching, triangulation, pose")
     edges: EdgeSettings = setting()
     gan: GanSection = setting()
+    daco: DacoSection = setting("DaCo's contrastive learners (DaCo's Tables 1-6)")
     figures: FigureSection = setting()
     networks: dict[str, Any] | None = setting(
         "descriptor networks (darkside.embed.networks) whose numbers differ from their defaults: name -> settings "

@@ -35,7 +35,7 @@ POSE_COLUMNS: tuple[str, ...] = ("qw", "qx", "qy", "qz", "tx", "ty", "tz")
 #: by datasets that have them, so other manifests keep their bytes.
 CAMERA_COLUMN = "camera"
 DOMAINS: frozenset[str] = frozenset({"day", "sunset", "night", "other"})
-PROTOCOLS: frozenset[str] = frozenset({"revisited", "tokyo", "localization", "training"})
+PROTOCOLS: frozenset[str] = frozenset({"revisited", "tokyo", "localization", "cross_domain", "training"})
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,9 @@ class GroundTruth:
     ``protocol``: ``revisited`` (easy/hard/junk, queries cropped to ``bbox``, database = rows of
     split ``database``), ``tokyo`` (every image queries all; ``positives``/``junk``),
     ``localization`` (queries of split ``query`` against split ``database``, scored with poses),
-    ``training`` (no queries; ``pairs`` per split and optional ``day_night_pairs``).
+    ``cross_domain`` (DaCo's Recall@K: ``pairs[database_split]`` are the evaluation pairs (domain B, domain A)
+    in DaCo's index order, the other splits' pairs train), ``training`` (no queries; ``pairs`` per split and
+    optional ``day_night_pairs``).
     """
 
     protocol: str
@@ -197,6 +199,9 @@ def parse_groundtruth(obj: Any, path: Path, known_ids: set[str]) -> GroundTruth:
     pairs = {split: pair_list(plist, f"pairs.{split}", "[query, positive]")
              for split, plist in (obj.get("pairs") or {}).items()}
     dn = pair_list(obj.get("day_night_pairs") or [], "day_night_pairs", "[night, day]")
+    if protocol == "cross_domain" and obj.get("database_split") not in pairs:
+        raise _gt_error(path, "database_split", f"{obj.get('database_split')!r} names no split of 'pairs' "
+                        f"(cross_domain scores the pairs of that split; splits: {sorted(pairs)})")
     return GroundTruth(protocol=protocol, queries=queries, database_split=obj.get("database_split"),
                        pairs=pairs, day_night_pairs=dn)
 

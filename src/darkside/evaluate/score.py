@@ -1,7 +1,7 @@
 """``darkside score``: metrics of one descriptor file on one prepared dataset, written to JSON.
 
 The ground truth's protocol picks the scorer in :data:`PROTOCOLS`: each protocol module
-(:mod:`.revisited`, :mod:`.tokyo`, :mod:`.localization`) declares its ``PROTOCOL`` name and a
+(:mod:`.revisited`, :mod:`.tokyo`, :mod:`.localization`, :mod:`.cross_domain`) declares its ``PROTOCOL`` name and a
 ``score`` function of the :data:`Scorer` signature, and documents its own ``metrics``. All
 percentages are x100 like the paper; NaN (a query without positives, a metric with no query)
 is written as ``null``. Keys are sorted. The file looks like::
@@ -15,6 +15,7 @@ is written as ``null``. Keys are sorted. The file looks like::
       "breakdown": {...},          # tokyo only
       "recall": {...},             # tokyo only (when the dataset has day/night scene pairs)
       "localization": {...},       # localization only
+      "domains": {"A": ..., "B": ...},  # cross_domain only
       "pairs_files": [...]         # revisited and tokyo, with pairs_dir
     }
 
@@ -39,7 +40,7 @@ from darkside.atomic import atomic_write_json
 from darkside.config import ScoreSettings
 from darkside.data.manifest import GroundTruth, Manifest, load_groundtruth, load_manifest
 from darkside.errors import DarksideError
-from darkside.evaluate import localization, revisited, tokyo
+from darkside.evaluate import cross_domain, localization, revisited, tokyo
 from darkside.evaluate.asmk import AsmkSettings, asmk_descriptor_set, read_codebook
 from darkside.extract.hdf5 import DescriptorSet, read_descriptors
 
@@ -49,7 +50,7 @@ Scorer = Callable[[Manifest, GroundTruth, DescriptorSet, ScoreSettings, Path, Pa
 
 #: protocol name (``groundtruth.json``) -> scorer. A new protocol is one module and one entry here;
 #: ``darkside.data.manifest.PROTOCOLS`` must list the same names plus ``training`` (no queries).
-PROTOCOLS: dict[str, Scorer] = {m.PROTOCOL: m.score for m in (revisited, tokyo, localization)}
+PROTOCOLS: dict[str, Scorer] = {m.PROTOCOL: m.score for m in (revisited, tokyo, localization, cross_domain)}
 
 
 def score_dataset(descriptors_h5: Path, dataset_dir: Path, settings: ScoreSettings, out_json: Path,

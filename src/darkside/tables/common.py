@@ -32,6 +32,7 @@ class TableInputs:
     roxford: str
     rparis: str
     localization: tuple[str, ...]  # in the order of a localization layout's `datasets`
+    cross_domain: dict[str, str]   # cross-domain role (a DaCo layout's `dataset`) -> dataset; a role absent: none
     seeds: tuple[int, ...]         # fine-tuning seeds; a row is the per-query mean over them
     bootstrap_samples: int
     bootstrap_seed: int
@@ -96,14 +97,15 @@ class Metrics:
         more = [f"{model}.seed{s}" for s in self.seeds[1:]]
         return [model] + [m for m in more if self.get(m, dataset) is not None]
 
-    def per_query(self, model: str, dataset: str, key: str) -> PerQuery | None:
-        """(ids, values) of ``per_query[key]``, averaged over the model's seeds (matched by id)."""
+    def per_query(self, model: str, dataset: str, key: str, value: str = "ap") -> PerQuery | None:
+        """(ids, values) of ``per_query[key]`` (its list ``value``: a retrieval run's AP, a cross-domain run's
+        hits), averaged over the model's seeds (matched by id)."""
         runs = [(m, self.get(m, dataset)) for m in self.seed_models(model, dataset)]
         entries = [(m, r["per_query"].get(key)) for m, r in runs if r is not None]
         if not entries or any(e is None for _, e in entries):
             return None
         ids = list(entries[0][1].get("ids", []))
-        stack = [_values(entries[0][1])] + [_aligned(ids, (list(e.get("ids", [])), _values(e)),
+        stack = [_values(entries[0][1], value)] + [_aligned(ids, (list(e.get("ids", [])), _values(e, value)),
                                                      f"{self.root / m / dataset}.json against {model}")
                                             for m, e in entries[1:]]
         return ids, np.mean(stack, axis=0)
@@ -258,24 +260,29 @@ def _difference_cells(mine: dict[str, PerQuery | None], base: dict[str, PerQuery
 
 def paired_with_block(key: str, backbone: str, rows: list[Row], columns: list[str],
                       per_col: Callable[[str, str], PerQuery | None], inputs: TableInputs,
-                      combined: dict[str, list[str]] | None = None) -> Block | None:
+                      combined: dict[str, list[str]] | None = None,
+                      model_of: Callable[[str], str] | None = None) -> Block | None:
     """``<row> - <each of its paired_with>`` rows of a block (Table 4: each ensemble against its image embedding
-    alone), a paired bootstrap over the same queries; None where no produced row has a produced baseline."""
+    alone), a paired bootstrap over the same queries; None where no produced row has a produced baseline.
+    ``model_of(recipe)``: the model a row's recipe names (default ``<backbone>-<recipe>``; DaCo's tables name
+    models as they are, SIFT pipelines beside ResNet-50 networks)."""
     combined = combined or {}
+    model_of = model_of or (lambda recipe: f"{backbone}-{recipe}")
     plain = [c for c in columns if c not in combined]
     out = []
     for row in rows:
         if not row.paired_with or all(c.ours is None for c in row.cells):
             continue
-        mine = {col: per_col(f"{backbone}-{row.recipe}", col) for col in plain}
+        mine = {col: per_col(model_of(row.recipe), col) for col in plain}
         for base in row.paired_with:
-            theirs = {col: per_col(f"{backbone}-{base.recipe}", col) for col in plain}
+            theirs = {col: per_col(model_of(base.recipe), col) for col in plain}
             if all(v is None for v in theirs.values()):
                 continue
             out.append(Row(f"{row.method} - {base.method}", f"{row.recipe} - {base.recipe}",
                            _difference_cells(mine, theirs, columns, combined, inputs), extra=True,
                            paired_data=row.paired_data))
-    title = f"Paired difference of each row against its own baseline ({backbone}), same queries"
+    of = f" ({backbone})" if backbone else ""
+    title = f"Paired difference of each row against its own baseline{of}, same queries"
     return Block(f"paired-with-{key}", title, out) if out else None
 
 

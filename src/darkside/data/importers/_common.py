@@ -212,7 +212,8 @@ def paired_dataset(pairs: list[tuple[str, Path, Path, str]], domains: tuple[str,
 
     ``pairs``: (split, image of domain A, image of domain B, place). Both images of pair ``k``
     share the cluster ``pair<k>``; ``pairs[split]`` lists (B, A) ids, the "hard" domain first
-    like ``day_night_pairs`` (night, day).
+    like ``day_night_pairs`` (night, day). Protocol ``cross_domain``: the ``val`` pairs are scored (DaCo reports
+    its validation split), the ``train`` pairs train.
     """
     records: list[ImageRecord] = []
     gt_pairs: dict[str, list[tuple[str, str]]] = {}
@@ -225,5 +226,8 @@ def paired_dataset(pairs: list[tuple[str, Path, Path, str]], domains: tuple[str,
             ids.append(rel)
         gt_pairs.setdefault(split, []).append((ids[1], ids[0]))
     counts = {s: len(v) for s, v in gt_pairs.items()}
-    return write_prepared(out_dir, name, records, GroundTruth(protocol="training", pairs=gt_pairs), image_dir,
+    if "val" not in gt_pairs:
+        raise DarksideError(f"{image_dir}: {name} has no val pairs (DaCo scores its val split)")
+    gt = GroundTruth(protocol="cross_domain", database_split="val", pairs=gt_pairs)
+    return write_prepared(out_dir, name, records, gt, image_dir,
                           source=source, metadata={"pairs": counts, **(metadata or {})})

@@ -61,6 +61,17 @@ def read_lighting(csv_path: str | Path) -> str:
     raise DarksideError(f"{p}: column 5 is not one of D/S/N ({row[4] if len(row) > 4 else 'missing'!r})")
 
 
+def check_scene_triples(names: list[str], labels: list[str], images: Path) -> None:
+    """Each consecutive triple of the sorted names must be one day, one sunset and one night image (the scene rule
+    of the module docstring); otherwise a one-line error naming the triple."""
+    for start in range(0, len(labels), 3):
+        if sorted(labels[start : start + 3]) != ["day", "night", "sunset"]:
+            raise DarksideError(
+                f"{images}: images {', '.join(names[start : start + 3])} are not one day, one "
+                "sunset and one night image; scene ids cannot be derived from the order"
+            )
+
+
 def import_tokyo247(image_dir: str | Path, gnd_pkl: str | Path, out_dir: str | Path, name: str = "tokyo247") -> Path:
     """Rows of split ``test`` (every image is a query against all), protocol ``tokyo``."""
     images, gnd_path = Path(image_dir), Path(gnd_pkl)
@@ -78,12 +89,7 @@ def import_tokyo247(image_dir: str | Path, gnd_pkl: str | Path, out_dir: str | P
         w, h = probe_image(img)
         records.append(ImageRecord(img.relative_to(images).as_posix(), stem, "test", domain, f"scene{idx // 3:04d}",
                                    f"place{idx // 9:04d}", w, h))
-    for start in range(0, len(labels), 3):
-        if sorted(labels[start : start + 3]) != ["day", "night", "sunset"]:
-            raise DarksideError(
-                f"{images}: images {', '.join(names[start : start + 3])} are not one day, one "
-                "sunset and one night image; scene ids cannot be derived from the order"
-            )
+    check_scene_triples(names, labels, images)
     scene_of = {r.image_id: r.cluster for r in records}
     place_of = {r.image_id: r.place for r in records}
     queries = []

@@ -1,0 +1,195 @@
+"""DaCo's learner (darkside.embed.daco) on a tiny cross-domain pair set: its views, determinism, resumption."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+import torchvision.transforms.functional as TF
+from PIL import Image
+
+from darkside.config import BackboneSpec
+from darkside.data.manifest import GroundTruth, ImageRecord, write_dataset
+from darkside.embed import daco
+from darkside.errors import DarksideError, Preempted
+
+SETTINGS = daco.DacoSettings(
+    translated_views=True, lam=0.8, temperature=0.1, hidden_dim=8, batch_size=4, iterations=6, lr=1e-3,
+    weight_decay=1e-6, crop=16, crop_scale=(0.2, 1.0), crop_ratio=(3 / 4, 4 / 3), jitter=(0.4, 0.4, 0.4, 0.1),
+    jitter_p=0.8, grayscale_p=0.2, flip_p=0.5, eval_resize=16)
+NORM = daco.Normalisation(mean=(0.334, 0.332, 0.320), std=(0.241, 0.237, 0.242))
+BACKBONE = BackboneSpec("resnet50", 0.0625, (1, 1, 1, 1), "random", None, "r50")
+
+
+@pytest.fixture()
+def pair_set(tmp_path):
+    """4 training and 3 evaluation pairs of random textures, night = the day image darkened; the
+    'translations' are other gains of the same texture."""
+    rng = np.random.default_rng(0)
+    root, gen = tmp_path / "toy-pairs", tmp_path / "gen"  # the folder is named as the dataset (train-daco)
+    recs, pairs = [], {"train": [], "val": []}
+    for split, n in (("train", 4), ("val", 3)):
+        for k in range(n):
+            base = rng.uniform(0, 255, (20, 24, 3))
+            ids = []
+            for dom, gain in (("day", 1.0), ("night", 0.3)):
+                rel = f"{split}/{dom}/{k}.png"
+                for folder, g in ((root / "images", gain), (gen, 1.3 - gain)):
+                    (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+                    Image.fromarray((base * g).astype(np.uint8)).save(folder / rel)
+                recs.append(ImageRecord(rel, rel, split, dom, f"{split}{k}", f"{split}{k}", 24, 20))
+                ids.append(rel)
+            pairs[split].append((ids[1], ids[0]))
+    write_dataset(root, "toy-pairs", recs, GroundTruth("cross_domain", database_split="val", pairs=pairs))
+    return root, gen
+
+
+def _state(path):
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def test_a_view_without_random_parts_is_the_normalised_resized_image():
+    s = dataclasses.replace(SETTINGS, crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), jitter_p=0.0, grayscale_p=0.0,
+                            flip_p=1.0, crop=8)
+    img = torch.rand(3, 16, 16)
+    expect = TF.normalize(TF.hflip(TF.resize(img, [8, 8], antialias=True)), list(NORM.mean), list(NORM.std))
+    assert torch.allclose(daco.simclr_view(img, s, NORM, np.random.default_rng(0)), expect, atol=1e-6)
+
+
+def test_crop_boxes_keep_their_area_and_ratio_ranges():
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        top, left, ch, cw = daco._crop_box(60, 80, SETTINGS, rng)
+        assert top >= 0 and top + ch <= 60 and left >= 0 and left + cw <= 80
+        assert 0.2 * 4800 * 0.8 <= ch * cw <= 4800  # rounding of the sides moves the area a little
+        assert 3 / 4 * 0.85 <= cw / ch <= 4 / 3 * 1.15
+
+
+def test_daco_trains_deterministically_and_keeps_the_best_epoch(pair_set, tmp_path):
+    root, gen = pair_set
+    a = daco.train_daco(root, gen, BACKBONE, SETTINGS, NORM, tmp_path / "a", seed=3)
+    b = daco.train_daco(root, gen, BACKBONE, SETTINGS, NORM, tmp_path / "b", seed=3)
+    sa, sb = _state(a), _state(b)
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    log = json.loads((tmp_path / "a" / "training_log.json").read_text())
+    # 8 training images (both domains), batch 4: 2 steps per epoch, 6 iterations -> 3 epochs
+    assert [e["epoch"] for e in log["epochs"]] == [1, 2, 3]
+    means = [e["R@1"]["mean"] for e in log["epochs"]]
+    assert log["best"]["mean"] == max(means) and log["best"]["epoch"] == 1 + int(np.argmax(means))
+    assert not (tmp_path / "a" / "checkpoint.pt").exists()
+    c = daco.train_daco(root, gen, BACKBONE, SETTINGS, NORM, tmp_path / "c", seed=4)
+    assert not all(torch.equal(sa[k], _state(c)[k]) for k in sa)
+
+
+def test_a_preempted_run_resumes_to_the_same_weights(pair_set, tmp_path, monkeypatch):
+    root, gen = pair_set
+    ref = _state(daco.train_daco(root, gen, BACKBONE, SETTINGS, NORM, tmp_path / "ref", seed=3))
+    real = daco.evaluate_pairs
+    calls = {"n": 0}
+
+    def stop_in_epoch_two(*args):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise Preempted()
+        return real(*args)
+
+    monkeypatch.setattr(daco, "evaluate_pairs", stop_in_epoch_two)
+    with pytest.raises(Preempted):
+        daco.train_daco(root, gen, BACKBONE, SETTINGS, NORM, tmp_path / "run", seed=3)
+    assert (tmp_path / "run" / "checkpoint.pt").is_file() and not (tmp_path / "run" / "model.pt").exists()
+    monkeypatch.setattr(daco, "evaluate_pairs", real)
+    got = _state(daco.train_daco(root, gen, BACKBONE, SETTINGS, NORM, tmp_path / "run", seed=3))
+    assert all(torch.equal(ref[k], got[k]) for k in ref)
+
+
+def test_simclr_needs_no_translations_and_daco_refuses_without_them(pair_set, tmp_path):
+    root, gen = pair_set
+    simclr = dataclasses.replace(SETTINGS, translated_views=False, iterations=2)
+    assert daco.train_daco(root, None, BACKBONE, simclr, NORM, tmp_path / "s", seed=0).is_file()
+    with pytest.raises(DarksideError, match="needs the translations"):
+        daco.train_daco(root, None, BACKBONE, SETTINGS, NORM, tmp_path / "d", seed=0)
+    (gen / "train" / "night" / "2.png").unlink()
+    with pytest.raises(DarksideError, match=r"train/night/2\.png: translation of a training image missing"):
+        daco.train_daco(root, gen, BACKBONE, SETTINGS, NORM, tmp_path / "d", seed=0)
+
+
+def test_evaluation_descriptors_are_unit_norm_backbone_features(pair_set):
+    root, _ = pair_set
+    net = daco.build_daco_net(BACKBONE, 8, seed=0)
+    paths = sorted((root / "images" / "val" / "day").glob("*.png"))
+    d = daco.descriptors(net, paths, SETTINGS, NORM)
+    assert d.shape == (3, net.head[0].in_features)
+    assert np.allclose(np.linalg.norm(d, axis=1), 1.0, atol=1e-5)
+
+
+def test_train_daco_runs_the_learner_and_normalisation_params_name(pair_set, tmp_path, repo_root):
+    """The CLI job: daco.learners.<name> and daco.normalisation.<dataset folder> from the handed-over settings
+    give the same weights as the function called with them; a dataset without normalisation is refused."""
+    import yaml
+
+    from darkside.cli import job_settings, main
+    from darkside.errors import ConfigError
+    from darkside.settings import to_plain
+
+    root, gen = pair_set
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    section = params["presets"]["mini"]["daco"]
+    section["learners"]["tiny"] = to_plain(SETTINGS)
+    section["normalisation"]["toy-pairs"] = to_plain(NORM)
+    section["backbone"] = {"arch": "resnet50", "width": 0.0625, "blocks": [1, 1, 1, 1], "init": "random",
+                           "weights": None}
+    handed = job_settings("train-daco", params, "mini", {"learner": "tiny", "dataset": str(root)}).to_json()
+    assert main(["--settings", handed, "train-daco", "--learner", "tiny", "--dataset", str(root), "--translations",
+                 str(gen), "--out-dir", str(tmp_path / "cli")]) == 0
+    direct = daco.train_daco(root, gen, dataclasses.replace(BACKBONE, name="tiny"), SETTINGS, NORM, tmp_path / "fn",
+                             seed=section["seed"])
+    a, b = _state(tmp_path / "cli" / "model.pt"), _state(direct)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ConfigError, match=r"daco\.normalisation: no entry for 'elsewhere' \(known: toy-pairs\)"):
+        job_settings("train-daco", params, "mini", {"learner": "tiny", "dataset": "data/prepared/elsewhere"})
+
+
+def test_trained_model_to_descriptors_to_score_to_daco_table(pair_set, tmp_path, repo_root):
+    """The by-hand chain of the README: train-daco, extract-daco, score and tables fill DaCo Table 1's row with
+    what the model's own evaluation measured on the same pairs."""
+    import dataclasses as dc
+
+    import h5py
+    import yaml
+    from test_tables import inputs_of  # tests/ is on sys.path (no package)
+
+    from darkside.cli import job_settings, main
+    from darkside.settings import to_plain
+    from darkside.tables.build import build_table
+
+    root, gen = pair_set
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    section = params["presets"]["mini"]["daco"]
+    section["learners"]["resnet50-daco"] = to_plain(SETTINGS)
+    section["normalisation"]["toy-pairs"] = to_plain(NORM)
+    section["backbone"] = {"arch": "resnet50", "width": 0.0625, "blocks": [1, 1, 1, 1], "init": "random",
+                           "weights": None}
+    opts = {"learner": "resnet50-daco", "dataset": str(root)}
+    run = tmp_path / "models" / "resnet50-daco"
+    assert main(["--settings", job_settings("train-daco", params, "mini", opts).to_json(), "train-daco",
+                 "--learner", "resnet50-daco", "--dataset", str(root), "--translations", str(gen),
+                 "--out-dir", str(run)]) == 0
+    h5 = tmp_path / "toy-pairs.h5"
+    assert main(["--settings", job_settings("extract-daco", params, "mini").to_json(), "extract-daco", "--model",
+                 str(run / "model.pt"), "--dataset", str(root), "--out", str(h5)]) == 0
+    with h5py.File(h5) as f:  # the 3 evaluation pairs, A (day) images first
+        assert [i.decode() for i in f["image_ids"][()]] == [f"val/{d}/{k}.png" for d in ("day", "night")
+                                                            for k in range(3)]
+    metrics = tmp_path / "metrics" / "resnet50-daco" / "toy-pairs.json"
+    assert main(["--settings", job_settings("score", params, "mini").to_json(), "score", "--descriptors", str(h5),
+                 "--dataset", str(root), "--out", str(metrics)]) == 0
+    best = json.loads((run / "training_log.json").read_text())
+    chosen = next(e for e in best["epochs"] if e["epoch"] == best["best"]["epoch"])["R@1"]
+    scored = json.loads(metrics.read_text())["metrics"]
+    for mode in ("A->B", "B->A", "A<->B"):  # the kept epoch's own evaluation, recomputed from the descriptors
+        assert scored[mode]["R@1"] == pytest.approx(100 * chosen[mode])
+    inputs = dc.replace(inputs_of(repo_root / "params.yaml", "mini"), cross_domain={"daco_night": "toy-pairs"})
+    rows = {r.method: r for r in build_table("daco-table1", inputs, tmp_path / "metrics").blocks[0].rows}
+    assert rows["DaCo"].cells[0].ours == pytest.approx(scored["A->B"]["R@1"])
+    assert rows["DaCo"].cells[8].ours == pytest.approx(scored["A<->B"]["R@1"])
