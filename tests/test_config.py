@@ -185,7 +185,7 @@ def test_every_verb_reads_settings_that_parse(params):
                 with pytest.raises(ConfigError, match=r"gan\.published\.cyeda-bdd: no such published generator"):
                     job_settings(verb, params, preset, options)
                 continue
-            if verb == "train-daco" and not params["presets"][preset]["daco"]["normalisation"]:
+            if verb == "train-daco" and "tokyo247-daco" not in params["presets"][preset]["daco"]["normalisation"]:
                 with pytest.raises(ConfigError, match=r"daco\.normalisation: no entry for 'tokyo247-daco'"):
                     job_settings(verb, params, preset, options)
                 continue

@@ -33,7 +33,8 @@ SMALL = dict(train_scenes=3, train_views=4, day_night_pairs=2, val_scenes=2, val
              whiten_views=3, tokyo_places=10, tokyo_directions=2, revisited_landmarks=2, revisited_queries=2,
              revisited_views=12, revisited_distractors=2, revisited_distractor_views=2, aachen_facades=3,
              aachen_day_queries=4, aachen_night_queries=4, small_fraction=0.3, landmark_boards=2, neighbour_boards=0.5,
-             robotcar_facades=2, robotcar_step_m=6.0, robotcar_queries=2)
+             robotcar_facades=2, robotcar_step_m=6.0, robotcar_queries=2, cross_domain_train_pairs=3,
+             cross_domain_val_pairs=2)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +78,9 @@ def test_manifests_load_and_every_image_has_an_edge_map(bench: Path) -> None:
             assert (cams[r.image_id]["width"], cams[r.image_id]["height"]) == (r.width, r.height)
         assert gt.protocol == {"synth-sfm": "training", "synth-whiten": "training", "synth-tokyo": "tokyo",
                                "synth-roxford": "revisited", "synth-rparis": "revisited",
-                               "synth-aachen": "localization", "synth-robotcar": "localization"}[name]
+                               "synth-aachen": "localization", "synth-robotcar": "localization",
+                               "synth-daco-night": "cross_domain", "synth-daco-fog": "cross_domain",
+                               "synth-daco-rain": "cross_domain"}[name]
 
 
 def test_sfm_splits_pairs_and_min_side_filter(bench: Path) -> None:

@@ -133,9 +133,14 @@ def test_a_run_with_its_domains_swapped_is_refused(tmp_path, mini_with_daco):
 
 def test_a_role_the_preset_leaves_out_says_so(tmp_path, repo_root):
     mini = inputs_of(repo_root / "params.yaml", "mini")
-    assert mini.cross_domain == {}  # no synthetic cross-domain pair sets yet
+    assert mini.cross_domain == {"daco_night": "synth-daco-night", "daco_fog": "synth-daco-fog",
+                                 "daco_rain": "synth-daco-rain"}
+    rows = build_table("daco-table3", mini, tmp_path).blocks[0].rows
+    assert all(c.ours is None and "no resnet50-daco/synth-daco-rain.json" in c.note
+               for r in rows if r.recipe == "resnet50-daco" for c in r.cells)
     for name in TABLES:
-        cells = [c for b in build_table(name, mini, tmp_path).blocks for r in b.rows for c in r.cells]
+        none = dataclasses.replace(mini, cross_domain={})
+        cells = [c for b in build_table(name, none, tmp_path).blocks for r in b.rows for c in r.cells]
         role = paper_tables()[name]["dataset"]
         assert cells and all(c.ours is None and f"no dataset plays role {role!r}" in c.note for c in cells)
     paper = inputs_of(repo_root / "params.yaml", "paper")

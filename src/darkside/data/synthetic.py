@@ -1,6 +1,6 @@
 """The embedded synthetic day/night benchmark (SPEC 4.3): every ``synth-*`` dataset of the mini preset.
 
-Seven prepared datasets are written under ``out_root`` in the manifest schema, plus
+Ten prepared datasets are written under ``out_root`` in the manifest schema, plus
 ``synthetic-calibration.json`` (checks of the night model measured at generation time):
 
 ``synth-sfm``      training: day views of many scenes, fewer unpaired night views, a few
@@ -12,12 +12,18 @@ Seven prepared datasets are written under ``out_root`` in the manifest schema, p
 ``synth-aachen``   localization: a street, database on a pose grid, day and night queries.
 ``synth-robotcar`` localization: a vehicle route along a street, an overcast reference traversal and
                    queries in RobotCar Seasons-like conditions (day, overcast, dusk, night, night-rain).
+``synth-daco-night`` DaCo's cross-domain tasks (protocol ``cross_domain``): pairs of one view of a scene in two
+``synth-daco-fog``   conditions, day <-> night (Tokyo 24/7), day <-> fog (Foggy Cityscapes' clear <-> foggy),
+``synth-daco-rain``  sunset <-> night-rain (SYNTHIA-SEQS' sunset <-> rainy night); ``train`` and ``val`` pairs.
 
 Each dataset folder also holds ``cameras.json`` (intrinsics, the world-plane homography used to
 render each image, the facade rectangles) and ``edges/<image path>`` (ground-truth edge maps);
 ``synth-sfm`` also holds ``night-twins/<image path>`` for its day views (train and val splits): the same view
 rendered at night, which only the ``oracle`` translator reads (it is in no manifest, so no
-recipe, pre-training or generator sees it otherwise).
+recipe, pre-training or generator sees it otherwise). The ``synth-daco-*`` sets hold
+``translations/<image path>`` for their training images in the same way: the view rendered in the other
+domain's condition, DaCo's ``generated/`` tree with the renderer as the translator (the ceiling a generator
+can reach).
 Rendering lives in :mod:`darkside.data.synthetic_render`.
 """
 
@@ -48,8 +54,17 @@ from darkside.settings import setting
 
 #: folder of a dataset that holds the night rendering of each day view (same camera), by image path
 NIGHT_TWINS: str = "night-twins"
+#: folder of a synth-daco-* set that holds each training image rendered in the other domain, by image path
+TRANSLATIONS: str = "translations"
+#: DaCo's tasks: dataset -> (renderer condition of domain A, of B, manifest domain of A, of B), the domains as the
+#: real sets' importers write them (foggy Cityscapes: day and other; SYNTHIA: sunset and night)
+CROSS_DOMAIN: dict[str, tuple[str, str, str, str]] = {
+    "synth-daco-night": ("day", "night", "day", "night"),
+    "synth-daco-fog": ("day", "fog", "day", "other"),
+    "synth-daco-rain": ("sunset", "night-rain", "sunset", "night"),
+}
 DATASETS: tuple[str, ...] = ("synth-sfm", "synth-whiten", "synth-tokyo", "synth-roxford", "synth-rparis",
-                             "synth-aachen", "synth-robotcar")
+                             "synth-aachen", "synth-robotcar", *CROSS_DOMAIN)
 #: synth-robotcar's query conditions -> (renderer condition, manifest domain); RobotCar Seasons' dusk is the
 #: renderer's sunset, its weather conditions map to the lighting domain they are shot in
 ROBOTCAR_CONDITIONS: dict[str, tuple[str, str]] = {
@@ -114,6 +129,9 @@ class SyntheticParams:
         default=(0.0, 3.0))
     localization_max_side: int = setting("long side of the synth-aachen and synth-robotcar images (local features "
                                          "need more pixels than a global descriptor)", ge=16, default=96)
+    cross_domain_train_pairs: int = setting("training pairs of each synth-daco-* set", ge=1, default=60)
+    cross_domain_val_pairs: int = setting("evaluation pairs of each synth-daco-* set (R@1 moves in steps of "
+                                          "100 / this)", ge=2, default=30)
     lit_fraction: float = setting("windows lit at night", ge=0, le=1, default=0.5)
     lit_flip_prob: float = setting("per-view variation of the lit pattern", ge=0, le=1, default=0.08)
     landmark_boards: int = setting("billboards per landmark facade, drawn from 1..n (0: none)", ge=0, default=0)
@@ -260,6 +278,12 @@ class _Writer:
     def add_night_twin(self, rel: str, img: np.ndarray) -> None:
         """The night rendering of the day view ``rel`` (same camera), for the oracle translator."""
         path = self.root / NIGHT_TWINS / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(_png_bytes(img))
+
+    def add_translation(self, rel: str, img: np.ndarray) -> None:
+        """Training image ``rel`` rendered in the other domain (same camera): a synth-daco-* set's translation."""
+        path = self.root / TRANSLATIONS / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(_png_bytes(img))
 
@@ -600,6 +624,38 @@ def write_revisited(out_root: Path, p: SyntheticParams, name: str, ds_code: int,
         return w.finish(GroundTruth(protocol="revisited", queries=queries, database_split="database"))
 
 
+# --- synth-daco-night / -fog / -rain ----------------------------------------------------------------
+
+def write_cross_domain(out_root: Path, p: SyntheticParams, name: str) -> Path:
+    """A DaCo task (:data:`CROSS_DOMAIN`): pair k is one 'near' view of landmark scene k rendered in domain A's
+    and domain B's condition (as Foggy Cityscapes and SYNTHIA are pixel-aligned and Tokyo's pairs are one
+    viewpoint), each with its own draws; ``pairs[split]`` lists (B, A) ids. Training images also get their
+    translation into the other domain (:data:`TRANSLATIONS`), drawn from a generator of their own."""
+    cond_a, cond_b, dom_a, dom_b = CROSS_DOMAIN[name]
+    code = 10 + list(CROSS_DOMAIN).index(name)
+    size = (p.max_side, round(p.max_side * 0.75))
+    pairs: dict[str, list[tuple[str, str]]] = {"train": [], "val": []}
+    with _writing(out_root, name) as w:
+        k = 0
+        for split, n in (("train", p.cross_domain_train_pairs), ("val", p.cross_domain_val_pairs)):
+            for _ in range(n):
+                scene, rng = _landmark(p, (code, k), ALL_FAMILIES)
+                cluster = f"pair{k:05d}"
+                w.facades[cluster] = list(scene.facade)
+                cam = sample_view(rng, p, scene.facade, "near", size)
+                ids = []
+                for side, cond, dom, other in (("a", cond_a, dom_a, cond_b), ("b", cond_b, dom_b, cond_a)):
+                    img, edges = scene.render(cam, cond, rng)
+                    rel = f"{split}/domain_{side}/{k:05d}.png"
+                    w.add(rel, rel, split, dom, cluster, cluster, img, edges, cam)
+                    ids.append(rel)
+                    if split == "train":
+                        w.add_translation(rel, scene.render(cam, other, _rng(p.seed, code, k, ord(side)))[0])
+                pairs[split].append((ids[1], ids[0]))
+                k += 1
+        return w.finish(GroundTruth(protocol="cross_domain", database_split="val", pairs=pairs))
+
+
 # --- synth-aachen ------------------------------------------------------------------------------------
 
 def _street_camera(p: SyntheticParams, rng: np.random.Generator, x: float, dist: float, height: float,
@@ -807,6 +863,8 @@ def _generate(out_root: Path, params: SyntheticParams, calibration_path: Path | 
     for name in params.datasets:  # every name is one of DATASETS (the setting's choices)
         if name == "synth-tokyo":
             path, cal = write_tokyo(out_root, params)
+        elif name in CROSS_DOMAIN:
+            path = write_cross_domain(out_root, params, name)
         elif name in ("synth-roxford", "synth-rparis"):
             code, families = (4, ROXFORD_FAMILIES) if name == "synth-roxford" else (5, RPARIS_FAMILIES)
             path = write_revisited(out_root, params, name, code, families)

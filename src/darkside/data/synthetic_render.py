@@ -14,7 +14,10 @@ emitters. The three lighting conditions are composed from those layers per view;
 different image formation (lit windows, lamps that do not exist by day, casts, glare, sensor
 noise), not a gain applied to day. Two more conditions stand in for RobotCar Seasons' weather:
 ``overcast`` (the day formation under a weak sun and a grey sky) and ``night-rain`` (the night
-formation on wet surfaces, with rain streaks in front of the camera).
+formation on wet surfaces, with rain streaks in front of the camera). ``fog`` stands in for Foggy
+Cityscapes (DaCo's clear -> foggy task), made the way that set was made: the day image attenuated by
+the distance along each ray towards an airlight colour (Koschmieder's law, t = exp(-3.912 d / V) for a
+visibility V), the sky all airlight.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from darkside.geometry import camera_center
 CONDITIONS: tuple[str, ...] = ("day", "sunset", "night")
 #: Everything :func:`render` draws: the Tokyo-like conditions plus RobotCar Seasons' weather (its dusk is
 #: ``sunset``)
-RENDER_CONDITIONS: tuple[str, ...] = (*CONDITIONS, "overcast", "night-rain")
+RENDER_CONDITIONS: tuple[str, ...] = (*CONDITIONS, "overcast", "night-rain", "fog")
 #: Conditions with lit windows (a per-view lit pattern is drawn for them)
 LIT_CONDITIONS: frozenset[str] = frozenset({"sunset", "night", "night-rain"})
 
@@ -575,6 +578,12 @@ RAIN_LENGTH: tuple[float, float] = (0.05, 0.14)
 RAIN_SLANT_DEG: tuple[float, float] = (8.0, 22.0)
 RAIN_AMBIENT: float = 0.12
 RAIN_SCATTER: float = 1.1
+#: Fog: the meteorological visibility V (metres, uniform per view; the facades stand 16-30 m from a 'near'
+#: camera, so a fifth to two thirds of a facade's light gets through; Foggy Cityscapes' 600 m fog on its
+#: deeper street scenes is of the same order) and the airlight colour, a little blue, times a per-view level
+FOG_VISIBILITY_M: tuple[float, float] = (50.0, 110.0)
+FOG_AIRLIGHT: tuple[float, float, float] = (0.80, 0.82, 0.85)
+FOG_LEVEL: tuple[float, float] = (0.85, 1.05)
 
 
 def _supersample(ss: int) -> np.ndarray:
@@ -603,6 +612,8 @@ def render(layers: SceneLayers, cam: Camera, condition: str, rng: np.random.Gene
     """
     if condition not in RENDER_CONDITIONS:
         raise ValueError(f"unknown condition {condition!r}")
+    fog = condition == "fog"
+    condition = "day" if fog else condition  # fog is the day formation seen through the fog
     w, h = cam.width * ss, cam.height * ss
     s = _supersample(ss)
     m = s @ cam.plane_homography() @ layers.world_from_tex
@@ -680,9 +691,24 @@ def render(layers: SceneLayers, cam: Camera, condition: str, rng: np.random.Gene
         img = img * (1 - sky[..., None]) + sky_rgb * sky[..., None]
         if condition == "night-rain":
             img = _wet(img)
+    if fog:
+        img = _fog(img, cam, rays, sky, rng)
     img = cv2.resize(img.astype(np.float32), (cam.width, cam.height), interpolation=cv2.INTER_AREA)
     img = _post(img, condition, rng)
     return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def _fog(img: np.ndarray, cam: Camera, rays: np.ndarray, sky: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Koschmieder's law on the super-sampled image: each pixel keeps exp(-3.912 d / V) of its light, d the
+    distance along its ray to the facade plane (Z = 0), and gains the airlight for the rest; the sky (rays that
+    never reach the plane, and the texture's sky above the roofs) is at infinity: all airlight."""
+    visibility = float(rng.uniform(*FOG_VISIBILITY_M))
+    airlight = np.array(FOG_AIRLIGHT, np.float32) * float(rng.uniform(*FOG_LEVEL))
+    h, w = img.shape[:2]
+    down = np.maximum(-rays[:, 2].reshape(h, w), 1e-6)  # rays towards the plane have a negative Z component
+    keep = np.exp(-3.912 * (float(cam.center[2]) / down) / visibility) * (1 - np.clip(sky, 0, 1))
+    keep = keep.astype(np.float32)[..., None]
+    return img * keep + airlight * (1 - keep)
 
 
 def lit_draw(layers: SceneLayers, rng: np.random.Generator, flip_prob: float = 0.08) -> np.ndarray:
