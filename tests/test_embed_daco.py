@@ -123,22 +123,30 @@ def test_evaluation_descriptors_are_unit_norm_backbone_features(pair_set):
     assert np.allclose(np.linalg.norm(d, axis=1), 1.0, atol=1e-5)
 
 
-def test_train_daco_runs_the_learner_and_normalisation_params_name(pair_set, tmp_path, repo_root):
-    """The CLI job: daco.learners.<name> and daco.normalisation.<dataset folder> from the handed-over settings
-    give the same weights as the function called with them; a dataset without normalisation is refused."""
+def _mini_params_with(repo_root, learner: str) -> tuple[dict, dict]:
+    """params.yaml whose mini daco section trains the tiny SETTINGS as ``learner`` on the toy pair set."""
     import yaml
 
-    from darkside.cli import job_settings, main
-    from darkside.errors import ConfigError
     from darkside.settings import to_plain
 
-    root, gen = pair_set
     params = yaml.safe_load((repo_root / "params.yaml").read_text())
     section = params["presets"]["mini"]["daco"]
-    section["learners"]["tiny"] = to_plain(SETTINGS)
+    section["learners"][learner] = to_plain(SETTINGS)
     section["normalisation"]["toy-pairs"] = to_plain(NORM)
     section["backbone"] = {"arch": "resnet50", "width": 0.0625, "blocks": [1, 1, 1, 1], "init": "random",
                            "weights": None}
+    return params, section
+
+
+def test_train_daco_runs_the_learner_and_normalisation_params_name(pair_set, tmp_path, repo_root):
+    """The CLI job: daco.learners.<name> and daco.normalisation.<dataset folder> from the handed-over settings
+    give the same weights as the function called with them; a dataset without normalisation is refused."""
+
+    from darkside.cli import job_settings, main
+    from darkside.errors import ConfigError
+
+    root, gen = pair_set
+    params, section = _mini_params_with(repo_root, "tiny")
     handed = job_settings("train-daco", params, "mini", {"learner": "tiny", "dataset": str(root)}).to_json()
     assert main(["--settings", handed, "train-daco", "--learner", "tiny", "--dataset", str(root), "--translations",
                  str(gen), "--out-dir", str(tmp_path / "cli")]) == 0
@@ -156,20 +164,13 @@ def test_trained_model_to_descriptors_to_score_to_daco_table(pair_set, tmp_path,
     import dataclasses as dc
 
     import h5py
-    import yaml
     from test_tables import inputs_of  # tests/ is on sys.path (no package)
 
     from darkside.cli import job_settings, main
-    from darkside.settings import to_plain
     from darkside.tables.build import build_table
 
     root, gen = pair_set
-    params = yaml.safe_load((repo_root / "params.yaml").read_text())
-    section = params["presets"]["mini"]["daco"]
-    section["learners"]["resnet50-daco"] = to_plain(SETTINGS)
-    section["normalisation"]["toy-pairs"] = to_plain(NORM)
-    section["backbone"] = {"arch": "resnet50", "width": 0.0625, "blocks": [1, 1, 1, 1], "init": "random",
-                           "weights": None}
+    params, _ = _mini_params_with(repo_root, "resnet50-daco")
     opts = {"learner": "resnet50-daco", "dataset": str(root)}
     run = tmp_path / "models" / "resnet50-daco"
     assert main(["--settings", job_settings("train-daco", params, "mini", opts).to_json(), "train-daco",
