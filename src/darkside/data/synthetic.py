@@ -263,10 +263,8 @@ class _Writer:
 
     def add(self, rel: str, image_id: str, split: str, domain: str, cluster: str, place: str,
             img: np.ndarray, edges: np.ndarray, cam: sr.Camera, with_pose: bool = False) -> None:
-        for sub, arr in (("images", img), ("edges", edges)):
-            path = self.root / sub / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(_png_bytes(arr))
+        self.add_rendering("images", rel, img)
+        self.add_rendering("edges", rel, edges)
         # a posed view also carries its intrinsics: the localization splits' paradigms 2a/2b compute with them
         self.records.append(ImageRecord(rel, image_id, split, domain, cluster, place, cam.width, cam.height,
                                         pose_of(cam) if with_pose else None, pinhole(cam.K) if with_pose else None))
@@ -275,15 +273,10 @@ class _Writer:
                                   "cy": float(k[1, 2]), "width": cam.width, "height": cam.height,
                                   "pose": list(pose_of(cam)), "homography": _unit(cam.plane_homography())}
 
-    def add_night_twin(self, rel: str, img: np.ndarray) -> None:
-        """The night rendering of the day view ``rel`` (same camera), for the oracle translator."""
-        path = self.root / NIGHT_TWINS / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(_png_bytes(img))
-
-    def add_translation(self, rel: str, img: np.ndarray) -> None:
-        """Training image ``rel`` rendered in the other domain (same camera): a synth-daco-* set's translation."""
-        path = self.root / TRANSLATIONS / rel
+    def add_rendering(self, folder: str, rel: str, img: np.ndarray) -> None:
+        """Another rendering of view ``rel`` (same camera) under ``folder``, in no manifest: synth-sfm's
+        :data:`NIGHT_TWINS` for the oracle translator, a synth-daco-* set's :data:`TRANSLATIONS`."""
+        path = self.root / folder / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(_png_bytes(img))
 
@@ -393,7 +386,7 @@ def _training_split(w: _Writer, p: SyntheticParams, ds_code: int, split: str, fi
                 # the oracle's night: the benchmark's own renderer at the same camera, from a stream of its
                 # own so that writing twins changes no other image
                 twin, _ = scene.render(cam, "night", _rng(p.seed, ds_code, s, 7, v))
-                w.add_night_twin(f"{split}/{cluster}/{iid}.png", twin)
+                w.add_rendering(NIGHT_TWINS, f"{split}/{cluster}/{iid}.png", twin)
             day.append((iid, cam, sr.facade_visibility(scene.facade, cam), cond))
         # query/positive pairs: each day view with its most overlapping other view (SfM co-visibility)
         for qi, (qid, _, qvis, _) in enumerate(day):
@@ -636,23 +629,22 @@ def write_cross_domain(out_root: Path, p: SyntheticParams, name: str) -> Path:
     size = (p.max_side, round(p.max_side * 0.75))
     pairs: dict[str, list[tuple[str, str]]] = {"train": [], "val": []}
     with _writing(out_root, name) as w:
-        k = 0
-        for split, n in (("train", p.cross_domain_train_pairs), ("val", p.cross_domain_val_pairs)):
-            for _ in range(n):
-                scene, rng = _landmark(p, (code, k), ALL_FAMILIES)
-                cluster = f"pair{k:05d}"
-                w.facades[cluster] = list(scene.facade)
-                cam = sample_view(rng, p, scene.facade, "near", size)
-                ids = []
-                for side, cond, dom, other in (("a", cond_a, dom_a, cond_b), ("b", cond_b, dom_b, cond_a)):
-                    img, edges = scene.render(cam, cond, rng)
-                    rel = f"{split}/domain_{side}/{k:05d}.png"
-                    w.add(rel, rel, split, dom, cluster, cluster, img, edges, cam)
-                    ids.append(rel)
-                    if split == "train":
-                        w.add_translation(rel, scene.render(cam, other, _rng(p.seed, code, k, ord(side)))[0])
-                pairs[split].append((ids[1], ids[0]))
-                k += 1
+        splits = ["train"] * p.cross_domain_train_pairs + ["val"] * p.cross_domain_val_pairs
+        for k, split in enumerate(splits):
+            scene, rng = _landmark(p, (code, k), ALL_FAMILIES)
+            cluster = f"pair{k:05d}"
+            w.facades[cluster] = list(scene.facade)
+            cam = sample_view(rng, p, scene.facade, "near", size)
+            ids = []
+            for side, cond, dom, other in (("a", cond_a, dom_a, cond_b), ("b", cond_b, dom_b, cond_a)):
+                img, edges = scene.render(cam, cond, rng)
+                rel = f"{split}/domain_{side}/{k:05d}.png"
+                w.add(rel, rel, split, dom, cluster, cluster, img, edges, cam)
+                ids.append(rel)
+                if split == "train":
+                    translation = scene.render(cam, other, _rng(p.seed, code, k, ord(side)))[0]
+                    w.add_rendering(TRANSLATIONS, rel, translation)
+            pairs[split].append((ids[1], ids[0]))
         return w.finish(GroundTruth(protocol="cross_domain", database_split="val", pairs=pairs))
 
 
