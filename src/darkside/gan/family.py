@@ -378,6 +378,16 @@ class GanBundle(nn.Module):
         self.optimise(loss_dx + loss_dy, "discriminator_X", "discriminator_Y")
         return loss_dx, loss_dy
 
+    def night_to_day_generator(self) -> nn.Module:
+        """The night->day network of a two-way family (``night_to_day_name``) as its generator file keeps it."""
+        assert self.night_to_day_name is not None
+        return self.nets[self.night_to_day_name]
+
+    @classmethod
+    def night_to_day_net(cls, setup: GanSetup) -> nn.Module:
+        """An untrained network of :meth:`night_to_day_generator`'s shape, for loading its state dict."""
+        return next(s for s in cls.block_specs(setup) if s.name == cls.night_to_day_name).build()
+
     def generator(self) -> nn.Module:
         """The day->night module (for the translator and sample grids): x in [-1, 1] -> its night."""
         return self.nets[self.generator_name]
@@ -441,7 +451,7 @@ def save_generator(bundle: GanBundle, path: str | Path, variant: str | None = No
     if variant is not None:
         obj["variant"] = variant
     if bundle.night_to_day_name is not None:
-        obj["night_to_day_state_dict"] = _cpu_state(bundle.nets[bundle.night_to_day_name])
+        obj["night_to_day_state_dict"] = _cpu_state(bundle.night_to_day_generator())
     if (student := next((n for n, r in bundle.roles.items() if r == "student"), None)) is not None:
         obj["student_state_dict"] = _cpu_state(bundle.nets[student])
     if (content := bundle.content_embedding(bundle.setup, bundle.nets)) is not None:
@@ -549,7 +559,7 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu", night_t
             raise DarksideError(f"{p}: {cls.title} has no night->day generator (a one-way family, or a file "
                                 f"written without it)")
         state = obj["night_to_day_state_dict"]
-        gen = next(s for s in cls.block_specs(setup) if s.name == cls.night_to_day_name).build()
+        gen = cls.night_to_day_net(setup)
     else:
         state = obj["state_dict"]
         gen = cls.translator_net(setup, state)

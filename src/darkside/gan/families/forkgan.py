@@ -377,6 +377,7 @@ class ForkGan(GanBundle):
     variants: ClassVar = {"pytorch-port": {"perceptual_weight": 20.0}}
     schedule = staticmethod(late_decay_factor)   # = TF's lr * (epoch - epoch_step) rule, see the docstring
     paper_counts_plain: ClassVar[bool] = True    # not in Table 8; counted as the authors'-code families
+    night_to_day_name = "generator_Y"            # its translation branch goes along (DaCo's B->A translations)
 
     @classmethod
     def block_specs(cls, setup: GanSetup) -> list[BlockSpec]:
@@ -411,6 +412,14 @@ class ForkGan(GanBundle):
 
     def generator(self) -> nn.Module:
         return self.nets["generator_X"].branch
+
+    def night_to_day_generator(self) -> nn.Module:
+        # B->A, the translation branch of G_Y: DaCo translates the training images of both domains
+        return self.nets["generator_Y"].branch
+
+    @classmethod
+    def night_to_day_net(cls, setup: GanSetup) -> nn.Module:
+        return cls.translator_net(setup, {})
 
     def _discs(self, role: str, side: str) -> list[nn.Module]:
         return [self.nets[n] for n in _disc_names(role, side, self.settings.n_discriminators)]
