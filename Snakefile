@@ -18,6 +18,7 @@ include: "workflow/rules/models.smk"
 include: "workflow/rules/gan.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/localize.smk"
+include: "workflow/rules/daco.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/report.smk"
 

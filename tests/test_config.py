@@ -143,7 +143,8 @@ def test_presets_share_one_structure(params):
         out = set()
         for k, v in d.items():
             out.add(prefix + k)
-            if isinstance(v, dict) and k not in ("backbones", "steps", "published", "normalisation", "cross_domain"):
+            if isinstance(v, dict) and k not in ("backbones", "steps", "published", "normalisation", "cross_domain",
+                                                   "variants", "overrides"):
                 # maps of named entries (a dataset each, which differ by preset)
                 out |= keys(v, prefix + k + ".")
         return out

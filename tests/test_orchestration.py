@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 GPU_RULES = {"whiten", "extract", "finetune", "train_gan", "pretrain_edges", "pretrain_backbone", "edge_quality",
-             "codebook"}
+             "codebook", "train_daco_translator", "train_daco", "extract_daco"}
 
 
 def _snakemake(repo_root: Path, *args: str) -> str:
@@ -43,6 +43,11 @@ def test_slurm_profile_dry_run_requests_gpus_on_gpu_rules(repo_root, preset):
     assert jobs, out[-2000:]
     rules = {r for r, _ in jobs}
     assert {"extract", "whiten", "score", "tables", "filter_day_night"} <= rules
+    # DaCo's tasks: a translator per task, every run of daco.runs trained, extracted and scored
+    daco = {r: sum(1 for j, _ in jobs if j == r) for r in ("train_daco_translator", "train_daco", "extract_daco",
+                                                          "score_daco")}
+    assert daco == {"train_daco_translator": 3, "train_daco": {"mini": 9, "paper": 23}[preset],
+                    "extract_daco": {"mini": 9, "paper": 23}[preset], "score_daco": 1}, daco
     if preset == "paper":
         assert {"download_dataset", "prepare_dataset", "download_weights"} <= rules
         prepared = set(re.findall(r"data/prepared/([a-z0-9-]+)/manifest.csv", out))
@@ -411,11 +416,14 @@ def test_every_table_figure_curve_and_sample_grid_is_in_the_report(repo_root):
     pages = {f"results/report/tables/{t}.html" for t in tables}
     figures = {f for f in outputs if f.startswith("results/figures/")}
     assert len(figures) >= 3  # Figures 1 and 2, the contact sheet (and any figure added later)
-    trained = [j for j in jobs if j["rule"] in ("finetune", "train_gan")]
+    trained = [j for j in jobs if j["rule"] in ("finetune", "train_gan", "train_daco_translator")]
     curves = {f for j in trained for f, _ in j["output"] if f.endswith("/training_curve.png")}
     assert len(curves) == len(trained) > 10
-    grids = {f for j in jobs if j["rule"] == "train_gan" for f, is_dir in j["output"] if is_dir}
-    assert grids == {f"results/gans/{j['wildcards']['family']}/samples" for j in jobs if j["rule"] == "train_gan"}
+    grids = {f for j in jobs if j["rule"] in ("train_gan", "train_daco_translator") for f, is_dir in j["output"]
+             if is_dir and f.endswith("/samples")}
+    assert grids == {f"results/gans/{j['wildcards']['family']}/samples" for j in jobs if j["rule"] == "train_gan"} | {
+        f"results/daco/translators/{j['wildcards']['dataset']}/samples" for j in jobs
+        if j["rule"] == "train_daco_translator"}
     expected = pages | figures | curves | grids | {"results/report/synthetic-calibration.html",
                                                     "results/report/settings.html"}
     assert reported == expected, (expected - reported, reported - expected)
@@ -429,11 +437,13 @@ def test_training_jobs_declare_every_file_they_keep_but_the_checkpoint(repo_root
 
     jobs = _dag_jobs(repo_root)
     written = {"train_gan": {gt.GENERATOR, gt.LOG, gt.LOSSES, gt.CURVE, gt.SAMPLES},
-               "finetune": {ft.MODEL, ft.LOG, ft.CURVE, ft.CURVE_DATA}}
+               "train_daco_translator": {gt.GENERATOR, gt.LOG, gt.LOSSES, gt.CURVE, gt.SAMPLES},
+               "finetune": {ft.MODEL, ft.LOG, ft.CURVE, ft.CURVE_DATA},
+               "train_daco": {"model.pt", "training_log.json"}}
     for job in jobs:
         if job["rule"] in written:
-            run_dir = {str(Path(f).parent) for f, _ in job["output"] if f.startswith("results/gans/")
-                       or f.startswith("results/models/")}
+            run_dir = {str(Path(f).parent) for f, _ in job["output"] if f.startswith(
+                ("results/gans/", "results/models/", "results/daco/translators/", "results/daco/models/"))}
             assert len(run_dir) == 1, job["output"]
             names = {Path(f).name for f, _ in job["output"] if str(Path(f).parent) in run_dir}
             assert names == written[job["rule"]], (job["rule"], job["wildcards"], names)

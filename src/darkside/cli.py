@@ -409,13 +409,16 @@ def _gan_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str]:
             *detector]
 
 
-def _gan_setup(job: Any, family: str, variant: str | None = None):
-    """The setup of ``family``'s run, or of its ``gan.variants`` entry ``variant`` (the overrides applied)."""
+def _gan_setup(job: Any, family: str, variant: str | None = None, settings: Any = None):
+    """The setup of ``family``'s run, or of its ``gan.variants`` entry ``variant`` (the overrides applied), or
+    with the family's typed ``settings`` as given (DaCo's translator)."""
     from darkside.gan.edges import DetectorSettings
     from darkside.gan.family import GanTraining, GanVariant, family_class, setup_for
     detectors = {k: job.section(f"edges.detectors.{k}", DetectorSettings)
                  for k in (job.values.get("edges", {}).get("detectors") or {})}
-    if variant is None:
+    if settings is not None:
+        pass
+    elif variant is None:
         settings = job.section(f"gan.families.{family}", family_class(family).Settings)
     else:
         where = job.where(f"gan.variants.{variant}")
@@ -432,16 +435,25 @@ def _list_paths(list_file: Path, image_root: Path) -> list[Path]:
 
 def _daco_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str]:
     # the learner's own entry and the normalisation of the dataset it trains on (data/prepared/<name>), only
-    learner, dataset = args["learner"], Path(args["dataset"]).name
-    for key, name in (("learners", learner), ("normalisation", dataset)):
-        if name not in preset["daco"][key]:
-            raise ConfigError(f"daco.{key}: no entry for {name!r} (known: {', '.join(preset['daco'][key]) or 'none'})")
-    return ["device", "daco.seed", "daco.backbone", f"daco.learners.{learner}", f"daco.normalisation.{dataset}"]
+    # (a variant: its learner's entry and its own)
+    daco, learner, dataset = preset["daco"], args["learner"], Path(args["dataset"]).name
+    if dataset not in daco["normalisation"]:
+        raise ConfigError(f"daco.normalisation: no entry for {dataset!r} (known: "
+                          f"{', '.join(daco['normalisation']) or 'none'})")
+    if learner in daco["variants"]:
+        entries = [f"daco.learners.{daco['variants'][learner]['learner']}", f"daco.variants.{learner}"]
+    elif learner in daco["learners"]:
+        entries = [f"daco.learners.{learner}"]
+    else:
+        raise ConfigError(f"daco.learners: no learner or variant {learner!r} (known: "
+                          f"{', '.join([*daco['learners'], *daco['variants']]) or 'none'})")
+    return ["device", "daco.seed", "daco.backbone", *entries, f"daco.normalisation.{dataset}"]
 
 
 @verb("train-daco", "contrastive learning across domains (DaCo, or its SimCLR baseline) on a cross_domain pair set "
       "with its training images' translations (resumable)", _daco_reads,
-      args=[arg("--learner", required=True, help="a daco.learners entry (e.g. resnet50-daco, resnet50-simclr)"),
+      args=[arg("--learner", required=True, help="a daco.learners or daco.variants entry (e.g. resnet50-daco, "
+                "resnet50-simclr, resnet50-daco-lambda00)"),
             arg("--dataset", required=True, help="prepared cross_domain pair set (data/prepared/<name>)"),
             arg("--translations", default=None, help="folder with each training image's translation at its "
                 "manifest path (DaCo's generated/ tree); a learner without translated views needs none"),
@@ -449,16 +461,52 @@ def _daco_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str]
 def run_train_daco(args: argparse.Namespace, job: Any) -> Path:
     from darkside.config import BackboneSettings, BackboneSpec
     from darkside.data.manifest import load_manifest
-    from darkside.embed.daco import DacoSettings, Normalisation, train_daco
+    from darkside.embed.daco import DacoSettings, Normalisation, learner_entry, train_daco
+    from darkside.settings import parse
     name = Path(args.dataset).name
     if (found := load_manifest(args.dataset, check_files=False).name) != name:
         raise ConfigError(f"{args.dataset}: holds dataset {found!r}, not {name!r} (daco.normalisation is keyed "
                           "by the folder's name)")
     backbone = BackboneSpec.named(args.learner, job.section("daco.backbone", BackboneSettings))
+    learners, variants = job.get("daco.learners"), job.values["daco"].get("variants") or {}
+    where = job.where(f"daco.variants.{args.learner}.overrides" if args.learner in variants
+                      else f"daco.learners.{args.learner}")
+    settings = parse(DacoSettings, learner_entry({"learners": learners, "variants": variants}, args.learner), where)
     return train_daco(Path(args.dataset), None if args.translations is None else Path(args.translations), backbone,
-                      job.section(f"daco.learners.{args.learner}", DacoSettings),
+                      settings,
                       job.section(f"daco.normalisation.{name}", Normalisation), Path(args.out_dir),
                       seed=int(job.get("daco.seed")), device=_device(job.get("device")))
+
+
+def _daco_translator_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str]:
+    entry = preset["daco"]["translator"]
+    merged = {**preset["gan"]["families"].get(entry["family"], {}), **entry["overrides"]}
+    detector = [f"edges.detectors.{merged['detector']}"] if "detector" in merged else []
+    return ["device", "daco.seed", "gan.common", "daco.translator", f"gan.families.{entry['family']}", *detector]
+
+
+@verb("train-daco-translator", "train daco.translator (DaCo: ForkGAN) on a cross_domain pair set's training images "
+      "(A as day, B as night; resumable), then translate each of them into the other domain once",
+      _daco_translator_reads,
+      args=[arg("--dataset", required=True, help="prepared cross_domain pair set (data/prepared/<name>)"),
+            arg("--out-dir", required=True, help="the generator run: generator.pt, log.json, losses, samples"),
+            arg("--translations", required=True, help="folder that receives each training image's translation at "
+                "its manifest path (DaCo's generated/ tree)")])
+def run_train_daco_translator(args: argparse.Namespace, job: Any) -> Path:
+    from darkside.gan.family import GanVariant, family_class
+    from darkside.gan.pair_translations import training_images, write_translations
+    from darkside.gan.train import train_gan
+    where = job.where("daco.translator")
+    v = job.section("daco.translator", GanVariant)
+    if family_class(v.family).night_to_day_name is None:  # before training: B's images need the way back
+        raise ConfigError(f"{where}.family: {v.family} is a one-way family; DaCo translates both domains")
+    setup = _gan_setup(job, v.family, settings=v.settings(job.get(f"gan.families.{v.family}"), where))
+    manifest, ids_a, ids_b = training_images(args.dataset)
+    paths = {i: manifest.image_path(manifest.records[manifest.index(i)]) for i in ids_a + ids_b}
+    device = _device(job.get("device"))
+    generator = train_gan(setup, [paths[i] for i in ids_a], [paths[i] for i in ids_b], Path(args.out_dir), device,
+                          seed=int(job.get("daco.seed")))
+    return write_translations(generator, args.dataset, args.translations, device)
 
 
 @verb("extract-daco", "descriptors of a train-daco model for the cross_domain score: the evaluation pairs' images",

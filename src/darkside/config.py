@@ -185,6 +185,30 @@ def _check_variants(schema: Mapping[str, Any], preset: Mapping[str, Any], where:
             raise ConfigError(f"{source}: {_key_path(at)}: the name of a family or published generator")
         node = {**families["properties"][variant["family"]], "$defs": schema.get("$defs", {})}
         _check(node, {**gan["families"][variant["family"]], **variant["overrides"]}, source, [*at, "overrides"])
+    _check_daco(schema, preset, where, source)
+
+
+def _check_daco(schema: Mapping[str, Any], preset: Mapping[str, Any], where: list[Any], source: str) -> None:
+    """``daco``: the translator's family entry with its overrides is a valid entry of that family; each variant's
+    learner entry with its overrides a valid learner, its name no learner's; each run names a learner or variant."""
+    daco, defs = preset["daco"], schema.get("$defs", {})
+    props = schema["properties"]["presets"]["additionalProperties"]["properties"]
+    families = props["gan"]["properties"]["families"]["properties"]
+    translator, at = daco["translator"], [*where, "daco", "translator"]
+    _check({**families[translator["family"]], "$defs": defs},
+           {**preset["gan"]["families"][translator["family"]], **translator["overrides"]}, source, [*at, "overrides"])
+    learner_schema = {**props["daco"]["properties"]["learners"]["additionalProperties"], "$defs": defs}
+    for name, variant in daco["variants"].items():
+        at = [*where, "daco", "variants", name]
+        if name in daco["learners"]:
+            raise ConfigError(f"{source}: {_key_path(at)}: the name of a learner")
+        _check(learner_schema, {**daco["learners"][variant["learner"]], **variant["overrides"]}, source,
+               [*at, "overrides"])
+    for role, names in daco["runs"].items():
+        for i, name in enumerate(names):
+            if name not in daco["learners"] and name not in daco["variants"]:
+                raise ConfigError(f"{source}: {_key_path([*where, 'daco', 'runs', role, i])}: {name!r} is no "
+                                  f"daco.learners or daco.variants entry")
 
 
 def validate(params: Any, source: str = "params.yaml") -> dict[str, Any]:

@@ -157,6 +157,9 @@ def params_schema() -> dict[str, Any]:
     preset["backbones"]["propertyNames"] = {"pattern": NAME}
     # a variant's name is a generator run's folder and the stem of its recipes' names
     preset["gan"]["properties"]["variants"]["propertyNames"] = {"pattern": "^[a-z0-9][a-z0-9-]*$"}
+    # a DaCo run's name is a model folder and a key path segment: no dot (it would read as a .seedN suffix)
+    for key in ("learners", "variants"):
+        preset["daco"]["properties"][key]["propertyNames"] = {"pattern": "^[a-z0-9][a-z0-9-]*$"}
     # the DAG reads which families train on every lighting domain from here, without importing them (torch)
     families = preset["gan"]["properties"]["families"]["properties"]
     for name in families:

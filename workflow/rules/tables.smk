@@ -8,6 +8,7 @@ rule tables:
     input:
         METRICS,
         LOCALIZATION_METRICS,
+        DACO_METRICS,
         CHANCE,
         expand("results/metrics/gans/{family}.json", family=FAMILIES),
     output:

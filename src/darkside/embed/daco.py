@@ -22,9 +22,10 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -39,6 +40,7 @@ from darkside.embed.backbones import build_backbone
 from darkside.embed.self_supervised_losses import daco_loss, nt_xent
 from darkside.errors import DarksideError
 from darkside.evaluate.recall import recall_at_k
+from darkside.gan.family import GanVariant
 from darkside.settings import setting, to_plain
 from darkside.state import save_torch
 from darkside.training import load_checkpoint, preemptible, reseed, rng_states, save_checkpoint, set_rng_states
@@ -67,6 +69,10 @@ class DacoSettings:
     grayscale_p: float = setting("probability of a grey view (DaCo 0.2)", ge=0, le=1)
     flip_p: float = setting("probability of a horizontal flip (DaCo 0.5)", ge=0, le=1)
     eval_resize: int = setting("evaluation images' shorter side (DaCo 256)", ge=1)
+    translations: Literal["translator", "dataset"] = setting(
+        "where the translated views come from (read by the DAG): the daco.translator trained on the task, or the "
+        "translations/ folder shipped beside the pair set (the synthetic renderer's, the ceiling a translator can "
+        "reach; for a real set, DaCo's published generated/ tree placed there)", default="translator")
 
 
 @dataclass(frozen=True)
@@ -78,17 +84,47 @@ class Normalisation:
 
 
 @dataclass(frozen=True)
+class DacoVariant:
+    """``daco.variants.<name>``: another run of a learner with some settings replaced (DaCo's Table 4 lambda sweep,
+    its Table 6 augmentation ablation), trained and scored like a learner under its own name."""
+
+    learner: str = setting("the learner whose entry gives every setting the overrides leave", key_in="daco.learners")
+    overrides: dict[str, Any] = setting("settings of the learner's entry replaced for this run (checked as a "
+                                        "learner's own settings)")
+
+
+@dataclass(frozen=True)
 class DacoSection:
     """``daco``: the contrastive learners of DaCo's tables (DaCo itself, and its SimCLR baseline), each a named
-    entry of every setting, trained by ``darkside train-daco --learner <name>`` into ``results/models/<name>``."""
+    entry of every setting, trained by ``darkside train-daco --learner <name>`` per task (``runs``) into
+    ``results/daco/models/<name>/<dataset>``, and the generator that translates each task's training images."""
 
     seed: int = setting("the runs' seed (DaCo's main.py: 1)", ge=0)
     backbone: BackboneSettings = setting("the trunk, from random initialisation (DaCo: torchvision's ResNet-50 "
                                          "without ImageNet weights, its fc layer dropped)")
     normalisation: dict[str, Normalisation] = setting("prepared dataset -> its normalisation (a dataset a run "
                                                       "trains on needs one)")
-    learners: dict[str, DacoSettings] = setting("learner name -> its settings (the model's name)",
-                                                pattern="^[a-z0-9][a-z0-9.-]*$")
+    learners: dict[str, DacoSettings] = setting("learner name -> its settings (the model's name)")
+    variants: dict[str, DacoVariant] = setting("further runs of a learner with some settings replaced: name -> "
+                                               "learner and overrides")
+    translator: GanVariant = setting(
+        "the generator trained once per task on its pair set's training images (domain A as the family's day, B "
+        "as its night; DaCo: ForkGAN) with the family's gan.families entry, overrides applied; it translates every "
+        "training image into the other domain once (`darkside train-daco-translator`)")
+    runs: dict[str, tuple[str, ...]] = setting("cross_domain role -> the learners and variants the DAG trains and "
+                                               "scores on that role's dataset", keys_of="data.roles.cross_domain")
+
+
+def learner_entry(daco: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The plain settings of learner or variant ``name`` of a ``daco`` section: a variant's learner entry with
+    its overrides applied (:class:`DacoSettings` checks them)."""
+    if name in daco["variants"]:
+        variant = daco["variants"][name]
+        return {**daco["learners"][variant["learner"]], **variant["overrides"]}
+    if name in daco["learners"]:
+        return dict(daco["learners"][name])
+    known = sorted([*daco["learners"], *daco["variants"]])
+    raise DarksideError(f"daco: no learner or variant {name!r} (known: {', '.join(known) or 'none'})")
 
 
 class DacoNet(nn.Module):
