@@ -403,29 +403,35 @@ def _gan_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str]:
         raise ConfigError(f"gan.variants.{variant}: no such variant (known: "
                           f"{', '.join(sorted(gan['variants'])) or 'none'})")
     # a variant's overrides may name another detector
-    entry = {**gan["families"].get(family, {}), **(gan["variants"][variant]["overrides"] if variant else {})}
-    detector = [f"edges.detectors.{entry['detector']}"] if "detector" in entry else []
+    overrides = gan["variants"][variant]["overrides"] if variant else {}
     return ["device", "gan.common", f"gan.families.{family}", *([f"gan.variants.{variant}"] if variant else []),
-            *detector]
+            *_detector_reads(gan["families"].get(family, {}), overrides)]
 
 
-def _gan_setup(job: Any, family: str, variant: str | None = None, settings: Any = None):
-    """The setup of ``family``'s run, or of its ``gan.variants`` entry ``variant`` (the overrides applied), or
-    with the family's typed ``settings`` as given (DaCo's translator)."""
+def _detector_reads(entry: Mapping[str, Any], overrides: Mapping[str, Any]) -> list[str]:
+    """The edge detector a family's entry names once ``overrides`` are applied (none: no read)."""
+    merged = {**entry, **overrides}
+    return [f"edges.detectors.{merged['detector']}"] if "detector" in merged else []
+
+
+def _gan_setup(job: Any, family: str, variant: str | None = None):
+    """The setup of ``family``'s run, or of its ``gan.variants`` entry ``variant`` (the overrides applied)."""
+    from darkside.gan.family import GanVariant, family_class
+    if variant is None:
+        return _setup_with(job, family, job.section(f"gan.families.{family}", family_class(family).Settings))
+    where = job.where(f"gan.variants.{variant}")
+    v = job.section(f"gan.variants.{variant}", GanVariant)
+    if v.family != family:
+        raise ConfigError(f"{where}.family: {v.family!r}, but train-gan --family {family}")
+    return _setup_with(job, family, v.settings(job.get(f"gan.families.{family}"), where))
+
+
+def _setup_with(job: Any, family: str, settings: Any):
+    """``family``'s setup with its typed ``settings``: the job's gan.common and edge detectors."""
     from darkside.gan.edges import DetectorSettings
-    from darkside.gan.family import GanTraining, GanVariant, family_class, setup_for
+    from darkside.gan.family import GanTraining, setup_for
     detectors = {k: job.section(f"edges.detectors.{k}", DetectorSettings)
                  for k in (job.values.get("edges", {}).get("detectors") or {})}
-    if settings is not None:
-        pass
-    elif variant is None:
-        settings = job.section(f"gan.families.{family}", family_class(family).Settings)
-    else:
-        where = job.where(f"gan.variants.{variant}")
-        v = job.section(f"gan.variants.{variant}", GanVariant)
-        if v.family != family:
-            raise ConfigError(f"{where}.family: {v.family!r}, but train-gan --family {family}")
-        settings = v.settings(job.get(f"gan.families.{family}"), where)
     return setup_for(family, job.section("gan.common", GanTraining), settings, detectors)
 
 
@@ -459,9 +465,9 @@ def _daco_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str]
                 "manifest path (DaCo's generated/ tree); a learner without translated views needs none"),
             arg("--out-dir", required=True, help="model.pt, checkpoint.pt and the training log")])
 def run_train_daco(args: argparse.Namespace, job: Any) -> Path:
-    from darkside.config import BackboneSettings, BackboneSpec
+    from darkside.config import BackboneSettings, BackboneSpec, daco_learner_entry
     from darkside.data.manifest import load_manifest
-    from darkside.embed.daco import DacoSettings, Normalisation, learner_entry, train_daco
+    from darkside.embed.daco import DacoSettings, Normalisation, train_daco
     from darkside.settings import parse
     name = Path(args.dataset).name
     if (found := load_manifest(args.dataset, check_files=False).name) != name:
@@ -471,7 +477,8 @@ def run_train_daco(args: argparse.Namespace, job: Any) -> Path:
     learners, variants = job.get("daco.learners"), job.values["daco"].get("variants") or {}
     where = job.where(f"daco.variants.{args.learner}.overrides" if args.learner in variants
                       else f"daco.learners.{args.learner}")
-    settings = parse(DacoSettings, learner_entry({"learners": learners, "variants": variants}, args.learner), where)
+    settings = parse(DacoSettings, daco_learner_entry({"learners": learners, "variants": variants}, args.learner),
+                     where)
     return train_daco(Path(args.dataset), None if args.translations is None else Path(args.translations), backbone,
                       settings,
                       job.section(f"daco.normalisation.{name}", Normalisation), Path(args.out_dir),
@@ -480,9 +487,8 @@ def run_train_daco(args: argparse.Namespace, job: Any) -> Path:
 
 def _daco_translator_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str]:
     entry = preset["daco"]["translator"]
-    merged = {**preset["gan"]["families"].get(entry["family"], {}), **entry["overrides"]}
-    detector = [f"edges.detectors.{merged['detector']}"] if "detector" in merged else []
-    return ["device", "daco.seed", "gan.common", "daco.translator", f"gan.families.{entry['family']}", *detector]
+    return ["device", "daco.seed", "gan.common", "daco.translator", f"gan.families.{entry['family']}",
+            *_detector_reads(preset["gan"]["families"].get(entry["family"], {}), entry["overrides"])]
 
 
 @verb("train-daco-translator", "train daco.translator (DaCo: ForkGAN) on a cross_domain pair set's training images "
@@ -494,19 +500,14 @@ def _daco_translator_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -
                 "its manifest path (DaCo's generated/ tree)")])
 def run_train_daco_translator(args: argparse.Namespace, job: Any) -> Path:
     from darkside.gan.family import GanVariant, family_class
-    from darkside.gan.pair_translations import training_images, write_translations
-    from darkside.gan.train import train_gan
+    from darkside.gan.pair_translations import train_and_translate
     where = job.where("daco.translator")
     v = job.section("daco.translator", GanVariant)
     if family_class(v.family).night_to_day_name is None:  # before training: B's images need the way back
         raise ConfigError(f"{where}.family: {v.family} is a one-way family; DaCo translates both domains")
-    setup = _gan_setup(job, v.family, settings=v.settings(job.get(f"gan.families.{v.family}"), where))
-    manifest, ids_a, ids_b = training_images(args.dataset)
-    paths = {i: manifest.image_path(manifest.records[manifest.index(i)]) for i in ids_a + ids_b}
-    device = _device(job.get("device"))
-    generator = train_gan(setup, [paths[i] for i in ids_a], [paths[i] for i in ids_b], Path(args.out_dir), device,
-                          seed=int(job.get("daco.seed")))
-    return write_translations(generator, args.dataset, args.translations, device)
+    setup = _setup_with(job, v.family, v.settings(job.get(f"gan.families.{v.family}"), where))
+    return train_and_translate(setup, args.dataset, args.out_dir, args.translations, _device(job.get("device")),
+                               seed=int(job.get("daco.seed")))
 
 
 @verb("extract-daco", "descriptors of a train-daco model for the cross_domain score: the evaluation pairs' images",

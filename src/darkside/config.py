@@ -188,6 +188,18 @@ def _check_variants(schema: Mapping[str, Any], preset: Mapping[str, Any], where:
     _check_daco(schema, preset, where, source)
 
 
+def daco_learner_entry(daco: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The plain settings of learner or variant ``name`` of a ``daco`` section: a variant's learner entry with its
+    overrides applied (the DAG, the params check and train-daco read it; DacoSettings types it). No torch import."""
+    if name in daco.get("variants", {}):
+        variant = daco["variants"][name]
+        return {**daco["learners"][variant["learner"]], **variant["overrides"]}
+    if name in daco["learners"]:
+        return dict(daco["learners"][name])
+    known = sorted([*daco["learners"], *daco.get("variants", {})])
+    raise ConfigError(f"daco: no learner or variant {name!r} (known: {', '.join(known) or 'none'})")
+
+
 def _check_daco(schema: Mapping[str, Any], preset: Mapping[str, Any], where: list[Any], source: str) -> None:
     """``daco``: the translator's family entry with its overrides is a valid entry of that family; each variant's
     learner entry with its overrides a valid learner, its name no learner's; each run names a learner or variant."""
@@ -198,12 +210,11 @@ def _check_daco(schema: Mapping[str, Any], preset: Mapping[str, Any], where: lis
     _check({**families[translator["family"]], "$defs": defs},
            {**preset["gan"]["families"][translator["family"]], **translator["overrides"]}, source, [*at, "overrides"])
     learner_schema = {**props["daco"]["properties"]["learners"]["additionalProperties"], "$defs": defs}
-    for name, variant in daco["variants"].items():
+    for name in daco["variants"]:
         at = [*where, "daco", "variants", name]
         if name in daco["learners"]:
             raise ConfigError(f"{source}: {_key_path(at)}: the name of a learner")
-        _check(learner_schema, {**daco["learners"][variant["learner"]], **variant["overrides"]}, source,
-               [*at, "overrides"])
+        _check(learner_schema, daco_learner_entry(daco, name), source, [*at, "overrides"])
     for role, names in daco["runs"].items():
         for i, name in enumerate(names):
             if name not in daco["learners"] and name not in daco["variants"]:

@@ -6,7 +6,7 @@ import re
 import sys
 
 from darkside.cli import job_settings
-from darkside.config import local_feature_networks, multi_domain_families, validate
+from darkside.config import daco_learner_entry, local_feature_networks, multi_domain_families, validate
 from darkside.data.registry import DATASETS
 from darkside.data.synthetic import DATASETS as SYNTHETIC_DATASETS
 from darkside.errors import ConfigError

@@ -12,16 +12,10 @@ DACO_LEARNERS = sorted({n for n, _ in DACO_RUNS})
 DACO_METRICS = [f"results/metrics/{n}/{d}.json" for n, d in DACO_RUNS]
 
 
-def daco_entry(name):
-    """A learner's settings, or a variant's (its learner's entry, the overrides applied), as params.yaml gives them."""
-    variant = DACO["variants"].get(name)
-    return {**DACO["learners"][variant["learner"]], **variant["overrides"]} if variant else DACO["learners"][name]
-
-
 def daco_translations(name, dataset):
     """The translations folder a run reads ('' for a run without translated views): the task's translator's
     (a DAG output), or the one shipped beside the pair set (written with the dataset: its renderer's)."""
-    entry = daco_entry(name)
+    entry = daco_learner_entry(DACO, name)
     if not entry["translated_views"]:
         return ""
     if entry.get("translations", "translator") == "dataset":

@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -113,18 +112,6 @@ class DacoSection:
         "training image into the other domain once (`darkside train-daco-translator`)")
     runs: dict[str, tuple[str, ...]] = setting("cross_domain role -> the learners and variants the DAG trains and "
                                                "scores on that role's dataset", keys_of="data.roles.cross_domain")
-
-
-def learner_entry(daco: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """The plain settings of learner or variant ``name`` of a ``daco`` section: a variant's learner entry with
-    its overrides applied (:class:`DacoSettings` checks them)."""
-    if name in daco["variants"]:
-        variant = daco["variants"][name]
-        return {**daco["learners"][variant["learner"]], **variant["overrides"]}
-    if name in daco["learners"]:
-        return dict(daco["learners"][name])
-    known = sorted([*daco["learners"], *daco["variants"]])
-    raise DarksideError(f"daco: no learner or variant {name!r} (known: {', '.join(known) or 'none'})")
 
 
 class DacoNet(nn.Module):

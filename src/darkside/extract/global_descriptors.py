@@ -45,7 +45,7 @@ from darkside.embed.network import (
 from darkside.embed.whitening import apply_whitening, learn_whitening, load_whitening, save_whitening
 from darkside.errors import DarksideError, ImageError
 from darkside.extract.hdf5 import DescriptorSet, write_descriptors
-from darkside.gan.translator import Translator
+from darkside.gan.translator import Translator, translate_image
 from darkside.hashing import sha256_file
 from darkside.training import resolve_device
 
@@ -62,9 +62,7 @@ class TranslatedImage:
     translator: Translator
 
     def load(self) -> Image.Image:
-        x = torch.from_numpy(np.asarray(load_rgb(self.path), dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
-        y = self.translator.translate(x)[0].clamp(0.0, 1.0)
-        return Image.fromarray((y.permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8))
+        return translate_image(self.translator, self.path)
 
     def __str__(self) -> str:
         return f"{self.path} (translated)"

@@ -15,15 +15,14 @@ import os
 import shutil
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 from darkside.atomic import shared_temp_dir
-from darkside.data.images import load_rgb
 from darkside.data.manifest import Manifest, load_groundtruth, load_manifest
 from darkside.errors import DarksideError
-from darkside.gan.family import GeneratorTranslator, load_generator
+from darkside.gan.family import GanSetup, load_generator
+from darkside.gan.train import train_gan
+from darkside.gan.translator import translate_image
 
 log = logging.getLogger(__name__)
 
@@ -42,19 +41,12 @@ def training_images(dataset_dir: str | Path) -> tuple[Manifest, list[str], list[
     return manifest, [a for _, a in pairs], [b for b, _ in pairs]
 
 
-def _translate_file(translator: GeneratorTranslator, src: Path, dst: Path) -> None:
-    x = torch.from_numpy(np.asarray(load_rgb(src), dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
-    y = translator.translate(x)[0].permute(1, 2, 0).numpy()
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.rint(y * 255.0).astype(np.uint8)).save(dst, format="PNG")
+def _image_paths(manifest: Manifest, ids: list[str]) -> list[Path]:
+    return [manifest.image_path(manifest.records[manifest.index(i)]) for i in ids]
 
 
-def write_translations(generator_file: str | Path, dataset_dir: str | Path, out_dir: str | Path,
-                       device: torch.device | str = "cpu") -> Path:
-    """Translate every training image of pair set ``dataset_dir`` with the two-way generator of
-    ``generator_file`` into ``out_dir/<manifest path>`` (PNG bytes whatever the source's extension: the learner
-    reads the path, not the format); return ``out_dir``."""
-    manifest, ids_a, ids_b = training_images(dataset_dir)
+def _write(generator_file: Path, manifest: Manifest, ids_a: list[str], ids_b: list[str], out_dir: str | Path,
+           device: torch.device | str) -> Path:
     forward = load_generator(generator_file, device)
     backward = load_generator(generator_file, device, night_to_day=True)
     out = Path(out_dir)
@@ -62,9 +54,10 @@ def write_translations(generator_file: str | Path, dataset_dir: str | Path, out_
     stage = shared_temp_dir(out.parent, f".{out.name}.")
     try:
         for translator, ids in ((forward, ids_a), (backward, ids_b)):
-            for image_id in ids:
-                record = manifest.records[manifest.index(image_id)]
-                _translate_file(translator, manifest.image_path(record), stage / record.path)
+            for image_id, src in zip(ids, _image_paths(manifest, ids), strict=True):
+                dst = stage / manifest.records[manifest.index(image_id)].path
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                translate_image(translator, src).save(dst, format="PNG")
         if out.exists():
             shutil.rmtree(out)
         os.replace(stage, out)
@@ -73,3 +66,22 @@ def write_translations(generator_file: str | Path, dataset_dir: str | Path, out_
         raise
     log.info("translations of %d + %d training images of %s -> %s", len(ids_a), len(ids_b), manifest.name, out)
     return out
+
+
+def write_translations(generator_file: str | Path, dataset_dir: str | Path, out_dir: str | Path,
+                       device: torch.device | str = "cpu") -> Path:
+    """Translate every training image of pair set ``dataset_dir`` with the two-way generator of
+    ``generator_file`` into ``out_dir/<manifest path>`` (PNG bytes whatever the source's extension: the learner
+    reads the path, not the format); return ``out_dir``."""
+    manifest, ids_a, ids_b = training_images(dataset_dir)
+    return _write(Path(generator_file), manifest, ids_a, ids_b, out_dir, device)
+
+
+def train_and_translate(setup: GanSetup, dataset_dir: str | Path, run_dir: str | Path, out_dir: str | Path,
+                        device: torch.device | str = "cpu", seed: int = 0) -> Path:
+    """Train ``setup`` (resuming from ``run_dir``) on the pair set's training images, A as day and B as night,
+    then write their translations as :func:`write_translations` does; return ``out_dir``."""
+    manifest, ids_a, ids_b = training_images(dataset_dir)
+    generator = train_gan(setup, _image_paths(manifest, ids_a), _image_paths(manifest, ids_b), Path(run_dir),
+                          device, seed=seed)
+    return _write(generator, manifest, ids_a, ids_b, out_dir, device)

@@ -16,7 +16,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
+from PIL import Image
 
+from darkside.data.images import load_rgb
 from darkside.data.manifest import Manifest
 from darkside.errors import DarksideError
 
@@ -44,6 +46,13 @@ class ViewTranslator(Protocol):
 #: a test keeps the two equal, since recipes must be known where torch is not imported)
 BUILTIN: dict[str, str] = {"lab-inversion": "darkside.gan.lab_inversion:LabInversion",
                            "oracle": "darkside.gan.oracle:RenderedNight"}
+
+
+def translate_image(translator: Translator, path: str | Path) -> Image.Image:
+    """The image file at ``path`` through ``translator`` at its own resolution, as an RGB image."""
+    x = torch.from_numpy(np.asarray(load_rgb(path), dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
+    y = translator.translate(x)[0].clamp(0.0, 1.0)
+    return Image.fromarray((y.permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8))
 
 
 def check_batch(images: torch.Tensor) -> None:
