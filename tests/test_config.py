@@ -236,6 +236,35 @@ def test_paper_preset_daco_values(params):
                     "synthia-seqs": Normalisation((0.244, 0.221, 0.177), (0.192, 0.174, 0.144))}
 
 
+def test_paper_preset_daco_runs_variants_and_translator(params):
+    """DaCo's Table 4 (lambda 0.0-1.0 in steps of 0.1, 0.8 being DaCo itself) and Table 6 (random cropping with
+    each subset of jitter, grey and flip at DaCo's probabilities) as variants of resnet50-daco, all on the fog
+    task; Tables 1-3's DaCo and SimCLR on every task; ForkGAN with its own settings as the translator."""
+    from darkside.config import daco_learner_entry
+    from darkside.embed.daco import DacoSettings
+
+    daco = params["presets"]["paper"]["daco"]
+    lambdas = {f"resnet50-daco-lambda{round(10 * lam):02d}": lam for lam in
+               (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.9, 1.0)}
+    augmentations = {f"resnet50-daco-aug-{name}": probs for name, probs in {
+        "crop": (0, 0, 0), "crop-jitter": (0.8, 0, 0), "crop-gray": (0, 0.2, 0), "crop-flip": (0, 0, 0.5),
+        "crop-jitter-gray": (0.8, 0.2, 0), "crop-jitter-flip": (0.8, 0, 0.5), "crop-gray-flip": (0, 0.2, 0.5)}.items()}
+    assert set(daco["variants"]) == set(lambdas) | set(augmentations)
+    base = DacoSettings(**{**daco["learners"]["resnet50-daco"]})
+    for name in daco["variants"]:
+        v = DacoSettings(**daco_learner_entry(daco, name))
+        if name in lambdas:
+            assert v == type(base)(**{**base.__dict__, "lam": lambdas[name]}), name
+        else:
+            j, g, f = augmentations[name]
+            assert v == type(base)(**{**base.__dict__, "jitter_p": j, "grayscale_p": g, "flip_p": f}), name
+    assert base.translations == "translator" and daco["learners"]["resnet50-simclr"]["translations"] == "translator"
+    assert daco["translator"] == {"family": "forkgan", "overrides": {}}
+    assert daco["runs"] == {"daco_night": ["resnet50-daco", "resnet50-simclr"],
+                            "daco_fog": ["resnet50-daco", "resnet50-simclr", *lambdas, *augmentations],
+                            "daco_rain": ["resnet50-daco", "resnet50-simclr"]}
+
+
 def test_paper_preset_backbones(params):
     vgg = _paper(params, "backbones.vgg16", BackboneSettings)
     r101 = _paper(params, "backbones.resnet101", BackboneSettings)
