@@ -2,6 +2,7 @@
 job views, and the paper preset's extraction/evaluation values (SPEC sections 7 and 8)."""
 
 import copy
+import dataclasses
 import os
 import subprocess
 import sys
@@ -179,7 +180,8 @@ def test_every_verb_reads_settings_that_parse(params):
     from darkside.cli import VERBS, job_settings
 
     options = {"backbone": "vgg16", "family": "hedngan", "kind": "hed", "teacher": ["hed=x"], "item": [],
-               "name": "cyeda-bdd", "learner": "resnet50-daco", "dataset": "data/prepared/tokyo247-daco"}
+               "name": "cyeda-bdd", "learner": "resnet50-daco", "dataset": "data/prepared/tokyo247-daco",
+               "method": "sift-bow"}
     for name, preset in (("mini", "mini"), ("paper", "paper")):
         for verb in VERBS:
             if verb == "import-generator" and not params["presets"][preset]["gan"]["published"]:
@@ -216,16 +218,30 @@ def test_paper_preset_extraction_values(params):
 def test_paper_preset_daco_values(params):
     """DaCo's main.py and utils.py (../shared/reference/anchors-generators.md section 3.11)."""
     from darkside.embed.daco import DacoSettings, Normalisation
+    from darkside.embed.objectives.daco import DacoObjectiveSettings
+    from darkside.embed.objectives.moco import MocoSettings
+    from darkside.embed.objectives.npid import NpidSettings
+    from darkside.embed.objectives.simclr import SimclrSettings
+    from darkside.embed.objectives.simsiam import SimsiamSettings
 
     d = _paper(params, "daco.learners.resnet50-daco", DacoSettings)
-    assert d.translated_views and (d.lam, d.temperature, d.hidden_dim) == (0.8, 0.1, 512)
+    assert d.objective == {"daco": DacoObjectiveSettings(lam=0.8, temperature=0.1, extra_cross=False)}
+    assert d.hidden_dim == 512
     assert (d.batch_size, d.iterations, d.lr, d.weight_decay) == (16, 10000, 1e-3, 1e-6)
     assert (d.crop, d.crop_scale, d.eval_resize) == (256, (0.2, 1.0), 256)
     assert d.crop_ratio == pytest.approx((3 / 4, 4 / 3))  # torchvision's RandomResizedCrop default
     assert (d.jitter, d.jitter_p, d.grayscale_p, d.flip_p) == ((0.4, 0.4, 0.4, 0.1), 0.8, 0.2, 0.5)
-    simclr = _paper(params, "daco.learners.resnet50-simclr", DacoSettings)
-    assert not simclr.translated_views and simclr.batch_size == 32  # DaCo's SimCLR baseline
-    assert simclr == type(d)(**{**d.__dict__, "translated_views": False, "lam": 0.0, "batch_size": 32})
+    assert d.translations == "translator"
+    # the baselines: DaCo's recipe but their objective, batch size (main.py, README) and no translated views
+    baselines = {"resnet50-simclr": ({"simclr": SimclrSettings(temperature=0.1)}, 32),
+                 "resnet50-moco": ({"moco": MocoSettings(temperature=0.1, negatives=4096, momentum=0.999)}, 32),
+                 "resnet50-npid": ({"npid": NpidSettings(temperature=0.1, negatives=4096, momentum=0.5)}, 64),
+                 "resnet50-simsiam": ({"simsiam": SimsiamSettings()}, 32)}
+    assert set(params["presets"]["paper"]["daco"]["learners"]) == {"resnet50-daco", *baselines}
+    for name, (objective, batch) in baselines.items():
+        got = _paper(params, f"daco.learners.{name}", DacoSettings)
+        assert got == type(d)(**{**d.__dict__, "objective": objective, "batch_size": batch, "translations": "none"})
+        got.check(name)
     b = _paper(params, "daco.backbone", BackboneSettings)
     assert (b.arch, b.width, b.blocks, b.init, b.weights) == ("resnet50", 1.0, None, "random", None)
     assert params["presets"]["paper"]["daco"]["seed"] == 1
@@ -237,11 +253,13 @@ def test_paper_preset_daco_values(params):
 
 
 def test_paper_preset_daco_runs_variants_and_translator(params):
-    """DaCo's Table 4 (lambda 0.0-1.0 in steps of 0.1, 0.8 being DaCo itself) and Table 6 (random cropping with
+    """DaCo's Table 4 (lambda 0.0-1.0 in steps of 0.1, 0.8 being DaCo itself), Table 5 (o2's two cross-domain
+    terms) and Table 6 (random cropping with
     each subset of jitter, grey and flip at DaCo's probabilities) as variants of resnet50-daco, all on the fog
     task; Tables 1-3's DaCo and SimCLR on every task; ForkGAN with its own settings as the translator."""
     from darkside.config import daco_learner_entry
     from darkside.embed.daco import DacoSettings
+    from darkside.settings import parse
 
     daco = params["presets"]["paper"]["daco"]
     lambdas = {f"resnet50-daco-lambda{round(10 * lam):02d}": lam for lam in
@@ -249,20 +267,24 @@ def test_paper_preset_daco_runs_variants_and_translator(params):
     augmentations = {f"resnet50-daco-aug-{name}": probs for name, probs in {
         "crop": (0, 0, 0), "crop-jitter": (0.8, 0, 0), "crop-gray": (0, 0.2, 0), "crop-flip": (0, 0, 0.5),
         "crop-jitter-gray": (0.8, 0.2, 0), "crop-jitter-flip": (0.8, 0, 0.5), "crop-gray-flip": (0, 0.2, 0.5)}.items()}
-    assert set(daco["variants"]) == set(lambdas) | set(augmentations)
-    base = DacoSettings(**{**daco["learners"]["resnet50-daco"]})
+    assert set(daco["variants"]) == set(lambdas) | set(augmentations) | {"resnet50-daco-extra-cross"}
+    base = parse(DacoSettings, daco["learners"]["resnet50-daco"], "resnet50-daco")
     for name in daco["variants"]:
-        v = DacoSettings(**daco_learner_entry(daco, name))
-        if name in lambdas:
-            assert v == type(base)(**{**base.__dict__, "lam": lambdas[name]}), name
+        v = parse(DacoSettings, daco_learner_entry(daco, name), name)
+        if name in lambdas or name == "resnet50-daco-extra-cross":  # Table 4's lambda, Table 5's two terms
+            change = {"lam": lambdas[name]} if name in lambdas else {"extra_cross": True}
+            objective = {"daco": dataclasses.replace(base.objective["daco"], **change)}
+            assert v == type(base)(**{**base.__dict__, "objective": objective}), name
         else:
             j, g, f = augmentations[name]
             assert v == type(base)(**{**base.__dict__, "jitter_p": j, "grayscale_p": g, "flip_p": f}), name
-    assert base.translations == "translator" and daco["learners"]["resnet50-simclr"]["translations"] == "translator"
+    assert base.translations == "translator" and daco["learners"]["resnet50-simclr"]["translations"] == "none"
     assert daco["translator"] == {"family": "forkgan", "overrides": {}}
-    assert daco["runs"] == {"daco_night": ["resnet50-daco", "resnet50-simclr"],
-                            "daco_fog": ["resnet50-daco", "resnet50-simclr", *lambdas, *augmentations],
-                            "daco_rain": ["resnet50-daco", "resnet50-simclr"]}
+    tables = ["resnet50-daco", "resnet50-simclr", "resnet50-moco", "resnet50-npid", "resnet50-simsiam", "sift-matches",
+              "sift-bow", "sift-vlad"]
+    assert daco["runs"] == {"daco_night": tables,
+                            "daco_fog": [*tables, *lambdas, "resnet50-daco-extra-cross", *augmentations],
+                            "daco_rain": tables}
 
 
 def test_paper_preset_backbones(params):

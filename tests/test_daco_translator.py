@@ -121,7 +121,7 @@ def test_a_variant_trains_its_learner_with_the_overrides(pair_set, tmp_path, rep
 
     root, gen = pair_set
     params, section = _mini_params_with(repo_root, "tiny")
-    section["variants"] = {"tiny-lambda00": {"learner": "tiny", "overrides": {"lam": 0.0}}}
+    section["variants"] = {"tiny-lambda00": {"learner": "tiny", "overrides": {"objective": {"daco": {"lam": 0.0}}}}}
     opts = {"learner": "tiny-lambda00", "dataset": str(root)}
     handed = job_settings("train-daco", params, "mini", opts).to_json()
     values = json.loads(handed)["values"]["daco"]
@@ -129,14 +129,20 @@ def test_a_variant_trains_its_learner_with_the_overrides(pair_set, tmp_path, rep
     assert main(["--settings", handed, "train-daco", "--learner", "tiny-lambda00", "--dataset", str(root),
                  "--translations", str(gen), "--out-dir", str(tmp_path / "v")]) == 0
     config = torch.load(tmp_path / "v" / "model.pt", weights_only=True)["config"]
-    assert config["settings"]["lam"] == 0.0 and config["settings"]["temperature"] == 0.1
+    assert config["settings"]["objective"] == {"daco": {"lam": 0.0, "temperature": 0.1, "extra_cross": False}}
     with pytest.raises(ConfigError, match=r"daco\.learners: no learner or variant 'nope'"):
         job_settings("train-daco", params, "mini", {"learner": "nope", "dataset": str(root)})
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    (lambda d: d["variants"]["resnet50-daco-lambda00"]["overrides"].update(lam=-1),
-     r"daco\.variants\.resnet50-daco-lambda00\.overrides\.lam: -1 is less than the minimum of 0"),
+    (lambda d: d["variants"]["resnet50-daco-lambda00"]["overrides"]["objective"]["daco"].update(lam=-1),
+     r"daco\.variants\.resnet50-daco-lambda00\.overrides\.objective\.daco\.lam: -1 is less than the minimum of 0"),
+    (lambda d: d["variants"]["resnet50-daco-lambda00"]["overrides"]["objective"].update(simclr={"temperature": 1}),
+     r"daco\.variants\.resnet50-daco-lambda00\.overrides\.objective: .*'simclr'.* has too many properties"),
+    (lambda d: d["learners"]["resnet50-moco"]["objective"]["moco"].pop("negatives"),
+     r"daco\.learners\.resnet50-moco\.objective\.moco: 'negatives' is a required property"),
+    (lambda d: d["learners"]["resnet50-moco"].update(objective={"byol": {}}),
+     r"daco\.learners\.resnet50-moco\.objective\.byol: unknown key"),
     (lambda d: d["variants"]["resnet50-daco-lambda00"]["overrides"].update(bogus=1),
      r"daco\.variants\.resnet50-daco-lambda00\.overrides\.bogus: unknown key"),
     (lambda d: d["variants"].update({"resnet50-simclr": {"learner": "resnet50-daco", "overrides": {}}}),
@@ -146,7 +152,7 @@ def test_a_variant_trains_its_learner_with_the_overrides(pair_set, tmp_path, rep
     (lambda d: d["translator"]["overrides"].update(ngf=0),
      r"daco\.translator\.overrides\.ngf: 0 is less than the minimum of 1"),
     (lambda d: d["runs"]["daco_fog"].append("nope"),
-     r"daco\.runs\.daco_fog\[4\]: 'nope' is no daco\.learners or daco\.variants entry"),
+     r"daco\.runs\.daco_fog\[3\]: 'nope' is no daco\.learners, daco\.variants or daco\.handcrafted entry"),
     (lambda d: d["runs"].update(daco_x=["resnet50-daco"]),
      r"daco\.runs\.daco_x: 'daco_x' is not one of presets\.mini\.data\.roles\.cross_domain"),
     (lambda d: d["variants"].update({"resnet50-daco-lambda0.5": {"learner": "resnet50-daco", "overrides": {}}}),
@@ -165,15 +171,15 @@ def test_params_daco_section_is_checked(repo_root, change, message):
 
 def test_dag_hands_each_run_the_translations_its_settings_name(repo_root):
     """DaCo reads its task's translator's folder (a DAG output), the renderer variant the pair set's own
-    translations/ (the ceiling), SimCLR none; every run is scored by the one score_daco job into the metrics file
-    the tables read."""
+    translations/ (the ceiling), SimCLR none; every learned run is scored by the score_daco job, the SIFT method's
+    by score_daco_matches (--matches), into the metrics files the tables read."""
     from test_orchestration import _dag_jobs
 
     jobs = _dag_jobs(repo_root)
     train = {(j["wildcards"]["learner"], j["wildcards"]["dataset"]): j for j in jobs if j["rule"] == "train_daco"}
     assert set(train) == {(n, f"synth-daco-{t}") for t, ns in (
         ("night", ["resnet50-daco", "resnet50-simclr", "resnet50-daco-renderer"]),
-        ("fog", ["resnet50-daco", "resnet50-simclr", "resnet50-daco-lambda00", "resnet50-daco-aug-crop"]),
+        ("fog", ["resnet50-daco", "resnet50-simclr", "resnet50-daco-lambda00"]),
         ("rain", ["resnet50-daco", "resnet50-simclr"])) for n in ns}
     night = "synth-daco-night"
     assert " --translations results/daco/translations/synth-daco-night " in train["resnet50-daco", night]["cmd"]
@@ -181,7 +187,34 @@ def test_dag_hands_each_run_the_translations_its_settings_name(repo_root):
     assert " --translations data/prepared/synth-daco-night/translations " in train["resnet50-daco-renderer",
                                                                                   night]["cmd"]
     assert "--translations" not in train["resnet50-simclr", night]["cmd"]
+    # each learner writes its evaluation pairs' descriptors itself: no extraction job of its own
+    assert (" --descriptors results/descriptors/resnet50-daco/synth-daco-night.h5 "
+            in train["resnet50-daco", night]["cmd"])
     (score,) = [j for j in jobs if j["rule"] == "score_daco"]
-    assert sorted(o for o, _ in score["output"]) == sorted(f"results/metrics/{n}/{d}.json" for n, d in train)
+    handcrafted = {(j["wildcards"]["method"], j["wildcards"]["dataset"]) for j in jobs
+                   if j["rule"] == "extract_handcrafted"}
+    assert handcrafted == {(m, night) for m in ("sift-matches", "sift-bow", "sift-vlad")}
+    (matches,) = [j for j in jobs if j["rule"] == "score_daco_matches"]
+    assert " score --matches " in matches["cmd"]
+    assert [o for o, _ in matches["output"]] == [f"results/metrics/sift-matches/{night}.json"]
+    assert sorted(o for o, _ in score["output"]) == sorted(f"results/metrics/{n}/{d}.json" for n, d in
+                                                           [*train, ("sift-bow", night), ("sift-vlad", night)])
+    assert sorted(score["input"]) == sorted({*[f for d in ("night", "fog", "rain") for f in (
+        f"data/prepared/synth-daco-{d}/manifest.csv", f"data/prepared/synth-daco-{d}/dataset.json",
+        f"data/prepared/synth-daco-{d}/groundtruth.json")], *(f"results/descriptors/{n}/{d}.h5" for n, d in
+                                                             [*train, ("sift-bow", night), ("sift-vlad", night)])})
     (tables,) = [j for j in jobs if j["rule"] == "tables"]
-    assert {o for o, _ in score["output"]} <= set(tables["input"])
+    assert {o for o, _ in [*score["output"], *matches["output"]]} <= set(tables["input"])
+
+
+def test_the_baselines_overlay_adds_the_learned_baselines_to_the_mini_runs(repo_root):
+    """workflow/overlays/mini-daco-baselines.yaml: the mini runs plus MoCo, NPID, SimSiam (night) and crop-only
+    (fog), a valid params file once merged."""
+    from darkside.config import load_params
+
+    base = load_params(repo_root / "params.yaml")["presets"]["mini"]["daco"]["runs"]
+    merged = load_params(repo_root / "params.yaml", [repo_root / "workflow/overlays/mini-daco-baselines.yaml"])
+    runs = merged["presets"]["mini"]["daco"]["runs"]
+    assert set(runs["daco_night"]) - set(base["daco_night"]) == {"resnet50-moco", "resnet50-npid", "resnet50-simsiam"}
+    assert set(runs["daco_fog"]) - set(base["daco_fog"]) == {"resnet50-daco-aug-crop"}
+    assert all(set(base[r]) <= set(runs[r]) for r in base) and runs["daco_rain"] == base["daco_rain"]

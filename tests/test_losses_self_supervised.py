@@ -59,6 +59,9 @@ def test_daco_combines_within_and_cross_domain_terms():
     assert daco_loss(o1, o2, g1, g2, 0.8, 0.1).item() == pytest.approx(within + 0.8 * cross, rel=1e-12)
     assert daco_loss(o1, o2, g1, g2, 0.0, 0.1).item() == pytest.approx(within, rel=1e-12)
     assert cross > 0 and within > 0
+    extra = ntx(o2, g1) + ntx(o2, g2)  # Table 5's two terms, at the same weight
+    assert daco_loss(o1, o2, g1, g2, 0.8, 0.1, extra_cross=True).item() == pytest.approx(
+        within + 0.8 * (cross + extra), rel=1e-12)
 
 
 def test_moco_logits_are_key_then_queue_and_the_queue_is_first_in_first_out():

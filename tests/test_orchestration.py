@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 GPU_RULES = {"whiten", "extract", "finetune", "train_gan", "pretrain_edges", "pretrain_backbone", "edge_quality",
-             "codebook", "train_daco_translator", "train_daco", "extract_daco"}
+             "codebook", "train_daco_translator", "train_daco"}
 
 
 def _snakemake(repo_root: Path, *args: str) -> str:
@@ -44,10 +44,14 @@ def test_slurm_profile_dry_run_requests_gpus_on_gpu_rules(repo_root, preset):
     rules = {r for r, _ in jobs}
     assert {"extract", "whiten", "score", "tables", "filter_day_night"} <= rules
     # DaCo's tasks: a translator per task, every run of daco.runs trained, extracted and scored
-    daco = {r: sum(1 for j, _ in jobs if j == r) for r in ("train_daco_translator", "train_daco", "extract_daco",
-                                                          "score_daco")}
-    assert daco == {"train_daco_translator": 3, "train_daco": {"mini": 9, "paper": 23}[preset],
-                    "extract_daco": {"mini": 9, "paper": 23}[preset], "score_daco": 1}, daco
+    daco = {r: sum(1 for j, _ in jobs if j == r) for r in ("train_daco_translator", "train_daco",
+                                                          "extract_handcrafted", "score_daco", "score_daco_matches")}
+    # mini: 3 night + 3 fog + 2 rain learners, the three hand-crafted methods on the night task; paper: the five
+    # learners on each task, Table 4's ten lambdas, Table 5's extra terms and Table 6's seven augmentation rows on
+    # the fog task, the hand-crafted methods on every task
+    assert daco == {"train_daco_translator": 3, "train_daco": {"mini": 8, "paper": 33}[preset],
+                    "extract_handcrafted": {"mini": 3, "paper": 9}[preset], "score_daco": 1,
+                    "score_daco_matches": 1}, daco
     if preset == "paper":
         assert {"download_dataset", "prepare_dataset", "download_weights"} <= rules
         prepared = set(re.findall(r"data/prepared/([a-z0-9-]+)/manifest.csv", out))
@@ -416,7 +420,7 @@ def test_every_table_figure_curve_and_sample_grid_is_in_the_report(repo_root):
     pages = {f"results/report/tables/{t}.html" for t in tables}
     figures = {f for f in outputs if f.startswith("results/figures/")}
     assert len(figures) >= 3  # Figures 1 and 2, the contact sheet (and any figure added later)
-    trained = [j for j in jobs if j["rule"] in ("finetune", "train_gan", "train_daco_translator")]
+    trained = [j for j in jobs if j["rule"] in ("finetune", "train_gan", "train_daco_translator", "train_daco")]
     curves = {f for j in trained for f, _ in j["output"] if f.endswith("/training_curve.png")}
     assert len(curves) == len(trained) > 10
     grids = {f for j in jobs if j["rule"] in ("train_gan", "train_daco_translator") for f, is_dir in j["output"]
@@ -439,7 +443,7 @@ def test_training_jobs_declare_every_file_they_keep_but_the_checkpoint(repo_root
     written = {"train_gan": {gt.GENERATOR, gt.LOG, gt.LOSSES, gt.CURVE, gt.SAMPLES},
                "train_daco_translator": {gt.GENERATOR, gt.LOG, gt.LOSSES, gt.CURVE, gt.SAMPLES},
                "finetune": {ft.MODEL, ft.LOG, ft.CURVE, ft.CURVE_DATA},
-               "train_daco": {"model.pt", "training_log.json"}}
+               "train_daco": {"model.pt", "training_log.json", "training_curve.png"}}
     for job in jobs:
         if job["rule"] in written:
             run_dir = {str(Path(f).parent) for f, _ in job["output"] if f.startswith(

@@ -456,14 +456,16 @@ def _daco_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str]
     return ["device", "daco.seed", "daco.backbone", *entries, f"daco.normalisation.{dataset}"]
 
 
-@verb("train-daco", "contrastive learning across domains (DaCo, or its SimCLR baseline) on a cross_domain pair set "
-      "with its training images' translations (resumable)", _daco_reads,
+@verb("train-daco", "a contrastive learner of DaCo's tables (DaCo with its training images' translations, or a "
+      "baseline: SimCLR, MoCo, NPID, SimSiam) on a cross_domain pair set (resumable)", _daco_reads,
       args=[arg("--learner", required=True, help="a daco.learners or daco.variants entry (e.g. resnet50-daco, "
-                "resnet50-simclr, resnet50-daco-lambda00)"),
+                "resnet50-moco, resnet50-daco-lambda00)"),
             arg("--dataset", required=True, help="prepared cross_domain pair set (data/prepared/<name>)"),
             arg("--translations", default=None, help="folder with each training image's translation at its "
                 "manifest path (DaCo's generated/ tree); a learner without translated views needs none"),
-            arg("--out-dir", required=True, help="model.pt, checkpoint.pt and the training log")])
+            arg("--out-dir", required=True, help="model.pt, checkpoint.pt and the training log"),
+            arg("--descriptors", default=None, help="also write the kept model's descriptors of the evaluation "
+                "pairs here (the file extract-daco writes)")])
 def run_train_daco(args: argparse.Namespace, job: Any) -> Path:
     from darkside.config import BackboneSettings, BackboneSpec, daco_learner_entry
     from darkside.data.manifest import load_manifest
@@ -479,10 +481,15 @@ def run_train_daco(args: argparse.Namespace, job: Any) -> Path:
                       else f"daco.learners.{args.learner}")
     settings = parse(DacoSettings, daco_learner_entry({"learners": learners, "variants": variants}, args.learner),
                      where)
-    return train_daco(Path(args.dataset), None if args.translations is None else Path(args.translations), backbone,
-                      settings,
-                      job.section(f"daco.normalisation.{name}", Normalisation), Path(args.out_dir),
-                      seed=int(job.get("daco.seed")), device=_device(job.get("device")))
+    settings.check(where)
+    device = _device(job.get("device"))
+    model = train_daco(Path(args.dataset), None if args.translations is None else Path(args.translations), backbone,
+                       settings, job.section(f"daco.normalisation.{name}", Normalisation), Path(args.out_dir),
+                       seed=int(job.get("daco.seed")), device=device)
+    if args.descriptors is not None:
+        from darkside.extract.daco_descriptors import extract_daco
+        extract_daco(model, Path(args.dataset), Path(args.descriptors), job.preset, device)
+    return model
 
 
 def _daco_translator_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str]:
@@ -518,6 +525,25 @@ def run_train_daco_translator(args: argparse.Namespace, job: Any) -> Path:
 def run_extract_daco(args: argparse.Namespace, job: Any) -> Path:
     from darkside.extract.daco_descriptors import extract_daco
     return extract_daco(Path(args.model), Path(args.dataset), Path(args.out), job.preset, _device(job.get("device")))
+
+
+def _handcrafted_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str]:
+    methods = preset.get("daco", {}).get("handcrafted", {})
+    if args.get("method") not in methods:
+        raise ConfigError(f"daco.handcrafted: no method {args.get('method')!r} (known: "
+                          f"{', '.join(methods) or 'none'})")
+    return [f"daco.handcrafted.{args['method']}"]
+
+
+@verb("extract-handcrafted", "a hand-crafted baseline of DaCo's tables (SIFT, then matches, BoW or VLAD) on the "
+      "evaluation pairs' images of a cross_domain pair set", _handcrafted_reads,
+      args=[arg("--method", required=True, help="a daco.handcrafted entry (sift-matches, sift-bow, sift-vlad)"),
+            arg("--dataset", required=True, help="prepared cross_domain pair set"),
+            arg("--out", required=True, help="HDF5 file (with /local for a method ranked by matches)")])
+def run_extract_handcrafted(args: argparse.Namespace, job: Any) -> Path:
+    from darkside.extract.handcrafted import HandcraftedMethod, extract_handcrafted
+    method = job.section(f"daco.handcrafted.{args.method}", HandcraftedMethod)
+    return extract_handcrafted(args.method, method, Path(args.dataset), Path(args.out), job.preset)
 
 
 @verb("train-gan", "train a day->night generator family on the filtered day and night lists (resumable)",
@@ -671,7 +697,8 @@ _SCORE_READS = ("evaluate.chunk_size", "evaluate.recall_ks", "evaluate.pairs_top
 
 
 def _score_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str]:
-    return [*_SCORE_READS, *(["local.asmk"] if args.get("codebook") else [])]
+    return [*_SCORE_READS, *(["local.asmk"] if args.get("codebook") else []),
+            *(["evaluate.matches"] if args.get("matches") else [])]
 
 
 @verb("score", "retrieval / localization metrics of descriptor files to JSON (one per dataset)",
@@ -682,19 +709,27 @@ def _score_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str
             arg("--pairs-dir", action="append", default=None,
                 help="where to export retrieval pairs / poses files, one per --descriptors"),
             arg("--codebook", default=None,
-                help="an ASMK codebook: rank by ASMK on the files' local features (HOW), not by their global rows")])
+                help="an ASMK codebook: rank by ASMK on the files' local features (HOW), not by their global rows"),
+            arg("--matches", action="store_true",
+                help="rank by ratio-test matches of the files' local features (evaluate.matches: DaCo's SIFT)")])
 def run_score(args: argparse.Namespace, job: Any) -> list[Path]:
-    from darkside.config import ScoreSettings
+    from darkside.config import MatchCountSettings, ScoreSettings
     from darkside.evaluate.asmk import AsmkSettings
     from darkside.evaluate.score import score_dataset
-    settings = job.section("evaluate", ScoreSettings)
+    from darkside.settings import parse
+    # the ranking reads evaluate's scoring keys; evaluate.matches only with --matches (parsed below)
+    settings = parse(ScoreSettings, {k: v for k, v in job.get("evaluate").items() if k != "matches"},
+                     job.where("evaluate"))
     codebook = Path(args.codebook) if args.codebook else None
+    if codebook is not None and args.matches:
+        raise DarksideError("score: --codebook (ASMK) and --matches rank by different kernels; give one")
     asmk = job.section("local.asmk", AsmkSettings) if codebook else None
+    matches = job.section("evaluate.matches", MatchCountSettings) if args.matches else None
     lists = (args.descriptors, args.dataset, args.out)
     if len({len(v) for v in lists}) != 1 or (args.pairs_dir and len(args.pairs_dir) != len(args.dataset)):
         raise DarksideError("score: give one --descriptors, --dataset, --out (and --pairs-dir) per dataset")
     pairs = args.pairs_dir or [None] * len(args.dataset)
-    return [score_dataset(Path(h5), Path(d), settings, Path(o), Path(pd) if pd else None, codebook, asmk)
+    return [score_dataset(Path(h5), Path(d), settings, Path(o), Path(pd) if pd else None, codebook, asmk, matches)
             for h5, d, o, pd in zip(args.descriptors, args.dataset, args.out, pairs, strict=True)]
 
 

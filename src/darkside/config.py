@@ -102,8 +102,20 @@ class BootstrapSettings:
 
 
 @dataclass(frozen=True)
+class MatchCountSettings:
+    """``evaluate.matches``: the kernel of ``darkside score --matches`` (:mod:`darkside.evaluate.matches`)."""
+
+    ratio: float = setting("nearest / second nearest distance below which a descriptor matches (DaCo 0.7)", gt=0,
+                           le=1)
+    score: Literal["count", "jaccard"] = setting("the number of matches (the paper), or matches / (|q| + |x| - "
+                                                 "matches) (DaCo's reverted sift.py)")
+
+
+@dataclass(frozen=True)
 class EvaluateSettings(ScoreSettings, BootstrapSettings):
     """``evaluate``: scoring and table settings in one section."""
+
+    matches: MatchCountSettings = setting("ranking by matched local features (DaCo's SIFT baseline)")
 
 
 # --- loading and validation ---------------------------------------------------------------------------
@@ -190,10 +202,11 @@ def _check_variants(schema: Mapping[str, Any], preset: Mapping[str, Any], where:
 
 def daco_learner_entry(daco: Mapping[str, Any], name: str) -> dict[str, Any]:
     """The plain settings of learner or variant ``name`` of a ``daco`` section: a variant's learner entry with its
-    overrides applied (the DAG, the params check and train-daco read it; DacoSettings types it). No torch import."""
+    overrides merged in key by key (``{objective: {daco: {lam: 0.0}}}`` replaces lambda alone; the DAG, the params
+    check and train-daco read it; DacoSettings types it). No torch import."""
     if name in daco.get("variants", {}):
         variant = daco["variants"][name]
-        return {**daco["learners"][variant["learner"]], **variant["overrides"]}
+        return _merge(dict(daco["learners"][variant["learner"]]), variant["overrides"])
     if name in daco["learners"]:
         return dict(daco["learners"][name])
     known = sorted([*daco["learners"], *daco.get("variants", {})])
@@ -202,7 +215,8 @@ def daco_learner_entry(daco: Mapping[str, Any], name: str) -> dict[str, Any]:
 
 def _check_daco(schema: Mapping[str, Any], preset: Mapping[str, Any], where: list[Any], source: str) -> None:
     """``daco``: the translator's family entry with its overrides is a valid entry of that family; each variant's
-    learner entry with its overrides a valid learner, its name no learner's; each run names a learner or variant."""
+    learner entry with its overrides a valid learner, its name no learner's; a hand-crafted method's name neither;
+    each run names a learner, variant or hand-crafted method."""
     daco, defs = preset["daco"], schema.get("$defs", {})
     props = schema["properties"]["presets"]["additionalProperties"]["properties"]
     families = props["gan"]["properties"]["families"]["properties"]
@@ -215,11 +229,15 @@ def _check_daco(schema: Mapping[str, Any], preset: Mapping[str, Any], where: lis
         if name in daco["learners"]:
             raise ConfigError(f"{source}: {_key_path(at)}: the name of a learner")
         _check(learner_schema, daco_learner_entry(daco, name), source, [*at, "overrides"])
+    for name in daco["handcrafted"]:
+        if name in daco["learners"] or name in daco["variants"]:
+            raise ConfigError(f"{source}: {_key_path([*where, 'daco', 'handcrafted', name])}: the name of a learner "
+                              "or variant")
     for role, names in daco["runs"].items():
         for i, name in enumerate(names):
-            if name not in daco["learners"] and name not in daco["variants"]:
+            if name not in daco["learners"] and name not in daco["variants"] and name not in daco["handcrafted"]:
                 raise ConfigError(f"{source}: {_key_path([*where, 'daco', 'runs', role, i])}: {name!r} is no "
-                                  f"daco.learners or daco.variants entry")
+                                  f"daco.learners, daco.variants or daco.handcrafted entry")
 
 
 def validate(params: Any, source: str = "params.yaml") -> dict[str, Any]:

@@ -29,11 +29,12 @@ from darkside.config import (
 from darkside.data.daynight import DayNightSettings
 from darkside.data.download import DownloadSettings
 from darkside.data.synthetic import SyntheticParams
-from darkside.embed.daco import DacoSection
+from darkside.embed.daco import DacoSettings, DacoVariant, Normalisation
 from darkside.embed.how import LocalExtractSettings
 from darkside.embed.networks import get_network, network_settings
 from darkside.embed.pretrain import BackbonePretrainSettings
 from darkside.evaluate.asmk import AsmkSettings, CodebookSettings
+from darkside.extract.handcrafted import HandcraftedMethod
 from darkside.gan.edges import DETECTORS, DetectorSettings
 from darkside.gan.edges.pretrain import EdgePretrainSettings
 from darkside.gan.edges.quality import EdgeQualitySettings
@@ -106,6 +107,33 @@ class LocalSection:
     extract: LocalExtractSettings = setting()
     codebook: CodebookSettings = setting()
     asmk: AsmkSettings = setting()
+
+
+@dataclass(frozen=True)
+class DacoSection:
+    """``daco``: the methods of DaCo's tables — the contrastive learners (DaCo itself, and its baselines SimCLR,
+    MoCo, NPID, SimSiam), each a named entry of every setting, trained by ``darkside train-daco --learner <name>``
+    per task (``runs``) into ``results/daco/models/<name>/<dataset>``; the hand-crafted baselines; and the
+    generator that translates each task's training images."""
+
+    seed: int = setting("the runs' seed (DaCo's main.py: 1)", ge=0)
+    backbone: BackboneSettings = setting("the trunk, from random initialisation (DaCo: torchvision's ResNet-50 "
+                                         "without ImageNet weights, its fc layer dropped)")
+    normalisation: dict[str, Normalisation] = setting("prepared dataset -> its normalisation (a dataset a run "
+                                                      "trains on needs one)")
+    learners: dict[str, DacoSettings] = setting("learner name -> its settings (the model's name)")
+    variants: dict[str, DacoVariant] = setting("further runs of a learner with some settings replaced: name -> "
+                                               "learner and overrides")
+    translator: GanVariant = setting(
+        "the generator trained once per task on its pair set's training images (domain A as the family's day, B "
+        "as its night; DaCo: ForkGAN) with the family's gan.families entry, overrides applied; it translates every "
+        "training image into the other domain once (`darkside train-daco-translator`)")
+    handcrafted: dict[str, HandcraftedMethod] = setting(
+        "the hand-crafted baselines of DaCo's tables (SIFT, BoW, VLAD): name (the model's) -> SIFT settings and "
+        "encoding, extracted by `darkside extract-handcrafted`", pattern="^[a-z0-9][a-z0-9-]*$")
+    runs: dict[str, tuple[str, ...]] = setting("cross_domain role -> the learners, variants and hand-crafted methods "
+                                               "the DAG runs and scores on that role's dataset",
+                                               keys_of="data.roles.cross_domain")
 
 
 @dataclass(frozen=True)

@@ -32,13 +32,17 @@ KEYS_OF, KEY_IN = "x-keys-of", "x-key-in"
 
 
 def setting(doc: str = "", *, ge: float | None = None, gt: float | None = None, le: float | None = None,
-            lt: float | None = None, min_items: int | None = None, choices: Choices | None = None,
+            lt: float | None = None, min_items: int | None = None, max_items: int | None = None,
+            choices: Choices | None = None,
             pattern: str | None = None, keyed: Callable[[], Mapping[str, type]] | None = None,
             keys_of: str | None = None, key_in: str | None = None, default: Any = dataclasses.MISSING) -> Any:
     """A dataclass field with its rules. Bounds and choices apply to every scalar of the value (the
     items of a tuple, the values of a map). ``keyed``: a map whose value type depends on the key
-    (``gan.families``: each family has its own settings), given by a registry callable."""
+    (``gan.families``: each family has its own settings), given by a registry callable. ``min_items`` and
+    ``max_items`` bound the length of a tuple or the number of keys of a map (1 and 1: a map naming exactly one
+    registry entry with its settings, such as a contrastive learner's objective)."""
     meta = {k: v for k, v in {"doc": doc, "ge": ge, "gt": gt, "le": le, "lt": lt, "min_items": min_items,
+                              "max_items": max_items,
                               "choices": choices, "pattern": pattern, "keyed": keyed, "keys_of": keys_of,
                               "key_in": key_in}.items() if v not in (None, "")}
     return dataclasses.field(default=default, metadata=meta)
@@ -109,13 +113,15 @@ def _value(tp: Any, v: Any, where: str, meta: Mapping[str, Any]) -> Any:
         items = args[:1] * len(v) if len(args) == 2 and args[1] is Ellipsis else args
         if len(items) != len(v):
             raise ConfigError(f"{where}: expected {len(items)} values, got {len(v)}")
-        if len(v) < meta.get("min_items", 0):
-            raise ConfigError(f"{where}: expected at least {meta['min_items']} values, got {len(v)}")
+        if not meta.get("min_items", 0) <= len(v) <= meta.get("max_items", len(v)):
+            raise ConfigError(f"{where}: expected {_count(meta, 'value')}, got {len(v)}")
         return tuple(_value(t, x, f"{where}[{i}]", meta) for i, (t, x) in enumerate(zip(items, v, strict=True)))
     if origin in (dict, Mapping) or tp in (dict, Mapping):
         if not isinstance(v, Mapping):
             raise ConfigError(f"{where}: expected a mapping, got {_kind(v)}")
         keyed = meta["keyed"]() if "keyed" in meta else None
+        if not meta.get("min_items", 0) <= len(v) <= meta.get("max_items", len(v)):
+            raise ConfigError(f"{where}: expected {_count(meta, 'key')}, got {len(v)} ({', '.join(map(str, v))})")
         out = {}
         for k, x in v.items():
             if not isinstance(k, str):
@@ -125,6 +131,14 @@ def _value(tp: Any, v: Any, where: str, meta: Mapping[str, Any]) -> Any:
             out[k] = _value(keyed[k] if keyed is not None else args[1], x, f"{where}.{k}", meta)
         return out
     return _scalar(tp, v, where, meta)
+
+
+def _count(meta: Mapping[str, Any], word: str) -> str:
+    """'at least 2 values', 'at most 3 keys', 'exactly 1 key' from a field's min_items / max_items."""
+    lo, hi = meta.get("min_items"), meta.get("max_items")
+    n, bound = (lo, "exactly") if lo == hi else (lo, "at least") if hi is None else (hi, "at most") \
+        if lo is None else (None, f"{lo} to {hi}")
+    return f"{bound} {word}s" if n is None else f"{bound} {n} {word}{'s' if n != 1 else ''}"
 
 
 def _pick(options: list[Any], v: Any) -> Any:
@@ -236,13 +250,17 @@ def json_schema(tp: Any, meta: Mapping[str, Any] | None = None, defs: dict[str, 
             out["items"] = json_schema(args[0], meta, defs)
             if "min_items" in meta:
                 out["minItems"] = meta["min_items"]
+            if "max_items" in meta:
+                out["maxItems"] = meta["max_items"]
         else:
             out.update(prefixItems=[json_schema(a, meta, defs) for a in args], items=False, minItems=len(args))
         return out
     if origin in (dict, Mapping) or tp in (dict, Mapping):
         if "keyed" in meta:
             keyed = meta["keyed"]()
-            return {"type": "object", "additionalProperties": False,
+            bounds = {word: meta[key] for key, word in (("min_items", "minProperties"), ("max_items", "maxProperties"))
+                      if key in meta}
+            return {"type": "object", "additionalProperties": False, **bounds,
                     "properties": {k: json_schema(keyed[k], None, defs) for k in sorted(keyed)}}
         return {"type": "object", "additionalProperties": json_schema(args[1], meta, defs)}
     if tp is Any:

@@ -1,29 +1,44 @@
 # DaCo's cross-domain retrieval (its Tables 1-6): per task (data.roles.cross_domain) a translator trained on the
 # pair set's training images, which translates each of them once; the learners and variants of daco.runs trained
-# on the task, their evaluation pairs' descriptors, and one score job for all of them.
+# on the task (each writing its evaluation pairs' descriptors), the hand-crafted methods of daco.runs extracted,
+# and two score jobs: by descriptors, and by matches for the SIFT method.
 
 DACO = P["daco"]
 CROSS_DOMAIN = ROLES["cross_domain"]
-# (learner or variant, dataset) for every run the preset trains; a role the preset maps to no dataset has none
+# (learner, variant or hand-crafted method, dataset) for every run the preset makes; a role the preset maps to no
+# dataset has none
 DACO_RUNS = [(name, CROSS_DOMAIN[role]) for role, names in DACO["runs"].items() if role in CROSS_DOMAIN
              for name in names]
+HANDCRAFTED = DACO["handcrafted"]
 DACO_DATASETS = sorted({d for _, d in DACO_RUNS})
-DACO_LEARNERS = sorted({n for n, _ in DACO_RUNS})
+DACO_LEARNERS = sorted({n for n, _ in DACO_RUNS if n not in HANDCRAFTED})
+DACO_HANDCRAFTED = sorted({n for n, _ in DACO_RUNS if n in HANDCRAFTED})
 DACO_METRICS = [f"results/metrics/{n}/{d}.json" for n, d in DACO_RUNS]
+
+
+def ranked_by_matches(name):
+    """A hand-crafted method whose encoding keeps the local features (matches): scored with --matches."""
+    return name in HANDCRAFTED and "matches" in HANDCRAFTED[name]["encoding"]
+
+
+def score_runs(runs):
+    return " ".join(f"--descriptors results/descriptors/{n}/{d}.h5 --dataset data/prepared/{d}"
+                    f" --out results/metrics/{n}/{d}.json" for n, d in runs)
 
 
 def daco_translations(name, dataset):
     """The translations folder a run reads ('' for a run without translated views): the task's translator's
     (a DAG output), or the one shipped beside the pair set (written with the dataset: its renderer's)."""
     entry = daco_learner_entry(DACO, name)
-    if not entry["translated_views"]:
+    if entry["translations"] == "none":
         return ""
-    if entry.get("translations", "translator") == "dataset":
+    if entry["translations"] == "dataset":
         return f"data/prepared/{dataset}/translations"
     return f"results/daco/translations/{dataset}"
 
 
 _DACO_NAME = "|".join(re.escape(n) for n in DACO_LEARNERS) or "(?!)"
+_HANDCRAFTED_NAME = "|".join(re.escape(n) for n in DACO_HANDCRAFTED) or "(?!)"
 _DACO_DATASET = "|".join(re.escape(d) for d in DACO_DATASETS) or "(?!)"
 
 
@@ -80,6 +95,11 @@ rule train_daco:
     output:
         "results/daco/models/{learner}/{dataset}/model.pt",
         "results/daco/models/{learner}/{dataset}/training_log.json",
+        report("results/daco/models/{learner}/{dataset}/training_curve.png", category="Cross-domain retrieval",
+               subcategory="Learner training curves", labels={"learner": "{learner}", "dataset": "{dataset}"}),
+        # the evaluation pairs' descriptors of the kept epoch, by the same process (extract-daco's file: a job of
+        # its own would spend its time starting)
+        descriptors="results/descriptors/{learner}/{dataset}.h5",
     wildcard_constraints:
         learner=_DACO_NAME,
         dataset=_DACO_DATASET,
@@ -98,45 +118,49 @@ rule train_daco:
     shell:
         "{DS} --settings {params.settings:q} train-daco --learner {wildcards.learner}"
         " --dataset data/prepared/{wildcards.dataset}{params.translations}"
-        " --out-dir results/daco/models/{wildcards.learner}/{wildcards.dataset} --log {log}"
+        " --out-dir results/daco/models/{wildcards.learner}/{wildcards.dataset} --descriptors {output.descriptors}"
+        " --log {log}"
 
 
-rule extract_daco:
+rule extract_handcrafted:
+    # SIFT of the evaluation pairs' images and the method's encoding: a few CPU seconds, no GPU
     input:
         prepared("{dataset}"),
-        model="results/daco/models/{learner}/{dataset}/model.pt",
     output:
-        "results/descriptors/{learner}/{dataset}.h5",
+        "results/descriptors/{method}/{dataset}.h5",
     wildcard_constraints:
-        learner=_DACO_NAME,
+        method=_HANDCRAFTED_NAME,
         dataset=_DACO_DATASET,
     params:
-        settings=settings("extract-daco"),
+        settings=lambda wc: settings("extract-handcrafted", method=wc.method),
     log:
-        "logs/extract_daco/{learner}/{dataset}.log",
+        "logs/extract_handcrafted/{method}/{dataset}.log",
     benchmark:
-        "logs/benchmarks/extract_daco/{learner}/{dataset}.tsv"
+        "logs/benchmarks/extract_handcrafted/{method}/{dataset}.tsv"
     threads: 1
     resources:
-        gpu=1,
         mem_mb=grow(8000, 0.5),
-        runtime=grow(60),
+        runtime=grow(24 * 60),
     shell:
-        "{DS} --settings {params.settings:q} extract-daco --model {input.model}"
+        "{DS} --settings {params.settings:q} extract-handcrafted --method {wildcards.method}"
         " --dataset data/prepared/{wildcards.dataset} --out {output} --log {log}"
 
 
+_BY_DOT = [(n, d) for n, d in DACO_RUNS if not ranked_by_matches(n)]
+_BY_MATCHES = [(n, d) for n, d in DACO_RUNS if ranked_by_matches(n)]
+
+
 rule score_daco:
-    # every DaCo run in one job: Recall@K of a few hundred pairs is cheap, the process start is not
+    # every DaCo run ranked by its descriptors in one job: Recall@K of a few hundred pairs is cheap, the process
+    # start is not
     input:
         [f for d in DACO_DATASETS for f in prepared(d)],
-        descriptors=[f"results/descriptors/{n}/{d}.h5" for n, d in DACO_RUNS],
+        descriptors=[f"results/descriptors/{n}/{d}.h5" for n, d in _BY_DOT],
     output:
-        DACO_METRICS,
+        [f"results/metrics/{n}/{d}.json" for n, d in _BY_DOT],
     params:
         settings=settings("score"),
-        runs=" ".join(f"--descriptors results/descriptors/{n}/{d}.h5 --dataset data/prepared/{d}"
-                      f" --out results/metrics/{n}/{d}.json" for n, d in DACO_RUNS),
+        runs=score_runs(_BY_DOT),
     log:
         "logs/score_daco.log",
     benchmark:
@@ -146,3 +170,25 @@ rule score_daco:
         runtime=grow(30),
     shell:
         "{DS} --settings {params.settings:q} score {params.runs} --log {log}"
+
+
+rule score_daco_matches:
+    # the SIFT method's files, ranked by ratio-test matches of their local features (evaluate.matches): brute-force
+    # matching of every image pair, DaCo's "extremely time-consuming" baseline
+    input:
+        [f for d in DACO_DATASETS for f in prepared(d)],
+        descriptors=[f"results/descriptors/{n}/{d}.h5" for n, d in _BY_MATCHES],
+    output:
+        [f"results/metrics/{n}/{d}.json" for n, d in _BY_MATCHES],
+    params:
+        settings=settings("score", matches=True),
+        runs=score_runs(_BY_MATCHES),
+    log:
+        "logs/score_daco_matches.log",
+    benchmark:
+        "logs/benchmarks/score_daco/score_daco_matches.tsv"
+    resources:
+        mem_mb=grow(4000, 0.5),
+        runtime=grow(24 * 60),
+    shell:
+        "{DS} --settings {params.settings:q} score --matches {params.runs} --log {log}"

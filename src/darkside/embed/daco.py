@@ -1,20 +1,20 @@
-"""DaCo's learner (Ren et al.; leftthomas/DaCo): contrastive learning across domains with translated views.
+"""The contrastive learners of DaCo's tables (Ren et al.; leftthomas/DaCo): DaCo itself and its self-supervised
+baselines (SimCLR, MoCo, NPID, SimSiam), one training loop and one evaluation, the objective a module of
+:mod:`darkside.embed.objectives`.
 
-Every training image of both domains comes with its translation into the other domain (a frozen generator's
+Every training image of both domains may come with its translation into the other domain (a frozen generator's
 output, read from ``<translations>/<image path>``, DaCo's ``generated/`` tree). Each step draws a batch of
-training images and makes four views with SimCLR's augmentations, drawn independently: o1, o2 of the image and
-g1, g2 of its translation. The network is a trunk from random initialisation (DaCo: torchvision's ResNet-50
-without ImageNet weights or its fc layer), global average pooling, and a projection head Linear(C, hidden, no
-bias), BN, ReLU, Linear(hidden, C); the L2-normalised projections enter the loss
-(:func:`darkside.embed.self_supervised_losses.daco_loss`: NT-Xent(o1, o2) + NT-Xent(g1, g2) +
-λ [NT-Xent(o1, g1) + NT-Xent(o1, g2)]), the L2-normalised pooled feature is the retrieval descriptor.
-λ = 0 trains with the translated views but without the cross-domain terms; ``translated_views: false`` is
-SimCLR (NT-Xent(o1, o2) alone, DaCo's SimCLR baseline).
+training images and makes the views its objective reads with SimCLR's augmentations, drawn independently: o1, o2
+of the image and g1, g2 of its translation. The network is a trunk from random initialisation (DaCo: torchvision's
+ResNet-50 without ImageNet weights or its fc layer), global average pooling, and a projection head Linear(C,
+hidden, no bias), BN, ReLU, Linear(hidden, C); the L2-normalised projections (and, for SimSiam, features) enter
+the objective, the L2-normalised pooled feature is the retrieval descriptor.
 
 As DaCo did, the run is evaluated after every epoch (``iterations // (train images // batch)`` epochs) on the
 evaluation pairs, and the checkpoint with the best mean of the three R@1 values (A->B, B->A, A<->B) is kept:
 selection on the reported split, which the table says beside its numbers. A run checkpoints after every epoch
-and resumes from the last one (:mod:`darkside.training`); the same seed gives the same weights on the CPU.
+(the objective's state with it: MoCo's queue and key encoder, NPID's bank) and resumes from the last one
+(:mod:`darkside.training`); the same seed gives the same weights on the CPU.
 """
 
 from __future__ import annotations
@@ -32,14 +32,13 @@ import torchvision.transforms.functional as TF
 from torch import nn
 
 from darkside.atomic import atomic_write_json
-from darkside.config import BackboneSettings, BackboneSpec
+from darkside.config import BackboneSpec
 from darkside.data.images import load_rgb
 from darkside.data.manifest import GroundTruth, Manifest, load_groundtruth, load_manifest
 from darkside.embed.backbones import build_backbone
-from darkside.embed.self_supervised_losses import daco_loss, nt_xent
-from darkside.errors import DarksideError
+from darkside.embed.objectives import VIEWS, Views, build_objective, objective_class, objective_settings
+from darkside.errors import ConfigError, DarksideError
 from darkside.evaluate.recall import recall_at_k
-from darkside.gan.family import GanVariant
 from darkside.settings import setting, to_plain
 from darkside.state import save_torch
 from darkside.training import load_checkpoint, preemptible, reseed, rng_states, save_checkpoint, set_rng_states
@@ -51,11 +50,11 @@ log = logging.getLogger(__name__)
 class DacoSettings:
     """``daco``: DaCo's training recipe (its values in the paper preset), every number explicit."""
 
-    translated_views: bool = setting("g1, g2 from the translation (DaCo); false: SimCLR on o1, o2 alone")
-    lam: float = setting("weight of the two cross-domain terms (DaCo 0.8)", ge=0)
-    temperature: float = setting("NT-Xent temperature (DaCo 0.1)", gt=0)
+    objective: dict[str, Any] = setting(
+        "the objective, one entry: its name (a module of darkside.embed.objectives: daco, simclr, moco, npid, "
+        "simsiam) -> its settings", keyed=objective_settings, min_items=1, max_items=1)
     hidden_dim: int = setting("projection head's hidden width (DaCo 512)", ge=1)
-    batch_size: int = setting("images per step (DaCo 16; SimCLR 32)", ge=2)
+    batch_size: int = setting("images per step (DaCo 16; SimCLR, MoCo, SimSiam 32; NPID 64)", ge=2)
     iterations: int = setting("optimiser steps (DaCo 10,000)", ge=1)
     lr: float = setting("Adam (DaCo 1e-3)", gt=0)
     weight_decay: float = setting("Adam (DaCo 1e-6)", ge=0)
@@ -68,10 +67,23 @@ class DacoSettings:
     grayscale_p: float = setting("probability of a grey view (DaCo 0.2)", ge=0, le=1)
     flip_p: float = setting("probability of a horizontal flip (DaCo 0.5)", ge=0, le=1)
     eval_resize: int = setting("evaluation images' shorter side (DaCo 256)", ge=1)
-    translations: Literal["translator", "dataset"] = setting(
-        "where the translated views come from (read by the DAG): the daco.translator trained on the task, or the "
+    translations: Literal["translator", "dataset", "none"] = setting(
+        "where the translated views come from (read by the DAG): the daco.translator trained on the task, the "
         "translations/ folder shipped beside the pair set (the synthetic renderer's, the ceiling a translator can "
-        "reach; for a real set, DaCo's published generated/ tree placed there)", default="translator")
+        "reach; for a real set, DaCo's published generated/ tree placed there), or none for an objective that "
+        "reads no translated view")
+
+    @property
+    def objective_name(self) -> str:
+        return next(iter(self.objective))
+
+    def check(self, where: str) -> None:
+        """An objective that reads translated views has translations, one that reads none has none."""
+        reads = objective_class(self.objective_name).reads_translations()
+        if reads == (self.translations == "none"):
+            need = "reads translated views: translations translator or dataset" if reads else \
+                "reads no translated view: translations none"
+            raise ConfigError(f"{where}: objective {self.objective_name!r} {need}, not {self.translations!r}")
 
 
 @dataclass(frozen=True)
@@ -90,28 +102,6 @@ class DacoVariant:
     learner: str = setting("the learner whose entry gives every setting the overrides leave", key_in="daco.learners")
     overrides: dict[str, Any] = setting("settings of the learner's entry replaced for this run (checked as a "
                                         "learner's own settings)")
-
-
-@dataclass(frozen=True)
-class DacoSection:
-    """``daco``: the contrastive learners of DaCo's tables (DaCo itself, and its SimCLR baseline), each a named
-    entry of every setting, trained by ``darkside train-daco --learner <name>`` per task (``runs``) into
-    ``results/daco/models/<name>/<dataset>``, and the generator that translates each task's training images."""
-
-    seed: int = setting("the runs' seed (DaCo's main.py: 1)", ge=0)
-    backbone: BackboneSettings = setting("the trunk, from random initialisation (DaCo: torchvision's ResNet-50 "
-                                         "without ImageNet weights, its fc layer dropped)")
-    normalisation: dict[str, Normalisation] = setting("prepared dataset -> its normalisation (a dataset a run "
-                                                      "trains on needs one)")
-    learners: dict[str, DacoSettings] = setting("learner name -> its settings (the model's name)")
-    variants: dict[str, DacoVariant] = setting("further runs of a learner with some settings replaced: name -> "
-                                               "learner and overrides")
-    translator: GanVariant = setting(
-        "the generator trained once per task on its pair set's training images (domain A as the family's day, B "
-        "as its night; DaCo: ForkGAN) with the family's gan.families entry, overrides applied; it translates every "
-        "training image into the other domain once (`darkside train-daco-translator`)")
-    runs: dict[str, tuple[str, ...]] = setting("cross_domain role -> the learners and variants the DAG trains and "
-                                               "scores on that role's dataset", keys_of="data.roles.cross_domain")
 
 
 class DacoNet(nn.Module):
@@ -177,25 +167,79 @@ def _crop_box(h: int, w: int, s: DacoSettings, rng: np.random.Generator) -> tupl
     return (h - ch) // 2, (w - cw) // 2, ch, cw
 
 
-def simclr_view(img: torch.Tensor, s: DacoSettings, norm: Normalisation, rng: np.random.Generator) -> torch.Tensor:
-    """One SimCLR view of a (3, H, W) float image in [0, 1]: crop, jitter (random order, as torchvision's
-    ColorJitter), grey, flip, normalise. Every draw comes from ``rng``, so a seeded run repeats exactly."""
-    top, left, ch, cw = _crop_box(img.shape[1], img.shape[2], s, rng)
-    x = TF.resized_crop(img, top, left, ch, cw, [s.crop, s.crop], antialias=True)
+@dataclass(frozen=True)
+class ViewDraw:
+    """The random parts of one SimCLR view: crop box, colour jitter (order and factors, or None), grey, flip."""
+
+    box: tuple[int, int, int, int]
+    jitter: tuple[tuple[int, ...], tuple[float, float, float, float]] | None
+    grey: bool
+    flip: bool
+
+
+def draw_view(h: int, w: int, s: DacoSettings, rng: np.random.Generator) -> ViewDraw:
+    """The draws of one view, in torchvision's order (crop; ColorJitter's order, then its four factors; grey;
+    flip)."""
+    box = _crop_box(h, w, s, rng)
+    jitter = None
     if rng.random() < s.jitter_p:
-        # torchvision's ColorJitter: the order first, then the four factors
-        order = rng.permutation(4)
+        order = tuple(int(i) for i in rng.permutation(4))
         b, c, sat, hue = s.jitter
-        factors = (rng.uniform(max(0.0, 1 - b), 1 + b), rng.uniform(max(0.0, 1 - c), 1 + c),
-                   rng.uniform(max(0.0, 1 - sat), 1 + sat), rng.uniform(-hue, hue))
-        adjust = (TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue)
-        for i in order:
-            x = adjust[int(i)](x, float(factors[int(i)]))
-    if rng.random() < s.grayscale_p:
-        x = TF.rgb_to_grayscale(x, num_output_channels=3)
-    if rng.random() < s.flip_p:
-        x = TF.hflip(x)
+        jitter = (order, (float(rng.uniform(max(0.0, 1 - b), 1 + b)), float(rng.uniform(max(0.0, 1 - c), 1 + c)),
+                          float(rng.uniform(max(0.0, 1 - sat), 1 + sat)), float(rng.uniform(-hue, hue))))
+    return ViewDraw(box, jitter, bool(rng.random() < s.grayscale_p), bool(rng.random() < s.flip_p))
+
+
+def _blend(x: torch.Tensor, y: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    return (f * x + (1.0 - f) * y).clamp(0, 1)
+
+
+def _hue(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """torchvision's adjust_hue (RGB -> HSV, hue shifted by ``f`` turns, back), the way back by the closed form
+    channel = v - v s clamp(min(k, 4 - k), 0, 1), k = (n + 6 h) mod 6, n = 5, 3, 1 for R, G, B: the same colours
+    as torchvision's sector table, a few times faster on a batch."""
+    from torchvision.transforms._functional_tensor import _rgb2hsv
+
+    h, sat, v = _rgb2hsv(x).unbind(dim=-3)
+    h6 = ((h + f[:, 0]) % 1.0)[:, None] * 6.0
+    k = (torch.tensor([5.0, 3.0, 1.0], dtype=x.dtype).view(1, 3, 1, 1) + h6) % 6.0
+    return v[:, None] - (v * sat)[:, None] * torch.minimum(k, 4.0 - k).clamp(0.0, 1.0)
+
+
+# torchvision's adjust_brightness, _contrast, _saturation and _hue of float images, one factor per image of a batch
+_JITTER = (lambda x, f: _blend(x, torch.zeros_like(x), f),
+           lambda x, f: _blend(x, TF.rgb_to_grayscale(x).mean(dim=(-3, -2, -1), keepdim=True), f),
+           lambda x, f: _blend(x, TF.rgb_to_grayscale(x), f),
+           _hue)
+
+
+def simclr_views(imgs: list[torch.Tensor], s: DacoSettings, norm: Normalisation,
+                 rng: np.random.Generator) -> torch.Tensor:
+    """SimCLR views (B, 3, crop, crop) of (3, H, W) float images in [0, 1], one each: crop, jitter (random order,
+    as torchvision's ColorJitter), grey, flip, normalise. Every draw comes from ``rng``, image by image, so a
+    seeded run repeats exactly; the jitter runs on the batch, each operation on the views that take it at that
+    step of their order, with their own factors."""
+    draws = [draw_view(img.shape[1], img.shape[2], s, rng) for img in imgs]
+    x = torch.stack([TF.resized_crop(img, *d.box, [s.crop, s.crop], antialias=True) for img, d in zip(imgs, draws,
+                                                                                                      strict=True)])
+    for step in range(4):
+        for op, adjust in enumerate(_JITTER):
+            rows = [i for i, d in enumerate(draws) if d.jitter is not None and d.jitter[0][step] == op]
+            if rows:
+                f = torch.tensor([draws[i].jitter[1][op] for i in rows], dtype=x.dtype).view(-1, 1, 1, 1)
+                x[rows] = adjust(x[rows], f)
+    grey = [i for i, d in enumerate(draws) if d.grey]
+    if grey:
+        x[grey] = TF.rgb_to_grayscale(x[grey], num_output_channels=3)
+    flip = [i for i, d in enumerate(draws) if d.flip]
+    if flip:
+        x[flip] = x[flip].flip(-1)
     return TF.normalize(x.clamp(0, 1), list(norm.mean), list(norm.std))
+
+
+def simclr_view(img: torch.Tensor, s: DacoSettings, norm: Normalisation, rng: np.random.Generator) -> torch.Tensor:
+    """One SimCLR view of a (3, H, W) float image in [0, 1] (:func:`simclr_views` of one image)."""
+    return simclr_views([img], s, norm, rng)[0]
 
 
 def _tensor(path: Path) -> torch.Tensor:
@@ -224,38 +268,87 @@ def _pairs(manifest: Manifest, gt: GroundTruth, root: Path, translations: Path |
     return _Pairs([path[i] for i in train_ids], translated, [path[a] for _, a in val], [path[b] for b, _ in val])
 
 
+def eval_inputs(paths: list[Path], s: DacoSettings, norm: Normalisation) -> list[torch.Tensor]:
+    """The evaluation's network inputs: whole images, shorter side resized to ``eval_resize``, normalised (DaCo's
+    evaluation transform)."""
+    return [TF.normalize(TF.resize(_tensor(p), s.eval_resize, antialias=True), list(norm.mean), list(norm.std))
+            for p in paths]
+
+
 @torch.no_grad()
+def features_of(net: DacoNet, inputs: list[torch.Tensor], device: str = "cpu", batch_size: int = 64) -> np.ndarray:
+    """Unit-norm pooled features of ``inputs``; inputs of one shape go through the network together, ``batch_size``
+    at a time (in eval mode batch norm uses its running statistics, so a batch gives each image what it would get
+    alone)."""
+    net.eval()
+    out: list[np.ndarray | None] = [None] * len(inputs)
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, x in enumerate(inputs):
+        by_shape.setdefault(tuple(x.shape), []).append(i)
+    for rows in by_shape.values():
+        for k in range(0, len(rows), batch_size):
+            chunk = rows[k:k + batch_size]
+            f = nn.functional.normalize(net.features(torch.stack([inputs[i] for i in chunk]).to(device)), dim=1)
+            for i, row in zip(chunk, f.cpu().numpy(), strict=True):
+                out[i] = row
+    return np.asarray(out, dtype=np.float32).reshape(len(inputs), -1)
+
+
 def descriptors(net: DacoNet, paths: list[Path], s: DacoSettings, norm: Normalisation,
                 device: str = "cpu") -> np.ndarray:
-    """Unit-norm pooled features of whole images, shorter side resized to ``eval_resize`` (DaCo's evaluation);
-    images of different shapes go one by one."""
-    net.eval()
-    out = []
-    for p in paths:
-        x = TF.normalize(TF.resize(_tensor(p), s.eval_resize, antialias=True), list(norm.mean), list(norm.std))
-        out.append(nn.functional.normalize(net.features(x[None].to(device)), dim=1)[0].cpu().numpy())
-    return np.asarray(out, dtype=np.float32).reshape(len(paths), -1)
+    """Unit-norm pooled features of whole images as DaCo evaluated them (:func:`eval_inputs`)."""
+    return features_of(net, eval_inputs(paths, s, norm), device)
 
 
-def evaluate_pairs(net: DacoNet, data: _Pairs, s: DacoSettings, norm: Normalisation,
+def evaluate_pairs(net: DacoNet, val_a: list[torch.Tensor], val_b: list[torch.Tensor],
                    device: str = "cpu") -> dict[str, float]:
-    """R@1 of the three settings on the evaluation pairs (fractions) and their mean: DaCo's selection score."""
-    rec = recall_at_k(descriptors(net, data.val_a, s, norm, device), descriptors(net, data.val_b, s, norm, device),
-                      (1,), 4096)
+    """R@1 of the three settings on the evaluation pairs' inputs (fractions) and their mean: DaCo's selection
+    score."""
+    rec = recall_at_k(features_of(net, val_a, device), features_of(net, val_b, device), (1,), 4096)
     r1 = {mode: rr.recall[1] for mode, rr in rec.items()}
     return {**r1, "mean": float(np.mean(list(r1.values())))}
+
+
+CURVE = "training_curve.png"
+
+
+def write_daco_curve(history: list[dict[str, Any]], best_epoch: int, path: Path, title: str) -> Path:
+    """Training-curve PNG of a run: the objective's loss per epoch (left) and the evaluation pairs' R@1 of the three
+    settings (right), the kept epoch marked."""
+    from matplotlib.figure import Figure
+
+    from darkside.atomic import atomic_path
+
+    epochs = [e["epoch"] for e in history]
+    fig = Figure(figsize=(8, 3.2), dpi=100)
+    loss, recall = fig.subplots(1, 2)
+    loss.plot(epochs, [e["loss"] for e in history], "o-", ms=2)
+    loss.set(xlabel="epoch", ylabel="loss (mean per step)")
+    for mode in ("A->B", "B->A", "A<->B"):
+        recall.plot(epochs, [100 * e["R@1"][mode] for e in history], "-", label=mode)
+    recall.axvline(best_epoch, color="grey", ls="--", lw=1, label=f"kept (epoch {best_epoch})")
+    recall.set(xlabel="epoch", ylabel="R@1 (%), evaluation pairs")
+    recall.legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return path
 
 
 def train_daco(dataset_dir: str | Path, translations: str | Path | None, backbone: BackboneSpec, settings: DacoSettings,
                normalisation: Normalisation, out_dir: str | Path, seed: int, device: str = "cpu") -> Path:
     """Train on a prepared ``cross_domain`` pair set; write ``model.pt`` (the best epoch's state dict and its
-    settings) and ``training_log.json`` under ``out_dir``; return the model's path."""
+    settings), ``training_log.json`` and ``training_curve.png`` under ``out_dir``; return the model's path."""
     s, root, out = settings, Path(dataset_dir), Path(out_dir)
-    if s.translated_views and translations is None:
-        raise DarksideError("daco.translated_views: the run needs the translations of its training images")
+    s.check("daco learner")
+    objective_type = objective_class(s.objective_name)
+    reads = objective_type.reads_translations()
+    if reads and translations is None:
+        raise DarksideError(f"daco: objective {s.objective_name!r} needs the translations of its training images")
     manifest = load_manifest(root)
-    data = _pairs(manifest, load_groundtruth(root, manifest), root, Path(translations) if s.translated_views
-                  and translations is not None else None)
+    data = _pairs(manifest, load_groundtruth(root, manifest), root,
+                  Path(translations) if reads and translations is not None else None)
     missing = next((p for p in data.translated if not p.is_file()), None)
     if missing is not None:
         raise DarksideError(f"{missing}: translation of a training image missing")
@@ -268,7 +361,8 @@ def train_daco(dataset_dir: str | Path, translations: str | Path | None, backbon
     ckpt_path = out / "checkpoint.pt"
     reseed(seed)
     net = build_daco_net(backbone, s.hidden_dim, seed).to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+    objective = build_objective(s.objective, net, len(data.train)).to(device)
+    opt = torch.optim.Adam([*net.parameters(), *objective.trainable()], lr=s.lr, weight_decay=s.weight_decay)
     rng = np.random.default_rng(seed)
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"mean": -1.0}
@@ -277,12 +371,15 @@ def train_daco(dataset_dir: str | Path, translations: str | Path | None, backbon
     ckpt = load_checkpoint(ckpt_path, config)
     if ckpt is not None:
         net.load_state_dict(ckpt["net"])
+        objective.load_state_dict(ckpt["objective"])
         opt.load_state_dict(ckpt["optimizer"])
         set_rng_states(ckpt["rng"], rng)
         history, best, best_state, start = ckpt["history"], ckpt["best"], ckpt["best_state"], int(ckpt["epoch"])
         log.info("daco: resuming after epoch %d of %d", start, epochs)
     images = [_tensor(p) for p in data.train]
     translated = [_tensor(p) for p in data.translated]
+    val_a, val_b = eval_inputs(data.val_a, s, norm), eval_inputs(data.val_b, s, norm)  # read once, not per epoch
+    sources = {"o1": images, "o2": images, "g1": translated, "g2": translated}
     with preemptible():
         for epoch in range(start, epochs):
             t0, losses = time.perf_counter(), []
@@ -290,36 +387,34 @@ def train_daco(dataset_dir: str | Path, translations: str | Path | None, backbon
             order = rng.permutation(len(images))
             for step in range(steps_per_epoch):
                 idx = order[step * s.batch_size:(step + 1) * s.batch_size]
-                o1 = torch.stack([simclr_view(images[i], s, norm, rng) for i in idx]).to(device)
-                o2 = torch.stack([simclr_view(images[i], s, norm, rng) for i in idx]).to(device)
-                _, z1 = net(o1)
-                _, z2 = net(o2)
-                if s.translated_views:
-                    _, y1 = net(torch.stack([simclr_view(translated[i], s, norm, rng) for i in idx]).to(device))
-                    _, y2 = net(torch.stack([simclr_view(translated[i], s, norm, rng) for i in idx]).to(device))
-                    loss = daco_loss(z1, z2, y1, y2, s.lam, s.temperature)
-                else:
-                    loss = nt_xent(z1, z2, s.temperature)
+                # the views in a fixed order (o1, o2, g1, g2), each image's drawn in turn: a seeded run repeats
+                views = {v: simclr_views([sources[v][i] for i in idx], s, norm, rng).to(device)
+                         for v in VIEWS if v in objective_type.views}
+                batch = Views(index=torch.as_tensor(idx, dtype=torch.long), **views)
+                loss = objective.loss(net, batch)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                objective.after_step(net, batch)
                 losses.append(float(loss.detach()))
-            score = evaluate_pairs(net, data, s, norm, device)
+            score = evaluate_pairs(net, val_a, val_b, device)
             entry = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "R@1": score,
                      "seconds": round(time.perf_counter() - t0, 3)}
             history.append(entry)
             if score["mean"] > best["mean"]:
                 best = {"epoch": epoch + 1, "mean": score["mean"]}
                 best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-            log.info("daco epoch %d/%d: loss %.4f, R@1 A->B %.1f B->A %.1f A<->B %.1f (best epoch %d)", epoch + 1,
-                     epochs, entry["loss"], 100 * score["A->B"], 100 * score["B->A"], 100 * score["A<->B"],
-                     best["epoch"])
-            save_checkpoint(ckpt_path, config, {"net": net.state_dict(), "optimizer": opt.state_dict(),
-                                                "rng": rng_states(rng), "history": history, "best": best,
-                                                "best_state": best_state, "epoch": epoch + 1})
+            log.info("%s epoch %d/%d: loss %.4f, R@1 A->B %.1f B->A %.1f A<->B %.1f (best epoch %d)",
+                     s.objective_name, epoch + 1, epochs, entry["loss"], 100 * score["A->B"], 100 * score["B->A"],
+                     100 * score["A<->B"], best["epoch"])
+            save_checkpoint(ckpt_path, config, {"net": net.state_dict(), "objective": objective.state_dict(),
+                                                "optimizer": opt.state_dict(), "rng": rng_states(rng),
+                                                "history": history, "best": best, "best_state": best_state,
+                                                "epoch": epoch + 1})
     model = save_torch(out / "model.pt", {"config": config, "state_dict": best_state, "best": best})
     atomic_write_json(out / "training_log.json", {"config": config, "epochs": history, "best": best,
                                                   "selection": "best mean R@1 of A->B, B->A, A<->B on the "
                                                                "evaluation pairs (DaCo's rule)"})
+    write_daco_curve(history, int(best["epoch"]), out / CURVE, f"{s.objective_name} on {manifest.name}")
     ckpt_path.unlink(missing_ok=True)
     return model

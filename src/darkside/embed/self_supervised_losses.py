@@ -7,7 +7,7 @@ Each follows leftthomas/DaCo's definition (reference notes §3.11):
 * NT-Xent (SimCLR): of 2B embeddings, each anchor's positive is its pair; the denominator sums exp(s / tau) over
   the 2B - 1 others (the positive included, the anchor itself not); the mean over the 2B anchors.
 * DaCo: NTX(o1, o2) + NTX(g1, g2) + lambda [NTX(o1, g1) + NTX(o1, g2)], o two views of an image, g two views of its
-  translation into the other domain.
+  translation into the other domain; Table 5 adds lambda [NTX(o2, g1) + NTX(o2, g2)].
 * MoCo: a query's logits are its key and the queue's negatives over tau, cross-entropy with the key as the class;
   the queue is first-in first-out, the batch's keys replacing its oldest rows; the key encoder follows the
   query encoder by momentum.
@@ -35,11 +35,14 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
 
 
 def daco_loss(o1: torch.Tensor, o2: torch.Tensor, g1: torch.Tensor, g2: torch.Tensor, lam: float,
-              temperature: float) -> torch.Tensor:
+              temperature: float, extra_cross: bool = False) -> torch.Tensor:
     """DaCo's loss: the two within-domain NT-Xent terms plus ``lam`` times the two cross-domain ones (o1 with each
-    view of the translation)."""
+    view of the translation); ``extra_cross`` adds o2's two, NTX(o2, g1) + NTX(o2, g2), at the same weight (DaCo's
+    Table 5, which leaves their weight unstated: lam, as the terms they mirror)."""
     within = nt_xent(o1, o2, temperature) + nt_xent(g1, g2, temperature)
     cross = nt_xent(o1, g1, temperature) + nt_xent(o1, g2, temperature)
+    if extra_cross:
+        cross = cross + nt_xent(o2, g1, temperature) + nt_xent(o2, g2, temperature)
     return within + lam * cross
 
 
@@ -69,8 +72,10 @@ def npid_loss(features: torch.Tensor, bank: torch.Tensor, samples: torch.Tensor,
     image's own entry; ``normaliser`` Z (None: estimated from this batch, as the first batch does) is returned
     for the next calls. The loss is summed over the positive and negative terms and averaged over the batch."""
     n, negs = len(bank), samples.shape[1] - 1
-    rows = bank[samples.reshape(-1)].reshape(*samples.shape, -1).to(features.device)
-    out = torch.exp(torch.einsum("bkd,bd->bk", rows, features) / temperature)
+    # every drawn row's dot product is one of the batch's n with the bank: compute those n once and pick, rather
+    # than gathering B x (1 + negs) rows of D (DaCo's 4,096 draws from a bank that may hold fewer images)
+    sims = features @ bank.to(features.device).t()
+    out = torch.exp(torch.gather(sims, 1, samples.to(features.device)) / temperature)
     if normaliser is None:
         normaliser = float(out.detach().mean()) * n
     p = out / normaliser

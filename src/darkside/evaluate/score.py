@@ -27,7 +27,8 @@ Missing descriptors: see :mod:`.database`.
 
 With a ``codebook`` the file's local features (``/local``, HOW) are ranked by ASMK (:mod:`.asmk`) instead of the
 dot products of its global descriptors, in every protocol; the JSON then also says ``"similarity": "asmk"`` and
-names the ``codebook`` file.
+names the ``codebook`` file. With ``matches`` they are ranked by ratio-test matches (:mod:`.matches`, DaCo's SIFT
+baseline; ``"similarity": "matches"``).
 """
 
 from __future__ import annotations
@@ -37,12 +38,14 @@ from pathlib import Path
 from typing import Any
 
 from darkside.atomic import atomic_write_json
-from darkside.config import ScoreSettings
+from darkside.config import MatchCountSettings, ScoreSettings
 from darkside.data.manifest import GroundTruth, Manifest, load_groundtruth, load_manifest
 from darkside.errors import DarksideError
 from darkside.evaluate import cross_domain, localization, revisited, tokyo
 from darkside.evaluate.asmk import AsmkSettings, asmk_descriptor_set, read_codebook
+from darkside.evaluate.matches import matches_descriptor_set
 from darkside.extract.hdf5 import DescriptorSet, read_descriptors
+from darkside.settings import to_plain
 
 #: ``score(manifest, groundtruth, descriptors, settings, groundtruth_path, descriptors_h5, pairs_dir)``
 #: -> the protocol's part of the JSON (everything but dataset, protocol and the model attributes).
@@ -55,9 +58,10 @@ PROTOCOLS: dict[str, Scorer] = {m.PROTOCOL: m.score for m in (revisited, tokyo, 
 
 def score_dataset(descriptors_h5: Path, dataset_dir: Path, settings: ScoreSettings, out_json: Path,
                   pairs_dir: Path | None = None, codebook: Path | None = None,
-                  asmk: AsmkSettings | None = None) -> Path:
+                  asmk: AsmkSettings | None = None, matches: MatchCountSettings | None = None) -> Path:
     """Score a descriptor file against a prepared dataset's ground truth (by ASMK on its local features with a
-    ``codebook`` and ``asmk`` settings); write the JSON, return its path."""
+    ``codebook`` and ``asmk`` settings, by ratio-test matches of them with ``matches``); write the JSON, return its
+    path."""
     h5, root = Path(descriptors_h5), Path(dataset_dir)
     ds = read_descriptors(h5)
     kernel: dict[str, Any] = {}
@@ -66,6 +70,9 @@ def score_dataset(descriptors_h5: Path, dataset_dir: Path, settings: ScoreSettin
             raise DarksideError(f"{codebook}: scoring with a codebook needs the local.asmk settings")
         ds = asmk_descriptor_set(ds, read_codebook(codebook), asmk, h5)
         kernel = {"similarity": "asmk", "codebook": str(codebook)}
+    elif matches is not None:
+        ds = matches_descriptor_set(ds, matches, h5)
+        kernel = {"similarity": "matches", "matches": to_plain(matches)}
     manifest = load_manifest(root, check_files=False)
     gt = load_groundtruth(root, manifest)
     gt_path = root / "groundtruth.json"
