@@ -121,11 +121,9 @@ def test_daco_trains_deterministically_and_keeps_the_best_epoch(pair_set, tmp_pa
     assert not all(torch.equal(sa[k], _state(c)[k]) for k in sa)
 
 
-def test_a_preempted_run_resumes_to_the_same_weights(pair_set, tmp_path, monkeypatch):
-    root, gen = pair_set
-    ref = _state(daco.train_daco(root, gen, BACKBONE, SETTINGS, NORM, tmp_path / "ref", seed=3))
-    real = daco.evaluate_pairs
-    calls = {"n": 0}
+def preempted_in_epoch_two(monkeypatch, train) -> None:
+    """Run ``train()`` with a SIGTERM (Preempted) in epoch 2's evaluation, after epoch 1's checkpoint."""
+    real, calls = daco.evaluate_pairs, {"n": 0}
 
     def stop_in_epoch_two(*args):
         calls["n"] += 1
@@ -133,11 +131,18 @@ def test_a_preempted_run_resumes_to_the_same_weights(pair_set, tmp_path, monkeyp
             raise Preempted()
         return real(*args)
 
-    monkeypatch.setattr(daco, "evaluate_pairs", stop_in_epoch_two)
-    with pytest.raises(Preempted):
-        daco.train_daco(root, gen, BACKBONE, SETTINGS, NORM, tmp_path / "run", seed=3)
+    with monkeypatch.context() as m:
+        m.setattr(daco, "evaluate_pairs", stop_in_epoch_two)
+        with pytest.raises(Preempted):
+            train()
+
+
+def test_a_preempted_run_resumes_to_the_same_weights(pair_set, tmp_path, monkeypatch):
+    root, gen = pair_set
+    ref = _state(daco.train_daco(root, gen, BACKBONE, SETTINGS, NORM, tmp_path / "ref", seed=3))
+    preempted_in_epoch_two(monkeypatch, lambda: daco.train_daco(root, gen, BACKBONE, SETTINGS, NORM, tmp_path / "run",
+                                                                seed=3))
     assert (tmp_path / "run" / "checkpoint.pt").is_file() and not (tmp_path / "run" / "model.pt").exists()
-    monkeypatch.setattr(daco, "evaluate_pairs", real)
     got = _state(daco.train_daco(root, gen, BACKBONE, SETTINGS, NORM, tmp_path / "run", seed=3))
     assert all(torch.equal(ref[k], got[k]) for k in ref)
 

@@ -9,7 +9,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from test_embed_daco import BACKBONE, NORM, SETTINGS, pair_set  # noqa: F401  (pair_set: a fixture)
+from test_embed_daco import (  # noqa: F401  (pair_set: a fixture)
+    BACKBONE,
+    NORM,
+    SETTINGS,
+    pair_set,
+    preempted_in_epoch_two,
+)
 
 from darkside.embed import daco
 from darkside.embed.objectives import OBJECTIVES, Views, build_objective
@@ -18,7 +24,6 @@ from darkside.embed.objectives.npid import NpidSettings
 from darkside.embed.objectives.simclr import SimclrSettings
 from darkside.embed.objectives.simsiam import SimsiamSettings
 from darkside.embed.self_supervised_losses import daco_loss, moco_loss, nt_xent, simsiam_loss
-from darkside.errors import Preempted
 
 
 def _net(seed=0):
@@ -123,18 +128,8 @@ def test_each_baseline_trains_deterministically_without_translations_and_resumes
     again = daco.train_daco(root, None, BACKBONE, s, NORM, tmp_path / "again", seed=3)
     a, b = torch.load(ref, weights_only=True)["state_dict"], torch.load(again, weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
-    real, calls = daco.evaluate_pairs, {"n": 0}
-
-    def stop_in_epoch_two(*args):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise Preempted()
-        return real(*args)
-
-    monkeypatch.setattr(daco, "evaluate_pairs", stop_in_epoch_two)
-    with pytest.raises(Preempted):
-        daco.train_daco(root, None, BACKBONE, s, NORM, tmp_path / "run", seed=3)
-    monkeypatch.setattr(daco, "evaluate_pairs", real)
+    preempted_in_epoch_two(monkeypatch, lambda: daco.train_daco(root, None, BACKBONE, s, NORM, tmp_path / "run",
+                                                                seed=3))
     daco.train_daco(root, None, BACKBONE, s, NORM, tmp_path / "run", seed=3)
     # epoch 3's loss depends on everything before it: the network, the optimiser and the objective's state
     losses = [[e["loss"] for e in json.loads((tmp_path / d / "training_log.json").read_text())["epochs"]]
