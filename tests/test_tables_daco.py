@@ -112,6 +112,10 @@ def test_cells_are_the_scored_recalls_and_daco_is_paired_against_simclr(tmp_path
     table = build_table("daco-table1", mini_with_daco, tmp_path / "metrics")
     main, paired = table.blocks
     rows = {r.method: r for r in main.rows}
+    # the floor: one positive among the 4 B images (A->B, B->A), among the 7 other images (A<->B)
+    chance = main.rows[0]
+    assert chance.method.startswith("Chance") and chance.extra and all(c.ci_low is None for c in chance.cells)
+    assert [c.ours for c in chance.cells] == pytest.approx([25, 50, 100, 100] * 2 + [100 / 7, 200 / 7, 400 / 7, 100])
     assert [c.ours for c in rows["DaCo"].cells] == [100.0] * 12
     assert rows["DaCo"].cells[0].paper == 61.33
     got = json.loads(simclr.read_text())

@@ -4,10 +4,12 @@ column per setting (A->B, B->A, A<->B) and K, read from the score job's per-quer
 dataset (``data.roles.cross_domain``); a row's ``recipe`` is the model's name as it is (``results/metrics/
 <model>/<dataset>.json``), since DaCo's tables put SIFT pipelines beside ResNet-50 networks. A layout's
 ``domains`` pins which manifest domain is A and which B: a run scored the other way round is refused, since its
-A->B would be the paper's B->A."""
+A->B would be the paper's B->A. Each block opens with the chance row: the recall of a uniformly random ranking
+of the scored pairs, the floor its cells are read against."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from darkside.tables.common import (
@@ -20,7 +22,7 @@ from darkside.tables.common import (
     paired_with_block,
     seeds_note,
 )
-from darkside.tables.render import Cell, Table
+from darkside.tables.render import Cell, Row, Table
 
 
 def _model_note(row: dict[str, Any], dataset: str | None, role: str, inputs: TableInputs,
@@ -43,6 +45,27 @@ def domains_note(run: dict[str, Any], expected: dict[str, str] | None) -> str:
         return ""
     return f"scored with A = {got.get('A') if got else '?'}, B = {got.get('B') if got else '?'}; the table's " \
            f"A is {expected['A']}, B {expected['B']}"
+
+
+CHANCE = "Chance (a uniformly random ranking)"
+
+
+def chance_recall(column: str, pairs: int) -> float:
+    """R@K (%) of a uniformly random ranking in a ``"<mode> R@K"`` column of ``pairs`` evaluation pairs: one
+    positive among N gallery images for A->B and B->A, among the 2N - 1 others for A<->B."""
+    mode, k = column.split()[0], int(re.fullmatch(r"R@(\d+)", column.split()[1]).group(1))  # type: ignore[union-attr]
+    gallery = 2 * pairs - 1 if mode == "A<->B" else pairs
+    return 100.0 * min(k, gallery) / gallery
+
+
+def _pairs_scored(spec: dict[str, Any], dataset: str | None, metrics: Metrics) -> int | None:
+    """The number of evaluation pairs a run of the table's dataset was scored on (None: no run scored)."""
+    for b in spec["blocks"].values():
+        for row in b["rows"]:
+            run = metrics.get(row["recipe"], dataset) if dataset and row.get("recipe") else None
+            if run is not None:
+                return int(run["n_queries"])
+    return None
 
 
 @builder("cross_domain")
@@ -71,6 +94,13 @@ def build(name: str, spec: dict[str, Any], inputs: TableInputs, metrics: Metrics
         return out
 
     blocks = blocks_of(spec, inputs, metrics, cells)
+    pairs = _pairs_scored(spec, dataset, metrics)
+    why = (f"no dataset plays role {role!r} in preset {inputs.preset!r} (data.roles.cross_domain)" if dataset is None
+           else f"no run of {dataset} scored: the number of pairs is unknown")
+    chance = Row(CHANCE, None, [Cell(ours=chance_recall(c, pairs)) if pairs else Cell(note=why) for c in columns],
+                 extra=True)
+    for b in blocks:  # the floor every cell of a block is read against (exact, so no interval)
+        b.rows.insert(0, chance)
     paired = [p for b in blocks if (p := paired_with_block(b.key, "", b.rows, columns, per_col, inputs,
                                                               model_of=lambda recipe: recipe)) is not None]
     return Table(name, spec["title"], columns, blocks + paired)
