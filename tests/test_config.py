@@ -217,7 +217,7 @@ def test_paper_preset_extraction_values(params):
 
 def test_paper_preset_daco_values(params):
     """DaCo's main.py and utils.py (../shared/reference/anchors-generators.md section 3.11)."""
-    from darkside.embed.daco import DacoSettings, Normalisation
+    from darkside.embed.daco import AveragePooling, DacoSettings, NetVladPooling, Normalisation
     from darkside.embed.objectives.daco import DacoObjectiveSettings
     from darkside.embed.objectives.moco import MocoSettings
     from darkside.embed.objectives.npid import NpidSettings
@@ -237,11 +237,17 @@ def test_paper_preset_daco_values(params):
                  "resnet50-moco": ({"moco": MocoSettings(temperature=0.1, negatives=4096, momentum=0.999)}, 32),
                  "resnet50-npid": ({"npid": NpidSettings(temperature=0.1, negatives=4096, momentum=0.5)}, 64),
                  "resnet50-simsiam": ({"simsiam": SimsiamSettings()}, 32)}
-    assert set(params["presets"]["paper"]["daco"]["learners"]) == {"resnet50-daco", *baselines}
+    assert set(params["presets"]["paper"]["daco"]["learners"]) == {"resnet50-daco", "resnet50-netvlad", *baselines}
+    assert d.pooling == {"average": AveragePooling()}
     for name, (objective, batch) in baselines.items():
         got = _paper(params, f"daco.learners.{name}", DacoSettings)
         assert got == type(d)(**{**d.__dict__, "objective": objective, "batch_size": batch, "translations": "none"})
         got.check(name)
+    # NetVLAD: SimCLR's learner with NetVLAD pooling, K 64 initialised as the authors (500 images x 100 features,
+    # 100 k-means iterations, ratio 100: the suite's netvlad network)
+    netvlad = _paper(params, "daco.learners.resnet50-netvlad", DacoSettings)
+    assert netvlad == type(d)(**{**_paper(params, "daco.learners.resnet50-simclr", DacoSettings).__dict__,
+                                 "pooling": {"netvlad": NetVladPooling(64, 500, 100, 100, 100.0)}})
     b = _paper(params, "daco.backbone", BackboneSettings)
     assert (b.arch, b.width, b.blocks, b.init, b.weights) == ("resnet50", 1.0, None, "random", None)
     assert params["presets"]["paper"]["daco"]["seed"] == 1
@@ -281,7 +287,7 @@ def test_paper_preset_daco_runs_variants_and_translator(params):
     assert base.translations == "translator" and daco["learners"]["resnet50-simclr"]["translations"] == "none"
     assert daco["translator"] == {"family": "forkgan", "overrides": {}}
     tables = ["resnet50-daco", "resnet50-simclr", "resnet50-moco", "resnet50-npid", "resnet50-simsiam", "sift-matches",
-              "sift-bow", "sift-vlad"]
+              "sift-bow", "sift-vlad", "resnet50-netvlad"]
     assert daco["runs"] == {"daco_night": tables,
                             "daco_fog": [*tables, *lambdas, "resnet50-daco-extra-cross", *augmentations],
                             "daco_rain": tables}

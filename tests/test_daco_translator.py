@@ -208,13 +208,14 @@ def test_dag_hands_each_run_the_translations_its_settings_name(repo_root):
 
 
 def test_the_baselines_overlay_adds_the_learned_baselines_to_the_mini_runs(repo_root):
-    """workflow/overlays/mini-daco-baselines.yaml: the mini runs plus MoCo, NPID, SimSiam (night) and crop-only
+    """workflow/overlays/mini-daco-baselines.yaml: the mini runs plus MoCo, NPID, SimSiam, NetVLAD (night) and crop-only
     (fog), a valid params file once merged."""
     from darkside.config import load_params
 
     base = load_params(repo_root / "params.yaml")["presets"]["mini"]["daco"]["runs"]
     merged = load_params(repo_root / "params.yaml", [repo_root / "workflow/overlays/mini-daco-baselines.yaml"])
     runs = merged["presets"]["mini"]["daco"]["runs"]
-    assert set(runs["daco_night"]) - set(base["daco_night"]) == {"resnet50-moco", "resnet50-npid", "resnet50-simsiam"}
+    assert set(runs["daco_night"]) - set(base["daco_night"]) == {"resnet50-moco", "resnet50-npid", "resnet50-simsiam",
+                                                                 "resnet50-netvlad"}
     assert set(runs["daco_fog"]) - set(base["daco_fog"]) == {"resnet50-daco-aug-crop"}
     assert all(set(base[r]) <= set(runs[r]) for r in base) and runs["daco_rain"] == base["daco_rain"]

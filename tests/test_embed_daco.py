@@ -19,7 +19,8 @@ from darkside.errors import ConfigError, DarksideError, Preempted
 SETTINGS = daco.DacoSettings(
     objective={"daco": DacoObjectiveSettings(lam=0.8, temperature=0.1, extra_cross=False)}, hidden_dim=8, batch_size=4,
     iterations=6, lr=1e-3, weight_decay=1e-6, crop=16, crop_scale=(0.2, 1.0), crop_ratio=(3 / 4, 4 / 3),
-    jitter=(0.4, 0.4, 0.4, 0.1), jitter_p=0.8, grayscale_p=0.2, flip_p=0.5, eval_resize=16, translations="translator")
+    jitter=(0.4, 0.4, 0.4, 0.1), jitter_p=0.8, grayscale_p=0.2, flip_p=0.5, eval_resize=16, translations="translator",
+    pooling={"average": daco.AveragePooling()})
 NORM = daco.Normalisation(mean=(0.334, 0.332, 0.320), std=(0.241, 0.237, 0.242))
 BACKBONE = BackboneSpec("resnet50", 0.0625, (1, 1, 1, 1), "random", None, "r50")
 

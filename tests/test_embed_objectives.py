@@ -148,3 +148,29 @@ def test_every_learner_and_variant_of_both_presets_reads_the_translations_its_ob
         section = values["daco"]
         for name in [*section["learners"], *section["variants"]]:
             parse(daco.DacoSettings, daco_learner_entry(section, name), f"{preset}.{name}").check(name)
+
+
+def test_netvlad_pooling_starts_from_kmeans_centres_of_the_trunk_and_trains_as_simclr(pair_set, tmp_path):  # noqa: F811
+    """DaCo's NetVLAD row: SimCLR's objective on NetVLAD-pooled K x C features; before the first step the centres are
+    k-means centres of unit trunk features (NetVLAD's initialisation), and a seeded run repeats."""
+    root, _ = pair_set
+    pool = daco.NetVladPooling(clusters=2, init_images=4, init_features=20, kmeans_iterations=5, assignment_ratio=100.0)
+    s = dataclasses.replace(SETTINGS, objective={"simclr": SimclrSettings(0.1)}, pooling={"netvlad": pool},
+                            translations="none", iterations=4)
+    net = daco.build_daco_net(BACKBONE, 8, 3, s.pooling)
+    channels = net.head[-1].out_features
+    assert net.head[0].in_features == 2 * channels
+    x = torch.rand(2, 3, 16, 16)
+    assert net.features(x).shape == (2, 2 * channels)
+    before = net.pool.centres.detach().clone()
+    alpha = daco.init_netvlad(net, [torch.rand(3, 16, 16) for _ in range(4)], pool, seed=0, device="cpu")
+    assert alpha > 0 and not torch.equal(net.pool.centres, before)
+    assert torch.allclose(net.pool.assign.weight.flatten(1), 2 * alpha * net.pool.centres, atol=1e-6)
+    a = daco.train_daco(root, None, BACKBONE, s, NORM, tmp_path / "a", seed=3)
+    b = daco.train_daco(root, None, BACKBONE, s, NORM, tmp_path / "b", seed=3)
+    sa, sb = torch.load(a, weights_only=True)["state_dict"], torch.load(b, weights_only=True)["state_dict"]
+    assert "pool.centres" in sa and all(torch.equal(sa[k], sb[k]) for k in sa)
+    reloaded, settings, _ = daco.load_daco_model(a)
+    assert settings.pooling == {"netvlad": pool}
+    assert daco.descriptors(reloaded, sorted((root / "images" / "val" / "day").glob("*.png")), s, NORM).shape == (
+        3, 2 * channels)

@@ -47,12 +47,37 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class AveragePooling:
+    """Global average pooling of the trunk's map (DaCo and its contrastive baselines): C-dimensional features."""
+
+
+@dataclass(frozen=True)
+class NetVladPooling:
+    """NetVLAD pooling (:class:`darkside.embed.pooling.NetVLAD`, K x C-dimensional features; DaCo's NetVLAD row),
+    initialised before the first step as the authors do: k-means centres of unit trunk features of the first
+    training images, the assignment from them."""
+
+    clusters: int = setting("K, the centres (NetVLAD 64)", ge=2)
+    init_images: int = setting("first training images whose trunk features the centres are k-means'd from", ge=1)
+    init_features: int = setting("locations drawn from each of them (all where an image has fewer)", ge=1)
+    kmeans_iterations: int = setting("Lloyd iterations of the centres' k-means", ge=1)
+    assignment_ratio: float = setting("a feature weighs its nearest centre this many times its second nearest, on "
+                                      "average (the authors' 100)", gt=1)
+
+
+def _poolings() -> dict[str, type]:
+    return {"average": AveragePooling, "netvlad": NetVladPooling}
+
+
+@dataclass(frozen=True)
 class DacoSettings:
     """``daco``: DaCo's training recipe (its values in the paper preset), every number explicit."""
 
     objective: dict[str, Any] = setting(
         "the objective, one entry: its name (a module of darkside.embed.objectives: daco, simclr, moco, npid, "
         "simsiam) -> its settings", keyed=objective_settings, min_items=1, max_items=1)
+    pooling: dict[str, Any] = setting("one entry: average (DaCo and the contrastive baselines) or netvlad (DaCo's "
+                                      "NetVLAD row) -> its settings", keyed=_poolings, min_items=1, max_items=1)
     hidden_dim: int = setting("projection head's hidden width (DaCo 512)", ge=1)
     batch_size: int = setting("images per step (DaCo 16; SimCLR, MoCo, SimSiam 32; NPID 64)", ge=2)
     iterations: int = setting("optimiser steps (DaCo 10,000)", ge=1)
@@ -105,28 +130,61 @@ class DacoVariant:
 
 
 class DacoNet(nn.Module):
-    """Trunk, global average pooling, projection head; ``forward`` gives (feature, projection), both unit norm."""
+    """Trunk, pooling (global average, or NetVLAD), projection head; ``forward`` gives (feature, projection), both
+    unit norm. The head maps the D-dimensional feature to ``hidden_dim`` and back to the trunk's C channels."""
 
-    def __init__(self, trunk: nn.Module, channels: int, hidden_dim: int) -> None:
+    def __init__(self, trunk: nn.Module, channels: int, hidden_dim: int, pool: nn.Module | None = None,
+                 dim: int | None = None) -> None:
         super().__init__()
-        self.trunk = trunk
-        self.head = nn.Sequential(nn.Linear(channels, hidden_dim, bias=False), nn.BatchNorm1d(hidden_dim),
+        self.trunk, self.pool = trunk, pool
+        dim = channels if dim is None else dim
+        self.head = nn.Sequential(nn.Linear(dim, hidden_dim, bias=False), nn.BatchNorm1d(hidden_dim),
                                   nn.ReLU(inplace=True), nn.Linear(hidden_dim, channels))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.trunk(x).mean(dim=(2, 3))
+        fmap = self.trunk(x)
+        return fmap.mean(dim=(2, 3)) if self.pool is None else self.pool(fmap)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         f = self.features(x)
         return nn.functional.normalize(f, dim=1), nn.functional.normalize(self.head(f), dim=1)
 
 
-def build_daco_net(backbone: BackboneSpec, hidden_dim: int, seed: int) -> DacoNet:
-    """The network of a run: the trunk as ``backbone`` says (DaCo: random), the head from a seed of its own."""
+def build_daco_net(backbone: BackboneSpec, hidden_dim: int, seed: int,
+                   pooling: dict[str, Any] | None = None) -> DacoNet:
+    """The network of a run: the trunk as ``backbone`` says (DaCo: random), the pooling a learner's ``pooling``
+    entry names (None: average), the head from a seed of its own."""
     trunk, channels = build_backbone(backbone, seed)
+    ((kind, p),) = (pooling or {"average": AveragePooling()}).items()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 1)
+        if kind == "netvlad":
+            from darkside.embed.pooling import NetVLAD
+            return DacoNet(trunk, channels, hidden_dim, NetVLAD(channels, p.clusters), p.clusters * channels)
         return DacoNet(trunk, channels, hidden_dim)
+
+
+@torch.no_grad()
+def init_netvlad(net: DacoNet, inputs: list[torch.Tensor], p: NetVladPooling, seed: int, device: str) -> float:
+    """NetVLAD's initialisation (its authors'): centres by k-means of unit trunk features of the first
+    ``init_images`` inputs (``init_features`` random locations of each), the assignment from them; returns alpha."""
+    from darkside.embed.networks.netvlad import kmeans
+    from darkside.embed.pooling import l2n
+
+    g = torch.Generator().manual_seed(seed)
+    was = net.training
+    net.eval()
+    rows = []
+    for x in inputs[: p.init_images]:
+        f = l2n(net.trunk(x[None].to(device)).float().flatten(2)[0].t()).cpu()  # (locations, C)
+        rows.append(f[torch.randperm(len(f), generator=g)[: p.init_features]])
+    net.train(was)
+    features = torch.cat(rows)
+    alpha = net.pool.init_from(kmeans(features, p.clusters, p.kmeans_iterations, g), features,  # type: ignore[union-attr]
+                               p.assignment_ratio)
+    log.info("NetVLAD: %d centres by k-means of %d features of %d images, alpha %.3g", p.clusters, len(features),
+             len(rows), alpha)
+    return alpha
 
 
 def load_daco_model(path: str | Path) -> tuple[DacoNet, DacoSettings, Normalisation]:
@@ -145,7 +203,7 @@ def load_daco_model(path: str | Path) -> tuple[DacoNet, DacoSettings, Normalisat
     except (KeyError, TypeError):
         raise DarksideError(f"{p}: not a train-daco model file (no config with settings, normalisation, "
                             "backbone)") from None
-    net = build_daco_net(backbone, settings.hidden_dim, int(config.get("seed", 0)))
+    net = build_daco_net(backbone, settings.hidden_dim, int(config.get("seed", 0)), settings.pooling)
     load_checked_state(net, state, str(p))
     return net.eval(), settings, norm
 
@@ -360,7 +418,14 @@ def train_daco(dataset_dir: str | Path, translations: str | Path | None, backbon
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.pt"
     reseed(seed)
-    net = build_daco_net(backbone, s.hidden_dim, seed).to(device)
+    images = [_tensor(p) for p in data.train]
+    translated = [_tensor(p) for p in data.translated]
+    val_a, val_b = eval_inputs(data.val_a, s, norm), eval_inputs(data.val_b, s, norm)  # read once, not per epoch
+    net = build_daco_net(backbone, s.hidden_dim, seed, s.pooling).to(device)
+    ((pool_kind, pool_settings),) = s.pooling.items()
+    if pool_kind == "netvlad":  # centres from the untrained trunk, before the objective copies the network (MoCo)
+        init_netvlad(net, [TF.normalize(TF.resize(x, s.eval_resize, antialias=True), list(norm.mean), list(norm.std))
+                           for x in images], pool_settings, seed, device)
     objective = build_objective(s.objective, net, len(data.train)).to(device)
     opt = torch.optim.Adam([*net.parameters(), *objective.trainable()], lr=s.lr, weight_decay=s.weight_decay)
     rng = np.random.default_rng(seed)
@@ -376,9 +441,6 @@ def train_daco(dataset_dir: str | Path, translations: str | Path | None, backbon
         set_rng_states(ckpt["rng"], rng)
         history, best, best_state, start = ckpt["history"], ckpt["best"], ckpt["best_state"], int(ckpt["epoch"])
         log.info("daco: resuming after epoch %d of %d", start, epochs)
-    images = [_tensor(p) for p in data.train]
-    translated = [_tensor(p) for p in data.translated]
-    val_a, val_b = eval_inputs(data.val_a, s, norm), eval_inputs(data.val_b, s, norm)  # read once, not per epoch
     sources = {"o1": images, "o2": images, "g1": translated, "g2": translated}
     with preemptible():
         for epoch in range(start, epochs):
