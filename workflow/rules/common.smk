@@ -10,6 +10,7 @@ from darkside.config import daco_learner_entry, local_feature_networks, multi_do
 from darkside.data.registry import DATASETS
 from darkside.data.synthetic import DATASETS as SYNTHETIC_DATASETS
 from darkside.errors import ConfigError
+from darkside.extract.handcrafted import ENCODINGS  # numpy, OpenCV and h5py, no torch
 from darkside.orchestration import grow
 from darkside.recipes import is_ensemble, part_recipes, recipe_or_ensemble
 from darkside.tables.paper import paper_tables

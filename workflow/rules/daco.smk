@@ -17,8 +17,9 @@ DACO_METRICS = [f"results/metrics/{n}/{d}.json" for n, d in DACO_RUNS]
 
 
 def ranked_by_matches(name):
-    """A hand-crafted method whose encoding keeps the local features (matches): scored with --matches."""
-    return name in HANDCRAFTED and "matches" in HANDCRAFTED[name]["encoding"]
+    """A hand-crafted method whose encoding keeps the local features (Encoding.keeps_local: DaCo's SIFT matching):
+    scored with --matches."""
+    return name in HANDCRAFTED and ENCODINGS[next(iter(HANDCRAFTED[name]["encoding"]))].keeps_local
 
 
 def score_runs(runs):

@@ -122,6 +122,12 @@ class GroundTruth:
     pairs: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # split -> (query, positive)
     day_night_pairs: list[tuple[str, str]] = field(default_factory=list)  # (night, day) positives
 
+    def evaluation_pair_ids(self) -> list[str]:
+        """``cross_domain``: the evaluation pairs' image ids, every domain-A image then every domain-B one, in pair
+        order (the rows of a cross-domain descriptor file)."""
+        pairs = self.pairs.get(self.database_split or "", [])
+        return [a for _, a in pairs] + [b for b, _ in pairs]
+
     def to_json(self) -> dict[str, Any]:
         queries = []
         for q in self.queries:

@@ -168,23 +168,15 @@ def build_daco_net(backbone: BackboneSpec, hidden_dim: int, seed: int,
 def init_netvlad(net: DacoNet, inputs: list[torch.Tensor], p: NetVladPooling, seed: int, device: str) -> float:
     """NetVLAD's initialisation (its authors'): centres by k-means of unit trunk features of the first
     ``init_images`` inputs (``init_features`` random locations of each), the assignment from them; returns alpha."""
-    from darkside.embed.networks.netvlad import kmeans
+    from darkside.embed.networks.netvlad import init_from_locations
     from darkside.embed.pooling import l2n
 
-    g = torch.Generator().manual_seed(seed)
     was = net.training
     net.eval()
-    rows = []
-    for x in inputs[: p.init_images]:
-        f = l2n(net.trunk(x[None].to(device)).float().flatten(2)[0].t()).cpu()  # (locations, C)
-        rows.append(f[torch.randperm(len(f), generator=g)[: p.init_features]])
+    rows = [l2n(net.trunk(x[None].to(device)).float().flatten(2)[0].t()).cpu() for x in inputs[: p.init_images]]
     net.train(was)
-    features = torch.cat(rows)
-    alpha = net.pool.init_from(kmeans(features, p.clusters, p.kmeans_iterations, g), features,  # type: ignore[union-attr]
-                               p.assignment_ratio)
-    log.info("NetVLAD: %d centres by k-means of %d features of %d images, alpha %.3g", p.clusters, len(features),
-             len(rows), alpha)
-    return alpha
+    return init_from_locations(net.pool, rows, p.clusters, p.init_features, p.kmeans_iterations,  # type: ignore[arg-type]
+                               p.assignment_ratio, torch.Generator().manual_seed(seed))
 
 
 def load_daco_model(path: str | Path) -> tuple[DacoNet, DacoSettings, Normalisation]:
@@ -326,11 +318,15 @@ def _pairs(manifest: Manifest, gt: GroundTruth, root: Path, translations: Path |
     return _Pairs([path[i] for i in train_ids], translated, [path[a] for _, a in val], [path[b] for b, _ in val])
 
 
+def eval_input(img: torch.Tensor, s: DacoSettings, norm: Normalisation) -> torch.Tensor:
+    """DaCo's evaluation transform of a (3, H, W) image in [0, 1]: the whole image, shorter side resized to
+    ``eval_resize``, normalised."""
+    return TF.normalize(TF.resize(img, s.eval_resize, antialias=True), list(norm.mean), list(norm.std))
+
+
 def eval_inputs(paths: list[Path], s: DacoSettings, norm: Normalisation) -> list[torch.Tensor]:
-    """The evaluation's network inputs: whole images, shorter side resized to ``eval_resize``, normalised (DaCo's
-    evaluation transform)."""
-    return [TF.normalize(TF.resize(_tensor(p), s.eval_resize, antialias=True), list(norm.mean), list(norm.std))
-            for p in paths]
+    """The evaluation's network inputs of image files (:func:`eval_input`)."""
+    return [eval_input(_tensor(p), s, norm) for p in paths]
 
 
 @torch.no_grad()
@@ -424,8 +420,8 @@ def train_daco(dataset_dir: str | Path, translations: str | Path | None, backbon
     net = build_daco_net(backbone, s.hidden_dim, seed, s.pooling).to(device)
     ((pool_kind, pool_settings),) = s.pooling.items()
     if pool_kind == "netvlad":  # centres from the untrained trunk, before the objective copies the network (MoCo)
-        init_netvlad(net, [TF.normalize(TF.resize(x, s.eval_resize, antialias=True), list(norm.mean), list(norm.std))
-                           for x in images], pool_settings, seed, device)
+        init_netvlad(net, [eval_input(x, s, norm) for x in images[: pool_settings.init_images]], pool_settings, seed,
+                     device)
     objective = build_objective(s.objective, net, len(data.train)).to(device)
     opt = torch.optim.Adam([*net.parameters(), *objective.trainable()], lr=s.lr, weight_decay=s.weight_decay)
     rng = np.random.default_rng(seed)

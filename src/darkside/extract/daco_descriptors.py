@@ -26,11 +26,10 @@ def extract_daco(model_path: str | Path, dataset_dir: str | Path, out_h5: str | 
     gt = load_groundtruth(root, manifest)
     if gt.protocol != "cross_domain":
         raise DarksideError(f"{root}: protocol {gt.protocol!r}; DaCo's descriptors are for a cross_domain pair set")
-    pairs = gt.pairs.get(gt.database_split or "", [])
-    ids = [a for _, a in pairs] + [b for b, _ in pairs]
+    ids = gt.evaluation_pair_ids()
     net, settings, norm = load_daco_model(model_path)
     net.to(device)
-    log.info("DaCo descriptors of %d images (%d evaluation pairs) of %s", len(ids), len(pairs), manifest.name)
+    log.info("DaCo descriptors of %d images (%d evaluation pairs) of %s", len(ids), len(ids) // 2, manifest.name)
     paths = [manifest.image_path(manifest.records[manifest.index(i)]) for i in ids]
     attrs = {"model": str(model_path), "model_sha256": sha256_file(model_path), "preset": preset,
              "dataset": manifest.name,

@@ -66,6 +66,18 @@ def kmeans(x: torch.Tensor, k: int, iterations: int, generator: torch.Generator)
     return c
 
 
+def init_from_locations(pool: NetVLAD, per_image: Sequence[torch.Tensor], clusters: int, locations: int,
+                        iterations: int, ratio: float, generator: torch.Generator) -> float:
+    """The authors' initialisation of ``pool`` from each image's unit trunk features (locations, C): ``locations``
+    of each drawn at random (all where it has fewer), ``clusters`` k-means centres of them, the assignment from
+    those (:meth:`NetVLAD.init_from`); returns alpha."""
+    features = torch.cat([f[torch.randperm(len(f), generator=generator)[:locations]] for f in per_image])
+    alpha = pool.init_from(kmeans(features, clusters, iterations, generator), features, ratio)
+    log.info("NetVLAD: %d centres by k-means of %d features of %d images, alpha %.3g", clusters, len(features),
+             len(per_image), alpha)
+    return alpha
+
+
 def build(trunk: nn.Sequential, channels: int, spec: BackboneSpec, settings: NetVladSettings) -> EmbeddingNet:
     return EmbeddingNet(trunk, settings.clusters * channels, spec, pool=NetVLAD(channels, settings.clusters),
                         channels=channels)
@@ -85,14 +97,9 @@ def prepare(net: EmbeddingNet, pipeline: Any, image_ids: Sequence[str], device: 
         for i in list(image_ids)[: s.init_images]:
             x = pipeline.tensor(i)[None].to(device)
             f = net.backbone((net.stem(x) if net.stem is not None else x).contiguous(memory_format=torch.channels_last))
-            f = l2n(f.float().flatten(2)[0].t()).cpu()            # (locations, C)
-            rows.append(f[torch.randperm(len(f), generator=g)[: s.init_features]])
+            rows.append(l2n(f.float().flatten(2)[0].t()).cpu())  # (locations, C)
     net.train(was)
-    features = torch.cat(rows)
-    centres = kmeans(features, s.clusters, s.kmeans_iterations, g)
-    alpha = pool.init_from(centres, features, s.assignment_ratio)
-    log.info("NetVLAD: %d centres by k-means of %d features of %d images, alpha %.3g", s.clusters, len(features),
-             len(rows), alpha)
+    init_from_locations(pool, rows, s.clusters, s.init_features, s.kmeans_iterations, s.assignment_ratio, g)
 
 
 register_network("netvlad", Network(settings=NetVladSettings, build=build, prepare=prepare))

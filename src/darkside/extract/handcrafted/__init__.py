@@ -28,7 +28,7 @@ import numpy as np
 from darkside.data.images import load_rgb
 from darkside.data.manifest import load_groundtruth, load_manifest
 from darkside.errors import DarksideError
-from darkside.extract.hdf5 import DescriptorSet, write_descriptors
+from darkside.extract.hdf5 import DescriptorSet, LocalFeatures, write_descriptors
 from darkside.settings import setting, to_plain
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,11 @@ def sift_descriptors(grey: np.ndarray, s: SiftSettings) -> np.ndarray:
     return d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
 
 
+def every_descriptor(per_image: list[np.ndarray]) -> np.ndarray:
+    """The descriptors of every image in one (sum n_i, 128) array (a vocabulary's k-means input)."""
+    return np.concatenate([np.zeros((0, 128), np.float32), *per_image])
+
+
 def l2_rows(X: np.ndarray) -> np.ndarray:
     """Rows scaled to unit L2 norm (an all-zero row stays zero)."""
     X = np.asarray(X, dtype=np.float32)
@@ -115,17 +120,14 @@ def extract_handcrafted(name: str, method: HandcraftedMethod, dataset_dir: str |
                         progress: Callable[[int, int], None] | None = None) -> Path:
     """Write method ``name``'s file for the evaluation pairs of a ``cross_domain`` set (A images, then B); return
     its path."""
-    from darkside.extract.hdf5 import LocalFeatures
-
     root = Path(dataset_dir)
     manifest = load_manifest(root)
     gt = load_groundtruth(root, manifest)
     if gt.protocol != "cross_domain":
         raise DarksideError(f"{root}: protocol {gt.protocol!r}; the hand-crafted baselines are for a cross_domain "
                             "pair set")
-    pairs = gt.pairs.get(gt.database_split or "", [])
-    ids = [a for _, a in pairs] + [b for b, _ in pairs]
-    log.info("%s: SIFT of %d images (%d evaluation pairs) of %s", name, len(ids), len(pairs), manifest.name)
+    ids = gt.evaluation_pair_ids()
+    log.info("%s: SIFT of %d images (%d evaluation pairs) of %s", name, len(ids), len(ids) // 2, manifest.name)
     per_image = []
     for k, i in enumerate(ids):
         rgb = np.asarray(load_rgb(manifest.image_path(manifest.records[manifest.index(i)])))

@@ -10,7 +10,7 @@ import numpy as np
 
 from darkside.errors import DarksideError
 from darkside.evaluate.asmk import kmeans, nearest_words
-from darkside.extract.handcrafted import Encoding, l2_rows, register_encoding
+from darkside.extract.handcrafted import Encoding, every_descriptor, l2_rows, register_encoding
 from darkside.settings import setting
 
 
@@ -45,8 +45,7 @@ class Bow(Encoding):
 
     def encode(self, per_image: list[np.ndarray]) -> np.ndarray:
         s = self.settings
-        every = np.concatenate([d for d in per_image if len(d)]) if any(len(d) for d in per_image) else None
-        if every is None or len(every) < s.words:
-            raise DarksideError(f"bow: {s.words} words need at least as many SIFT descriptors, got "
-                                f"{0 if every is None else len(every)}")
+        every = every_descriptor(per_image)
+        if len(every) < s.words:
+            raise DarksideError(f"bow: {s.words} words need at least as many SIFT descriptors, got {len(every)}")
         return l2_rows(tf_idf(bow_histograms(per_image, kmeans(every, s.words, s.iterations, s.seed))))

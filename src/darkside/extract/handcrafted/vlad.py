@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 
 from darkside.evaluate.asmk import kmeans, nearest_words
-from darkside.extract.handcrafted import Encoding, l2_rows, register_encoding
+from darkside.extract.handcrafted import Encoding, every_descriptor, l2_rows, register_encoding
 from darkside.settings import setting
 
 
@@ -44,14 +44,8 @@ class Vlad(Encoding):
     def encode(self, per_image: list[np.ndarray]) -> np.ndarray:
         s = self.settings
         if s.codebook == "shared":
-            every = np.concatenate([d for d in per_image if len(d)] or [np.zeros((0, 128), np.float32)])
-            shared = kmeans(every, s.clusters, s.iterations, s.seed)
-        rows = []
-        for d in per_image:
-            if s.codebook == "shared":
-                rows.append(vlad(d, shared))
-            elif len(d) < s.clusters:  # too few for a codebook of its own (DaCo's KMeans would stop): a zero row
-                rows.append(np.zeros(s.clusters * 128, np.float32))
-            else:
-                rows.append(vlad(d, kmeans(d, s.clusters, s.iterations, s.seed)))
-        return np.stack(rows).astype(np.float32)
+            shared = kmeans(every_descriptor(per_image), s.clusters, s.iterations, s.seed)
+            return np.stack([vlad(d, shared) for d in per_image]).astype(np.float32)
+        # too few descriptors for a codebook of their own (DaCo's KMeans would stop): a zero row
+        return np.stack([vlad(d, kmeans(d, s.clusters, s.iterations, s.seed)) if len(d) >= s.clusters
+                         else np.zeros(s.clusters * 128, np.float32) for d in per_image]).astype(np.float32)
