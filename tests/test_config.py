@@ -313,3 +313,22 @@ def test_paper_preset_backbone_pretraining_adds_no_lighting_jitter(params):
     # the paper starts from ImageNet weights; its (unused) pre-training block leaves tone curves and colour alone
     bp = params["presets"]["paper"]["backbone_pretrain"]
     assert bp["gamma"] == [1.0, 1.0] and bp["grayscale"] == 0.0
+
+
+def test_paper_preset_daco_handcrafted_baselines_and_match_kernel(params):
+    """DaCo's reverted sift.py, bow.py and vlad.py: OpenCV's SIFT (every keypoint, contrast 0.04) on images 256 px
+    high; Lowe's 0.7 ranked by the number of matches; 64 BoW words; VLAD on each image's own 4 centres."""
+    from darkside.config import MatchCountSettings
+    from darkside.extract.handcrafted import HandcraftedMethod, SiftSettings
+    from darkside.extract.handcrafted.bow import BowSettings
+    from darkside.extract.handcrafted.matches import MatchesSettings
+    from darkside.extract.handcrafted.vlad import VladSettings
+
+    sift = SiftSettings(height=256, contrast_threshold=0.04, max_keypoints=0)
+    got = {n: _paper(params, f"daco.handcrafted.{n}", HandcraftedMethod)
+           for n in params["presets"]["paper"]["daco"]["handcrafted"]}
+    assert got == {"sift-matches": HandcraftedMethod(sift, {"matches": MatchesSettings()}),
+                   "sift-bow": HandcraftedMethod(sift, {"bow": BowSettings(words=64, iterations=300, seed=0)}),
+                   "sift-vlad": HandcraftedMethod(sift, {"vlad": VladSettings(clusters=4, codebook="per-image",
+                                                                              iterations=300, seed=0)})}
+    assert _paper(params, "evaluate.matches", MatchCountSettings) == MatchCountSettings(ratio=0.7, score="count")
