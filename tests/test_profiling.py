@@ -46,6 +46,17 @@ def test_per_rule_sums_jobs_and_shares(bench_root):
     assert "wall span (first start to last end): 120.0 s" in text
 
 
+def test_nested_benchmark_files_are_read(bench_root):
+    # a rule with two wildcards writes <rule>/<learner>/<dataset>.tsv: rule = first folder, job = the rest
+    _bench(bench_root, "train_daco", "resnet50-daco/synth-daco-night", 30.0, "29.0", "700.0", end=1100.0)
+    _bench(bench_root, "train_daco", "resnet50-simclr/synth-daco-night", 20.0, "19.0", "650.0", end=1120.0)
+    jobs = read_benchmarks(bench_root)
+    daco = [j for j in jobs if j.rule == "train_daco"]
+    assert [j.job for j in daco] == ["resnet50-daco/synth-daco-night", "resnet50-simclr/synth-daco-night"]
+    row = next(r for r in per_rule(jobs) if r.rule == "train_daco")
+    assert row.jobs == 2 and row.seconds == 50.0
+
+
 def test_profile_verb_prints_and_writes_json(bench_root, tmp_path, capsys):
     import json
 

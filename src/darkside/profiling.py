@@ -52,12 +52,15 @@ def _number(value: str | None) -> float:
 
 
 def read_benchmarks(root: Path) -> list[JobTime]:
-    """Every ``<root>/<rule>/<job>.tsv`` (the last measured run of each job), sorted by rule and job."""
+    """Every ``<root>/<rule>/<job>.tsv`` (the last measured run of each job), sorted by rule and job.
+
+    A rule with several wildcards nests its files (``train_daco/<learner>/<dataset>.tsv``): the rule is the first
+    folder under ``root`` and the job the rest of the path, without the suffix."""
     root = Path(root)
     if not root.is_dir():
         raise DarksideError(f"{root}: no benchmark folder (run the suite first: snakemake --cores 2)")
     jobs = []
-    for path in sorted(root.glob("*/*.tsv")):
+    for path in sorted(p for p in root.rglob("*.tsv") if p.parent != root):
         with path.open(newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f, delimiter="\t"))
         if not rows or "s" not in rows[-1]:
@@ -66,7 +69,8 @@ def read_benchmarks(root: Path) -> list[JobTime]:
         seconds = _number(row.get("s"))
         if math.isnan(seconds):
             raise DarksideError(f"{path}: unreadable duration {row.get('s')!r}")
-        jobs.append(JobTime(rule=path.parent.name, job=path.stem, seconds=seconds,
+        rule, *job = path.relative_to(root).with_suffix("").parts
+        jobs.append(JobTime(rule=rule, job="/".join(job), seconds=seconds,
                             cpu_seconds=_number(row.get("cpu_time")), max_rss_mb=_number(row.get("max_rss")),
                             end=path.stat().st_mtime))
     return jobs

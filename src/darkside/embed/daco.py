@@ -28,14 +28,13 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import torchvision.transforms.functional as TF
 from torch import nn
 
 from darkside.atomic import atomic_write_json
 from darkside.config import BackboneSpec
-from darkside.data.images import load_rgb
 from darkside.data.manifest import GroundTruth, Manifest, load_groundtruth, load_manifest
 from darkside.embed.backbones import build_backbone
+from darkside.embed.image_ops import grey, image_tensor, normalise, resize_short_side, resized_crop, rgb_to_hsv
 from darkside.embed.objectives import VIEWS, Views, build_objective, objective_class, objective_settings
 from darkside.errors import ConfigError, DarksideError
 from darkside.evaluate.recall import recall_at_k
@@ -248,9 +247,7 @@ def _hue(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     """torchvision's adjust_hue (RGB -> HSV, hue shifted by ``f`` turns, back), the way back by the closed form
     channel = v - v s clamp(min(k, 4 - k), 0, 1), k = (n + 6 h) mod 6, n = 5, 3, 1 for R, G, B: the same colours
     as torchvision's sector table, a few times faster on a batch."""
-    from torchvision.transforms._functional_tensor import _rgb2hsv
-
-    h, sat, v = _rgb2hsv(x).unbind(dim=-3)
+    h, sat, v = rgb_to_hsv(x).unbind(dim=-3)
     h6 = ((h + f[:, 0]) % 1.0)[:, None] * 6.0
     k = (torch.tensor([5.0, 3.0, 1.0], dtype=x.dtype).view(1, 3, 1, 1) + h6) % 6.0
     return v[:, None] - (v * sat)[:, None] * torch.minimum(k, 4.0 - k).clamp(0.0, 1.0)
@@ -258,8 +255,8 @@ def _hue(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
 
 # torchvision's adjust_brightness, _contrast, _saturation and _hue of float images, one factor per image of a batch
 _JITTER = (lambda x, f: _blend(x, torch.zeros_like(x), f),
-           lambda x, f: _blend(x, TF.rgb_to_grayscale(x).mean(dim=(-3, -2, -1), keepdim=True), f),
-           lambda x, f: _blend(x, TF.rgb_to_grayscale(x), f),
+           lambda x, f: _blend(x, grey(x).mean(dim=(-3, -2, -1), keepdim=True), f),
+           lambda x, f: _blend(x, grey(x), f),
            _hue)
 
 
@@ -270,7 +267,7 @@ def simclr_views(imgs: list[torch.Tensor], s: DacoSettings, norm: Normalisation,
     seeded run repeats exactly; the jitter runs on the batch, each operation on the views that take it at that
     step of their order, with their own factors."""
     draws = [draw_view(img.shape[1], img.shape[2], s, rng) for img in imgs]
-    x = torch.stack([TF.resized_crop(img, *d.box, [s.crop, s.crop], antialias=True) for img, d in zip(imgs, draws,
+    x = torch.stack([resized_crop(img, *d.box, (s.crop, s.crop)) for img, d in zip(imgs, draws,
                                                                                                       strict=True)])
     for step in range(4):
         for op, adjust in enumerate(_JITTER):
@@ -278,22 +275,18 @@ def simclr_views(imgs: list[torch.Tensor], s: DacoSettings, norm: Normalisation,
             if rows:
                 f = torch.tensor([draws[i].jitter[1][op] for i in rows], dtype=x.dtype).view(-1, 1, 1, 1)
                 x[rows] = adjust(x[rows], f)
-    grey = [i for i, d in enumerate(draws) if d.grey]
-    if grey:
-        x[grey] = TF.rgb_to_grayscale(x[grey], num_output_channels=3)
+    grey_rows = [i for i, d in enumerate(draws) if d.grey]
+    if grey_rows:
+        x[grey_rows] = grey(x[grey_rows], channels=3)
     flip = [i for i, d in enumerate(draws) if d.flip]
     if flip:
         x[flip] = x[flip].flip(-1)
-    return TF.normalize(x.clamp(0, 1), list(norm.mean), list(norm.std))
+    return normalise(x.clamp(0, 1), norm.mean, norm.std)
 
 
 def simclr_view(img: torch.Tensor, s: DacoSettings, norm: Normalisation, rng: np.random.Generator) -> torch.Tensor:
     """One SimCLR view of a (3, H, W) float image in [0, 1] (:func:`simclr_views` of one image)."""
     return simclr_views([img], s, norm, rng)[0]
-
-
-def _tensor(path: Path) -> torch.Tensor:
-    return TF.pil_to_tensor(load_rgb(path)).float().div_(255.0)
 
 
 @dataclass(frozen=True)
@@ -321,12 +314,12 @@ def _pairs(manifest: Manifest, gt: GroundTruth, root: Path, translations: Path |
 def eval_input(img: torch.Tensor, s: DacoSettings, norm: Normalisation) -> torch.Tensor:
     """DaCo's evaluation transform of a (3, H, W) image in [0, 1]: the whole image, shorter side resized to
     ``eval_resize``, normalised."""
-    return TF.normalize(TF.resize(img, s.eval_resize, antialias=True), list(norm.mean), list(norm.std))
+    return normalise(resize_short_side(img, s.eval_resize), norm.mean, norm.std)
 
 
 def eval_inputs(paths: list[Path], s: DacoSettings, norm: Normalisation) -> list[torch.Tensor]:
     """The evaluation's network inputs of image files (:func:`eval_input`)."""
-    return [eval_input(_tensor(p), s, norm) for p in paths]
+    return [eval_input(image_tensor(p), s, norm) for p in paths]
 
 
 @torch.no_grad()
@@ -414,8 +407,8 @@ def train_daco(dataset_dir: str | Path, translations: str | Path | None, backbon
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.pt"
     reseed(seed)
-    images = [_tensor(p) for p in data.train]
-    translated = [_tensor(p) for p in data.translated]
+    images = [image_tensor(p) for p in data.train]
+    translated = [image_tensor(p) for p in data.translated]
     val_a, val_b = eval_inputs(data.val_a, s, norm), eval_inputs(data.val_b, s, norm)  # read once, not per epoch
     net = build_daco_net(backbone, s.hidden_dim, seed, s.pooling).to(device)
     ((pool_kind, pool_settings),) = s.pooling.items()
