@@ -18,8 +18,8 @@ from darkside.recipes import part_recipes, recipe_or_ensemble
 pytestmark = pytest.mark.slow
 
 
-# A safety net, not a performance test: the one-seed mini suite takes about 15 min on 2 CPU cores,
-# so a slower CI machine must not time out before the suite's own checks run.
+# A safety net, not a performance test: the one-seed mini suite takes 35-48 min on 2 CPU cores (README, "Where the
+# time goes"), so a slower CI machine must not time out before the suite's own checks run.
 SUITE_TIMEOUT_S = 3600
 
 
