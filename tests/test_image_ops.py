@@ -11,7 +11,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 from torchvision.transforms._functional_tensor import _rgb2hsv
 
-from darkside.embed import image_ops
+from darkside import image_ops
 
 
 @pytest.fixture

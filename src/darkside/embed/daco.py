@@ -34,10 +34,10 @@ from darkside.atomic import atomic_write_json
 from darkside.config import BackboneSpec
 from darkside.data.manifest import GroundTruth, Manifest, load_groundtruth, load_manifest
 from darkside.embed.backbones import build_backbone
-from darkside.embed.image_ops import grey, image_tensor, normalise, resize_short_side, resized_crop, rgb_to_hsv
 from darkside.embed.objectives import VIEWS, Views, build_objective, objective_class, objective_settings
 from darkside.errors import ConfigError, DarksideError
 from darkside.evaluate.recall import recall_at_k
+from darkside.image_ops import grey, image_tensor, normalise, resize_short_side, resized_crop, rgb_to_hsv
 from darkside.settings import setting, to_plain
 from darkside.state import save_torch
 from darkside.training import load_checkpoint, preemptible, reseed, rng_states, save_checkpoint, set_rng_states

@@ -142,6 +142,7 @@ from darkside.gan.family import (
 from darkside.gan.losses import l1
 from darkside.gan.networks import PatchGAN, ResnetBlock
 from darkside.gan.pool import ImagePool
+from darkside.image_ops import grey
 from darkside.settings import setting
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -260,16 +261,6 @@ def consistency_loss(query: torch.Tensor, positive: torch.Tensor, negatives: tor
     return contrastive_nce(query, positive, negatives, temperature)
 
 
-#: ITU-R 601 luma weights, torchvision's rgb_to_grayscale
-_LUMA = (0.2989, 0.587, 0.114)
-
-
-def _grey(x: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) RGB -> (B, 1, H, W) luma."""
-    w = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x * w).sum(1, keepdim=True)
-
-
 def shift_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) RGB in [0, 1] with each image's hue turned by ``shift`` (B,) of a full turn (torchvision's
     ``adjust_hue``: through HSV, saturation and value kept)."""
@@ -307,9 +298,9 @@ def colour_jitter(x: torch.Tensor, rng: torch.Generator, brightness: float, cont
     if brightness:
         y = (y * b).clamp(0, 1)
     if contrast:
-        y = (c * y + (1 - c) * _grey(y).mean((2, 3), keepdim=True)).clamp(0, 1)
+        y = (c * y + (1 - c) * grey(y).mean((2, 3), keepdim=True)).clamp(0, 1)
     if saturation:
-        y = (s * y + (1 - s) * _grey(y)).clamp(0, 1)
+        y = (s * y + (1 - s) * grey(y)).clamp(0, 1)
     if hue:
         y = shift_hue(y, hue * (2 * u[:, 3] - 1))
     return y * 2.0 - 1.0

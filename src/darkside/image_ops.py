@@ -1,8 +1,9 @@
-"""The few float-image operations DaCo's SimCLR views need, on (..., 3, H, W) tensors in [0, 1].
+"""Float-image operations on (..., 3, H, W) tensors in [0, 1]: DaCo's SimCLR views and MDUIT's colour jitter.
 
 They give torchvision's results (``tests/test_image_ops.py`` compares them with ``torchvision.transforms.functional``
 bit for bit), restated because importing torchvision pulls in ``torch._dynamo``: about 2 s of start-up for
-every DaCo job, which reads nothing else of it.
+every DaCo job, which reads nothing else of it. A module of its own beside the subpackages, since ``embed`` and
+``gan`` both use it and neither may import the other.
 """
 
 from __future__ import annotations
