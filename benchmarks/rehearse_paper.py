@@ -67,7 +67,10 @@ OVERLAY = {
     "figures": {"retrieval": {"queries": 2}},
     # HOW's scales and top-1000 stay; a codebook the tiny training split can fill
     "local": {"codebook": {"words": 32, "images": 8}},
-    "networks": {"how": {"dims": 16}},  # 128 whitened dimensions need more than 128 locations: ~100 here
+    "networks": {"how": {"dims": 16},  # 128 whitened dimensions need more than 128 locations: ~100 here
+                 # NetVLAD: 4 centres (2,048-D; the paper's 64 give 32,768-D, whose learned whitening needs two
+                 # 8.6 GB covariance matrices) and a k-means the tiny split can fill
+                 "netvlad": {"clusters": 4, "init_images": 8, "init_features": 10, "kmeans_iterations": 2}},
 }
 #: per family: one step of each schedule half, batches of one or two
 GAN_COUNTS = {"pairs_per_epoch": 2, "epochs_constant": 1, "epochs_decay": 1}
@@ -148,6 +151,14 @@ def build_fixtures(stage: Path) -> dict[str, Path]:
     for name in ("bdd100k_net_G_A.pth", "gta_net_G_A.pth"):
         torch.save(cyeda, weights / name)
         files[f"placed:data/pretrained/cyeda/{name}"] = weights / name
+
+    # DaCo's tasks, registration-only downloads placed as their sites ship them: Foggy Cityscapes' leftImg8bit and
+    # leftImg8bit_foggyDBF trees, SYNTHIA-SEQS' SUNSET / RAINNIGHT sequences (more frames than the importer's 60
+    # validation pairs, so some train), and Tokyo 24/7 in DaCo's own folders (its split of Tokyo's download needs
+    # more than 300 scenes; that path is tested on its own in tests/test_importers.py)
+    files["placed:data/raw/foggy-cityscapes"] = nf.foggy_cityscapes(stage / "foggy-cityscapes")
+    files["placed:data/raw/synthia-seqs"] = nf.synthia_seqs(stage / "synthia-seqs", frames=64)
+    files["placed:data/raw/tokyo247-daco"] = nf.daco_folders(stage / "tokyo247-daco", train=4, val=3)
     return files
 
 
@@ -178,8 +189,16 @@ class _Quiet(SimpleHTTPRequestHandler):
         pass
 
 
-def serve(directory: Path) -> tuple[ThreadingHTTPServer, str]:
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(directory)))
+def serve(directory: Path, port_file: Path) -> tuple[ThreadingHTTPServer, str]:
+    """The mirror on 127.0.0.1, on the port of the folder's earlier runs where it is free: the mirror's URL is a
+    setting the download jobs read, so a new port would make Snakemake redo every download and all after it."""
+    handler = functools.partial(_Quiet, directory=str(directory))
+    port = int(port_file.read_text()) if port_file.is_file() else 0
+    try:
+        srv = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    except OSError:
+        srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    port_file.write_text(f"{srv.server_address[1]}\n")
     threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return srv, f"http://127.0.0.1:{srv.server_address[1]}"
 
@@ -202,6 +221,24 @@ def overlay(params: dict, mirror_url: str) -> dict:
         if "nce_negatives" in entry:
             fams[fam]["nce_negatives"] = 4
     over["gan"]["families"] = fams
+    # DaCo: two iterations of batches of four at 64 px, small banks and k-means; the hand-crafted baselines' SIFT
+    # on images 64 px high and two k-means iterations
+    learners = {}
+    for name, entry in paper["daco"]["learners"].items():
+        learners[name] = {"iterations": 2, "batch_size": 4, "crop": 64, "eval_resize": 64}
+        (objective, values), = entry["objective"].items()
+        if "negatives" in values:
+            learners[name]["objective"] = {objective: {"negatives": 8}}
+        if "netvlad" in entry["pooling"]:
+            # 4 centres: a 64 px crop leaves ResNet-50 2 x 2 locations, so the tiny training sets give ~24 features
+            learners[name]["pooling"] = {"netvlad": {"clusters": 4, "init_images": 4, "init_features": 10,
+                                                     "kmeans_iterations": 2}}
+    handcrafted = {}
+    for name, entry in paper["daco"]["handcrafted"].items():
+        (encoding, values), = entry["encoding"].items()
+        handcrafted[name] = {"sift": {"height": 64},
+                             **({"encoding": {encoding: {"iterations": 2}}} if "iterations" in values else {})}
+    over["daco"] = {"learners": learners, "handcrafted": handcrafted}
     return {"preset": "paper", "presets": {"paper": over}}
 
 
@@ -334,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         place(files, repo, "placed:")
         (work / "files.json").write_text(json.dumps({k: str(v) for k, v in files.items()}, indent=1))
     files = {k: Path(v) for k, v in json.loads((work / "files.json").read_text()).items()}
-    srv, url = serve(mirror)
+    srv, url = serve(mirror, work / "mirror.port")
     say(f"mirror on {url}")
     params = yaml.safe_load((repo / "params.yaml").read_text())
     (repo / "overlay.yaml").write_text(yaml.safe_dump(overlay(params, url + "/"), sort_keys=False))

@@ -378,3 +378,39 @@ def cyeda_authors_state(base_width: int = 32, n_masks: int = 3) -> dict:
     torch.manual_seed(0)
     net = UnetMaskGenerator(base_width=base_width, n_masks=n_masks)
     return {f"module.{k}": v for k, v in net.state_dict().items()}
+
+
+FOGGY_CITIES = (("train", "aachen", 3), ("train", "bochum", 3), ("val", "lindau", 3))
+
+
+def foggy_cityscapes(root: Path, cities: Iterable[tuple[str, str, int]] = FOGGY_CITIES,
+                     size: tuple[int, int] = (64, 32), betas: Iterable[str] = ("0.005", "0.01", "0.02")) -> Path:
+    """Cityscapes' ``leftImg8bit/{split}/{city}/<stem>_leftImg8bit.png`` and its ``leftImg8bit_foggyDBF`` twins,
+    one per fog density ``beta`` (``<stem>_leftImg8bit_foggy_beta_<beta>.png``), textured per frame."""
+    seed = 0
+    for split, city, n in cities:
+        for k in range(n):
+            stem, seed = f"{city}_{k:06d}_000019", seed + 1
+            img(root / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png", *size, "PNG", seed=seed)
+            for j, beta in enumerate(betas):
+                img(root / "leftImg8bit_foggyDBF" / split / city / f"{stem}_leftImg8bit_foggy_beta_{beta}.png", *size,
+                    "PNG", seed=1000 * (j + 1) + seed)
+    return root
+
+
+def synthia_seqs(root: Path, frames: int, sequence: str = "02", size: tuple[int, int] = (64, 48)) -> Path:
+    """``SYNTHIA-SEQS-<sequence>-{SUNSET,RAINNIGHT}/RGB/Stereo_Left/Omni_F/<frame:06d>.png``, ``frames`` each."""
+    for j, cond in enumerate(("SUNSET", "RAINNIGHT")):
+        for i in range(frames):
+            img(root / f"SYNTHIA-SEQS-{sequence}-{cond}" / "RGB" / "Stereo_Left" / "Omni_F" / f"{i:06d}.png", *size,
+                "PNG", seed=10_000 * (j + 1) + i)
+    return root
+
+
+def daco_folders(root: Path, train: int, val: int, size: tuple[int, int] = (64, 48)) -> Path:
+    """DaCo's pre-arranged ``original/{domain_a,domain_b}/{train,val}/`` (pairs by sorted index)."""
+    for j, dom in enumerate(("domain_a", "domain_b")):
+        for split, n in (("train", train), ("val", val)):
+            for i in range(n):
+                img(root / "original" / dom / split / f"{i:05d}.png", *size, "PNG", seed=20_000 * (j + 1) + 100 * n + i)
+    return root

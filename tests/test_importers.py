@@ -272,6 +272,12 @@ def test_tokyo247_daco_pairs_each_scenes_day_and_night_image_with_daco_split(tmp
     _tokyo(tmp_path / "raw2" / "tokyo247", labels="DSNDDN")
     with pytest.raises(DarksideError, match="00004, 00005, 00006"):
         tokyo247_daco.prepare(tmp_path / "raw2", tmp_path / "prep3")
+    # after `darkside download` the dataset's own folder exists (its sentinel) without DaCo's folders: the pairs
+    # still come from Tokyo's 247query_v3
+    (tmp_path / "raw" / "tokyo247-daco").mkdir()
+    (tmp_path / "raw" / "tokyo247-daco" / ".downloaded").write_text("{}\n")
+    out = tokyo247_daco.prepare(tmp_path / "raw", tmp_path / "prep4", train_pairs=4)
+    assert load_groundtruth(out).pairs == gt.pairs
 
 
 def test_tokyo_csv_lighting_column(tmp_path):

@@ -65,10 +65,12 @@ def import_tokyo247_daco(root: str | Path, out_dir: str | Path, name: str = "tok
                           metadata=meta)
 
 
-def prepare(raw_root: Path, out_dir: Path) -> Path:
-    """Registry entry point for ``tokyo247-daco``: DaCo's folders if placed, else Tokyo 24/7's download."""
+def prepare(raw_root: Path, out_dir: Path, train_pairs: int = TRAIN_PAIRS) -> Path:
+    """Registry entry point for ``tokyo247-daco``: DaCo's folders if placed, else Tokyo 24/7's download. The
+    download step leaves its sentinel in ``tokyo247-daco/`` either way, so the folder's existence says nothing."""
     own = Path(raw_root) / "tokyo247-daco"
-    return import_tokyo247_daco(own if own.is_dir() else Path(raw_root) / "tokyo247", out_dir)
+    placed = (own / "original").is_dir() or (own / "domain_a").is_dir()
+    return import_tokyo247_daco(own if placed else Path(raw_root) / "tokyo247", out_dir, train_pairs=train_pairs)
 
 
 #: the datasets this module imports (darkside.data.registry collects them)
