@@ -449,3 +449,24 @@ def test_the_netvlad_recipe_fine_tunes_the_gem_init_with_its_own_pooling(tmp_pat
     initial = load_model(init).backbone.state_dict()
     assert any(not torch.equal(v, net.backbone.state_dict()[k]) for k, v in initial.items())  # the trunk trained
     assert net.pool.centres.abs().sum() > 0 and net.extra["network"]["name"] == "netvlad"
+
+
+def test_a_batch_backward_gives_the_per_tuple_gradient():
+    # finetune.backward: one backward of the fake batch's summed loss equals gandtr's backward per tuple (gradients
+    # accumulated) up to float order; images of two sizes, so the batched forward stacks across tuples
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), GeM(), L2N())
+    sizes = [(3, 12, 16), (3, 16, 12)]
+    images = {f"i{k}": torch.randn(sizes[k % 2]) for k in range(9)}
+    pipeline = SimpleNamespace(tuple_tensors=lambda t: [images[i] for i in (t.anchor, t.positive, *t.negatives)])
+    tuples = [ft.TrainingTuple(f"i{a}", f"i{a + 1}", (f"i{a + 2}", f"i{(a + 5) % 9}")) for a in range(3)]
+    grads, losses = {}, {}
+    for mode in ("tuple", "batch"):
+        opt = torch.optim.SGD(net.parameters(), lr=0.0)  # the gradient of the one step stays in .grad
+        losses[mode] = ft.train_epoch(net, pipeline, tuples, opt, 0.7, 3, torch.device("cpu"), backward=mode)
+        grads[mode] = [p.grad.clone() for p in net.parameters()]
+    assert losses["batch"] == pytest.approx(losses["tuple"], rel=1e-6) and losses["tuple"] > 0
+    for a, b in zip(grads["tuple"], grads["batch"], strict=True):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-7) and a.abs().sum() > 0
+    with pytest.raises(ConfigError, match=r"finetune\.backward"):
+        ft.train_epoch(net, pipeline, tuples, opt, 0.7, 3, torch.device("cpu"), backward="image")

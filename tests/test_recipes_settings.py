@@ -36,6 +36,7 @@ def test_paper_numbers_pinned():
     assert s.clahe_clip_limit == 1.0
     assert s.clahe_grid == 8
     assert s.precision == "fp32"  # bf16 autocast is a named option, off: it moves the numbers
+    assert s.backward == "tuple"  # gandtr's fake batch; one backward of the summed loss is the named option
 
 
 def test_paper_recipe_defaults():

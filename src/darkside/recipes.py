@@ -242,6 +242,10 @@ class FinetuneSettings:
     precision: Literal["fp32", "bf16"] = setting(
         "forward passes of training and mining: fp32 (the paper) or bf16 autocast (faster on a GPU; moves the numbers)",
         default="fp32")
+    backward: Literal["tuple", "batch"] = setting(
+        "the fake batch's gradient: a backward per tuple (gandtr: one tuple's activations held) or one backward of "
+        "the batch's summed loss (the same gradient up to float summation order; same-size images batched across "
+        "tuples, faster on a CPU)", default="tuple")
 
     def __post_init__(self) -> None:
         lo, hi = self.band
