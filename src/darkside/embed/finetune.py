@@ -173,25 +173,18 @@ def train_epoch(net: nn.Module, pipeline: ImagePipeline, tuples: list[TrainingTu
     for start in range(0, len(tuples), tuples_per_batch):
         optimizer.zero_grad(set_to_none=True)
         batch = tuples[start:start + tuples_per_batch]
-        if backward == "tuple":
-            for t in batch:
-                with autocast(precision, device):
-                    d = embed_tensors(net, pipeline.tuple_tensors(t), device).float()
-                loss = contrastive_loss(d[0], d[1:], t.labels.to(d.device), margin)
-                loss.backward()
-                total += float(loss.detach())
-                bar.update(1)
-        else:
-            tensors = [pipeline.tuple_tensors(t) for t in batch]
+        # a forward and a backward per group: each tuple alone (gandtr), or the whole fake batch at once
+        for group in ([[t] for t in batch] if backward == "tuple" else [batch]):
+            tensors = [pipeline.tuple_tensors(t) for t in group]
             with autocast(precision, device):
                 d = embed_tensors(net, [x for ts in tensors for x in ts], device).float()
             losses, at = [], 0
-            for t, ts in zip(batch, tensors, strict=True):
+            for t, ts in zip(group, tensors, strict=True):
                 losses.append(contrastive_loss(d[at], d[at + 1:at + len(ts)], t.labels.to(d.device), margin))
                 at += len(ts)
             torch.stack(losses).sum().backward()
             total += sum(float(x.detach()) for x in losses)
-            bar.update(len(batch))
+            bar.update(len(group))
         optimizer.step()
     bar.close()
     return total / max(len(tuples), 1)

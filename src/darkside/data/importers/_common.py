@@ -183,6 +183,11 @@ def index_images(root: Path) -> dict[str, Path]:
     return found
 
 
+def has_daco_layout(root: Path) -> bool:
+    """Whether ``root`` holds DaCo's pre-arranged folders (``original/`` or ``domain_a/`` directly)."""
+    return (root / "original").is_dir() or (root / "domain_a").is_dir()
+
+
 def daco_layout_pairs(root: Path) -> list[tuple[str, Path, Path]]:
     """(split, domain_a image, domain_b image) from DaCo's pre-arranged folders, paired by sorted index.
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from darkside.data.importers._common import DatasetEntry, daco_layout_pairs, paired_dataset
+from darkside.data.importers._common import DatasetEntry, daco_layout_pairs, has_daco_layout, paired_dataset
 from darkside.errors import DarksideError
 from darkside.settings import setting
 
@@ -52,7 +52,7 @@ def import_foggy_cityscapes(
     base = Path(root)
     if (base / "leftImg8bit").is_dir():
         pairs, layout = native_pairs(base, settings.beta), f"cityscapes (beta {settings.beta})"
-    elif (base / "original").is_dir() or (base / "domain_a").is_dir():
+    elif has_daco_layout(base):
         pairs = [(s, a, b, "cityscapes") for s, a, b in daco_layout_pairs(base)]
         layout = "daco"
     else:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from darkside.data.importers._common import DatasetEntry, daco_layout_pairs, paired_dataset
+from darkside.data.importers._common import DatasetEntry, daco_layout_pairs, has_daco_layout, paired_dataset
 from darkside.errors import DarksideError
 from darkside.settings import setting
 
@@ -68,7 +68,7 @@ def import_synthia(
     base = Path(root)
     if not base.is_dir():
         raise DarksideError(f"{base}: missing (registration-only download from synthia-dataset.net)")
-    if (base / "original").is_dir() or (base / "domain_a").is_dir():
+    if has_daco_layout(base):
         pairs = [(s, a, b, "synthia") for s, a, b in daco_layout_pairs(base)]
         meta: dict[str, Any] = {"layout": "daco"}
     else:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from darkside.data.importers._common import DatasetEntry, daco_layout_pairs, index_images, paired_dataset, require
+from darkside.data.importers._common import DatasetEntry, daco_layout_pairs, has_daco_layout, index_images, paired_dataset, require
 from darkside.data.importers.tokyo247 import check_scene_triples, read_lighting
 from darkside.errors import DarksideError
 
@@ -48,7 +48,7 @@ def import_tokyo247_daco(root: str | Path, out_dir: str | Path, name: str = "tok
     """Day (domain A) / night (domain B) pairs, protocol ``cross_domain``; ``root`` is Tokyo's raw folder
     (``247query_v3`` inside) or DaCo's pre-arranged one."""
     base = Path(root)
-    if (base / "original").is_dir() or (base / "domain_a").is_dir():
+    if has_daco_layout(base):
         pairs = [(s, a, b, "tokyo") for s, a, b in daco_layout_pairs(base)]
         return paired_dataset(pairs, ("day", "night"), base, Path(out_dir), name, "Tokyo 24/7 (DaCo's folders)",
                               metadata={"layout": "daco"})
@@ -69,8 +69,7 @@ def prepare(raw_root: Path, out_dir: Path, train_pairs: int = TRAIN_PAIRS) -> Pa
     """Registry entry point for ``tokyo247-daco``: DaCo's folders if placed, else Tokyo 24/7's download. The
     download step leaves its sentinel in ``tokyo247-daco/`` either way, so the folder's existence says nothing."""
     own = Path(raw_root) / "tokyo247-daco"
-    placed = (own / "original").is_dir() or (own / "domain_a").is_dir()
-    return import_tokyo247_daco(own if placed else Path(raw_root) / "tokyo247", out_dir, train_pairs=train_pairs)
+    return import_tokyo247_daco(own if has_daco_layout(own) else Path(raw_root) / "tokyo247", out_dir, train_pairs=train_pairs)
 
 
 #: the datasets this module imports (darkside.data.registry collects them)
