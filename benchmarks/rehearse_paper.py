@@ -63,7 +63,9 @@ OVERLAY = {
                  "tuples_per_batch": 2, "image_size": 48, "val_every": 1, "mining_batch_size": 4},
     "evaluate": {"chunk_size": 64, "bootstrap_samples": 20, "pairs_topk": 8},  # the figure shows 5
     "edges": {"quality": {"thresholds": 9, "limit": 4}},
-    "gan": {"common": {"crop": 256, "sample_images": 1}},  # the paper's: DRIT++'s content D needs 256
+    # 64 px crops (the mini preset's); DRIT++ alone at the paper's 256: its content discriminator's 7x7 kernels
+    # need at least 224 (set in overlay())
+    "gan": {"common": {"crop": 64, "sample_images": 1}},
     "figures": {"retrieval": {"queries": 2}},
     # HOW's scales and top-1000 stay; a codebook the tiny training split can fill
     "local": {"codebook": {"words": 32, "images": 8}},
@@ -214,6 +216,8 @@ def overlay(params: dict, mirror_url: str) -> dict:
     fams = {}
     for fam, entry in paper["gan"]["families"].items():
         fams[fam] = {**GAN_COUNTS, **({"batch_size": GAN_BATCH[fam]} if fam in GAN_BATCH else {})}
+        if fam == "drit":
+            fams[fam]["crop"] = 256
         if "pool_size" in entry:
             fams[fam]["pool_size"] = 2
         if "num_patches" in entry:

@@ -10,9 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
+from darkside.errors import ConfigError
 from darkside.gan.edges import DetectorSettings
 from darkside.gan.family import GanSetup, GanTraining, build, family_class, setup_for
-from darkside.gan.train import train_gan
+from darkside.gan.train import iterate_epoch, train_gan
 from darkside.gan.translator import load_translator
 from darkside.settings import parse
 
@@ -252,3 +253,16 @@ def test_a_job_stopped_after_its_last_checkpoint_rewrites_every_declared_output(
     assert all((out / name).is_file() for name in declared)
     assert [e["epoch"] for e in json.loads((out / gt.LOG).read_text())["epochs"]] == [1, 2]
     assert sorted(p.name for p in (out / gt.SAMPLES).iterdir()) == ["epoch_001.png", "epoch_002.png"]
+
+
+def test_a_familys_own_crop_replaces_the_common_one():
+    assert tiny("cyclegan").common.crop == 32 and tiny("cyclegan").settings.crop is None
+    own = tiny("cyclegan", crop=16)
+    assert own.common.crop == 16  # every reader of the crop reads setup.common
+    rng = np.random.default_rng(0)
+    day = [rng.integers(0, 255, (40, 48, 3), dtype=np.uint8) for _ in range(3)]
+    night = [rng.integers(0, 255, (40, 48, 3), dtype=np.uint8) for _ in range(3)]
+    shapes = {tuple(t.shape) for batch in iterate_epoch(day, night, own, seed=0, epoch=1) for t in batch}
+    assert shapes == {(2, 3, 16, 16)}
+    with pytest.raises(ConfigError, match="crop"):
+        tiny("cyclegan", crop=0)

@@ -35,17 +35,19 @@ def setting(doc: str = "", *, ge: float | None = None, gt: float | None = None, 
             lt: float | None = None, min_items: int | None = None, max_items: int | None = None,
             choices: Choices | None = None,
             pattern: str | None = None, keyed: Callable[[], Mapping[str, type]] | None = None,
-            keys_of: str | None = None, key_in: str | None = None, default: Any = dataclasses.MISSING) -> Any:
+            keys_of: str | None = None, key_in: str | None = None, default: Any = dataclasses.MISSING,
+            kw_only: bool = False) -> Any:
     """A dataclass field with its rules. Bounds and choices apply to every scalar of the value (the
     items of a tuple, the values of a map). ``keyed``: a map whose value type depends on the key
     (``gan.families``: each family has its own settings), given by a registry callable. ``min_items`` and
     ``max_items`` bound the length of a tuple or the number of keys of a map (1 and 1: a map naming exactly one
-    registry entry with its settings, such as a contrastive learner's objective)."""
+    registry entry with its settings, such as a contrastive learner's objective). ``kw_only``: a field with a
+    default in a base class whose subclasses add fields without one."""
     meta = {k: v for k, v in {"doc": doc, "ge": ge, "gt": gt, "le": le, "lt": lt, "min_items": min_items,
                               "max_items": max_items,
                               "choices": choices, "pattern": pattern, "keyed": keyed, "keys_of": keys_of,
                               "key_in": key_in}.items() if v not in (None, "")}
-    return dataclasses.field(default=default, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta, kw_only=kw_only)
 
 
 @cache

@@ -73,6 +73,10 @@ class FamilySettings:
                                    ge=1)
     epochs_constant: int = setting("epochs at the base lr", ge=0)
     epochs_decay: int = setting("epochs of linear decay towards zero", ge=0)
+    # gandtr trains every family at gan.common's 256; DRIT++'s official recipe crops 216 on some data, and a
+    # rehearsal at tiny sizes keeps DRIT++'s content discriminator (7x7 kernels need >= 224) at full size alone
+    crop: int | None = setting("this family's training crop side in place of gan.common.crop (null: gan.common's)",
+                               ge=1, default=None, kw_only=True)
 
     @property
     def epochs(self) -> int:
@@ -191,6 +195,8 @@ def setup_for(family: str, common: GanTraining, settings: Any, detectors: Mappin
     kind = getattr(settings, "detector", None)
     if kind is not None and kind not in detectors:
         raise ConfigError(f"gan.families.{family}.detector: no edges.detectors.{kind} settings")
+    if settings.crop is not None:  # the family's own crop: every reader of the crop reads setup.common
+        common = dataclasses.replace(common, crop=settings.crop)
     return GanSetup(family, common, settings, detectors[kind] if kind is not None else None)
 
 
