@@ -227,14 +227,26 @@ def test_a_preempted_run_logs_each_epoch_and_rewrites_its_deleted_outputs(tmp_pa
     assert [float(r["loss"]) for r in rows] == pytest.approx([e["loss"] for e in log], rel=1e-5)
     assert [r["val_loss"] == "" for r in rows] == [e["val_loss"] is None for e in log] == [True, False, False]
     assert (out / "training_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # nothing else in the run folder: what the workflow declares, and the checkpoint it must not
-    assert {p.name for p in out.iterdir()} == {ft.MODEL, ft.LOG, ft.CURVE, ft.CURVE_DATA, ft.CHECKPOINT}
+    # nothing else in the run folder: what the workflow declares; the checkpoint went once model.pt was written
+    assert {p.name for p in out.iterdir()} == {ft.MODEL, ft.LOG, ft.CURVE, ft.CURVE_DATA}
 
 
-def test_checkpoint_of_other_recipe_is_not_resumed(tmp_path, dataset, stand_in):
+def _interrupted_run(model_in: Path, dataset, s, out: Path, monkeypatch) -> None:
+    """Stop a run of RECIPE mid-epoch 2, leaving epoch 1's checkpoint (a finished run deletes its own)."""
+    def boom():
+        raise RuntimeError("killed")
+
+    undo = _fail_at(monkeypatch, 9, boom)  # epoch 1 is loss calls 1-6
+    with pytest.raises(RuntimeError, match="killed"):
+        ft.finetune(model_in, dataset, RECIPE, s, out, seed=0, backbone="tiny")
+    undo()
+    assert (out / ft.CHECKPOINT).is_file()
+
+
+def test_checkpoint_of_other_recipe_is_not_resumed(tmp_path, dataset, stand_in, monkeypatch):
     """When the DAG re-runs a job after its recipe changed, the old checkpoint is set aside, not resumed."""
-    s = _settings(epochs=1)
-    ft.finetune(_model_in(tmp_path), dataset, RECIPE, s, tmp_path / "o", seed=0, backbone="tiny")
+    s = _settings(epochs=2)
+    _interrupted_run(_model_in(tmp_path), dataset, s, tmp_path / "o", monkeypatch)
     other = Recipe("clahe-c", clahe=True, diverse_anchors=False, generator=None)
     ft.finetune(_model_in(tmp_path), dataset, other, s, tmp_path / "o", seed=0, backbone="tiny")
     fresh = ft.finetune(_model_in(tmp_path), dataset, other, s, tmp_path / "fresh", seed=0, backbone="tiny")
@@ -312,10 +324,10 @@ def test_translator_registry_and_lab_inversion():
     assert torch.allclose(y[1], torch.zeros(3, 1, 1), atol=1e-3)  # L 100 -> 0
 
 
-def test_new_starting_weights_are_not_resumed(tmp_path, dataset, stand_in):
+def test_new_starting_weights_are_not_resumed(tmp_path, dataset, stand_in, monkeypatch):
     """A re-initialised backbone (or a re-trained generator) makes the old checkpoint meaningless."""
-    s = _settings(epochs=1)
-    ft.finetune(_model_in(tmp_path), dataset, RECIPE, s, tmp_path / "o", seed=0, backbone="tiny")
+    s = _settings(epochs=2)
+    _interrupted_run(_model_in(tmp_path), dataset, s, tmp_path / "o", monkeypatch)
     other_init = tmp_path / "other_init.pt"
     net = TinyNet()
     with torch.no_grad():

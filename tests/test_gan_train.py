@@ -93,8 +93,15 @@ def test_resume_after_sigterm_matches_uninterrupted(interrupted_and_resumed, fam
 def test_mismatched_checkpoint_is_not_resumed(tmp_path, gan_images):
     """A checkpoint of other settings/seed is set aside and training starts afresh (the DAG re-runs a
     job when its settings change)."""
-    s = tiny("hedgan", epochs_constant=1, epochs_decay=0)
-    train_gan(s, gan_images["day"], gan_images["night"], tmp_path / "a", "cpu", seed=0)
+    s = tiny("hedgan", epochs_constant=1, epochs_decay=1)
+
+    def crash(epoch, step):  # leaves epoch 1's checkpoint (a finished run deletes its own)
+        if (epoch, step) == (1, 0):
+            raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        train_gan(s, gan_images["day"], gan_images["night"], tmp_path / "a", "cpu", seed=0, on_step=crash)
+    assert (tmp_path / "a" / "checkpoint.pt").is_file()
     train_gan(s, gan_images["day"], gan_images["night"], tmp_path / "a", "cpu", seed=1)
     train_gan(s, gan_images["day"], gan_images["night"], tmp_path / "b", "cpu", seed=1)
     assert (tmp_path / "a" / "checkpoint.stale.pt").is_file()
@@ -230,26 +237,40 @@ def test_preempted_run_rewrites_the_declared_outputs_the_workflow_deleted(tmp_pa
     for r, e in zip(rows, log, strict=True):
         assert float(r["cycle"]) == pytest.approx(e["losses"]["cycle"], rel=1e-5)
     assert (out / "training_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # nothing else in the run folder: what the workflow declares, and what it must not (the checkpoint's)
+    # nothing else in the run folder: what the workflow declares, and the kept grids a resumed run rewrites
+    # samples/ from; the checkpoint went once generator.pt was written
     assert {p.name for p in out.iterdir()} == {gt.GENERATOR, gt.LOG, gt.LOSSES, gt.CURVE, gt.SAMPLES,
-                                               gt.CHECKPOINT, gt.CHECKPOINT_SAMPLES}
+                                               gt.CHECKPOINT_SAMPLES}
 
 
-def test_a_job_stopped_after_its_last_checkpoint_rewrites_every_declared_output(tmp_path, gan_images):
+def test_a_job_stopped_after_its_last_checkpoint_rewrites_every_declared_output(tmp_path, gan_images, monkeypatch):
     """Preempted between the last epoch's checkpoint and generator.pt, the workflow deletes the job's declared
     outputs; the rerun has no epoch left to train and still writes all of them, the generator the same bytes."""
     import shutil
 
     import darkside.gan.train as gt
+    from darkside.errors import Preempted
 
     s = tiny("hedgan", epochs_constant=1, epochs_decay=1)
+    first = train_gan(s, gan_images["day"], gan_images["night"], tmp_path / "ref", "cpu", seed=0).read_bytes()
     out = tmp_path / "run"
-    first = train_gan(s, gan_images["day"], gan_images["night"], out, "cpu", seed=0).read_bytes()
+    real_save = gt.save_generator
+
+    def stopped(*a, **k):
+        raise Preempted("SIGTERM")
+
+    monkeypatch.setattr(gt, "save_generator", stopped)
+    with pytest.raises(Preempted):
+        train_gan(s, gan_images["day"], gan_images["night"], out, "cpu", seed=0)
+    monkeypatch.setattr(gt, "save_generator", real_save)
+    assert torch.load(out / gt.CHECKPOINT, weights_only=True)["epoch"] == 2
     declared = [gt.GENERATOR, gt.LOG, gt.LOSSES, gt.CURVE]
     for name in declared:
-        (out / name).unlink()
+        (out / name).unlink(missing_ok=True)
     shutil.rmtree(out / gt.SAMPLES)
+    monkeypatch.setattr(gt, "iterate_epoch", lambda *a, **k: pytest.fail("an epoch was trained again"))
     assert train_gan(s, gan_images["day"], gan_images["night"], out, "cpu", seed=0).read_bytes() == first
+    assert not (out / gt.CHECKPOINT).exists()
     assert all((out / name).is_file() for name in declared)
     assert [e["epoch"] for e in json.loads((out / gt.LOG).read_text())["epochs"]] == [1, 2]
     assert sorted(p.name for p in (out / gt.SAMPLES).iterdir()) == ["epoch_001.png", "epoch_002.png"]

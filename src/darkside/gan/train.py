@@ -320,4 +320,8 @@ def train_gan(setup: GanSetup, day_paths: Sequence[str | Path], night_paths: Seq
     # workflow deleted come back from the checkpoint's log and kept grids
     _write_outputs(out, setup.family, seed, log, range(1, s.epochs + 1), final=True)
     bundle.prepare_translator(t.to(bundle.device) for t in _squares(night, setup.common.crop))
-    return save_generator(bundle, gen_path, variant=variant)
+    save_generator(bundle, gen_path, variant=variant)
+    # the checkpoint goes once the generator is written (a full-width one holds every network's Adam state:
+    # 0.3-0.9 GB each; the paper preset's twelve would keep ~7 GB nobody reads again)
+    ckpt_path.unlink(missing_ok=True)
+    return gen_path
