@@ -210,7 +210,8 @@ def test_paper_preset_extraction_values(params):
     assert e.image_size == 1024  # test images at max side 1024
     assert e.scales == pytest.approx((1.0, 2 ** -0.5, 0.5))  # scales 1, 1/sqrt(2), 1/2
     paper = params["presets"]["paper"]
-    assert paper["whitening"] == {"image_size": 1024, "dims": None}  # whitening fitted at 1024 px, all dims
+    # whitening fitted at 1024 px, all dims; NetVLAD's 32,768-D reduced to 4,096 by PCA first
+    assert paper["whitening"] == {"image_size": 1024, "dims": None, "pca_dims": 4096}
     assert paper["data"]["roles"]["whiten"] == "sfm120k-whiten"
     assert paper["day_night"]["min_side"] == 512
 

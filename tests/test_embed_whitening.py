@@ -1,4 +1,7 @@
-"""Learned whitening Lw: hand-checked 2-D example and the whitening property on synthetic data."""
+"""Learned whitening Lw: hand-checked 2-D example and the whitening property on synthetic data; the PCA that
+reduces a long descriptor (NetVLAD's) first."""
+
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -8,6 +11,7 @@ from darkside.embed.whitening import (
     apply_whitening,
     learn_whitening,
     load_whitening,
+    pca_basis,
     save_whitening,
 )
 from darkside.errors import DarksideError
@@ -76,3 +80,61 @@ def test_save_load(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"junk")
     with pytest.raises(DarksideError, match=r"bad\.npz: not a whitening file"):
         load_whitening(tmp_path / "bad.npz")
+
+
+def test_pca_basis_hand_checked_on_both_paths():
+    # N > D (covariance): variances 8 along e2, 2 along e1, none along e3 -> r = 2 of the 3 asked for
+    X = np.array([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, -2.0, 0.0]])
+    mu, U = pca_basis(X, 3)
+    np.testing.assert_allclose(mu, 0.0)
+    np.testing.assert_allclose(U, [[0.0, 1.0], [1.0, 0.0], [0.0, 0.0]], atol=1e-12)
+    # N < D (Gram): two images differ along (1, -0.5, 0, 0) only -> one direction, its largest component positive
+    mu, U = pca_basis(np.array([[2.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]]), 3)
+    np.testing.assert_allclose(mu, [1.0, 0.5, 0.0, 0.0])
+    np.testing.assert_allclose(U[:, 0], np.array([1.0, -0.5, 0.0, 0.0]) / np.sqrt(1.25), atol=1e-12)
+    assert U.shape == (4, 1)
+
+
+def test_the_gram_path_spans_the_leading_principal_subspace():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(10, 40)) * np.linspace(3, 0.1, 40)
+    mu, U = pca_basis(X, 4)
+    np.testing.assert_allclose(mu, X.mean(axis=0), atol=1e-12)
+    np.testing.assert_allclose(U.T @ U, np.eye(4), atol=1e-10)
+    vt = np.linalg.svd(X - X.mean(axis=0), full_matrices=False)[2][:4]
+    np.testing.assert_allclose(np.abs(vt @ U), np.eye(4), atol=1e-8)  # the same directions, up to sign
+
+
+def test_lw_after_pca_is_lw_of_the_projected_descriptors():
+    rng = np.random.default_rng(4)
+    n, d = 40, 24
+    centres = rng.normal(size=(n, d))
+    X = np.concatenate([centres + 0.1 * rng.normal(size=(n, d)), centres + 0.1 * rng.normal(size=(n, d))])
+    q, p = np.arange(n), np.arange(n, 2 * n)
+    w = learn_whitening(X, q, p, pca_dims=6)
+    assert w.P.shape == (6, d) and w.m.shape == (d,)
+    mu, U = pca_basis(X, 6)
+    reduced = learn_whitening((X - mu) @ U, q, p)
+    np.testing.assert_allclose(apply_whitening(X, w), apply_whitening((X - mu) @ U, reduced), atol=1e-9)
+    # matching pairs still get identity covariance in the reduced space
+    diff = (X[q] - X[p]) @ w.P.T
+    np.testing.assert_allclose(diff.T @ diff / n, np.eye(6), atol=1e-8)
+    # a descriptor no longer than pca_dims is left as it is: the same bytes as without it
+    plain, same = learn_whitening(X, q, p), learn_whitening(X, q, p, pca_dims=d)
+    assert plain.P.tobytes() == same.P.tobytes() and plain.m.tobytes() == same.m.tobytes()
+
+
+def test_a_long_descriptor_from_few_images_needs_no_d_by_d_matrix():
+    # NetVLAD's shape, scaled down: 8,192-D descriptors of 24 whitening images; Lw in full would hold several
+    # 8,192 x 8,192 float64 matrices (512 MB each; at the paper's 32,768-D, 8.6 GB each)
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(24, 8192))
+    tracemalloc.start()
+    try:
+        w = learn_whitening(X, np.arange(12), np.arange(12, 24), pca_dims=4096)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert w.P.shape == (23, 8192)  # 24 images centred: rank 23
+    assert peak < 64 * 2 ** 20, f"peak {peak / 2 ** 20:.0f} MiB"
+    assert np.isfinite(apply_whitening(X, w)).all()

@@ -240,7 +240,8 @@ def _decoders(threads: int) -> int:
 
 
 @verb("whiten", "learn the whitening (Lw) of a model on a dataset's whitening pairs",
-      ("device", "extract.scales", "extract.batch_size", "extract.on_corrupt", "whitening.image_size"),
+      ("device", "extract.scales", "extract.batch_size", "extract.on_corrupt", "whitening.image_size",
+       "whitening.pca_dims"),
       args=[arg("--model", required=True, help="model.pt (it says whether its images get CLAHE)"),
             arg("--dataset", required=True, help="prepared dataset folder with whitening pairs"),
             arg("--split", default="whiten"),
@@ -254,7 +255,8 @@ def run_whiten(args: argparse.Namespace, job: Any) -> Path:
     settings = ExtractSettings(job.get("whitening.image_size"), tuple(job.get("extract.scales")),
                                job.get("extract.batch_size"), job.get("extract.on_corrupt"))
     return fit_whitening(Path(args.model), Path(args.dataset), Path(args.out), settings,
-                         device=_device(job.get("device")), split=args.split, num_workers=_decoders(args.threads))
+                         device=_device(job.get("device")), split=args.split, num_workers=_decoders(args.threads),
+                         pca_dims=job.get("whitening.pca_dims"))
 
 
 def _extract_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str]:

@@ -81,6 +81,9 @@ class WhiteningSettings:
 
     image_size: int = setting("max side of the whitening images (paper 1024)", ge=1)
     dims: int | None = setting("dimensions kept after whitening (null: all)", ge=1)
+    pca_dims: int | None = setting(
+        "longer descriptors are first reduced to this many by PCA of the whitening images (NetVLAD's 4096; null: "
+        "never)", ge=1)
 
 
 @dataclass(frozen=True)

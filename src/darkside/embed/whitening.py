@@ -5,6 +5,11 @@ differences; P1 = L^-1 with S = L L^T (Cholesky); then PCA of P1 (X - m) over al
 images, components by decreasing variance; P = V^T P1. Apply: y = P[:dims] (x - m), L2.
 Matching pairs get identity covariance (intra-class variation is equalised away) and the
 leading dimensions carry the most inter-image variance, so truncating to ``dims`` keeps them.
+
+Descriptors longer than ``pca_dims`` are first projected on the leading principal directions of the
+whitening images (NetVLAD's own PCA to 4,096-D): Lw of NetVLAD's 32,768-D descriptor would need
+D x D matrices of 8.6 GB each. The projection is folded into ``m`` and ``P`` (P is then r x D), so
+applying it is the same ``P (x - m)``.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Whitening:
-    """Mean ``m`` (D,) and projection ``P`` (D, D), rows by decreasing variance."""
+    """Mean ``m`` (D,) and projection ``P`` (D, D), or (r, D) after a PCA to r, rows by decreasing variance."""
 
     m: np.ndarray
     P: np.ndarray
@@ -46,9 +51,41 @@ def cholesky_jittered(S: np.ndarray) -> np.ndarray:
             log.warning("whitening: covariance not positive definite, adding %.0e on the diagonal", alpha)
 
 
-def learn_whitening(X: np.ndarray, qidx: Any, pidx: Any) -> Whitening:
-    """Learn Lw from descriptors ``X`` (N, D) (rows = images) and matching pairs ``(qidx[i], pidx[i])``."""
+def _sign_fixed(eigvec: np.ndarray) -> np.ndarray:
+    """Each eigenvector (column) with its largest-magnitude component positive: deterministic across LAPACKs."""
+    signs = np.sign(eigvec[np.abs(eigvec).argmax(axis=0), np.arange(eigvec.shape[1])])
+    return eigvec * np.where(signs == 0, 1.0, signs)
+
+
+def pca_basis(X: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``mu`` (D,) and the ``r`` leading principal directions ``U`` (D, r) of the rows of ``X`` (N, D),
+    r = min(dims, rank). No D x D matrix when N < D: the eigenvectors of the N x N Gram matrix map to them
+    (U = Xc^T V / sqrt(lambda)); otherwise of the D x D covariance."""
     X = np.asarray(X, dtype=np.float64)
+    mu = X.mean(axis=0)
+    Xc = X - mu
+    gram = Xc.shape[0] < Xc.shape[1]
+    eigval, eigvec = np.linalg.eigh(Xc @ Xc.T if gram else Xc.T @ Xc)
+    order = np.argsort(eigval)[::-1]
+    eigval, eigvec = eigval[order], eigvec[:, order]
+    # directions of (numerically) zero variance carry nothing to whiten: rank-limited
+    keep = int(min(dims, np.count_nonzero(eigval > max(eigval[0], 0.0) * 1e-10)))
+    if keep == 0:
+        raise DarksideError("whitening: the whitening images' descriptors are all the same")
+    eigval, eigvec = eigval[:keep], eigvec[:, :keep]
+    U = Xc.T @ eigvec / np.sqrt(eigval) if gram else eigvec
+    return mu, _sign_fixed(U)
+
+
+def learn_whitening(X: np.ndarray, qidx: Any, pidx: Any, pca_dims: int | None = None) -> Whitening:
+    """Learn Lw from descriptors ``X`` (N, D) (rows = images) and matching pairs ``(qidx[i], pidx[i])``;
+    for D > ``pca_dims``, in the span of the whitening images' leading ``pca_dims`` principal directions."""
+    X = np.asarray(X, dtype=np.float64)
+    if pca_dims is not None and X.ndim == 2 and X.shape[1] > pca_dims:
+        mu, U = pca_basis(X, pca_dims)
+        w = learn_whitening((X - mu) @ U, qidx, pidx)
+        # P_r (U^T (x - mu) - m_r) = (P_r U^T) (x - (mu + U m_r)), since U^T U = I
+        return Whitening(m=mu + U @ w.m, P=w.P @ U.T)
     qidx, pidx = np.asarray(qidx, dtype=np.int64), np.asarray(pidx, dtype=np.int64)
     if X.ndim != 2 or qidx.shape != pidx.shape or qidx.ndim != 1 or qidx.size == 0:
         raise DarksideError(f"whitening: need X (N, D) and equal non-empty pair lists, got X {X.shape}, "
@@ -63,10 +100,7 @@ def learn_whitening(X: np.ndarray, qidx: Any, pidx: Any) -> Whitening:
     # eigh: D is symmetric, so real eigenpairs; cirtorch does not normalise D by N (same vectors)
     eigval, eigvec = np.linalg.eigh(Y.T @ Y)
     order = np.argsort(eigval)[::-1]
-    eigvec = eigvec[:, order]
-    # fix each eigenvector's sign (largest |component| positive): deterministic across LAPACKs
-    signs = np.sign(eigvec[np.abs(eigvec).argmax(axis=0), np.arange(eigvec.shape[1])])
-    eigvec = eigvec * np.where(signs == 0, 1.0, signs)
+    eigvec = _sign_fixed(eigvec[:, order])
     return Whitening(m=m, P=eigvec.T @ P1)
 
 

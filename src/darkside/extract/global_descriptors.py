@@ -408,8 +408,9 @@ def extract_dataset(model_path: str | os.PathLike[str], dataset_dir: str | os.Pa
 def fit_whitening(model_path: str | os.PathLike[str], dataset_dir: str | os.PathLike[str],
                   out_npz: str | os.PathLike[str], settings: ExtractSettings, clahe: ClaheSettings | None = None,
                   device: str | torch.device = "cpu", split: str = "whiten", progress: bool = True,
-                  num_workers: int = 0) -> Path:
+                  num_workers: int = 0, pca_dims: int | None = None) -> Path:
     """Learn Lw on the ``split`` images of a dataset and its ``pairs[split]``; write the ``.npz``, return it.
+    Descriptors longer than ``pca_dims`` are first reduced to it by PCA (:func:`learn_whitening`).
 
     ``settings.image_size`` is the whitening image size (params ``whitening.image_size``; pass
     ``dataclasses.replace(extract, image_size=...)``). Pairs touching a skipped image are dropped.
@@ -443,7 +444,7 @@ def fit_whitening(model_path: str | os.PathLike[str], dataset_dir: str | os.Path
     pairs = [(row[a], row[b]) for a, b in gt.pairs[split] if a in row and b in row]
     if not pairs:
         raise DarksideError(f"{dataset_dir}: no whitening pair left after skipping unreadable images")
-    w = learn_whitening(X, [a for a, _ in pairs], [b for _, b in pairs])
+    w = learn_whitening(X, [a for a, _ in pairs], [b for _, b in pairs], pca_dims=pca_dims)
     log.info("whitening learned on %d images, %d pairs (%d dims)", X.shape[0], len(pairs), w.P.shape[0])
     return save_whitening(out_npz, w)
 
