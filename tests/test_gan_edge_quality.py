@@ -17,7 +17,6 @@ from darkside.gan.edges.quality import (
     edge_quality_report,
     edge_scores,
     paired_ap_difference,
-    run_detector,
     score_detectors,
 )
 from darkside.settings import parse
@@ -131,11 +130,11 @@ def test_report_is_json_per_domain(tiny_dataset, tmp_path):
     assert rep["thresholds"] == {"min": 0.01, "max": 0.99, "n": 99}
 
 
-def test_load_student_from_a_hedngan_checkpoint(tmp_path):
+def test_load_student_from_a_hedngan_generator_file(tmp_path):
+    """The student comes from the run's declared generator.pt (a finished run deletes its checkpoint)."""
     from darkside.gan.edges import DetectorSettings
     from darkside.gan.edges.quality import night_students
-    from darkside.gan.family import GanTraining, build, family_class, setup_for
-    from darkside.training import save_checkpoint
+    from darkside.gan.family import GanTraining, build, family_class, save_generator, setup_for
 
     entry = dict(batch_size=2, pairs_per_epoch=2, epochs_constant=1, epochs_decay=0, ngf=2, n_blocks=1, ndf=2,
                  n_layers_d=1, norm="batch", init="kaiming", init_gain=0.2, detector="hed", edge_weight=5.0,
@@ -147,14 +146,13 @@ def test_load_student_from_a_hedngan_checkpoint(tmp_path):
     b = build(s, "cpu", seed=0)
     g = torch.Generator().manual_seed(0)
     b.train_step((torch.rand(2, 3, 16, 16, generator=g) * 2 - 1, torch.rand(2, 3, 16, 16, generator=g) * 2 - 1))
-    save_checkpoint(tmp_path / "checkpoint.pt", {"setup": s.to_plain(), "seed": 0},
-                    {"epoch": 1, "bundle": b.training_state(), "torch_rng": torch.get_rng_state(), "log": []})
+    save_generator(b, tmp_path / "generator.pt")
+    assert not (tmp_path / "checkpoint.pt").exists()
     assert list(night_students([tmp_path])) == ["HED^N"]  # named after the detector it adapts
-    stu, tea = night_students([tmp_path])["HED^N"], run_detector(tmp_path, "teacher")
+    stu, tea = night_students([tmp_path])["HED^N"], b.nets["detector_teacher"]
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
         assert torch.allclose(stu(x), b.nets["detector_student"].eval()(x))
-        assert torch.allclose(tea(x), b.nets["detector_teacher"](x))
         assert not torch.allclose(stu(x, logits=True), tea(x, logits=True))  # the student moved
     with pytest.raises(DarksideError, match="does not exist"):
         night_students([tmp_path / "nope"])

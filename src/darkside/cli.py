@@ -381,7 +381,7 @@ def _finetune_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[
             arg("--recipe", required=True, help="e.g. gem, clahe-c, clahe-cd, clahe-nd-c, hedngan-cd"),
             arg("--init", required=True, help="the off-the-shelf model to start from"),
             arg("--dataset", required=True, help="prepared training dataset (train/val pairs)"),
-            arg("--out-dir", required=True, help="model.pt, checkpoint.pt, training log and curve"),
+            arg("--out-dir", required=True, help="model.pt, training log, curve (checkpoint.pt while it trains)"),
             arg("--generator", default=None, help="generator.pt of the recipe's trained family"),
             arg("--seed", type=int, default=None, help="fine-tuning seed (default: finetune.seed)")])
 def run_finetune(args: argparse.Namespace, job: Any) -> Path:
@@ -465,7 +465,7 @@ def _daco_reads(args: Mapping[str, Any], preset: Mapping[str, Any]) -> list[str]
             arg("--dataset", required=True, help="prepared cross_domain pair set (data/prepared/<name>)"),
             arg("--translations", default=None, help="folder with each training image's translation at its "
                 "manifest path (DaCo's generated/ tree); a learner without translated views needs none"),
-            arg("--out-dir", required=True, help="model.pt, checkpoint.pt and the training log"),
+            arg("--out-dir", required=True, help="model.pt and the training log (and checkpoint.pt while it trains)"),
             arg("--descriptors", default=None, help="also write the kept model's descriptors of the evaluation "
                 "pairs here (the file extract-daco writes)")])
 def run_train_daco(args: argparse.Namespace, job: Any) -> Path:

@@ -484,7 +484,7 @@ def load_content_embedding(path: str | Path) -> tuple[ContentEmbedding, GanSetup
     """The content embedding a ``generator.pt`` carries (see :func:`save_generator`), rebuilt from the recorded
     setup, on the CPU in eval mode, with that setup; one-line errors."""
     p = Path(path)
-    obj = _read_generator_file(p)
+    obj = read_generator_file(p)
     setup = GanSetup.from_plain(obj["setup"], f"{p}:setup")
     cls = family_class(setup.family)
     model = cls.content_embedding(setup)
@@ -503,7 +503,7 @@ def load_student(path: str | Path) -> nn.Module:
     """The night-adapted student detector a ``generator.pt`` carries (see :func:`save_generator`), rebuilt from
     the recorded setup (its detector kind and geometry), on the CPU in eval mode; one-line errors."""
     p = Path(path)
-    obj = _read_generator_file(p)
+    obj = read_generator_file(p)
     setup = GanSetup.from_plain(obj["setup"], f"{p}:setup")
     kind = getattr(setup.settings, "detector", None)
     if "student_state_dict" not in obj or setup.detector is None or kind is None:
@@ -518,7 +518,8 @@ def load_student(path: str | Path) -> nn.Module:
     return model.eval()
 
 
-def _read_generator_file(p: Path) -> dict[str, Any]:
+def read_generator_file(p: Path) -> dict[str, Any]:
+    """A darkside generator file's contents (weights and the setup that rebuilds them); one-line errors."""
     if not p.is_file():
         raise DarksideError(f"{p}: generator file does not exist")
     try:
@@ -557,7 +558,7 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu", night_t
     the generator from the recorded setup. ``night_to_day``: the family's night->day generator instead
     (test-time translation; one-line error for a one-way family)."""
     p = Path(path)
-    obj = _read_generator_file(p)
+    obj = read_generator_file(p)
     setup = GanSetup.from_plain(obj["setup"], f"{p}:setup")
     cls = family_class(setup.family)
     if night_to_day:

@@ -27,7 +27,6 @@ from darkside.atomic import atomic_write_json
 from darkside.data.manifest import load_manifest
 from darkside.errors import DarksideError
 from darkside.evaluate.bootstrap import bootstrap_ci
-from darkside.gan.edges import build_detector
 from darkside.gan.edges.pretrain import image_and_edges
 from darkside.settings import setting
 
@@ -187,29 +186,19 @@ def score_detectors(dataset_dir: str | Path, detectors: Mapping[str, nn.Module],
 
 # -- detectors of finished GAN runs ------------------------------------------------------------
 
-def run_detector(run_dir: str | Path, role: str = "student", device: torch.device | str = "cpu") -> nn.Module | None:
-    """The ``student`` (HED^N / RCF^N) or ``teacher`` detector of a generator run, rebuilt from the setup its
-    ``checkpoint.pt`` records; None when the run's family has none."""
-    from darkside.gan.family import GanSetup
-    from darkside.gan.train import CHECKPOINT
+def run_student(run_dir: str | Path, device: torch.device | str = "cpu") -> nn.Module | None:
+    """The night-adapted student detector (HED^N / RCF^N) of a finished generator run, from its declared
+    ``generator.pt`` (its checkpoint is gone once the run finishes, and never reaches a DVC remote); None
+    when the run's family trains none."""
+    from darkside.gan.family import generator_header, load_student
+    from darkside.gan.train import GENERATOR
 
-    path = Path(run_dir) / CHECKPOINT
+    path = Path(run_dir) / GENERATOR
     if not path.is_file():
-        raise DarksideError(f"{path}: GAN checkpoint does not exist (train the family first)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        nets, setup = ckpt["bundle"]["nets"], GanSetup.from_plain(ckpt["config"]["setup"], f"{path}:setup")
-    except DarksideError:
-        raise
-    except Exception as exc:
-        raise DarksideError(f"{path}: not a readable GAN checkpoint ({type(exc).__name__})") from None
-    prefix = f"detector_{role}."
-    state = {k[len(prefix):]: v for k, v in nets.items() if k.startswith(prefix)}
-    if not state or setup.detector is None:
+        raise DarksideError(f"{path}: generator file does not exist (train the family first)")
+    if "student_state_dict" not in generator_header(path):
         return None
-    model = build_detector(setup.settings.detector, setup.detector.width, setup.detector.input)
-    model.load_state_dict(state)
-    return model.to(torch.device(device)).eval()
+    return load_student(path).to(torch.device(device))
 
 
 def night_students(run_dirs: Sequence[str | Path], device: torch.device | str = "cpu") -> dict[str, nn.Module]:
@@ -219,7 +208,7 @@ def night_students(run_dirs: Sequence[str | Path], device: torch.device | str = 
     family trains a student is the families' business, not a list of names in the workflow."""
     found = []
     for run in map(Path, run_dirs):
-        student = run_detector(run, "student", device)
+        student = run_student(run, device)
         if student is not None:
             found.append((type(student).__name__.upper(), run.name, student))
     kinds = [k for k, _, _ in found]
