@@ -37,10 +37,11 @@ def gan_images(tmp_path) -> dict[str, list[Path]]:
 
 @pytest.fixture
 def interrupted_and_resumed(tmp_path, gan_images):
-    """``run(setup, domains=None) -> (reference generator.pt, resumed generator.pt, resumed run folder)``: the
-    setup trained uninterrupted (seed 3), and trained again but stopped by SIGTERM at (epoch 1, step 0), which
-    must leave a checkpoint of epoch 1 and no generator file, then resumed; ``domains``: train_gan's (a
-    multi-domain family's every lighting domain)."""
+    """``run(setup, domains=None) -> (reference generator.pt, resumed generator.pt, resumed run folder,
+    the interrupted run's checkpoint)``: the setup trained uninterrupted (seed 3), and trained again but stopped
+    by SIGTERM at (epoch 1, step 0), which must leave a checkpoint of epoch 1 and no generator file, then resumed
+    (which deletes the checkpoint once its generator is written); ``domains``: train_gan's (a multi-domain
+    family's every lighting domain)."""
     import signal
 
     import torch
@@ -60,7 +61,10 @@ def interrupted_and_resumed(tmp_path, gan_images):
         with pytest.raises(Preempted):
             train_gan(setup, day, night, out, "cpu", seed=3, domains=domains, on_step=kill)
         assert not (out / "generator.pt").exists()
-        assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 1
-        return ref, train_gan(setup, day, night, out, "cpu", seed=3, domains=domains), out
+        checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
+        assert checkpoint["epoch"] == 1
+        resumed = train_gan(setup, day, night, out, "cpu", seed=3, domains=domains)
+        assert not (out / "checkpoint.pt").exists()
+        return ref, resumed, out, checkpoint
 
     return run

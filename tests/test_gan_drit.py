@@ -148,7 +148,7 @@ def test_lr_schedule_is_drits():
 
 def test_resume_after_sigterm_matches_uninterrupted(interrupted_and_resumed):
     s = tiny(pairs_per_epoch=8)    # 4 steps per epoch: content-only, content-only, full, full
-    ref, res, _ = interrupted_and_resumed(s)
+    ref, res, _, _ = interrupted_and_resumed(s)
     assert res.read_bytes() == ref.read_bytes()
 
     state = torch.load(res, weights_only=True)["state_dict"]

@@ -125,7 +125,7 @@ def test_losses_by_hand():
 
 def test_resume_after_sigterm_matches_uninterrupted_and_translates(interrupted_and_resumed):
     s = tiny()
-    ref, res, _ = interrupted_and_resumed(s)
+    ref, res, _, _ = interrupted_and_resumed(s)
     assert res.read_bytes() == ref.read_bytes()
 
     tr = load_translator("forkgan", res, "cpu")

@@ -334,9 +334,9 @@ def test_resume_after_sigterm_matches_uninterrupted_and_translates(interrupted_a
     s = tiny()
     # every lighting domain (domains.tsv): day, sunset and night; the translator's bank from the night list
     domains = [(p, k) for k in ("day", "sunset", "night") for p in gan_images[k]]
-    ref, res, run = interrupted_and_resumed(s, domains)
+    ref, res, _, checkpoint = interrupted_and_resumed(s, domains)
     assert res.read_bytes() == ref.read_bytes()  # the same bytes as the uninterrupted run
-    history = torch.load(run / "checkpoint.pt", weights_only=True)["bundle"]["pools"]["previous"]
+    history = checkpoint["bundle"]["pools"]["previous"]  # after epoch 1
     assert set(history["domains"]) <= {"day", "sunset", "night"} and len(history["domains"]) >= 2
 
     state = torch.load(res, weights_only=True)["state_dict"]
@@ -498,7 +498,7 @@ def test_the_generator_file_carries_the_content_embedding_and_the_variant(tmp_pa
 def test_a_resumed_run_without_i2i_draws_the_same_jitter(interrupted_and_resumed, gan_images):
     # the jitter comes from the family's checkpointed RNG: a run stopped by SIGTERM and resumed ends in the same bytes
     domains = [(p, k) for k in ("day", "sunset", "night") for p in gan_images[k]]
-    ref, res, _ = interrupted_and_resumed(tiny(translation="colour-jitter", consistency="l1"), domains)
+    ref, res, _, _ = interrupted_and_resumed(tiny(translation="colour-jitter", consistency="l1"), domains)
     assert res.read_bytes() == ref.read_bytes()
     assert load_content_embedding(res)[1].settings.translation == "colour-jitter"
 

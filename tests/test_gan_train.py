@@ -69,7 +69,7 @@ def test_one_train_step_changes_generator(family):
 @pytest.mark.parametrize("family", ["cyclegan", "hedngan", "cut", "cyeda"])
 def test_resume_after_sigterm_matches_uninterrupted(interrupted_and_resumed, family):
     s = tiny(family)
-    ref, res, out = interrupted_and_resumed(s)
+    ref, res, out, _ = interrupted_and_resumed(s)
     assert res.read_bytes() == ref.read_bytes()  # the same bytes as the uninterrupted run
 
     a, b = torch.load(ref, weights_only=True), torch.load(res, weights_only=True)
