@@ -342,31 +342,36 @@ def caffe_backbone_state(arch: str) -> dict:
 _ORD = ("One", "Two", "Thr", "Fou", "Fiv")
 
 
-def hed_sniklaus_state(width: float = 1.0, prefix: str = "net") -> dict:
-    """HED in sniklaus/pytorch-hed's layout (``netVggOne.0.weight`` ... ``netCombine.0.bias``), random values."""
+def _seeded_normal(shapes: dict, seed: int) -> dict:
+    """N(0, 0.05^2) values of the given shapes from a seeded generator: two rehearsals get the same weight
+    files, so their tables can be compared."""
     import torch
 
+    g = torch.Generator().manual_seed(seed)
+    return {k: torch.randn(v.shape, generator=g) * 0.05 for k, v in shapes.items()}
+
+
+def hed_sniklaus_state(width: float = 1.0, prefix: str = "net", seed: int = 0) -> dict:
+    """HED in sniklaus/pytorch-hed's layout (``netVggOne.0.weight`` ... ``netCombine.0.bias``), random values."""
     from darkside.gan.edges import HED
 
     out = {}
-    for k, v in HED(width).state_dict().items():
+    for k, v in _seeded_normal(HED(width).state_dict(), seed).items():
         head, rest = k.split(".", 1)
         if head.startswith("vgg"):
-            out[f"{prefix}Vgg{_ORD[int(head[3]) - 1]}.{rest}"] = torch.randn_like(v) * 0.05
+            out[f"{prefix}Vgg{_ORD[int(head[3]) - 1]}.{rest}"] = v
         elif head.startswith("score"):
-            out[f"{prefix}Score{_ORD[int(head[5]) - 1]}.{rest}"] = torch.randn_like(v) * 0.05
+            out[f"{prefix}Score{_ORD[int(head[5]) - 1]}.{rest}"] = v
         else:
-            out[f"{prefix}Combine.{rest}"] = torch.randn_like(v) * 0.05
+            out[f"{prefix}Combine.{rest}"] = v
     return out
 
 
-def rcf_published_state(width: float = 1.0) -> dict:
+def rcf_published_state(width: float = 1.0, seed: int = 0) -> dict:
     """RCF's published BSDS500 layout (``conv1_1``..., ``conv*_down``, ``score_dsn*``, ``score_fuse``), random."""
-    import torch
-
     from darkside.gan.edges import RCF
 
-    return {k: torch.randn_like(v) * 0.05 for k, v in RCF(width).state_dict().items()}
+    return _seeded_normal(RCF(width).state_dict(), seed)
 
 
 def cyeda_authors_state(base_width: int = 32, n_masks: int = 3) -> dict:

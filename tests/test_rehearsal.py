@@ -44,6 +44,26 @@ def test_a_negative_ranked_above_the_positive_is_one_value(rehearsal, tmp_path):
     assert rehearsal.tokyo_ap_bounds(*_files(tmp_path, [0.8, 0.6])) == {"q": (25.0, 25.0)}
 
 
+def test_two_runs_compare_on_everything_but_the_measured_times(rehearsal, tmp_path):
+    head = "table,column,ours,note,wall_clock"
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text(f"{head}\ntable8,Train (h),0.0386,\"measured on cpu, 0.1 images/s\",True\ntable8,Epochs,2.0,,False\n")
+    b.write_text(f"{head}\ntable8,Train (h),0.0348,\"measured on cpu, 0.2 images/s\",True\ntable8,Epochs,2.0,,False\n")
+    assert rehearsal.reproducible_lines(a) == rehearsal.reproducible_lines(b) == [head, "table8,Epochs,2.0,,False"]
+    b.write_text(f"{head}\ntable8,Train (h),0.0348,m,True\ntable8,Epochs,3.0,,False\n")
+    assert rehearsal.reproducible_lines(a) != rehearsal.reproducible_lines(b)
+
+
+def test_every_rehearsal_builds_the_same_edge_detector_weights():
+    """Two rehearsals are compared table for table (the kill test), so their fixtures must be the same files."""
+    import native_fixtures as nf
+    import torch
+
+    for make in (nf.hed_sniklaus_state, nf.rcf_published_state):
+        first, again = make(width=0.0625), make(width=0.0625)
+        assert first.keys() == again.keys() and all(torch.equal(first[k], again[k]) for k in first)
+
+
 #: the default target's tables: Dark Side's, MDUIT's and DaCo's, and the suite's own two
 TABLES = {"table1", "table3", "table4", "table5", "table6", "table7", "table8", "mduit-table1", "findings",
           "instrument", *(f"daco-table{i}" for i in range(1, 7))}

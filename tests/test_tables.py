@@ -238,6 +238,8 @@ def test_a_new_family_gets_rows_in_tables_7_and_8(tmp_path, mini):
     (new,) = [r for r in t8.blocks[0].rows if r.extra]
     assert (new.method, new.recipe) == ("ToyGAN", "toygan")
     assert new.cells[0].display == "1:02:05" and new.cells[3].ours == 0.5
+    # the measured hours, and only they, are marked as what no two runs share
+    assert [c.wall_clock for c in new.cells] == [True, True, False, False]
     assert new.cells[3].note == params_cell_note(None, 0.5, 300_000)
     # no summary title: the family's name
     (tmp_path / "gans" / "toygan.json").write_text(json.dumps({"device": "cpu"}))

@@ -43,8 +43,8 @@ def build(name: str, spec: dict[str, Any], inputs: TableInputs, metrics: Metrics
         train_h, epoch_h, epochs, params = paper
         where = f"measured on {g.get('device', '?')}, {g['images_per_s']:.1f} images/s"
         millions = float(g["params_paper_millions"])
-        return [Cell(paper=train_h, ours=g["train_s"] / 3600, display=_hms(g["train_s"]), note=where),
-                Cell(paper=epoch_h, ours=g["epoch_s"] / 3600, display=_hms(g["epoch_s"]), note=where),
+        return [Cell(paper=train_h, ours=g["train_s"] / 3600, display=_hms(g["train_s"]), note=where, wall_clock=True),
+                Cell(paper=epoch_h, ours=g["epoch_s"] / 3600, display=_hms(g["epoch_s"]), note=where, wall_clock=True),
                 Cell(paper=epochs, ours=float(g["epochs"]), display=str(g["epochs"])),
                 Cell(paper=params, ours=millions, note=params_cell_note(params, millions, float(g["params_plain"])))]
 

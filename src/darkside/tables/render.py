@@ -24,6 +24,8 @@ The frame's (and the CSV's) columns, in this order:
 - ``diff``: ``ours - paper`` where both are numbers
 - ``display``: how the tables print ``ours`` where a plain number would mislead (Table 8's h:mm:ss), else empty
 - ``note``: why the cell is not produced, or a caveat (Markdown and LaTeX number the distinct notes)
+- ``wall_clock``: True where ``ours`` is a measured time (Table 8's training hours; its note gives the
+  throughput), which no two runs share; every other cell of a seed and preset reproduces byte for byte
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ if TYPE_CHECKING:
 
 #: the columns of :func:`table_frame` and of the CSV files, in order
 COLUMNS = ("table", "block", "block_title", "method", "recipe", "extra", "paired_data", "column", "paper", "ours",
-           "ci_low", "ci_high", "diff", "display", "note")
+           "ci_low", "ci_high", "diff", "display", "note", "wall_clock")
 EXTRA_MARK, PAIRED_DATA_MARK = "*", "!"
 LEGEND = {EXTRA_MARK: "not a row of the paper.",
           PAIRED_DATA_MARK: "uses paired day-night training data (N/D), as the paper marks it."}
@@ -56,6 +58,7 @@ class Cell:
     ci_high: float | None = None
     note: str = ""  # why the cell is not produced, or a caveat
     display: str | None = None  # how to print ``ours`` when a plain number would mislead (e.g. h:mm:ss)
+    wall_clock: bool = False  # ``ours`` (and the note) is a measured time: it differs from run to run
 
     @property
     def diff(self) -> float | None:
@@ -92,7 +95,8 @@ def table_frame(t: Table) -> pd.DataFrame:
     """The table as one long frame, one line per cell (the module docstring names its columns)."""
     lines = [{"table": t.name, "block": b.key, "block_title": b.title, "method": r.method, "recipe": r.recipe or "",
               "extra": r.extra, "paired_data": r.paired_data, "column": col, "paper": c.paper, "ours": c.ours,
-              "ci_low": c.ci_low, "ci_high": c.ci_high, "diff": c.diff, "display": c.display or "", "note": c.note}
+              "ci_low": c.ci_low, "ci_high": c.ci_high, "diff": c.diff, "display": c.display or "", "note": c.note,
+              "wall_clock": c.wall_clock}
              for b in t.blocks for r in b.rows for col, c in zip(t.columns, r.cells, strict=True)]
     frame = pd.DataFrame(lines, columns=list(COLUMNS))
     # the paper's column keeps its values as they are (numbers, Table 8's "0:39", None for '-'); the CSV then
@@ -100,7 +104,7 @@ def table_frame(t: Table) -> pd.DataFrame:
     frame["paper"] = pd.Series([c.paper for b in t.blocks for r in b.rows for c in r.cells], dtype=object)
     for col in ("ours", "ci_low", "ci_high", "diff"):
         frame[col] = frame[col].astype("float64")
-    frame = frame.astype({"extra": bool, "paired_data": bool})
+    frame = frame.astype({"extra": bool, "paired_data": bool, "wall_clock": bool})
     frame.attrs.update(name=t.name, title=t.title, columns=list(t.columns), footnotes=list(t.footnotes))
     return frame
 
