@@ -64,6 +64,8 @@ def pca_basis(X: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
     X = np.asarray(X, dtype=np.float64)
     mu = X.mean(axis=0)
     Xc = X - mu
+    # N < D (the rehearsal, any whitening set under D images): no D x D matrix. N >= D still builds one (8.6 GB
+    # at NetVLAD's 32,768-D), and X itself is N x D: the paper's sfm120k-whiten needs a sampled or incremental PCA
     gram = Xc.shape[0] < Xc.shape[1]
     eigval, eigvec = np.linalg.eigh(Xc @ Xc.T if gram else Xc.T @ Xc)
     order = np.argsort(eigval)[::-1]

@@ -484,7 +484,7 @@ def load_content_embedding(path: str | Path) -> tuple[ContentEmbedding, GanSetup
     """The content embedding a ``generator.pt`` carries (see :func:`save_generator`), rebuilt from the recorded
     setup, on the CPU in eval mode, with that setup; one-line errors."""
     p = Path(path)
-    obj = read_generator_file(p)
+    obj = _read_generator_file(p)
     setup = GanSetup.from_plain(obj["setup"], f"{p}:setup")
     cls = family_class(setup.family)
     model = cls.content_embedding(setup)
@@ -499,16 +499,16 @@ def load_content_embedding(path: str | Path) -> tuple[ContentEmbedding, GanSetup
     return model.eval(), setup
 
 
-def load_student(path: str | Path) -> nn.Module:
+def student_of(path: str | Path) -> nn.Module | None:
     """The night-adapted student detector a ``generator.pt`` carries (see :func:`save_generator`), rebuilt from
-    the recorded setup (its detector kind and geometry), on the CPU in eval mode; one-line errors."""
+    the recorded setup (its detector kind and geometry), on the CPU in eval mode; None when it carries none (a
+    family that trains no student); one-line errors."""
     p = Path(path)
-    obj = read_generator_file(p)
+    obj = _read_generator_file(p)
     setup = GanSetup.from_plain(obj["setup"], f"{p}:setup")
     kind = getattr(setup.settings, "detector", None)
     if "student_state_dict" not in obj or setup.detector is None or kind is None:
-        raise DarksideError(f"{p}: carries no student detector ({family_class(setup.family).title} trains none, "
-                            f"or the file was written before generator files carried it: retrain the family)")
+        return None
     model = build_detector(kind, setup.detector.width, setup.detector.input)
     try:
         model.load_state_dict(obj["student_state_dict"])
@@ -518,8 +518,16 @@ def load_student(path: str | Path) -> nn.Module:
     return model.eval()
 
 
-def read_generator_file(p: Path) -> dict[str, Any]:
-    """A darkside generator file's contents (weights and the setup that rebuilds them); one-line errors."""
+def load_student(path: str | Path) -> nn.Module:
+    """:func:`student_of`, where the file must carry a student (an edge embedding built on it)."""
+    if (model := student_of(path)) is None:
+        setup = GanSetup.from_plain(_read_generator_file(Path(path))["setup"], f"{path}:setup")
+        raise DarksideError(f"{path}: carries no student detector ({family_class(setup.family).title} trains none, "
+                            f"or the file was written before generator files carried it: retrain the family)")
+    return model
+
+
+def _read_generator_file(p: Path) -> dict[str, Any]:
     if not p.is_file():
         raise DarksideError(f"{p}: generator file does not exist")
     try:
@@ -558,7 +566,7 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu", night_t
     the generator from the recorded setup. ``night_to_day``: the family's night->day generator instead
     (test-time translation; one-line error for a one-way family)."""
     p = Path(path)
-    obj = read_generator_file(p)
+    obj = _read_generator_file(p)
     setup = GanSetup.from_plain(obj["setup"], f"{p}:setup")
     cls = family_class(setup.family)
     if night_to_day:

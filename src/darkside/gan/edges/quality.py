@@ -190,15 +190,11 @@ def run_student(run_dir: str | Path, device: torch.device | str = "cpu") -> nn.M
     """The night-adapted student detector (HED^N / RCF^N) of a finished generator run, from its declared
     ``generator.pt`` (its checkpoint is gone once the run finishes, and never reaches a DVC remote); None
     when the run's family trains none."""
-    from darkside.gan.family import generator_header, load_student
+    from darkside.gan.family import student_of
     from darkside.gan.train import GENERATOR
 
-    path = Path(run_dir) / GENERATOR
-    if not path.is_file():
-        raise DarksideError(f"{path}: generator file does not exist (train the family first)")
-    if "student_state_dict" not in generator_header(path):
-        return None
-    return load_student(path).to(torch.device(device))
+    student = student_of(Path(run_dir) / GENERATOR)
+    return None if student is None else student.to(torch.device(device))
 
 
 def night_students(run_dirs: Sequence[str | Path], device: torch.device | str = "cpu") -> dict[str, nn.Module]:
