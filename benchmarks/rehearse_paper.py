@@ -360,6 +360,8 @@ def reproducible_lines(table_csv: Path) -> list[str]:
 
     with table_csv.open(newline="") as f:
         rows = list(csv.reader(f))
+    if not rows or "wall_clock" not in rows[0]:
+        raise SystemExit(f"{table_csv}: no wall_clock column (a table written before it; rerun that rehearsal)")
     wall = rows[0].index("wall_clock")
     return [",".join(r) for r in rows if r[wall] != "True"]
 
