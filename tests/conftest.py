@@ -13,6 +13,16 @@ def repo_root() -> Path:
     return ROOT
 
 
+def load_benchmark(name: str):
+    """A script of ``benchmarks/`` as a module (they are run as files, not installed)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def pytest_configure(config):
     sys.path.insert(0, str(ROOT / "src"))
 

@@ -5,7 +5,6 @@ format, verified, extracted and imported, every generator family trained, every 
 the N/D pairs), whitened, extracted and scored, every table written, and each global-descriptor model's per-query
 Tokyo APs checked independently."""
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -15,14 +14,12 @@ import h5py
 import numpy as np
 import pytest
 import yaml
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
-def rehearsal(repo_root):
-    spec = importlib.util.spec_from_file_location("rehearse_paper", repo_root / "benchmarks" / "rehearse_paper.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def rehearsal():
+    return load_benchmark("rehearse_paper")
 
 
 def _files(tmp_path, negative):

@@ -1,21 +1,18 @@
 """benchmarks/seed_spread.py: the DAG's seed model names, per-seed matrices aligned by query id, and its rows (per-
 seed mAP, their spread, the first seeds' query interval and the seeds-and-queries interval)."""
 
-import importlib.util
 import json
 
 import numpy as np
 import pytest
+from conftest import load_benchmark
 
 from darkside.evaluate.bootstrap import paired_seed_query_ci
 
 
 @pytest.fixture(scope="module")
-def spread(repo_root):
-    spec = importlib.util.spec_from_file_location("seed_spread", repo_root / "benchmarks" / "seed_spread.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def spread():
+    return load_benchmark("seed_spread")
 
 
 def _write(root, model, ds, ids, ap, key="medium"):
