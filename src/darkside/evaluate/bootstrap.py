@@ -65,6 +65,12 @@ def bootstrap_mean_of_means(per_query: Sequence[np.ndarray], samples: int, seed:
     return (mean, *_interval(means, alpha))
 
 
+def _seed_weights(rng: np.random.Generator, rows: int, draws: int) -> np.ndarray:
+    """(draws, rows): each draw's share of every seed row when ``rows`` seeds are resampled with replacement."""
+    picks = rng.integers(0, rows, (draws, rows))
+    return np.apply_along_axis(np.bincount, 1, picks, minlength=rows) / rows
+
+
 def paired_seed_query_ci(a: np.ndarray, b: np.ndarray, samples: int, seed: int,
                          alpha: float = 0.05) -> tuple[float, float, float]:
     """(mean, lo, hi) of mean(a) - mean(b) over training seeds and queries, with an interval that resamples both.
@@ -93,11 +99,7 @@ def paired_seed_query_ci(a: np.ndarray, b: np.ndarray, samples: int, seed: int,
     step = max(1, _BATCH // max(n_q, 1))
     for s in range(0, samples, step):
         e = min(samples, s + step)
-        # per replicate: the mean over resampled seeds of every query, as seed counts times the rows
-        wa = np.apply_along_axis(np.bincount, 1, seed_a.integers(0, a.shape[0], (e - s, a.shape[0])),
-                                 minlength=a.shape[0]) / a.shape[0]
-        wb = np.apply_along_axis(np.bincount, 1, seed_b.integers(0, b.shape[0], (e - s, b.shape[0])),
-                                 minlength=b.shape[0]) / b.shape[0]
-        diff = wa @ a - wb @ b
+        # per replicate: the mean over resampled seeds of every query, as seed weights times the rows
+        diff = _seed_weights(seed_a, a.shape[0], e - s) @ a - _seed_weights(seed_b, b.shape[0], e - s) @ b
         out[s:e] = np.take_along_axis(diff, queries.integers(0, n_q, (e - s, n_q)), axis=1).mean(axis=1)
     return (mean, *_interval(out, alpha))
